@@ -1,0 +1,8 @@
+"""migtrans: interpretable multi-modal imaging genomics (SNPs + FNC + sMRI) with the MIGTrans model."""
+
+__version__ = "0.1.0"
+
+from ._errors import CohortError, MigtransError, ParameterError
+from .data import Cohort, load_cohort
+
+__all__ = ["Cohort", "CohortError", "MigtransError", "ParameterError", "__version__", "load_cohort"]

@@ -1,0 +1,235 @@
+"""`load_cohort`: every modality of a cohort, matched by subject id and validated."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._errors import CohortError
+from ._config import CohortSpec, read_cohort_spec
+from ._fnc import fnc_sources, read_fnc, read_nodes
+from ._genotypes import check_bed, read_bim, read_dosages, read_fam
+from ._phenotypes import read_phenotypes
+from ._smri import auto_mask, cache_voxels, check_grid, read_mask, smri_available, smri_path
+
+
+class CohortWarning(UserWarning):
+    """A subject was dropped or something in the inputs deserves a look."""
+
+
+@dataclass
+class Cohort:
+    """A loaded cohort: aligned arrays for every modality, one row per subject.
+
+    Attributes
+    ----------
+    subject_ids : ndarray of str, shape (n,)
+    labels : ndarray of int8, shape (n,)
+        1 for the positive label (e.g. SZ), 0 for the other (e.g. HC).
+    label_names : tuple of str
+        ``(negative, positive)`` label values as written in the phenotype file.
+    covariates : DataFrame
+        The covariate (and site) columns, indexed by subject id; numeric columns are float.
+    site : ndarray of str or None
+    genotypes : ndarray of float32, shape (n, m) or None
+        Allele-1 counts (PLINK convention, 0..2), NaN for missing calls.
+    snps : DataFrame or None
+        snp, chrom, cm, pos, a1, a2 — one row per genotype column.
+    fnc : ndarray of float32, shape (n, K, K) or None
+        Symmetric, diagonal 0.
+    nodes : DataFrame or None
+        name, domain, x, y, z — one row per FNC node.
+    voxels : memmap of float32, shape (n, V) or None
+        Masked gray-matter values, read-only, backed by a cache file.
+    mask : ndarray of bool (3D) or None
+    affine : ndarray (4, 4) or None
+    dropped : dict
+        Subject id -> why it was left out.
+    """
+
+    spec: CohortSpec
+    subject_ids: np.ndarray
+    labels: np.ndarray
+    label_names: tuple
+    covariates: pd.DataFrame
+    site: np.ndarray | None = None
+    genotypes: np.ndarray | None = None
+    snps: pd.DataFrame | None = None
+    fnc: np.ndarray | None = None
+    nodes: pd.DataFrame | None = None
+    voxels: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    affine: np.ndarray | None = None
+    dropped: dict = field(default_factory=dict)
+
+    @property
+    def n_subjects(self) -> int:
+        return len(self.subject_ids)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return self.spec.modalities
+
+    def input_files(self) -> list[Path]:
+        """Every file the cohort was read from (for checksums in a run manifest)."""
+        spec, files = self.spec, [self.spec.toml_path, self.spec.phenotypes.path]
+        if spec.genotypes:
+            files += [spec.genotypes.bfile.with_suffix(s) for s in (".bed", ".bim", ".fam")]
+        if spec.fnc:
+            files.append(spec.fnc.nodes)
+            if spec.fnc.path:
+                files += [spec.fnc.path] + ([spec.fnc.subjects] if spec.fnc.subjects else [])
+            else:
+                files += [Path(spec.fnc.template.format(subject_id=s)) for s in self.subject_ids]
+        if spec.smri:
+            files += [smri_path(spec.smri, s) for s in self.subject_ids]
+            if spec.smri.mask:
+                files.append(spec.smri.mask)
+        return files
+
+    def summary(self) -> str:
+        """A few human-readable lines describing the cohort."""
+        n_pos = int(self.labels.sum())
+        neg, pos = self.label_names
+        lines = [
+            f"cohort {self.spec.name!r} ({self.spec.toml_path})",
+            f"  subjects: {self.n_subjects} ({n_pos} {pos}, {self.n_subjects - n_pos} {neg})"
+            + (f", {len(self.dropped)} dropped" if self.dropped else ""),
+        ]
+        if self.site is not None:
+            sites, counts = np.unique(self.site, return_counts=True)
+            lines.append("  sites: " + ", ".join(f"{s} ({c})" for s, c in zip(sites, counts)))
+        if list(self.covariates.columns):
+            lines.append(f"  covariates: {', '.join(self.covariates.columns)}")
+        if self.genotypes is not None:
+            missing = float(np.isnan(self.genotypes).mean())
+            n_chrom = self.snps["chrom"].nunique()
+            lines.append(
+                f"  genotypes: {self.genotypes.shape[1]} SNPs on {n_chrom} chromosomes "
+                f"({self.spec.genotypes.build}), {missing:.3%} missing calls"
+            )
+        if self.fnc is not None:
+            domains = self.nodes["domain"].value_counts(sort=False)
+            lines.append(
+                f"  fnc: {self.fnc.shape[1]} nodes in {len(domains)} domains ("
+                + ", ".join(f"{d} {c}" for d, c in domains.items())
+                + ")"
+            )
+        if self.voxels is not None:
+            zooms = np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
+            lines.append(
+                f"  smri: grid {self.mask.shape} at {'x'.join(f'{z:g}' for z in zooms)} mm, "
+                f"{self.voxels.shape[1]} voxels in mask"
+            )
+        return "\n".join(lines)
+
+
+def _match(universe, sources, strict, toml_path):
+    """Keep subjects present in every source; say who was dropped and why."""
+    dropped = {}
+    for modality, (ids, where) in sources.items():
+        have = set(ids)
+        for subject in universe:
+            if subject not in have and subject not in dropped:
+                if strict:
+                    raise CohortError(f"subject has no {modality} data (strict mode)", file=where, subject=subject)
+                dropped[subject] = f"no {modality} data"
+    kept = [s for s in universe if s not in dropped]
+    if dropped:
+        names = ", ".join(list(dropped)[:10]) + (" ..." if len(dropped) > 10 else "")
+        warnings.warn(
+            f"{toml_path}: {len(dropped)} subject(s) dropped for missing a modality: {names}",
+            CohortWarning,
+            stacklevel=3,
+        )
+    return kept, dropped
+
+
+def load_cohort(path, *, strict=None, cache_dir=None) -> Cohort:
+    """Load and validate a cohort described by a TOML file (DESIGN §3).
+
+    Everything is checked before anything is returned; any problem raises a
+    `CohortError` naming the file, the subject or column, and what is wrong.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The cohort TOML file.
+    strict : bool, optional
+        Make a subject missing from a modality an error instead of a warning.
+        Defaults to the file's ``cohort.strict`` (false).
+    cache_dir : str or path-like, optional
+        Where the memory-mapped sMRI voxel cache lives (default
+        ``$MIGTRANS_CACHE_DIR`` or a folder in the system temp dir).
+
+    Returns
+    -------
+    Cohort
+
+    Examples
+    --------
+    >>> from migtrans.simulate import simulate_cohort
+    >>> sim = simulate_cohort(tmp_path / "c", n_subjects=40, n_snps=200, seed=0, resolution=8)  # doctest: +SKIP
+    >>> cohort = load_cohort(sim.toml_path)  # doctest: +SKIP
+    >>> cohort.genotypes.shape  # doctest: +SKIP
+    (40, 200)
+    """
+    spec = read_cohort_spec(path)
+    strict = spec.strict if strict is None else bool(strict)
+    covariates, labels, label_names = read_phenotypes(spec.phenotypes)
+    universe = list(covariates.index)
+
+    sources = {}
+    if spec.genotypes:
+        bfile = spec.genotypes.bfile
+        fam, bim = read_fam(bfile), read_bim(bfile)
+        bed = check_bed(bfile, len(fam), len(bim))
+        dup = fam["iid"][fam["iid"].duplicated()]
+        if len(dup):
+            raise CohortError("duplicate subject id (IID)", file=bfile.with_suffix(".fam"), subject=dup.iloc[0])
+        sources["genotype"] = (list(fam["iid"]), bfile.with_suffix(".fam"))
+    if spec.fnc:
+        nodes = read_nodes(spec.fnc.nodes)
+        fnc_ids, fnc_handle = fnc_sources(spec.fnc, universe)
+        sources["FNC"] = (fnc_ids, spec.fnc.subjects or spec.fnc.template)
+    if spec.smri:
+        sources["sMRI"] = (smri_available(spec.smri, universe), spec.smri.template)
+
+    subjects, dropped = _match(universe, sources, strict, spec.toml_path)
+    if not subjects:
+        raise CohortError("no subject has every modality", file=spec.toml_path)
+    labels = labels.loc[subjects].to_numpy(np.int8)
+    if labels.min() == labels.max():
+        raise CohortError(
+            f"after matching subjects across modalities only one class is left ({label_names[labels[0]]!r})",
+            file=spec.toml_path,
+        )
+
+    cohort = Cohort(
+        spec=spec,
+        subject_ids=np.asarray(subjects, dtype=str),
+        labels=labels,
+        label_names=label_names,
+        covariates=covariates.loc[subjects, [c for c in covariates.columns if c in spec.phenotypes.covariates]],
+        site=(covariates.loc[subjects, spec.phenotypes.site_column].to_numpy(str)
+              if spec.phenotypes.site_column else None),
+        dropped=dropped,
+    )
+    if spec.fnc:
+        cohort.nodes = nodes
+        cohort.fnc = read_fnc(spec.fnc, fnc_handle, subjects, len(nodes))
+    if spec.smri:
+        shape, affine = check_grid(spec.smri, subjects)
+        mask = read_mask(spec.smri, shape, affine) if spec.smri.mask else auto_mask(spec.smri, subjects, shape)
+        cohort.mask, cohort.affine = mask, affine
+        cohort.voxels = cache_voxels(spec.smri, subjects, mask, cache_dir)
+    if spec.genotypes:
+        row = {s: i for i, s in enumerate(fam["iid"])}
+        rows = np.array([row[s] for s in subjects], dtype=np.int64)
+        cohort.snps = bim.reset_index(drop=True)
+        cohort.genotypes = read_dosages(bed, len(fam), len(bim), rows)
+    return cohort

@@ -1,0 +1,238 @@
+"""Read a cohort TOML file into a validated `CohortSpec` (paths resolved relative to the file)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .._errors import CohortError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+# Every key a cohort file may hold; anything else is a typo we report rather than ignore.
+_ALLOWED = {
+    "cohort": {"name", "strict"},
+    "phenotypes": {"path", "id_column", "label_column", "positive_label", "covariates", "site_column"},
+    "genotypes": {"bfile", "build"},
+    "fnc": {"path", "subjects", "template", "nodes"},
+    "smri": {"template", "mask", "mask_threshold"},
+}
+_REQUIRED = {
+    "phenotypes": {"path", "id_column", "label_column", "positive_label"},
+    "genotypes": {"bfile"},
+    "fnc": {"nodes"},
+    "smri": {"template"},
+}
+_BUILDS = ("GRCh37", "GRCh38")
+
+
+@dataclass(frozen=True)
+class PhenotypeSpec:
+    path: Path
+    id_column: str
+    label_column: str
+    positive_label: str
+    covariates: tuple[str, ...] = ()
+    site_column: str | None = None
+
+
+@dataclass(frozen=True)
+class GenotypeSpec:
+    bfile: Path
+    build: str = "GRCh37"
+
+
+@dataclass(frozen=True)
+class FncSpec:
+    nodes: Path
+    path: Path | None = None
+    subjects: Path | None = None
+    template: str | None = None  # absolute path template containing "{subject_id}"
+
+
+@dataclass(frozen=True)
+class SmriSpec:
+    template: str  # absolute path template containing "{subject_id}"
+    mask: Path | None = None  # None means "auto"
+    mask_threshold: float = 0.2
+
+
+@dataclass(frozen=True)
+class CohortSpec:
+    """Everything a cohort TOML file says, validated and with absolute paths."""
+
+    toml_path: Path
+    phenotypes: PhenotypeSpec
+    genotypes: GenotypeSpec | None = None
+    fnc: FncSpec | None = None
+    smri: SmriSpec | None = None
+    name: str = ""
+    strict: bool = False
+    modalities: tuple[str, ...] = field(default=())
+
+
+def _expect(value, kind, toml_path, key, what):
+    if not isinstance(value, kind):
+        raise CohortError(f"key '{key}' must be {what}, found {value!r}", file=toml_path)
+    return value
+
+
+def read_cohort_spec(toml_path) -> CohortSpec:
+    """Parse and validate a cohort TOML file.
+
+    Parameters
+    ----------
+    toml_path : str or path-like
+        The cohort description (DESIGN §3). Relative paths inside it are taken
+        relative to its folder.
+
+    Returns
+    -------
+    CohortSpec
+    """
+    toml_path = Path(toml_path).expanduser().resolve()
+    if not toml_path.is_file():
+        raise CohortError("cohort file not found", file=toml_path)
+    try:
+        raw = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CohortError(f"not valid TOML ({exc})", file=toml_path) from None
+
+    unknown = sorted(set(raw) - set(_ALLOWED))
+    if unknown:
+        raise CohortError(
+            f"unknown section [{unknown[0]}]; allowed sections: {', '.join(sorted(_ALLOWED))}",
+            file=toml_path,
+        )
+    for section, table in raw.items():
+        if not isinstance(table, dict):
+            raise CohortError(f"'{section}' must be a [section] table", file=toml_path)
+        bad = sorted(set(table) - _ALLOWED[section])
+        if bad:
+            raise CohortError(
+                f"unknown key '{section}.{bad[0]}'; allowed keys in [{section}]: "
+                f"{', '.join(sorted(_ALLOWED[section]))}",
+                file=toml_path,
+            )
+        missing = sorted(_REQUIRED.get(section, set()) - set(table))
+        if missing:
+            raise CohortError(f"missing key '{section}.{missing[0]}'", file=toml_path)
+    if "phenotypes" not in raw:
+        raise CohortError("missing section [phenotypes]", file=toml_path)
+    if not {"genotypes", "fnc", "smri"} & set(raw):
+        raise CohortError(
+            "no modality: give at least one of [genotypes], [fnc], [smri]", file=toml_path
+        )
+
+    base = toml_path.parent
+
+    def path_of(section, key, table):
+        value = _expect(table[key], str, toml_path, f"{section}.{key}", "a path string")
+        return (base / Path(value).expanduser()).resolve()
+
+    def template_of(section, key, table):
+        value = _expect(table[key], str, toml_path, f"{section}.{key}", "a path template string")
+        if "{subject_id}" not in value:
+            raise CohortError(
+                f"key '{section}.{key}' must contain '{{subject_id}}', found {value!r}",
+                file=toml_path,
+            )
+        return str(base / Path(value).expanduser())
+
+    p = raw["phenotypes"]
+    covariates = p.get("covariates", [])
+    if not (isinstance(covariates, list) and all(isinstance(c, str) for c in covariates)):
+        raise CohortError(
+            f"key 'phenotypes.covariates' must be a list of column names, found {covariates!r}",
+            file=toml_path,
+        )
+    for key in ("id_column", "label_column", "site_column"):
+        if key in p:
+            _expect(p[key], str, toml_path, f"phenotypes.{key}", "a column name")
+    positive = p["positive_label"]
+    if isinstance(positive, bool) or not isinstance(positive, (str, int)):
+        raise CohortError(
+            f"key 'phenotypes.positive_label' must be a string or integer, found {positive!r}",
+            file=toml_path,
+        )
+    phenotypes = PhenotypeSpec(
+        path=path_of("phenotypes", "path", p),
+        id_column=p["id_column"],
+        label_column=p["label_column"],
+        positive_label=str(positive),
+        covariates=tuple(covariates),
+        site_column=p.get("site_column"),
+    )
+
+    genotypes = None
+    if "genotypes" in raw:
+        g = raw["genotypes"]
+        bfile = path_of("genotypes", "bfile", g)
+        if bfile.suffix in (".bed", ".bim", ".fam"):
+            bfile = bfile.with_suffix("")
+        build = g.get("build", "GRCh37")
+        if build not in _BUILDS:
+            raise CohortError(
+                f"key 'genotypes.build' must be one of {', '.join(_BUILDS)}, found {build!r}",
+                file=toml_path,
+            )
+        genotypes = GenotypeSpec(bfile=bfile, build=build)
+
+    fnc = None
+    if "fnc" in raw:
+        f = raw["fnc"]
+        has_path, has_template = "path" in f, "template" in f
+        if has_path == has_template:
+            raise CohortError(
+                "[fnc] needs exactly one of 'path' (stacked file + 'subjects') or 'template' "
+                "(one file per subject)",
+                file=toml_path,
+            )
+        if has_path and "subjects" not in f and not str(f["path"]).endswith(".npz"):
+            raise CohortError(
+                "[fnc] 'path' needs 'subjects' (a text file with the subject id of each row)",
+                file=toml_path,
+            )
+        fnc = FncSpec(
+            nodes=path_of("fnc", "nodes", f),
+            path=path_of("fnc", "path", f) if has_path else None,
+            subjects=path_of("fnc", "subjects", f) if "subjects" in f else None,
+            template=template_of("fnc", "template", f) if has_template else None,
+        )
+
+    smri = None
+    if "smri" in raw:
+        s = raw["smri"]
+        mask = s.get("mask", "auto")
+        _expect(mask, str, toml_path, "smri.mask", "'auto' or a NIfTI path")
+        threshold = s.get("mask_threshold", 0.2)
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+            raise CohortError(
+                f"key 'smri.mask_threshold' must be a number, found {threshold!r}", file=toml_path
+            )
+        smri = SmriSpec(
+            template=template_of("smri", "template", s),
+            mask=None if mask == "auto" else path_of("smri", "mask", s),
+            mask_threshold=float(threshold),
+        )
+
+    c = raw.get("cohort", {})
+    strict = c.get("strict", False)
+    _expect(strict, bool, toml_path, "cohort.strict", "true or false")
+    name = c.get("name", toml_path.parent.name)
+    _expect(name, str, toml_path, "cohort.name", "a string")
+    modalities = tuple(m for m, spec in (("snp", genotypes), ("fnc", fnc), ("smri", smri)) if spec)
+    return CohortSpec(
+        toml_path=toml_path,
+        phenotypes=phenotypes,
+        genotypes=genotypes,
+        fnc=fnc,
+        smri=smri,
+        name=name,
+        strict=strict,
+        modalities=modalities,
+    )

@@ -1,0 +1,125 @@
+"""Shared fixtures: a seeded rng, the Agg backend, and a tiny hand-written cohort with odd sizes
+(12 subjects, 31 SNPs, 5 FNC nodes, 7 x 8 x 9 volumes) so that a transposed axis fails loudly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+
+N_SUBJECTS, N_SNPS, N_NODES, GRID = 12, 31, 5, (7, 8, 9)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test gets its own sMRI voxel cache folder."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("MIGTRANS_CACHE_DIR", str(cache))
+    return cache
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def write_tiny_cohort(folder, seed=0):
+    """Write a small valid cohort in the real formats; return (toml path, the arrays written)."""
+    import nibabel as nib
+    from bed_reader import to_bed
+
+    folder = Path(folder)
+    (folder / "smri").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    ids = [f"s{i:02d}" for i in range(N_SUBJECTS)]
+    labels = np.array(["SZ", "HC"] * (N_SUBJECTS // 2))
+    rng.shuffle(labels)
+    lines = ["subject_id\tdiagnosis\tage\tsex\tsite"]
+    for i, s in enumerate(ids):
+        lines.append(f"{s}\t{labels[i]}\t{30 + i}\t{'MF'[i % 2]}\tsite{i % 2 + 1}")
+    (folder / "phenotypes.tsv").write_text("\n".join(lines) + "\n")
+
+    dosages = rng.integers(0, 3, size=(N_SUBJECTS, N_SNPS)).astype(np.float32)
+    dosages[3, 4] = np.nan
+    to_bed(
+        folder / "genotypes.bed",
+        dosages,
+        properties={
+            "fid": ids,
+            "iid": ids,
+            "sid": [f"rs{100 + j}" for j in range(N_SNPS)],
+            "chromosome": ["1"] * 20 + ["2"] * (N_SNPS - 20),
+            "bp_position": np.arange(1, N_SNPS + 1) * 1000,
+            "allele_1": ["A"] * N_SNPS,
+            "allele_2": ["G"] * N_SNPS,
+        },
+    )
+
+    a = rng.normal(0, 0.3, size=(N_SUBJECTS, N_NODES, N_NODES)).astype(np.float32)
+    fnc = (a + a.transpose(0, 2, 1)) / 2
+    fnc[:, np.arange(N_NODES), np.arange(N_NODES)] = 0
+    np.save(folder / "fnc.npy", fnc)
+    (folder / "fnc_subjects.txt").write_text("\n".join(ids) + "\n")
+    node_lines = ["name\tdomain\tx\ty\tz"] + [f"n{k}\t{'ABCDE'[k]}\t{k}\t{-k}\t{2 * k}" for k in range(N_NODES)]
+    (folder / "fnc_nodes.tsv").write_text("\n".join(node_lines) + "\n")
+
+    affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    affine[:3, 3] = [-10, -12, -14]
+    base = np.zeros(GRID, dtype=np.float32)
+    base[1:-1, 1:-1, 1:-1] = 0.6
+    volumes = []
+    for s in ids:
+        vol = np.clip(base + rng.normal(0, 0.05, GRID).astype(np.float32) * (base > 0), 0, 1)
+        volumes.append(vol)
+        nib.save(nib.Nifti1Image(vol, affine), folder / "smri" / f"{s}.nii.gz")
+
+    (folder / "cohort.toml").write_text(
+        """[phenotypes]
+path = "phenotypes.tsv"
+id_column = "subject_id"
+label_column = "diagnosis"
+positive_label = "SZ"
+covariates = ["age", "sex", "site"]
+site_column = "site"
+
+[genotypes]
+bfile = "genotypes"
+build = "GRCh37"
+
+[fnc]
+path = "fnc.npy"
+subjects = "fnc_subjects.txt"
+nodes = "fnc_nodes.tsv"
+
+[smri]
+template = "smri/{subject_id}.nii.gz"
+mask = "auto"
+"""
+    )
+    arrays = {"ids": ids, "labels": labels, "dosages": dosages, "fnc": fnc, "volumes": np.stack(volumes),
+              "affine": affine}
+    return folder / "cohort.toml", arrays
+
+
+@pytest.fixture
+def tiny_cohort(tmp_path):
+    """(toml path, arrays) of a freshly written tiny cohort."""
+    return write_tiny_cohort(tmp_path / "tiny")
+
+
+def files_under(folder) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*") if p.is_file())
+
+
