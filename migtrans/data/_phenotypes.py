@@ -55,7 +55,9 @@ def read_phenotypes(spec: PhenotypeSpec):
     missing = raw_labels[raw_labels.isin(["", "NA", "NaN", "nan"])]
     if len(missing):
         raise CohortError("missing label", file=path, subject=missing.index[0], column=spec.label_column)
-    others = sorted(set(raw_labels) - {spec.positive_label})
+    # The "other" label is the commonest non-positive value; any rarer one is the stray.
+    counts = raw_labels[raw_labels != spec.positive_label].value_counts()
+    others = sorted(counts.index, key=lambda v: (-counts[v], v))
     if spec.positive_label not in set(raw_labels) or not others:
         found = ", ".join(repr(v) for v in sorted(set(raw_labels)))
         raise CohortError(
