@@ -1,0 +1,83 @@
+"""Simulate static FNC matrices (Fisher z) with domain structure, planted edges and site offsets."""
+
+from __future__ import annotations
+
+import numpy as np
+
+N_TIMEPOINTS = 150  # length of the simulated time series behind each matrix (sets sampling noise)
+EDGE_EFFECT = 0.12  # Fisher-z shift per SD of the FNC latent score
+SITE_SD = 0.03  # SD of the per-site offset of every edge (scanner effect)
+# Domain pairs of the planted edges; directions alternate so both signs are present.
+PLANTED_DOMAIN_PAIRS = (("SC", "CC"), ("DM", "CC"), ("AU", "SM"), ("DM", "DM"), ("SC", "DM"), ("VI", "SM"))
+
+
+def population_loadings(rng, domains):
+    """Factor loadings giving within-domain correlation (~0.3-0.5) and weak between-domain coupling."""
+    names = list(dict.fromkeys(domains))
+    k = len(domains)
+    member = np.array([[d == name for name in names] for d in domains], dtype=float)
+    # One factor per domain plus a global factor; loadings vary per node.
+    within = member * rng.uniform(0.5, 0.75, size=(k, 1))
+    coupling = rng.normal(0.0, 0.12, size=(len(names), len(names)))
+    between = within @ coupling * (1 - member)
+    glob = rng.uniform(0.1, 0.3, size=(k, 1))
+    return np.hstack([within + between, glob])
+
+
+def plant_edges(rng, nodes):
+    """Choose the planted edges: one per domain pair, random nodes, alternating direction."""
+    domains = nodes["domain"].to_numpy()
+    edges = []
+    used = set()
+    for e, (da, db) in enumerate(PLANTED_DOMAIN_PAIRS):
+        while True:
+            i = int(rng.choice(np.flatnonzero(domains == da)))
+            j = int(rng.choice(np.flatnonzero(domains == db)))
+            key = (min(i, j), max(i, j))
+            if i != j and key not in used:
+                break
+        used.add(key)
+        i, j = key
+        edges.append(
+            {
+                "i": i,
+                "j": j,
+                "node_i": nodes["name"].iloc[i],
+                "node_j": nodes["name"].iloc[j],
+                "domain_i": domains[i],
+                "domain_j": domains[j],
+                "direction": "increase" if e % 2 == 0 else "decrease",
+                "effect": EDGE_EFFECT,
+            }
+        )
+    return edges
+
+
+def simulate_fnc(rng, nodes, z_fnc, edges, sites, n_sites):
+    """Return FNC matrices, float32 (n_subjects, K, K), symmetric with a zero diagonal.
+
+    Each subject's matrix is the Fisher z of the correlation of a simulated time series (subject-level
+    loadings around population loadings), plus ``effect * z_fnc`` on the planted edges (sign by
+    direction) and a per-site offset.
+    """
+    n, k = len(z_fnc), len(nodes)
+    loadings = population_loadings(rng, nodes["domain"].to_numpy())
+    site_offset = rng.normal(0.0, SITE_SD, size=(n_sites, k, k)) if n_sites > 1 else np.zeros((1, k, k))
+    site_offset = np.triu(site_offset, 1)
+    site_offset = site_offset + site_offset.transpose(0, 2, 1)
+    out = np.empty((n, k, k), dtype=np.float32)
+    iu = np.triu_indices(k, 1)
+    for s in range(n):
+        lam = loadings + rng.normal(0.0, 0.1, size=loadings.shape)
+        factors = rng.standard_normal((N_TIMEPOINTS, lam.shape[1]))
+        ts = factors @ lam.T + rng.standard_normal((N_TIMEPOINTS, k))
+        r = np.corrcoef(ts, rowvar=False)
+        z = np.zeros((k, k))
+        z[iu] = np.arctanh(np.clip(r[iu], -0.999, 0.999))
+        for edge in edges:
+            sign = 1.0 if edge["direction"] == "increase" else -1.0
+            z[edge["i"], edge["j"]] += sign * edge["effect"] * z_fnc[s]
+        z = z + z.T + site_offset[sites[s]]
+        np.fill_diagonal(z, 0.0)
+        out[s] = z
+    return out

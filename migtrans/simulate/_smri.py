@@ -1,0 +1,116 @@
+"""Simulate gray-matter maps from nilearn's MNI152 GM template with planted regional reductions."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from functools import lru_cache
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+from migtrans.atlases import load_atlas, resample_atlas
+
+MASK_THRESHOLD = 0.2  # template GM probability defining the mask
+GLOBAL_SD = 0.04  # SD of the per-subject global GM scale
+NOISE_SD = 0.05  # amplitude of the smooth spatial noise (GM units)
+NOISE_FWHM_MM = 8.0
+AGE_SLOPE = -0.002  # relative GM change per year around age 35 (mild atrophy with age)
+SITE_SD = 0.02  # SD of the per-site relative intensity scale
+REGION_EFFECT = 0.06  # relative GM reduction per SD of the sMRI latent score
+# Planted AAL regions (left/right picked on purpose so hemispheres differ).
+PLANTED_REGIONS = ("Hippocampus_L", "Temporal_Sup_L", "Insula_R", "Thalamus_R")
+
+
+@lru_cache(maxsize=2)
+def _template(resolution):
+    """GM template on an isotropic grid of ``resolution`` mm (cached per resolution)."""
+    from nilearn import datasets, image
+
+    if float(resolution).is_integer():
+        img = datasets.load_mni152_gm_template(resolution=int(resolution))
+    else:
+        # nilearn only takes whole-mm resolutions: resample the 1 mm template.
+        src = datasets.load_mni152_gm_template(resolution=1)
+        shape = np.ceil(np.array(src.shape) / resolution).astype(int)
+        affine = src.affine.copy()
+        affine[:3, :3] = np.diag([resolution] * 3)
+        img = image.resample_img(
+            src,
+            target_affine=affine,
+            target_shape=tuple(shape),
+            interpolation="continuous",
+            force_resample=True,
+            copy_header=True,
+        )
+    data = np.clip(np.asarray(img.get_fdata(), dtype=np.float32), 0.0, 1.0)
+    return data, img.affine.copy()
+
+
+def template(resolution):
+    """Return (GM template float32 3D array, affine) at ``resolution`` mm."""
+    data, affine = _template(float(resolution))
+    return data.copy(), affine.copy()
+
+
+def plant_regions(template_data, affine, mask):
+    """Locate the planted AAL regions on the template grid; returns a list of region dicts."""
+    atlas, labels = load_atlas("aal")
+    grid = np.asarray(resample_atlas(atlas, affine, template_data.shape).dataobj)
+    regions = []
+    for name in PLANTED_REGIONS:
+        index = int(labels.loc[labels["name"] == name, "index"].iloc[0])
+        in_region = (grid == index) & mask
+        regions.append(
+            {
+                "region": name,
+                "atlas": "AAL",
+                "label": index,
+                "direction": "decrease",
+                "effect": REGION_EFFECT,
+                "n_voxels": int(in_region.sum()),
+                "_voxels": in_region,
+            }
+        )
+    return regions
+
+
+def _smooth_noise(rng, shape, resolution):
+    # Noise is drawn on a coarse grid and upsampled: smooth like a filtered field, but far cheaper
+    # than filtering white noise at 1.5 mm.
+    step = max(1, int(round(NOISE_FWHM_MM / 2 / resolution)))
+    coarse_shape = tuple(int(np.ceil(s / step)) + 1 for s in shape)
+    coarse = rng.standard_normal(coarse_shape).astype(np.float32)
+    coarse = ndimage.gaussian_filter(coarse, sigma=0.7)
+    coarse /= coarse.std()
+    zoomed = ndimage.zoom(coarse, step, order=1, prefilter=False)
+    return zoomed[: shape[0], : shape[1], : shape[2]]
+
+
+def subject_volume(rng, tpl, resolution, region_weight, z_smri, age, site_scale):
+    """One subject's GM map (float32, in [0, 1]).
+
+    ``region_weight`` is the 3D map of planted regions (1 inside, 0 outside); higher ``z_smri``
+    means less gray matter there.
+    """
+    scale = rng.normal(1.0, GLOBAL_SD) * site_scale * (1.0 + AGE_SLOPE * (age - 35.0))
+    vol = tpl * np.float32(scale)
+    vol *= 1.0 - np.float32(REGION_EFFECT * z_smri) * region_weight
+    vol += np.float32(NOISE_SD) * _smooth_noise(rng, tpl.shape, resolution) * (tpl > 0.01)
+    np.clip(vol, 0.0, 1.0, out=vol)
+    return vol
+
+
+def nifti_gz_bytes(data, affine):
+    """Serialize a NIfTI image as gzip bytes with a zero mtime (same data => same bytes)."""
+    img = nib.Nifti1Image(data, affine)
+    img.header.set_xyzt_units("mm")
+    img.set_qform(affine, code=4)  # MNI
+    img.set_sform(affine, code=4)
+    buf = io.BytesIO()
+    with gzip.GzipFile(
+        filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=1
+    ) as gz:
+        gz.write(img.to_bytes())
+    return buf.getvalue()
