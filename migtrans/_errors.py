@@ -45,3 +45,7 @@ class CohortError(MigtransError):
 
 class ParameterError(MigtransError, ValueError):
     """An option or function argument has an invalid value."""
+
+
+class RunError(MigtransError):
+    """A run folder is missing pieces, inconsistent, or holds a file we refuse to load."""

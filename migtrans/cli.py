@@ -64,6 +64,44 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:
+    from .training import TrainConfig, compare_runs, format_comparison, train
+
+    overrides = {k: v for k, v in {
+        "n_folds": args.folds, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+        "device": args.device, "seed": args.seed, "model": args.model,
+        "modalities": tuple(m.strip() for m in args.modalities.split(",")) if args.modalities else None,
+    }.items() if v is not None}
+    if args.no_amp:
+        overrides["amp"] = False
+    config = TrainConfig(**overrides)
+    result = train(args.cohort, args.out, config, resume=args.resume, overwrite=args.overwrite,
+                   progress=not args.quiet, argv=["migtrans", *args.argv])
+    if not _is_worker():
+        print(format_comparison(compare_runs([result.out_dir])))
+        print(f"run written to {result.out_dir}")
+    return 0
+
+
+def _is_worker() -> bool:
+    import os
+
+    return int(os.environ.get("RANK", "0")) != 0
+
+
+def _cmd_compare(args) -> int:
+    from .training import compare_runs, format_comparison
+
+    table = compare_runs(args.runs)
+    print(format_comparison(table))
+    if args.out:
+        from ._io import atomic_write_text
+
+        atomic_write_text(args.out, table.to_csv(index=False, float_format="%.17g"))
+        print(f"table written to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -91,13 +129,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("cohort", help="cohort TOML file")
     p.add_argument("--strict", action="store_true", help="a subject missing a modality is an error")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("train", help="cross-validate MIGTrans (or a baseline) on a cohort")
+    p.add_argument("cohort", help="cohort TOML file")
+    p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--folds", type=int, help="outer cross-validation folds (default 5)")
+    p.add_argument("--epochs", type=int, help="maximum epochs per fold (default 30)")
+    p.add_argument("--batch-size", type=int, help="batch size (default 32)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
+    p.add_argument("--modalities", help="comma-separated subset of snp,fnc,smri (default all three)")
+    p.add_argument("--model", choices=["migtrans", "logistic", "svm", "mlp"], help="default migtrans")
+    p.add_argument("--device", help="auto (default), cpu or cuda[:i]")
+    p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run, keeping finished folds")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("compare", help="one table of mean ± SD metrics across run folders")
+    p.add_argument("runs", nargs="+", help="run folders")
+    p.add_argument("--out", help="also write the table as CSV")
+    p.set_defaults(func=_cmd_compare)
     return parser
 
 
 def main(argv=None) -> int:
     """Entry point of the `migtrans` command; returns the exit status."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

@@ -1,0 +1,12 @@
+"""Cross-validated training of MIGTrans and baselines, run folders, and their comparison."""
+
+from ._checkpoint import Run, fold_of_subjects, load_fold, load_state_dict, open_run
+from ._compare import compare_runs, format_comparison
+from ._config import TrainConfig
+from ._metrics import classification_metrics, metrics_table
+from ._run import RunResult, train
+
+__all__ = [
+    "Run", "RunResult", "TrainConfig", "classification_metrics", "compare_runs", "fold_of_subjects",
+    "format_comparison", "load_fold", "load_state_dict", "metrics_table", "open_run", "train",
+]

@@ -1,0 +1,36 @@
+"""`compare_runs`: one table of mean ± SD metrics across run folders."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ._checkpoint import open_run
+from ._metrics import METRIC_COLUMNS
+
+
+def compare_runs(paths) -> pd.DataFrame:
+    """One row per run: name, model, modalities, folds, then ``<metric>_mean`` and ``<metric>_sd``."""
+    rows = []
+    for path in paths:
+        run = open_run(path)
+        table = pd.read_csv(run.path / "metrics.csv", dtype={"fold": str}).set_index("fold")
+        row = {"run": run.path.name, "model": run.train.model, "modalities": "+".join(run.train.modalities),
+               "folds": run.n_folds}
+        for metric in METRIC_COLUMNS:
+            row[f"{metric}_mean"] = table.loc["mean", metric]
+            row[f"{metric}_sd"] = table.loc["sd", metric]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_comparison(table: pd.DataFrame) -> str:
+    """A Markdown table with ``mean ± sd`` cells (percent for every metric but AUC)."""
+    header = ["run", "model", "modalities", *METRIC_COLUMNS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in table.iterrows():
+        cells = [str(row["run"]), str(row["model"]), str(row["modalities"])]
+        for metric in METRIC_COLUMNS:
+            mean, sd = row[f"{metric}_mean"], row[f"{metric}_sd"]
+            cells.append(f"{mean:.3f} ± {sd:.3f}" if metric == "roc_auc" else f"{100 * mean:.1f} ± {100 * sd:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,104 @@
+"""`TrainConfig`: every training choice, with documented defaults, saved with each run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from .._errors import ParameterError
+
+MODALITIES = ("snp", "fnc", "smri")
+
+
+@dataclass
+class TrainConfig:
+    """How a run is trained and evaluated.
+
+    Parameters
+    ----------
+    modalities : tuple of str
+        Subset of ("snp", "fnc", "smri") fed to the model (ablations use fewer).
+    n_folds : int
+        Outer stratified folds (label x site when the cohort has a site column).
+    epochs : int
+        Maximum epochs per fold.
+    batch_size : int
+    lr : float
+        Peak AdamW learning rate (after linear warm-up, then cosine decay to 0).
+    weight_decay : float
+    warmup_epochs : int
+    patience : int
+        Early stopping: epochs without improvement of the validation loss.
+    val_fraction : float
+        Share of each training fold held out (stratified) for early stopping.
+    label_smoothing : float
+    window_kb, max_snps_per_locus : float, int
+        Locus partition of the SNPs (contiguous windows on a chromosome).
+    device : str
+        "auto" (CUDA when available, else CPU), "cpu" or "cuda[:i]".
+    amp : bool
+        Mixed precision on CUDA (ignored on CPU).
+    seed : int
+        One seed reproduces folds, initialisation and batches.
+    model : str
+        "migtrans" or a baseline: "logistic", "svm", "mlp".
+    """
+
+    modalities: tuple = MODALITIES
+    n_folds: int = 5
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    warmup_epochs: int = 2
+    patience: int = 8
+    val_fraction: float = 0.15
+    label_smoothing: float = 0.1
+    window_kb: float = 250.0
+    max_snps_per_locus: int = 64
+    device: str = "auto"
+    amp: bool = True
+    seed: int = 0
+    model: str = "migtrans"
+
+    def __post_init__(self):
+        self.modalities = tuple(self.modalities)
+        bad = [m for m in self.modalities if m not in MODALITIES]
+        if not self.modalities or bad or len(set(self.modalities)) != len(self.modalities):
+            raise ParameterError(
+                f"modalities: expected a non-empty subset of {', '.join(MODALITIES)}, found {self.modalities}"
+            )
+        # keep a canonical order so that "fnc,snp" and "snp,fnc" are the same run
+        self.modalities = tuple(m for m in MODALITIES if m in self.modalities)
+        for name in ("n_folds", "epochs", "batch_size", "patience", "max_snps_per_locus"):
+            value = getattr(self, name)
+            minimum = 2 if name == "n_folds" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ParameterError(f"{name}: expected an integer >= {minimum}, found {value!r}")
+        for name in ("lr", "window_kb"):
+            if not getattr(self, name) > 0:
+                raise ParameterError(f"{name}: expected a positive number, found {getattr(self, name)!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ParameterError(f"label_smoothing: expected a value in [0, 1), found {self.label_smoothing!r}")
+        if not 0 < self.val_fraction < 0.5:
+            raise ParameterError(f"val_fraction: expected a value in (0, 0.5), found {self.val_fraction!r}")
+        if self.warmup_epochs < 0 or self.weight_decay < 0:
+            raise ParameterError("warmup_epochs and weight_decay must be >= 0")
+        if self.model not in ("migtrans", "logistic", "svm", "mlp"):
+            raise ParameterError(
+                f"model: expected one of migtrans, logistic, svm, mlp, found {self.model!r}"
+            )
+        if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
+            raise ParameterError(f"device: expected auto, cpu or cuda[:i], found {self.device!r}")
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["modalities"] = list(self.modalities)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ParameterError(f"unknown training option {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        return cls(**values)

@@ -1,0 +1,153 @@
+"""Train one fold of the MIGTrans model: AdamW, warm-up + cosine schedule, label smoothing,
+early stopping on the inner validation split, mixed precision on CUDA, optional DDP."""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ._distributed import DistContext
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" -> CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        from .._errors import ParameterError
+
+        raise ParameterError(f"device: {name!r} requested but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def to_tensors(arrays: dict, device) -> dict:
+    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device, non_blocking=True) for k, v in arrays.items()}
+
+
+class Progress:
+    """One status line per fold, rewritten in place on a terminal; plain lines otherwise."""
+
+    def __init__(self, enabled=True, stream=None):
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.tty = enabled and self.stream.isatty()
+        self._last = 0.0
+
+    def update(self, text, final=False):
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if self.tty:
+            self.stream.write("\r" + text.ljust(100) + ("\n" if final else ""))
+            self.stream.flush()
+        elif final or now - self._last > 10:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+            self._last = now
+
+
+def _lr_lambda(warmup_steps, total_steps):
+    def schedule(step):
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return schedule
+
+
+@torch.no_grad()
+def predict_logits(model, provider, idx, batch_size, device, amp=False) -> np.ndarray:
+    """Logits (n, 2) for rows ``idx`` in eval mode."""
+    model.eval()
+    out = []
+    for start in range(0, len(idx), batch_size):
+        inputs = to_tensors(provider(idx[start:start + batch_size]), device)
+        with torch.autocast(device_type=device.type, enabled=amp and device.type == "cuda"):
+            out.append(model(**inputs).float().cpu())
+    return torch.cat(out).numpy() if out else np.empty((0, 2), np.float32)
+
+
+def fit_fold(model, provider, labels, fit_idx, val_idx, cfg, device, *, dist=None, progress=None, label=""):
+    """Train ``model`` on ``fit_idx``; keep the weights of the epoch with the lowest validation loss.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    provider : callable
+        ``provider(idx) -> dict`` of float32 arrays (the fold's preprocessing applied).
+    labels : ndarray of int
+    fit_idx, val_idx : ndarray of int
+    cfg : TrainConfig
+    device : torch.device
+    dist : DistContext, optional
+        Data-parallel context; each rank takes its share of every batch.
+
+    Returns
+    -------
+    best_state : dict of CPU tensors
+    history : list of dict
+        Per-epoch train loss, validation loss and AUC, learning rate.
+    """
+    from ._metrics import classification_metrics
+
+    dist = dist or DistContext()
+    progress = progress or Progress(False)
+    amp = cfg.amp and device.type == "cuda"
+    rng = np.random.default_rng(cfg.seed)
+    net = dist.wrap(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(fit_idx) / cfg.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _lr_lambda(cfg.warmup_epochs * steps_per_epoch, cfg.epochs * steps_per_epoch)
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    y_all = torch.as_tensor(labels, dtype=torch.long)
+    best_loss, best_state, best_epoch, waited = math.inf, None, 0, 0
+    history = []
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        order = fit_idx[rng.permutation(len(fit_idx))]
+        total, seen = 0.0, 0
+        for start in range(0, len(order), cfg.batch_size):
+            batch = order[start:start + cfg.batch_size]
+            if len(batch) < dist.world_size:  # every rank needs a share; all ranks skip together
+                continue
+            batch = dist.shard(batch)
+            inputs = to_tensors(provider(batch), device)
+            target = y_all[batch].to(device)
+            with torch.autocast(device_type=device.type, enabled=amp):
+                logits = net(**inputs)
+                loss = F.cross_entropy(logits.float(), target, label_smoothing=cfg.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            total += float(loss) * len(batch)
+            seen += len(batch)
+        val_logits = predict_logits(model, provider, val_idx, cfg.batch_size * 2, device, amp)
+        val_t = torch.from_numpy(val_logits)
+        val_loss = float(F.cross_entropy(val_t, y_all[val_idx], label_smoothing=cfg.label_smoothing))
+        val_prob = torch.softmax(val_t, dim=1)[:, 1].numpy()
+        val_auc = classification_metrics(labels[val_idx], val_prob)["roc_auc"]
+        history.append({"epoch": epoch, "train_loss": total / max(seen, 1), "val_loss": val_loss,
+                        "val_auc": val_auc, "lr": optimizer.param_groups[0]["lr"]})
+        progress.update(f"{label} epoch {epoch:3d}/{cfg.epochs} train loss {total / max(seen, 1):.3f} "
+                        f"val loss {val_loss:.3f} val AUC {val_auc:.3f}")
+        if val_loss < best_loss - 1e-4:
+            best_loss, best_epoch, waited = val_loss, epoch, 0
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        else:
+            waited += 1
+            if waited >= cfg.patience:
+                break
+    progress.update(f"{label} done: best epoch {best_epoch}, val loss {best_loss:.3f}", final=True)
+    model.load_state_dict(best_state)
+    return copy.deepcopy(best_state), history, best_epoch

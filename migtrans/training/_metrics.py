@@ -1,0 +1,38 @@
+"""Classification metrics per fold and their mean ± SD across folds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+METRIC_COLUMNS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc")
+
+
+def classification_metrics(labels, prob_positive, threshold=0.5) -> dict:
+    """Accuracy, balanced accuracy, precision, recall, F1 (positive class) and ROC AUC."""
+    labels = np.asarray(labels).astype(int)
+    prob = np.asarray(prob_positive, dtype=float)
+    predicted = (prob >= threshold).astype(int)
+    both = len(np.unique(labels)) == 2
+    return {
+        "accuracy": skm.accuracy_score(labels, predicted),
+        "balanced_accuracy": skm.balanced_accuracy_score(labels, predicted),
+        "precision": skm.precision_score(labels, predicted, zero_division=0),
+        "recall": skm.recall_score(labels, predicted, zero_division=0),
+        "f1": skm.f1_score(labels, predicted, zero_division=0),
+        "roc_auc": skm.roc_auc_score(labels, prob) if both else float("nan"),
+    }
+
+
+def metrics_table(predictions: pd.DataFrame) -> pd.DataFrame:
+    """One row per fold (1..k), then ``mean`` and ``sd`` (sample SD, ddof=1) rows."""
+    rows = []
+    for fold, part in predictions.groupby("fold", sort=True):
+        rows.append({"fold": str(fold), **classification_metrics(part["label"], part["prob_positive"])})
+    table = pd.DataFrame(rows)
+    values = table[list(METRIC_COLUMNS)]
+    summary = pd.DataFrame(
+        [{"fold": "mean", **values.mean().to_dict()}, {"fold": "sd", **values.std(ddof=1).to_dict()}]
+    )
+    return pd.concat([table, summary], ignore_index=True)[["fold", *METRIC_COLUMNS]]

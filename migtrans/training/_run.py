@@ -1,0 +1,263 @@
+"""`train`: cross-validated training of a run folder — folds, per-fold preprocessing and model,
+out-of-fold predictions, metrics, manifest — resumable, with atomic writes."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import __version__
+from .._errors import ParameterError, RunError
+from .._io import atomic_write_text, prepare_out_dir, sha256_file, staging_dir, to_builtin, write_toml
+from ..data import load_cohort
+from ..folds import inner_split, make_folds
+from ..loci import partition_loci
+from ..preprocess import Preprocessor
+from ._baselines import fit_baseline, flatten_features
+from ._config import TrainConfig
+from ._distributed import close_distributed, init_distributed
+from ._loop import Progress, fit_fold, predict_logits, resolve_device
+from ._metrics import metrics_table
+
+CONFIG_FILE, MANIFEST_FILE = "config.toml", "manifest.json"
+DONE_FILE = "fold.json"
+
+
+@dataclass
+class RunResult:
+    """What `train` produced: the run folder, out-of-fold predictions and the metrics table."""
+
+    out_dir: Path
+    predictions: pd.DataFrame
+    metrics: pd.DataFrame
+
+
+def _csv(df: pd.DataFrame) -> str:
+    # repr-precision floats so values round-trip exactly
+    return df.to_csv(index=False, float_format="%.17g", lineterminator="\n")
+
+
+def _model_config(cfg: TrainConfig, model_config):
+    from ..model import ModelConfig
+
+    if model_config is None:
+        model_config = ModelConfig()
+    elif isinstance(model_config, dict):
+        model_config = ModelConfig.from_dict(model_config)
+    values = model_config.to_dict()
+    values["modalities"] = list(cfg.modalities)
+    return ModelConfig.from_dict(values)
+
+
+def build_model(model_config, cohort, prep, loci):
+    """A fresh MIGTrans sized for this cohort and fold preprocessing."""
+    from ..loci import locus_index
+    from ..model import MIGTrans
+
+    kwargs = {}
+    if "snp" in model_config.modalities:
+        kwargs.update(n_snps=cohort.genotypes.shape[1], loci_index=locus_index(loci, cohort.genotypes.shape[1]),
+                      locus_chrom=loci["chrom_code"].to_numpy())
+    if "fnc" in model_config.modalities:
+        kwargs["n_nodes"] = cohort.fnc.shape[1]
+    if "smri" in model_config.modalities:
+        kwargs["volume_shape"] = prep.volume_shape
+    return MIGTrans(model_config, **kwargs)
+
+
+def _resolved(cohort_path, cfg, model_config) -> dict:
+    sections = {"run": {"cohort": str(Path(cohort_path).resolve()), "migtrans_version": __version__},
+                "train": cfg.to_dict()}
+    if model_config is not None:
+        sections["model"] = model_config.to_dict()
+    return to_builtin(sections)
+
+
+def _manifest(cohort, cfg, argv) -> dict:
+    import bed_reader
+    import nibabel
+    import nilearn
+    import sklearn
+
+    return {
+        "command": list(argv) if argv is not None else sys.argv,
+        "seed": cfg.seed,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": {"migtrans": __version__, "python": platform.python_version(), "torch": torch.__version__,
+                     "numpy": np.__version__, "pandas": pd.__version__, "scikit-learn": sklearn.__version__,
+                     "nibabel": nibabel.__version__, "nilearn": nilearn.__version__,
+                     "bed-reader": getattr(bed_reader, "__version__", "unknown")},
+        "platform": platform.platform(),
+        "inputs": {str(p): sha256_file(p) for p in cohort.input_files()},
+        "subjects": [str(s) for s in cohort.subject_ids],
+        "dropped": cohort.dropped,
+    }
+
+
+def _check_resume(out_dir: Path, resolved: dict):
+    path = out_dir / CONFIG_FILE
+    if not path.is_file():
+        raise RunError(f"{out_dir}: cannot resume, no {CONFIG_FILE} (was this a migtrans run folder?)")
+    saved = (out_dir / ".resolved.json")
+    if saved.is_file() and json.loads(saved.read_text()) != resolved:
+        raise RunError(f"{out_dir}: cannot resume with different settings than the interrupted run "
+                       f"(see {CONFIG_FILE})")
+
+
+def train(cohort_path, out_dir, config: TrainConfig | None = None, model_config=None, *, resume=False,
+          overwrite=False, progress=True, argv=None) -> RunResult:
+    """Cross-validate a model on a cohort and write the run folder (DESIGN §6).
+
+    Parameters
+    ----------
+    cohort_path : str or path-like
+        Cohort TOML file.
+    out_dir : str or path-like
+        Run folder: must be new or empty unless ``resume`` or ``overwrite``.
+    config : TrainConfig, optional
+    model_config : ModelConfig or dict, optional
+        MIGTrans sizes and choices (ignored for baselines).
+    resume : bool
+        Continue an interrupted run in ``out_dir``, keeping its finished folds.
+    overwrite : bool
+        Replace an existing run folder.
+    progress : bool
+        Show one progress line per fold on stderr.
+
+    Returns
+    -------
+    RunResult
+    """
+    cfg = config or TrainConfig()
+    dist = init_distributed(cfg.device)
+    try:
+        return _train(cohort_path, out_dir, cfg, model_config, resume, overwrite, progress, argv, dist)
+    finally:
+        close_distributed(dist)
+
+
+def _train(cohort_path, out_dir, cfg, model_config, resume, overwrite, progress, argv, dist):
+    if resume and overwrite:
+        raise ParameterError("resume and overwrite exclude each other")
+    out_dir = Path(out_dir).expanduser().absolute()
+    if not resume:
+        prepare_out_dir(out_dir, overwrite)
+    mcfg = _model_config(cfg, model_config) if cfg.model == "migtrans" else None
+    resolved = _resolved(cohort_path, cfg, mcfg)
+    if resume:
+        _check_resume(out_dir, resolved)
+    device = resolve_device(cfg.device)
+
+    # Everything is validated before the first byte is written.
+    cohort = load_cohort(cohort_path)
+    missing = [m for m in cfg.modalities if m not in cohort.modalities]
+    if missing:
+        raise ParameterError(f"modalities: the cohort has no {', '.join(missing)} data "
+                             f"(it has {', '.join(cohort.modalities)})")
+    folds = make_folds(cohort.labels, cohort.site, n_folds=cfg.n_folds, random_state=cfg.seed)
+    loci = partition_loci(cohort.snps, window_kb=cfg.window_kb, max_snps=cfg.max_snps_per_locus) \
+        if "snp" in cfg.modalities else None
+
+    if dist.is_main:
+        if not resume:
+            if out_dir.exists() and overwrite:
+                shutil.rmtree(out_dir)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(out_dir / CONFIG_FILE, write_toml(resolved))
+            atomic_write_text(out_dir / ".resolved.json", json.dumps(resolved, sort_keys=True))
+            atomic_write_text(out_dir / MANIFEST_FILE,
+                              json.dumps(to_builtin(_manifest(cohort, cfg, argv)), indent=2) + "\n")
+        (out_dir / "folds").mkdir(exist_ok=True)
+    dist.barrier()
+
+    bar = Progress(progress and dist.is_main)
+    fold_predictions = []
+    for k in range(cfg.n_folds):
+        fold_dir = out_dir / "folds" / str(k + 1)
+        if resume and (fold_dir / DONE_FILE).is_file():
+            fold_predictions.append(pd.read_csv(fold_dir / "predictions.csv", dtype={"subject_id": str}))
+            bar.update(f"fold {k + 1}/{cfg.n_folds}: already done, kept", final=True)
+            continue
+        preds = _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir)
+        fold_predictions.append(preds)
+
+    predictions = pd.concat(fold_predictions, ignore_index=True)
+    order = {s: i for i, s in enumerate(cohort.subject_ids)}
+    predictions = predictions.sort_values("subject_id", key=lambda s: s.map(order)).reset_index(drop=True)
+    metrics = metrics_table(predictions)
+    if dist.is_main:
+        atomic_write_text(out_dir / "predictions.csv", _csv(predictions))
+        atomic_write_text(out_dir / "metrics.csv", _csv(metrics))
+    dist.barrier()
+    return RunResult(out_dir=out_dir, predictions=predictions, metrics=metrics)
+
+
+def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
+    start = time.perf_counter()
+    test_idx = np.flatnonzero(folds == k)
+    train_idx = np.flatnonzero(folds != k)
+    fit_idx, val_idx = inner_split(train_idx, cohort.labels, cohort.site, val_fraction=cfg.val_fraction,
+                                   random_state=cfg.seed + k)
+    # Preprocessing sees the fit subjects only: validation and test subjects stay unseen.
+    prep = Preprocessor().fit(cohort, fit_idx, cfg.modalities)
+    label = f"fold {k + 1}/{cfg.n_folds}"
+    info = {"fold": k + 1, "train_subjects": cohort.subject_ids[fit_idx].tolist(),
+            "val_subjects": cohort.subject_ids[val_idx].tolist(),
+            "test_subjects": cohort.subject_ids[test_idx].tolist(),
+            "n_imputed_train_calls": prep.n_imputed_train}
+    if cfg.model == "migtrans":
+        torch.manual_seed(cfg.seed + 1000 * (k + 1))
+        model = build_model(mcfg, cohort, prep, loci).to(device)
+        provider = lambda idx: prep.transform(cohort, idx)  # noqa: E731
+        fold_cfg = TrainConfig.from_dict({**cfg.to_dict(), "seed": cfg.seed + k})
+        state, history, best_epoch = fit_fold(model, provider, cohort.labels, fit_idx, val_idx, fold_cfg,
+                                              device, dist=dist, progress=bar, label=label)
+        logits = predict_logits(model, provider, test_idx, cfg.batch_size * 2, device, cfg.amp)
+        prob = torch.softmax(torch.from_numpy(logits).float(), dim=1)[:, 1].numpy()
+        info["best_epoch"] = best_epoch
+        params = None
+    else:
+        bar.update(f"{label}: fitting {cfg.model} baseline")
+        feats = lambda idx: flatten_features(prep.transform(cohort, idx, volumes=False))  # noqa: E731
+        predict, params, chosen = fit_baseline(cfg.model, feats(fit_idx), cohort.labels[fit_idx],
+                                               feats(val_idx), cohort.labels[val_idx], seed=cfg.seed)
+        prob = predict(feats(test_idx))
+        history, state = [], None
+        info["regularisation"] = chosen
+        bar.update(f"{label}: {cfg.model} done (regularisation {chosen:g})", final=True)
+    info["seconds"] = round(time.perf_counter() - start, 2)
+
+    preds = pd.DataFrame({
+        "subject_id": cohort.subject_ids[test_idx],
+        "fold": k + 1,
+        "label": cohort.labels[test_idx].astype(int),
+        "prob_positive": prob.astype(float),
+        "predicted": (prob >= 0.5).astype(int),
+        "label_name": [cohort.label_names[int(v)] for v in cohort.labels[test_idx]],
+    })
+    if dist.is_main:
+        # Build the fold in a staging folder and rename it: a fold folder exists only when complete.
+        fold_dir = out_dir / "folds" / str(k + 1)
+        tmp = staging_dir(fold_dir)
+        if state is not None:
+            torch.save(state, tmp / "model.pt")
+        if params is not None:
+            np.savez(tmp / "baseline.npz", **params)
+        prep.save(tmp / "preprocess.npz")
+        (tmp / "history.csv").write_text(_csv(pd.DataFrame(history)) if history else "epoch\n")
+        (tmp / "predictions.csv").write_text(_csv(preds))
+        (tmp / DONE_FILE).write_text(json.dumps(to_builtin(info), indent=2) + "\n")
+        if fold_dir.exists():
+            shutil.rmtree(fold_dir)
+        tmp.rename(fold_dir)
+    dist.barrier()
+    return preds
