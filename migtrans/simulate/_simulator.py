@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from migtrans._errors import ParameterError
+from migtrans._io import move_into_place, prepare_out_dir, staging_dir, to_builtin, write_toml
 from migtrans._nodes import NODE_NOTE, standin_nodes
 from migtrans.simulate import _fnc, _genotypes, _labels, _smri
 
@@ -101,59 +100,6 @@ def _check_int(name, value, minimum):
     return int(value)
 
 
-def _toml(sections):
-    """Write a TOML document of tables holding strings and lists of strings."""
-    lines = []
-    for table, items in sections.items():
-        lines.append(f"[{table}]")
-        for key, value in items.items():
-            if isinstance(value, (list, tuple)):
-                value = "[" + ", ".join(json.dumps(v) for v in value) + "]"
-            else:
-                value = json.dumps(value)  # a JSON string is a valid TOML basic string
-            lines.append(f"{key} = {value}")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _to_builtin(obj):
-    if isinstance(obj, dict):
-        return {str(k): _to_builtin(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_to_builtin(v) for v in obj]
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return _to_builtin(obj.tolist())
-    return obj
-
-
-def _prepare_out_dir(out_dir, overwrite):
-    out_dir = Path(out_dir).expanduser().absolute()
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise ParameterError(f"out_dir: expected a folder, found a file at {str(out_dir)!r}")
-        if any(out_dir.iterdir()) and not overwrite:
-            raise ParameterError(
-                f"out_dir: expected a new or empty folder, found {str(out_dir)!r} not empty "
-                "(pass overwrite=True to replace it)"
-            )
-    return out_dir
-
-
-def _move_into_place(tmp, out_dir):
-    if out_dir.exists():
-        # Swap the old folder out before the new one goes in, then delete it.
-        trash = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-        os.replace(out_dir, trash / "old")
-        os.replace(tmp, out_dir)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(tmp, out_dir)
-
-
 def simulate_cohort(
     out_dir,
     *,
@@ -224,10 +170,9 @@ def simulate_cohort(
     if not np.isfinite(resolution) or resolution <= 0:
         raise ParameterError(f"resolution: expected a voxel size in mm > 0, found {resolution!r}")
     weights = _check_signal(signal)
-    out_dir = _prepare_out_dir(out_dir, overwrite)
+    out_dir = prepare_out_dir(out_dir, overwrite)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    tmp = staging_dir(out_dir)
     try:
         cohort = _simulate_into(
             tmp,
@@ -240,7 +185,7 @@ def simulate_cohort(
             null=bool(null),
             keep_volumes=bool(keep_volumes),
         )
-        _move_into_place(tmp, out_dir)
+        move_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -349,7 +294,7 @@ def _simulate_into(tmp, *, n_subjects, n_snps, seed, resolution, n_sites, weight
 
     # Truth.
     causal_rows = snps.iloc[causal]
-    truth = _to_builtin(
+    truth = to_builtin(
         {
             "settings": {
                 "n_subjects": n_subjects,
@@ -427,7 +372,7 @@ def _simulate_into(tmp, *, n_subjects, n_snps, seed, resolution, n_sites, weight
     }
     if n_sites > 1:
         phen["site_column"] = "site"
-    toml = _toml(
+    toml = write_toml(
         {
             "phenotypes": phen,
             "genotypes": {"bfile": "genotypes", "build": "GRCh37"},
