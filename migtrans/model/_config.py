@@ -1,0 +1,225 @@
+"""ModelConfig: every size and choice of the MIGTrans network, validated, JSON-safe."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+
+from .._errors import ParameterError
+
+MODALITIES = ("snp", "fnc", "smri")
+_STEP = re.compile(r"^\s*(\w+)\s*<-\s*(\w+(?:\s*\+\s*\w+)*)\s*$")
+
+
+def parse_step(step: str) -> tuple[str, tuple[str, ...]]:
+    """'snp<-fnc+smri' -> ('snp', ('fnc', 'smri')); raises ParameterError on a malformed step."""
+    match = _STEP.match(step) if isinstance(step, str) else None
+    if match is None:
+        raise ParameterError(
+            f"cross_attention: expected steps like 'fnc<-smri' or 'snp<-fnc+smri', found {step!r}"
+        )
+    query = match.group(1)
+    keys = tuple(k.strip() for k in match.group(2).split("+"))
+    for name in (query, *keys):
+        if name not in MODALITIES:
+            raise ParameterError(
+                f"cross_attention: expected modalities from {MODALITIES}, found {name!r} in {step!r}"
+            )
+    if query in keys or len(set(keys)) != len(keys):
+        raise ParameterError(
+            f"cross_attention: a step's query and key modalities must be distinct, found {step!r}"
+        )
+    return query, keys
+
+
+@dataclass
+class ModelConfig:
+    """Sizes and choices of the MIGTrans network.
+
+    Every field is a plain type (str, int, float, bool, tuple of those, or None) so that the config
+    round-trips through JSON/TOML with :meth:`to_dict` / :meth:`from_dict`. Defaults are our reading
+    of the paper, which does not pin them.
+
+    Parameters
+    ----------
+    modalities : tuple of str, default=("snp", "fnc", "smri")
+        Which input streams the model uses; any non-empty subset. Absent streams are skipped
+        everywhere (encoders, cross-attention steps, fused sequence).
+    d_model : int, default=32
+        Width of every token.
+    n_heads : int, default=2
+        Heads of every attention module; must divide ``d_model``.
+    ffn_mult : int, default=2
+        Hidden width of the feed-forward sublayers, as a multiple of ``d_model``.
+    dropout : float, default=0.1
+        Dropout on token embeddings and residual branches.
+    attention_dropout : float, default=0.0
+        Dropout on attention probabilities (the stored maps are taken before it). Off by default:
+        on CPU, drawing a mask over every (batch x heads x queries x keys) map costs about as much
+        as the attention itself, for little gain on small cohorts.
+    snp_encoder : {"locus", "mlp"}, default="locus"
+        "locus": one token per locus, each from its own dense projection of the locus's SNPs
+        (one batched block-diagonal operation) + GELU, then a shared linear map to ``d_model``, plus
+        learned locus and chromosome embeddings. "mlp": ablation, a dense + GELU MLP over all SNPs
+        giving ``snp_mlp_tokens`` tokens.
+    locus_hidden : int, default=16
+        Width of each locus's own projection before the shared map to ``d_model``; kept small so the
+        per-locus weights (n_snps x locus_hidden in all) stay far below one d_model-wide projection.
+    snp_mlp_hidden : int, default=128
+        Hidden width of the "mlp" genomic encoder.
+    snp_mlp_tokens : int, default=4
+        Number of tokens the "mlp" genomic encoder emits.
+    smri_slice_axis : {0, 1, 2}, default=2
+        Volume axis cut into slices (2 = axial for RAS-oriented grids).
+    smri_downsample : int, default=2
+        Average-pool the volume by this factor along every axis before slicing (1 = no pooling);
+        a cheap speed knob for fine grids.
+    smri_cnn_channels : tuple of int, default=(8, 16)
+        Output channels of the shared 2D slice CNN's blocks (conv 3x3 - norm - GELU - max-pool 2),
+        followed by global average pooling.
+    smri_cnn_norm : {"group", "batch"}, default="group"
+        Normalisation in the slice CNN. GroupNorm keeps each subject's output independent of the
+        rest of the batch in training as well as evaluation; "batch" suits BatchNorm backbones.
+    smri_rnn : {"gru", "lstm", "none"}, default="gru"
+        Bidirectional recurrent layer across slices (``d_model // 2`` units per direction, added
+        back to its input). GRU by default: as good as LSTM on sequences this short, with fewer
+        parameters.
+    n_slice_attention_layers : int, default=1
+        Transformer self-attention blocks across slices, after the recurrent layer.
+    smri_backbone_weights : str or None, default=None
+        Path of a local state dict for the slice CNN (loaded with ``torch.load(weights_only=True)``);
+        nothing is ever downloaded.
+    smri_freeze_backbone : bool, default=False
+        Keep the slice CNN's weights fixed during training.
+    cross_attention : tuple of str, default=("fnc<-smri", "snp<-fnc+smri")
+        Stepwise cross-modal attention, in order. ``"q<-a+b"`` means: the tokens of stream ``q``
+        attend to the (current, already fused) tokens of streams ``a`` and ``b`` concatenated, then
+        replace ``q``'s tokens (residual, norm, feed-forward). Steps whose query stream is absent, or
+        all of whose key streams are absent, are skipped; absent key streams are dropped from a step.
+    n_fusion_layers : int, default=1
+        Transformer self-attention blocks over ``[CLS; snp; fnc; smri]`` tokens.
+    label_smoothing : float, default=0.1
+        Label smoothing of the cross-entropy loss (used by the trainer, recorded here).
+    """
+
+    modalities: tuple = MODALITIES
+    d_model: int = 32
+    n_heads: int = 2
+    ffn_mult: int = 2
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    snp_encoder: str = "locus"
+    locus_hidden: int = 16
+    snp_mlp_hidden: int = 128
+    snp_mlp_tokens: int = 4
+    smri_slice_axis: int = 2
+    smri_downsample: int = 2
+    smri_cnn_channels: tuple = (8, 16)
+    smri_cnn_norm: str = "group"
+    smri_rnn: str = "gru"
+    n_slice_attention_layers: int = 1
+    smri_backbone_weights: str | None = None
+    smri_freeze_backbone: bool = False
+    cross_attention: tuple = ("fnc<-smri", "snp<-fnc+smri")
+    n_fusion_layers: int = 1
+    label_smoothing: float = 0.1
+
+    def __post_init__(self):
+        # Lists arrive from JSON/TOML; store tuples so configs compare and hash the same way.
+        for name in ("modalities", "smri_cnn_channels", "cross_attention"):
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                setattr(self, name, tuple(value))
+        self.validate()
+
+    def validate(self) -> ModelConfig:
+        """Check every field; raise ParameterError naming the first bad one. Returns self."""
+
+        def fail(name, expected):
+            raise ParameterError(f"{name}: expected {expected}, found {getattr(self, name)!r}")
+
+        def integer(name, low):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                fail(name, f"an integer >= {low}")
+
+        def fraction(name):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                fail(name, "a number in [0, 1)")
+
+        def choice(name, options):
+            if getattr(self, name) not in options:
+                fail(name, "one of " + ", ".join(repr(o) for o in options))
+
+        mods = self.modalities
+        if not isinstance(mods, tuple) or not mods or any(m not in MODALITIES for m in mods) \
+                or len(set(mods)) != len(mods):
+            fail("modalities", f"a non-empty subset of {MODALITIES} without repeats")
+        for name, low in (("d_model", 2), ("n_heads", 1), ("ffn_mult", 1), ("locus_hidden", 1),
+                          ("snp_mlp_hidden", 1), ("snp_mlp_tokens", 1), ("smri_downsample", 1),
+                          ("n_slice_attention_layers", 0), ("n_fusion_layers", 1)):
+            integer(name, low)
+        if self.d_model % self.n_heads:
+            fail("n_heads", f"a divisor of d_model={self.d_model}")
+        for name in ("dropout", "attention_dropout", "label_smoothing"):
+            fraction(name)
+        choice("snp_encoder", ("locus", "mlp"))
+        choice("smri_slice_axis", (0, 1, 2))
+        if isinstance(self.smri_slice_axis, bool):
+            fail("smri_slice_axis", "one of 0, 1, 2")
+        choice("smri_cnn_norm", ("group", "batch"))
+        choice("smri_rnn", ("gru", "lstm", "none"))
+        if self.smri_rnn != "none" and self.d_model % 2:
+            fail("d_model", "an even number (the bidirectional smri_rnn has d_model // 2 units per direction)")
+        chans = self.smri_cnn_channels
+        if not isinstance(chans, tuple) or not chans or any(
+                isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in chans):
+            fail("smri_cnn_channels", "a non-empty tuple of positive integers")
+        if self.smri_backbone_weights is not None and not isinstance(self.smri_backbone_weights, str):
+            fail("smri_backbone_weights", "a path string or None")
+        if not isinstance(self.smri_freeze_backbone, bool):
+            fail("smri_freeze_backbone", "True or False")
+        if not isinstance(self.cross_attention, tuple):
+            fail("cross_attention", "a tuple of steps like 'fnc<-smri'")
+        for step in self.cross_attention:
+            parse_step(step)
+        return self
+
+    def to_dict(self) -> dict:
+        """Plain-typed dict (tuples as lists) that survives ``json.dumps`` and TOML writers.
+
+        ``smri_backbone_weights`` is omitted when None, since TOML has no null.
+        """
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ModelConfig:
+        """Build and validate a config from :meth:`to_dict` output; unknown keys raise ParameterError."""
+        if not isinstance(values, dict):
+            raise ParameterError(f"model config: expected a mapping, found {type(values).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ParameterError(
+                f"{unknown[0]}: unknown model config field (expected one of {', '.join(sorted(known))})"
+            )
+        return cls(**values)
+
+    def cross_steps(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The cross-attention steps that apply to ``modalities``, as (query, keys) after dropping
+        absent streams, in order."""
+        steps = []
+        for step in self.cross_attention:
+            query, keys = parse_step(step)
+            keys = tuple(k for k in keys if k in self.modalities)
+            if query in self.modalities and keys:
+                steps.append((query, keys))
+        return steps
