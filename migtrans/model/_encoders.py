@@ -62,7 +62,7 @@ class LocusEncoder(nn.Module):
         n_loci = index.shape[0]
         if locus_chrom is None:
             locus_chrom = np.zeros(n_loci, dtype=np.int64)
-        locus_chrom = torch.as_tensor(np.array(locus_chrom, dtype=np.int64))
+        locus_chrom = torch.tensor(np.array(locus_chrom, dtype=np.int64))
         if locus_chrom.shape != (n_loci,) or (locus_chrom < 0).any():
             raise ParameterError(
                 f"locus_chrom: expected {n_loci} non-negative integers, found shape {tuple(locus_chrom.shape)}"

@@ -108,7 +108,7 @@ def fit_fold(model, provider, labels, fit_idx, val_idx, cfg, device, *, dist=Non
         optimizer, _lr_lambda(cfg.warmup_epochs * steps_per_epoch, cfg.epochs * steps_per_epoch)
     )
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    y_all = torch.as_tensor(labels, dtype=torch.long)
+    y_all = torch.tensor(np.asarray(labels), dtype=torch.long)
     best_loss, best_state, best_epoch, waited = math.inf, None, 0, 0
     history = []
     for epoch in range(1, cfg.epochs + 1):
@@ -130,7 +130,7 @@ def fit_fold(model, provider, labels, fit_idx, val_idx, cfg, device, *, dist=Non
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
-            total += float(loss) * len(batch)
+            total += float(loss.detach()) * len(batch)
             seen += len(batch)
         val_logits = predict_logits(model, provider, val_idx, cfg.batch_size * 2, device, amp)
         val_t = torch.from_numpy(val_logits)
