@@ -255,7 +255,7 @@ def test_unknown_config_key_and_missing_sizes(loci):
 
 def test_backbone_weights_loaded_from_local_file(loci, tmp_path):
     torch.manual_seed(42)
-    backbone = SliceCNN((4,), "group")
+    backbone = SliceCNN((4,), "none", 6)
     path = tmp_path / "cnn.pt"
     torch.save(backbone.state_dict(), path)
     model = build(loci, small_config(smri_backbone_weights=str(path), smri_freeze_backbone=True))

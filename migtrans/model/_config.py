@@ -77,10 +77,14 @@ class ModelConfig:
         a cheap speed knob for fine grids.
     smri_cnn_channels : tuple of int, default=(8, 16)
         Output channels of the shared 2D slice CNN's blocks (conv 3x3 - norm - GELU - max-pool 2),
-        followed by global average pooling.
-    smri_cnn_norm : {"group", "batch"}, default="group"
-        Normalisation in the slice CNN. GroupNorm keeps each subject's output independent of the
-        rest of the batch in training as well as evaluation; "batch" suits BatchNorm backbones.
+        followed by an adaptive average pool to ``smri_pool_grid`` x ``smri_pool_grid``, flattened.
+    smri_cnn_norm : {"none", "group", "batch"}, default="none"
+        Normalisation in the slice CNN. "none" keeps between-subject intensity differences (a
+        per-sample GroupNorm removed too much of them to learn regional atrophy on small cohorts);
+        "group" is batch-independent; "batch" suits BatchNorm backbones.
+    smri_pool_grid : int, default=6
+        Side of the pooled feature map kept per slice, so slice tokens know *where* in the slice a
+        change lies.
     smri_rnn : {"gru", "lstm", "none"}, default="gru"
         Bidirectional recurrent layer across slices (``d_model // 2`` units per direction, added
         back to its input). GRU by default: as good as LSTM on sequences this short, with fewer
@@ -116,7 +120,8 @@ class ModelConfig:
     smri_slice_axis: int = 2
     smri_downsample: int = 2
     smri_cnn_channels: tuple = (8, 16)
-    smri_cnn_norm: str = "group"
+    smri_cnn_norm: str = "none"
+    smri_pool_grid: int = 6
     smri_rnn: str = "gru"
     n_slice_attention_layers: int = 1
     smri_backbone_weights: str | None = None
@@ -169,7 +174,8 @@ class ModelConfig:
         choice("smri_slice_axis", (0, 1, 2))
         if isinstance(self.smri_slice_axis, bool):
             fail("smri_slice_axis", "one of 0, 1, 2")
-        choice("smri_cnn_norm", ("group", "batch"))
+        choice("smri_cnn_norm", ("none", "group", "batch"))
+        integer("smri_pool_grid", 1)
         choice("smri_rnn", ("gru", "lstm", "none"))
         if self.smri_rnn != "none" and self.d_model % 2:
             fail("d_model", "an even number (the bidirectional smri_rnn has d_model // 2 units per direction)")

@@ -134,28 +134,35 @@ class ConnectomeEncoder(nn.Module):
 
 
 class SliceCNN(nn.Module):
-    """Shared 2D slice backbone: [conv3x3 - norm - GELU - maxpool2] per channel count, global mean.
+    """Shared 2D slice backbone: [conv3x3 - norm - GELU - maxpool2] per channel count, then an adaptive
+    average pool to a ``pool_grid`` x ``pool_grid`` map, flattened.
 
-    Input (N, 1, H, W), output (N, channels[-1]). ``ceil_mode`` pooling so odd and tiny slices
-    (down to 1 x 1) pass through any depth.
+    Input (N, 1, H, W), output (N, channels[-1] * pool_grid**2). The pooled grid keeps *where* in the
+    slice a pattern sits (a regional gray-matter change), which a global mean would wash out; for the
+    same reason the default norm is none: a per-sample GroupNorm followed by pooling removes most
+    between-subject differences (measured: the model could not fit 64 subjects). ``ceil_mode``
+    pooling lets odd and tiny slices (down to 1 x 1) pass through any depth.
     """
 
-    def __init__(self, channels=(8, 16), norm="group"):
+    def __init__(self, channels=(8, 16), norm="none", pool_grid=6):
         super().__init__()
         layers, c_in = [], 1
         for c in channels:
             if norm == "batch":
                 norm_layer = nn.BatchNorm2d(c)
-            else:
+            elif norm == "group":
                 norm_layer = nn.GroupNorm(4 if c % 4 == 0 else 1, c)
-            layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), norm_layer, nn.GELU(),
+            else:
+                norm_layer = nn.Identity()
+            layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=norm == "none"), norm_layer, nn.GELU(),
                        nn.MaxPool2d(2, ceil_mode=True)]
             c_in = c
         self.features = nn.Sequential(*layers)
-        self.out_channels = c_in
+        self.pool_grid = pool_grid
+        self.out_channels = c_in * pool_grid * pool_grid
 
     def forward(self, x):
-        return self.features(x).mean(dim=(-2, -1))
+        return F.adaptive_avg_pool2d(self.features(x), self.pool_grid).flatten(1)
 
 
 class SpatialSequenceEncoder(nn.Module):
@@ -180,7 +187,7 @@ class SpatialSequenceEncoder(nn.Module):
         self.downsample = config.smri_downsample
         self.n_tokens = math.ceil(self.volume_shape[self.axis] / self.downsample)
         d = config.d_model
-        self.cnn = SliceCNN(config.smri_cnn_channels, config.smri_cnn_norm)
+        self.cnn = SliceCNN(config.smri_cnn_channels, config.smri_cnn_norm, config.smri_pool_grid)
         if config.smri_backbone_weights is not None:
             self._load_backbone(config.smri_backbone_weights)
         if config.smri_freeze_backbone:
@@ -210,7 +217,7 @@ class SpatialSequenceEncoder(nn.Module):
         except (RuntimeError, TypeError, AttributeError) as exc:
             raise ParameterError(
                 f"smri_backbone_weights: {path!r} does not fit the slice CNN with the configured "
-                f"smri_cnn_channels/smri_cnn_norm ({exc})"
+                f"smri_cnn_channels/smri_cnn_norm/smri_pool_grid ({exc})"
             ) from None
 
     def forward(self, x):
