@@ -1,0 +1,111 @@
+"""`Attributions`: out-of-fold attributions of every subject, per modality, with the fold each came
+from; saved as NPY/CSV/JSON/NIfTI (never pickles) so explaining and reporting can run apart."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from migtrans._errors import RunError
+from migtrans._io import to_builtin
+
+_ARRAYS = ("snp", "fnc", "smri", "rollout_snp", "rollout_fnc", "rollout_smri")
+
+
+@dataclass
+class Attributions:
+    """Per-subject attributions computed by each subject's held-out fold model.
+
+    Attributes
+    ----------
+    subjects : DataFrame
+        One row per subject: ``subject_id``, ``fold`` (1-based, the fold whose model explained it),
+        ``label`` (1 = positive), ``prob_positive``, ``log_odds``, ``ig_delta``, ``ig_relative_delta``,
+        and the rollout share of each modality (``rollout_share_<modality>``).
+    snp : ndarray (n, m) or None
+        IG attribution of each SNP (standardised dosage input).
+    fnc : ndarray (n, K, K) or None
+        IG attribution of each edge, symmetric: entry (i, j) = (j, i) = the edge's whole attribution.
+    smri : ndarray (n, V) or None
+        IG attribution of each masked voxel; `mask` and `affine` map it to the input grid.
+    rollout_snp, rollout_fnc, rollout_smri : ndarray or None
+        Attention-rollout relevance per locus token (n, L), node token (n, K), slice token (n, S).
+    mask, affine : arrays for the sMRI grid
+    settings : dict
+        How the attributions were computed (baselines, steps, rollout method, ...).
+    """
+
+    subjects: pd.DataFrame
+    snp: np.ndarray | None = None
+    fnc: np.ndarray | None = None
+    smri: np.ndarray | None = None
+    rollout_snp: np.ndarray | None = None
+    rollout_fnc: np.ndarray | None = None
+    rollout_smri: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    affine: np.ndarray | None = None
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def modalities(self) -> tuple:
+        return tuple(m for m in ("snp", "fnc", "smri") if getattr(self, m) is not None)
+
+    def edges(self) -> np.ndarray:
+        """FNC attributions as (n, K(K-1)/2) upper triangles, row-major."""
+        k = self.fnc.shape[1]
+        iu = np.triu_indices(k, 1)
+        return self.fnc[:, iu[0], iu[1]]
+
+    def smri_image(self, values=None):
+        """A NIfTI image of per-voxel ``values`` (default: the mean attribution over subjects)."""
+        import nibabel as nib
+
+        values = np.asarray(self.smri).mean(axis=0) if values is None else np.asarray(values)
+        volume = np.zeros(self.mask.shape, dtype=np.float32)
+        volume[self.mask] = values
+        return nib.Nifti1Image(volume, self.affine)
+
+    # ------------------------------------------------------------------ save/load
+    def save(self, folder) -> Path:
+        """Write ``subjects.csv``, one ``<name>.npy`` per array, ``settings.json``, ``mask.nii.gz``
+        and ``smri_attribution_mean.nii.gz``."""
+        import nibabel as nib
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.subjects.to_csv(folder / "subjects.csv", index=False, float_format="%.17g")
+        for name in _ARRAYS:
+            value = getattr(self, name)
+            if value is not None:
+                np.save(folder / f"{name}.npy", np.asarray(value, dtype=np.float32), allow_pickle=False)
+        if self.mask is not None:
+            nib.save(nib.Nifti1Image(self.mask.astype(np.uint8), self.affine), folder / "mask.nii.gz")
+            if self.smri is not None:
+                nib.save(self.smri_image(), folder / "smri_attribution_mean.nii.gz")
+        (folder / "settings.json").write_text(json.dumps(to_builtin(self.settings), indent=2, sort_keys=True) + "\n")
+        return folder
+
+    @classmethod
+    def load(cls, folder, *, mmap=True) -> "Attributions":
+        """Read a folder written by `save`; large arrays are memory-mapped."""
+        import nibabel as nib
+
+        folder = Path(folder)
+        if not (folder / "subjects.csv").is_file():
+            raise RunError(f"{folder}: no attributions here (subjects.csv missing; run the explanation first)")
+        subjects = pd.read_csv(folder / "subjects.csv", dtype={"subject_id": str})
+        arrays = {}
+        for name in _ARRAYS:
+            path = folder / f"{name}.npy"
+            if path.is_file():
+                arrays[name] = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        mask = affine = None
+        if (folder / "mask.nii.gz").is_file():
+            img = nib.load(folder / "mask.nii.gz")
+            mask, affine = np.asarray(img.dataobj).astype(bool), img.affine
+        settings = json.loads((folder / "settings.json").read_text()) if (folder / "settings.json").is_file() else {}
+        return cls(subjects=subjects, mask=mask, affine=affine, settings=settings, **arrays)
