@@ -35,6 +35,28 @@ def _close_figures():
     plt.close("all")
 
 
+# A tiny MIGTrans run shared by the training and explanation tests.
+TINY_MODEL = dict(d_model=8, n_heads=2, smri_cnn_channels=(4,), n_slice_attention_layers=1)
+TINY_TRAIN = dict(n_folds=2, epochs=2, batch_size=16, patience=5)
+
+
+@pytest.fixture(scope="session")
+def sim_cohort(tmp_path_factory):
+    """A 40-subject simulated cohort (200 SNPs, 8 mm sMRI)."""
+    from migtrans.simulate import simulate_cohort
+
+    return simulate_cohort(tmp_path_factory.mktemp("sim") / "c", n_subjects=40, n_snps=200, seed=3, resolution=8)
+
+
+@pytest.fixture(scope="session")
+def baseline_run(sim_cohort, tmp_path_factory):
+    """A 2-fold, 2-epoch MIGTrans run on `sim_cohort`; tests must not write into it."""
+    from migtrans.training import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("runs") / "base"
+    return train(sim_cohort.toml_path, out, TrainConfig(**TINY_TRAIN), TINY_MODEL, progress=False)
+
+
 def write_tiny_cohort(folder, seed=0):
     """Write a small valid cohort in the real formats; return (toml path, the arrays written)."""
     import nibabel as nib

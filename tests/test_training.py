@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -19,23 +18,10 @@ from migtrans import ParameterError, load_cohort
 from migtrans._errors import RunError
 from migtrans.cli import main
 from migtrans.folds import inner_split, make_folds
-from migtrans.simulate import simulate_cohort
 from migtrans.training import TrainConfig, compare_runs, load_fold, load_state_dict, open_run, train
 from migtrans.training import _run as run_module
 
-TINY_MODEL = dict(d_model=8, n_heads=2, smri_cnn_channels=(4,), n_slice_attention_layers=1)
-TINY_TRAIN = dict(n_folds=2, epochs=2, batch_size=16, patience=5)
-
-
-@pytest.fixture(scope="module")
-def sim_cohort(tmp_path_factory):
-    return simulate_cohort(tmp_path_factory.mktemp("sim") / "c", n_subjects=40, n_snps=200, seed=3, resolution=8)
-
-
-@pytest.fixture(scope="module")
-def baseline_run(sim_cohort, tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "base"
-    return train(sim_cohort.toml_path, out, TrainConfig(**TINY_TRAIN), TINY_MODEL, progress=False)
+from conftest import TINY_MODEL, TINY_TRAIN
 
 
 def test_folds_stratified_by_label_and_site():

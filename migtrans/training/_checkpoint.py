@@ -87,7 +87,12 @@ def load_fold(run: Run, k: int, cohort):
     loci = partition_loci(cohort.snps, window_kb=run.train.window_kb, max_snps=run.train.max_snps_per_locus) \
         if "snp" in run.train.modalities else None
     model = build_model(mcfg, cohort, prep, loci)
-    model.load_state_dict(load_state_dict(fold_dir / "model.pt"))
+    try:
+        model.load_state_dict(load_state_dict(fold_dir / "model.pt"))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise RunError(f"{fold_dir / 'model.pt'}: does not fit the model described by config.toml "
+                       f"(made by another migtrans version?): {first}") from None
     model.eval()
     return model, prep, run.fold_info(k)
 

@@ -1,0 +1,130 @@
+"""Integrated gradients (exact on linear models, complete on MIGTrans), out-of-fold explanation of a run,
+the Attributions container, and faithfulness tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+
+from explain import Attributions, OutOfFold, explain_run, integrated_gradients, relative_delta
+
+
+class _MultiLinear(torch.nn.Module):
+    """log-odds = w_s . snp + <W_f, fnc> + <W_m, smri> + b, exactly linear in every input."""
+
+    def __init__(self, rng):
+        super().__init__()
+        self.ws = torch.tensor(rng.normal(size=7), dtype=torch.float32)
+        self.wf = torch.tensor(rng.normal(size=(5, 5)), dtype=torch.float32)
+        self.wm = torch.tensor(rng.normal(size=(3, 4, 2)), dtype=torch.float32)
+
+    def forward(self, snp, fnc, smri):
+        z = snp @ self.ws + (fnc * self.wf).sum((1, 2)) + (smri * self.wm).sum((1, 2, 3)) + 0.3
+        return torch.stack([torch.zeros_like(z), z], dim=1)
+
+
+def test_ig_on_a_linear_model_is_w_times_x_minus_baseline(rng):
+    model = _MultiLinear(rng)
+    x = {"snp": torch.randn(6, 7), "fnc": torch.randn(6, 5, 5), "smri": torch.randn(6, 3, 4, 2)}
+    base = {"snp": torch.randn(1, 7), "fnc": torch.zeros(1, 5, 5), "smri": torch.full((1, 3, 4, 2), 0.5)}
+    attr, delta = integrated_gradients(model, x, base, n_steps=8, internal_batch_size=16)
+    torch.testing.assert_close(attr["snp"], model.ws * (x["snp"] - base["snp"]), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(attr["fnc"], model.wf * x["fnc"], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(attr["smri"], model.wm * (x["smri"] - 0.5), rtol=1e-5, atol=1e-5)
+    assert float(delta.abs().max()) < 1e-4
+
+
+def test_ig_chunking_does_not_change_the_result(rng):
+    model = _MultiLinear(rng)
+    x = {"snp": torch.randn(9, 7), "fnc": torch.randn(9, 5, 5), "smri": torch.randn(9, 3, 4, 2)}
+    one, _ = integrated_gradients(model, x, n_steps=8, internal_batch_size=1000)
+    many, _ = integrated_gradients(model, x, n_steps=8, internal_batch_size=8)
+    for m in x:
+        torch.testing.assert_close(one[m], many[m])
+
+
+def test_smoothgrad_with_zero_noise_equals_ig(rng):
+    model = _MultiLinear(rng)
+    x = {"snp": torch.randn(3, 7), "fnc": torch.randn(3, 5, 5), "smri": torch.randn(3, 3, 4, 2)}
+    plain, _ = integrated_gradients(model, x, n_steps=8)
+    smooth, _ = integrated_gradients(model, x, n_steps=8, smoothgrad_samples=3,
+                                     noise_level={"snp": 0.0, "fnc": 0.0, "smri": 0.0})
+    for m in x:
+        torch.testing.assert_close(plain[m], smooth[m])
+
+
+@pytest.fixture(scope="module")
+def explained(baseline_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("expl")
+    return explain_run(baseline_run.out_dir, out_dir=out, n_steps=16, deletion_fractions=(0.0, 0.05, 0.2)), out
+
+
+def test_every_subject_explained_by_its_held_out_fold(explained, baseline_run):
+    attributions, _ = explained
+    preds = pd.read_csv(baseline_run.out_dir / "predictions.csv", dtype={"subject_id": str}).set_index("subject_id")
+    subjects = attributions.subjects.set_index("subject_id")
+    assert (subjects["fold"] == preds.loc[subjects.index, "fold"]).all()
+    # the explained model's output is the held-out prediction written by training
+    np.testing.assert_allclose(subjects["prob_positive"], preds.loc[subjects.index, "prob_positive"], rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_attributions_match_a_direct_ig_with_the_own_fold_model_only(explained, baseline_run):
+    attributions, _ = explained
+    oof = OutOfFold(baseline_run.out_dir)
+    row = int(oof.folds[1].test_idx[0])
+    own, other = oof.folds[1], oof.folds[0]
+    results = {}
+    for fold in (own, other):
+        attr, _ = integrated_gradients(fold.model, oof.inputs(fold, [row]), oof.baselines(fold), n_steps=16)
+        results[fold.fold] = attr["snp"][0].numpy()
+    np.testing.assert_allclose(attributions.snp[row], results[own.fold], rtol=1e-4, atol=1e-6)
+    assert not np.allclose(attributions.snp[row], results[other.fold], rtol=1e-3)
+
+
+def test_completeness_and_shapes(explained, sim_cohort):
+    attributions, _ = explained
+    n = len(sim_cohort.subject_ids)
+    assert attributions.snp.shape == (n, 200)
+    assert attributions.fnc.shape == (n, 53, 53)
+    np.testing.assert_array_equal(attributions.fnc, attributions.fnc.transpose(0, 2, 1))
+    assert attributions.smri.shape == (n, int(sim_cohort.mask.sum()))
+    assert np.median(attributions.subjects["ig_relative_delta"]) < 0.01
+    for column in ("rollout_share", "ig_abs_share"):
+        shares = attributions.subjects[[f"{column}_{m}" for m in ("snp", "fnc", "smri")]].sum(axis=1)
+        np.testing.assert_allclose(shares, 1.0, atol=1e-6)
+
+
+def test_attributions_round_trip_through_their_folder(explained):
+    attributions, out = explained
+    back = Attributions.load(out)
+    pd.testing.assert_frame_equal(back.subjects, attributions.subjects, check_exact=False, rtol=1e-12)
+    for name in ("snp", "fnc", "smri", "rollout_snp", "rollout_fnc", "rollout_smri"):
+        np.testing.assert_array_equal(np.asarray(getattr(back, name)), getattr(attributions, name))
+    np.testing.assert_array_equal(back.mask, attributions.mask)
+    img = back.smri_image()
+    assert img.shape == back.mask.shape
+    np.testing.assert_allclose(np.asarray(img.dataobj)[back.mask], np.asarray(back.smri).mean(axis=0), rtol=1e-6)
+    assert back.settings["n_steps"] == 16 and back.settings["baseline"] == "mean"
+
+
+def test_faithfulness_tables(explained):
+    attributions, out = explained
+    ablation = pd.read_csv(out / "ablation.csv")
+    assert list(ablation["modality"]) == ["snp", "fnc", "smri"]
+    np.testing.assert_allclose(ablation["ablation_auc_drop"], ablation["auc_full"] - ablation["auc_ablated"])
+    deletion = pd.read_csv(out / "deletion.csv")
+    assert set(deletion["modality"]) == {"snp", "fnc", "smri"}
+    first = deletion[deletion["fraction"] == 0]
+    np.testing.assert_allclose(first["auc_top"], ablation["auc_full"].iloc[0])
+
+
+def test_relative_delta_is_relative_to_the_output_change():
+    delta = torch.tensor([0.1, 0.0])
+    attr = {"snp": torch.tensor([[1.0, 1.1], [2.0, -1.0]])}  # sums 2.1 and 1.0 -> changes 2.0 and 1.0
+    torch.testing.assert_close(relative_delta(delta, attr), torch.tensor([0.05, 0.0]))
+
+
