@@ -10,7 +10,6 @@ Run: python benchmarks/bench_explain.py [--quick]
 from __future__ import annotations
 
 import argparse
-import time
 
 from _common import SCRATCH, run_child, save
 

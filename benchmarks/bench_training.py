@@ -13,11 +13,9 @@ Run: python benchmarks/bench_training.py [--subjects 300] [--quick]
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import time
 
-import numpy as np
 import pandas as pd
 
 from _common import SCRATCH, save

@@ -3,14 +3,12 @@ saved as an `Attributions` folder, with faithfulness checks."""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from migtrans._errors import ParameterError
 from ._attributions import Attributions

@@ -3,7 +3,6 @@ with the per-subject completeness delta, and optional SmoothGrad averaging."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from migtrans._errors import ParameterError

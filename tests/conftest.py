@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from pathlib import Path
 
 import matplotlib
@@ -11,7 +13,22 @@ import pytest
 
 matplotlib.use("Agg")
 
-N_SUBJECTS, N_SNPS, N_NODES, GRID = 12, 31, 5, (7, 8, 9)
+N_SUBJECTS, N_SNPS, N_NODES, GRID, BATCH = 12, 31, 5, (7, 8, 9), 3
+SUBSETS = [s for r in (1, 2, 3) for s in itertools.combinations(("snp", "fnc", "smri"), r)]
+
+
+@pytest.fixture(scope="module")
+def loci():
+    """Locus partition of N_SNPS SNPs on two chromosomes: (table, (index, valid))."""
+    import pandas as pd
+
+    from migtrans.loci import locus_index, partition_loci
+
+    chrom = ["1"] * 20 + ["2"] * (N_SNPS - 20)
+    pos = np.concatenate([np.arange(20) * 30_000 + 1, np.arange(N_SNPS - 20) * 1_000 + 1])
+    snps = pd.DataFrame({"snp": [f"rs{j}" for j in range(N_SNPS)], "chrom": chrom, "pos": pos})
+    table = partition_loci(snps, window_kb=100, max_snps=3)
+    return table, locus_index(table, N_SNPS)
 
 
 @pytest.fixture

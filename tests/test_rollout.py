@@ -3,31 +3,18 @@ batch independence, modality shares, every modality subset and a model built to 
 
 from __future__ import annotations
 
-import itertools
 from collections import OrderedDict
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from torch import nn
 
 from explain._rollout import _normalise_self, _propagate, relevance_rollout, rollout
 from migtrans import ParameterError
-from migtrans.loci import locus_index, partition_loci
 from migtrans.model import MIGTrans, ModelConfig
 
-N_SNPS, N_NODES, GRID, BATCH = 31, 5, (7, 8, 9), 3
-SUBSETS = [s for r in (1, 2, 3) for s in itertools.combinations(("snp", "fnc", "smri"), r)]
-
-
-@pytest.fixture(scope="module")
-def loci():
-    chrom = ["1"] * 20 + ["2"] * (N_SNPS - 20)
-    pos = np.concatenate([np.arange(20) * 30_000 + 1, np.arange(N_SNPS - 20) * 1_000 + 1])
-    snps = pd.DataFrame({"snp": [f"rs{j}" for j in range(N_SNPS)], "chrom": chrom, "pos": pos})
-    table = partition_loci(snps, window_kb=100, max_snps=3)
-    return table, locus_index(table, N_SNPS)
+from conftest import BATCH, GRID, N_NODES, N_SNPS, SUBSETS
 
 
 def build(loci, modalities=("snp", "fnc", "smri"), seed=0, **overrides):
