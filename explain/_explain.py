@@ -23,7 +23,7 @@ def _say(progress, text):
         print(text, file=sys.stderr, flush=True)
 
 
-def explain_run(run_dir, *, out_dir=None, n_steps=32, baseline="mean", internal_batch_size=512,
+def explain_run(run_dir, *, out_dir=None, n_steps=32, baseline="mean", internal_batch_size=256,
                 smoothgrad_samples=0, noise_level=None, rollout_method="gradient", faithfulness=True,
                 deletion_fractions=None, batch_size=64, device="auto", random_state=0, progress=False,
                 cohort=None) -> Attributions:

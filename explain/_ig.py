@@ -23,7 +23,7 @@ class _LogOdds(torch.nn.Module):
 
 
 def integrated_gradients(model, inputs, baselines=None, *, n_steps=32, method="gausslegendre",
-                         internal_batch_size=512, smoothgrad_samples=0, noise_level=None, random_state=0):
+                         internal_batch_size=256, smoothgrad_samples=0, noise_level=None, random_state=0):
     """Integrated gradients of the positive-class log-odds with respect to every input modality.
 
     Parameters
