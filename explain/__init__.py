@@ -1,14 +1,18 @@
-"""Attribution engines over a trained migtrans run: integrated gradients, attention rollout,
-faithfulness checks — all out of fold (each subject explained by the model that did not train on it)."""
+"""Attribution engines and statistics over a trained migtrans run: integrated gradients, attention
+rollout, faithfulness checks — all out of fold (each subject explained by the model that did not train
+on it) — plus the permutation engine (max-T, BH) and the classical per-SNP association."""
 
+from ._association import covariate_matrix, genomic_inflation, logistic_association
 from ._attributions import Attributions
 from ._explain import explain_run
 from ._faithfulness import deletion_curve, modality_ablation
 from ._ig import integrated_gradients, relative_delta
 from ._oof import OutOfFold
+from ._permutation import PermutationResult, bh_fdr, permutation_test
 from ._rollout import RelevanceResult, relevance_rollout, rollout
 
 __all__ = [
-    "Attributions", "OutOfFold", "RelevanceResult", "deletion_curve", "explain_run", "integrated_gradients",
-    "modality_ablation", "relative_delta", "relevance_rollout", "rollout",
+    "Attributions", "OutOfFold", "PermutationResult", "RelevanceResult", "bh_fdr", "covariate_matrix",
+    "deletion_curve", "explain_run", "genomic_inflation", "integrated_gradients", "logistic_association",
+    "modality_ablation", "permutation_test", "relative_delta", "relevance_rollout", "rollout",
 ]
