@@ -38,8 +38,8 @@ from explain._ig import _LogOdds
 steps, n = {steps}, {n}
 inputs = {{k: torch.from_numpy(v) for k, v in prep.transform(cohort, np.arange(n)).items()}}
 # warm-up: the first large batch pays for memory allocation
-integrated_gradients(model, {{k: v[:8] for k, v in inputs.items()}}, n_steps=steps, internal_batch_size=256)
-t = time.perf_counter(); attr, delta = integrated_gradients(model, inputs, n_steps=steps, internal_batch_size=256)
+integrated_gradients(model, {{k: v[:8] for k, v in inputs.items()}}, n_steps=steps)
+t = time.perf_counter(); attr, delta = integrated_gradients(model, inputs, n_steps=steps)
 batched = time.perf_counter() - t
 wrapped = _LogOdds(model, list(inputs))
 ig = IntegratedGradients(wrapped)
@@ -48,12 +48,12 @@ for i in range(n):
     x = tuple(v[i:i + 1] for v in inputs.values())
     ig.attribute(x, baselines=tuple(torch.zeros_like(v) for v in x), n_steps=steps)
 loop = time.perf_counter() - t
-# floor: the same number of rows (n * steps) through forward + backward, 256 rows at a time
+# floor: the same number of rows (n * steps) through forward + backward, 64 rows at a time (the CPU default)
 rows = n * steps
 t = time.perf_counter()
 done = 0
 while done < rows:
-    b = min(256, rows - done)
+    b = min(64, rows - done)
     idx = np.arange(done, done + b) % n
     x = {{k: v[idx].clone().requires_grad_(True) for k, v in inputs.items()}}
     out = wrapped(*x.values()).sum()
@@ -72,7 +72,7 @@ t = time.perf_counter()
 for start in range(0, cohort.n_subjects, 64):
     idx = np.arange(start, min(cohort.n_subjects, start + 64))
     inputs = {{k: torch.from_numpy(v) for k, v in prep.transform(cohort, idx).items()}}
-    integrated_gradients(model, inputs, n_steps={steps}, internal_batch_size=256)
+    integrated_gradients(model, inputs, n_steps={steps})
 print(json.dumps({{"subjects": {n}, "seconds": round(time.perf_counter() - t, 1)}}))
 """
 

@@ -23,7 +23,7 @@ class _LogOdds(torch.nn.Module):
 
 
 def integrated_gradients(model, inputs, baselines=None, *, n_steps=32, method="gausslegendre",
-                         internal_batch_size=256, smoothgrad_samples=0, noise_level=None, random_state=0):
+                         internal_batch_size=None, smoothgrad_samples=0, noise_level=None, random_state=0):
     """Integrated gradients of the positive-class log-odds with respect to every input modality.
 
     Parameters
@@ -39,9 +39,11 @@ def integrated_gradients(model, inputs, baselines=None, *, n_steps=32, method="g
         Points on the straight path from baseline to input.
     method : str
         captum's quadrature ("gausslegendre", "riemann_trapezoid", ...).
-    internal_batch_size : int
+    internal_batch_size : int, optional
         Most path points evaluated in one forward/backward; subjects are processed in chunks of
-        ``max(1, internal_batch_size // n_steps)`` so memory does not grow with the cohort.
+        ``max(1, internal_batch_size // n_steps)`` so memory does not grow with the cohort. Default:
+        64 on CPU (measured: 32-64-row passes run faster per row than 256-row passes on 2 cores),
+        1024 on CUDA.
     smoothgrad_samples : int
         If > 0, average IG over this many noisy copies of each input (SmoothGrad).
     noise_level : dict of str -> float, optional
@@ -71,11 +73,13 @@ def integrated_gradients(model, inputs, baselines=None, *, n_steps=32, method="g
 
     if n_steps < 2:
         raise ParameterError(f"n_steps: expected an integer >= 2, found {n_steps!r}")
+    device = next(iter(inputs.values())).device
+    if internal_batch_size is None:
+        internal_batch_size = 1024 if device.type == "cuda" else 64
     if internal_batch_size < 1:
         raise ParameterError(f"internal_batch_size: expected a positive integer, found {internal_batch_size!r}")
     names = [m for m in MODALITY_ORDER if m in inputs] + [m for m in inputs if m not in MODALITY_ORDER]
     baselines = baselines or {}
-    device = next(iter(inputs.values())).device
     ig = IntegratedGradients(_LogOdds(model, names))
     n = next(iter(inputs.values())).shape[0]
     chunk = max(1, internal_batch_size // n_steps)
