@@ -253,3 +253,21 @@ def test_backbone_weights_loaded_from_local_file(loci, tmp_path):
         build(loci, small_config(smri_backbone_weights=str(path), smri_cnn_channels=(8,)))
     with pytest.raises(ParameterError, match="smri_backbone_weights"):
         build(loci, small_config(smri_backbone_weights=str(tmp_path / "missing.pt")))
+
+
+def test_per_node_fnc_projection_equals_a_loop_over_nodes():
+    from migtrans.model._encoders import ConnectomeEncoder
+
+    torch.manual_seed(0)
+    enc = ConnectomeEncoder(N_NODES, d_model=8, projection="per_node", hidden=3).eval()
+    x = torch.randn(4, N_NODES, N_NODES)
+    out = enc(x)
+    for k in range(N_NODES):
+        hidden = torch.nn.functional.gelu(x[:, k] @ enc.weight[k] + enc.bias[k])
+        expected = enc.norm(enc.proj(hidden) + enc.node_embedding[k])
+        torch.testing.assert_close(out[:, k], expected, rtol=1e-5, atol=1e-6)
+    # each node's token depends on its own row only
+    x2 = x.clone()
+    x2[:, 2] += 1.0
+    changed = (enc(x2) - out).abs().sum(dim=(0, 2)) > 0
+    assert changed.tolist() == [k == 2 for k in range(N_NODES)]

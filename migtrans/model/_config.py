@@ -58,6 +58,10 @@ class ModelConfig:
         Dropout on attention probabilities (the stored maps are taken before it). Off by default:
         on CPU, drawing a mask over every (batch x heads x queries x keys) map costs about as much
         as the attention itself, for little gain on small cohorts.
+    fnc_projection : {"shared", "per_node"}, default="shared"
+        Connectome encoder input projection: one dense layer shared by every node's FNC row (DESIGN
+        §4), or each node's own small projection (one batched einsum), which lets a token weigh its
+        own edges (a, b) independently of every other (i, b).
     snp_encoder : {"locus", "mlp"}, default="locus"
         "locus": one token per locus, each from its own dense projection of the locus's SNPs
         (one batched block-diagonal operation) + GELU, then a shared linear map to ``d_model``, plus
@@ -114,6 +118,7 @@ class ModelConfig:
     dropout: float = 0.1
     attention_dropout: float = 0.0
     snp_encoder: str = "locus"
+    fnc_projection: str = "shared"
     locus_hidden: int = 16
     snp_mlp_hidden: int = 128
     snp_mlp_tokens: int = 4
@@ -171,6 +176,7 @@ class ModelConfig:
         for name in ("dropout", "attention_dropout", "label_smoothing"):
             fraction(name)
         choice("snp_encoder", ("locus", "mlp"))
+        choice("fnc_projection", ("shared", "per_node"))
         choice("smri_slice_axis", (0, 1, 2))
         if isinstance(self.smri_slice_axis, bool):
             fail("smri_slice_axis", "one of 0, 1, 2")

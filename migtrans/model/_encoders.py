@@ -119,18 +119,33 @@ class MLPGenomicEncoder(nn.Module):
 
 
 class ConnectomeEncoder(nn.Module):
-    """Connectome encoder: node k's FNC row -> shared dense + GELU + learned node embedding."""
+    """Connectome encoder: node k's FNC row -> dense + GELU + learned node embedding -> token k.
 
-    def __init__(self, n_nodes, *, d_model=64, dropout=0.0):
+    ``projection="shared"``: one dense layer for every row. ``"per_node"``: node k's own (K x hidden)
+    projection then a shared (hidden -> d_model) map, batched as one einsum.
+    """
+
+    def __init__(self, n_nodes, *, d_model=64, dropout=0.0, projection="shared", hidden=8):
         super().__init__()
         self.n_tokens = n_nodes
-        self.proj = nn.Linear(n_nodes, d_model)
+        self.projection = projection
+        if projection == "per_node":
+            self.weight = nn.Parameter(torch.randn(n_nodes, n_nodes, hidden) / math.sqrt(n_nodes))
+            self.bias = nn.Parameter(torch.zeros(n_nodes, hidden))
+            self.proj = nn.Linear(hidden, d_model)
+        else:
+            self.proj = nn.Linear(n_nodes, d_model)
         self.node_embedding = _embedding(n_nodes, d_model)
         self.norm = nn.LayerNorm(d_model)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x):
-        return self.drop(self.norm(F.gelu(self.proj(x)) + self.node_embedding))
+        if self.projection == "per_node":
+            hidden = F.gelu(torch.einsum("bkj,kjh->bkh", x, self.weight) + self.bias)
+            content = self.proj(hidden)
+        else:
+            content = F.gelu(self.proj(x))
+        return self.drop(self.norm(content + self.node_embedding))
 
 
 class SliceCNN(nn.Module):

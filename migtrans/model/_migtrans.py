@@ -95,7 +95,8 @@ class MIGTrans(nn.Module):
         if "fnc" in mods:
             n_nodes = _positive_int("n_nodes", n_nodes)
             self.input_shapes["fnc"] = (n_nodes, n_nodes)
-            self.fnc_encoder = ConnectomeEncoder(n_nodes, d_model=d, dropout=config.dropout)
+            self.fnc_encoder = ConnectomeEncoder(n_nodes, d_model=d, dropout=config.dropout,
+                                                 projection=config.fnc_projection)
         if "smri" in mods:
             if volume_shape is None or len(tuple(volume_shape)) != 3:
                 raise ParameterError(f"volume_shape: expected (X, Y, Z), found {volume_shape!r}")
