@@ -1,7 +1,7 @@
 """Benchmark the simulator and the loader (issue 2 targets).
 
 - simulate 1,000 subjects x 20,000 SNPs at 4 mm: target < 60 s
-- load_cohort of that cohort: target < 20 s (cold sMRI cache) 
+- load_cohort of that cohort: target < 20 s (cold sMRI cache)
 - peak memory of load_cohort on 500 subjects at 1.5 mm: target < 2 GB (raw volumes > 4 GB)
 
 Each measurement runs in a fresh process so peak RSS is that step's own.

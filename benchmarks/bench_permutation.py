@@ -17,8 +17,9 @@ import time
 
 import numpy as np
 
-from _common import SCRATCH, save
 from explain import permutation_test
+
+from _common import SCRATCH, save
 
 
 def main():

@@ -18,9 +18,10 @@ import time
 
 import pandas as pd
 
-from _common import SCRATCH, save
 from migtrans.simulate import simulate_cohort
 from migtrans.training import TrainConfig, compare_runs, format_comparison, open_run, train
+
+from _common import SCRATCH, save
 
 VARIANTS = [
     ("migtrans_all", dict(model="migtrans")),

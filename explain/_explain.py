@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from migtrans._errors import ParameterError
+
 from ._attributions import Attributions
 from ._faithfulness import deletion_curve, modality_ablation
 from ._ig import integrated_gradients, relative_delta

@@ -91,7 +91,7 @@ def standin_nodes():
     picked["CB"] = _spread(cb, DOMAINS["CB"])
 
     records = []
-    for domain, count in DOMAINS.items():
+    for domain in DOMAINS:
         for k, i in enumerate(picked[domain], start=1):
             records.append(
                 {

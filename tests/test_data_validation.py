@@ -11,8 +11,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from conftest import files_under
 from migtrans.cli import main
+
+from conftest import files_under
 
 
 def run_info(capsys, toml, *extra):
@@ -92,7 +93,7 @@ def test_label_with_a_third_value(tiny_cohort, capsys):
     toml, _ = tiny_cohort
     path = toml.parent / "phenotypes.tsv"
     text = path.read_text()
-    line = next(l for l in text.splitlines() if l.startswith("s07\t"))
+    line = next(row for row in text.splitlines() if row.startswith("s07\t"))
     path.write_text(text.replace(line, re.sub(r"\t(SZ|HC)\t", "\tBP\t", line)))
     status, _, err = run_info(capsys, toml)
     assert_one_line_error(status, err, "phenotypes.tsv", "'s07'", "'BP'")

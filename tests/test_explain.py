@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 import torch
 
-
 from explain import Attributions, OutOfFold, explain_run, integrated_gradients, relative_delta
 
 

@@ -13,8 +13,7 @@ from scipy import stats
 
 from migtrans._errors import ParameterError
 from migtrans.atlases import load_atlas, resample_atlas
-from migtrans.simulate import SimulatedCohort, simulate_cohort
-from migtrans.simulate import _simulator
+from migtrans.simulate import SimulatedCohort, _simulator, simulate_cohort
 
 SMALL = dict(n_subjects=120, n_snps=2000, resolution=8)
 

@@ -34,7 +34,8 @@ def _header(path: Path, subject=None):
     try:
         img = nib.load(path)
     except Exception as exc:  # noqa: BLE001 - any failure to parse is a user-file problem
-        raise CohortError(f"cannot be read as NIfTI ({type(exc).__name__}: {exc})", file=path, subject=subject) from None
+        raise CohortError(f"cannot be read as NIfTI ({type(exc).__name__}: {exc})", file=path,
+                          subject=subject) from None
     shape = img.shape[:3] if (len(img.shape) == 3 or (len(img.shape) == 4 and img.shape[3] == 1)) else None
     if shape is None:
         raise CohortError(f"expected a 3D volume, found shape {img.shape}", file=path, subject=subject)
@@ -45,7 +46,8 @@ def _volume(img, path: Path, subject) -> np.ndarray:
     try:
         data = np.asarray(img.get_fdata(dtype=np.float32)).reshape(img.shape[:3])
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt gzip, bad data block
-        raise CohortError(f"corrupt or truncated image data ({type(exc).__name__}: {exc})", file=path, subject=subject) from None
+        raise CohortError(f"corrupt or truncated image data ({type(exc).__name__}: {exc})", file=path,
+                          subject=subject) from None
     n_bad = int(np.count_nonzero(~np.isfinite(data)))
     if n_bad:
         raise CohortError(f"{n_bad} NaN or infinite voxels", file=path, subject=subject)
