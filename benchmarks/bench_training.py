@@ -13,6 +13,7 @@ Run: python benchmarks/bench_training.py [--subjects 300] [--quick]
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import time
 
@@ -21,7 +22,7 @@ import pandas as pd
 from migtrans.simulate import simulate_cohort
 from migtrans.training import TrainConfig, compare_runs, format_comparison, open_run, train
 
-from _common import SCRATCH, save
+from _common import RESULTS, SCRATCH, save
 
 VARIANTS = [
     ("migtrans_all", dict(model="migtrans")),
@@ -75,7 +76,15 @@ def main():
         null_result = train(null.toml_path, root / "null_run", TrainConfig(**extra), progress=False)
         results["null_accuracy"] = float(null_result.metrics.set_index("fold").loc["mean", "accuracy"])
     print(results["table_markdown"])
-    save("training" + ("_quick" if args.quick else f"_{n}"), results)
+    name = "training" + ("_quick" if args.quick else f"_{n}")
+    if wanted:  # a partial rerun updates the saved results instead of replacing them
+        previous = RESULTS / f"{name}.json"
+        if previous.is_file():
+            old = json.loads(previous.read_text())
+            old["runs"].update(results.pop("runs"))
+            results.pop("table_markdown")  # the saved table covers the full set of runs
+            results = {**old, **results}
+    save(name, results)
 
 
 def _epochs_run(run, k):
