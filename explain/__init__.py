@@ -2,6 +2,7 @@
 rollout, faithfulness checks — all out of fold (each subject explained by the model that did not train
 on it) — plus the permutation engine (max-T, BH) and the classical per-SNP association."""
 
+from ._annotation import gene_table, locus_genes, nearest_genes
 from ._association import covariate_matrix, genomic_inflation, logistic_association
 from ._attributions import Attributions
 from ._explain import explain_run
@@ -13,6 +14,7 @@ from ._rollout import RelevanceResult, relevance_rollout, rollout
 
 __all__ = [
     "Attributions", "OutOfFold", "PermutationResult", "RelevanceResult", "bh_fdr", "covariate_matrix",
-    "deletion_curve", "explain_run", "genomic_inflation", "integrated_gradients", "logistic_association",
-    "modality_ablation", "permutation_test", "relative_delta", "relevance_rollout", "rollout",
+    "deletion_curve", "explain_run", "gene_table", "genomic_inflation", "integrated_gradients",
+    "locus_genes", "logistic_association", "modality_ablation", "nearest_genes", "permutation_test",
+    "relative_delta", "relevance_rollout", "rollout",
 ]

@@ -10,14 +10,14 @@ import pandas as pd
 
 from ._errors import ParameterError
 
-__all__ = ["chrom_code", "locus_index", "partition_loci"]
+__all__ = ["chrom_code", "locus_index", "normalise_chrom", "partition_loci"]
 
 # PLINK's numeric codes for the non-autosomes, so "23" and "X" land in the same place.
 _NAMED_CODES = {"X": 23, "Y": 24, "XY": 25, "MT": 26, "M": 26}
 _PLINK_NAMES = {23: "X", 24: "Y", 25: "XY", 26: "MT"}
 
 
-def _normalise_chrom(value) -> str:
+def normalise_chrom(value) -> str:
     """'chr1', 'Chr01', 1, '23', 'chrM' -> '1', '1', '1', 'X', 'MT'."""
     text = str(value).strip()
     text = re.sub(r"^chr", "", text, flags=re.IGNORECASE).upper()
@@ -45,7 +45,7 @@ def chrom_code(chrom) -> int:
     >>> chrom_code("chr2"), chrom_code("X"), chrom_code(23), chrom_code("chrM")
     (2, 23, 23, 26)
     """
-    name = _normalise_chrom(chrom)
+    name = normalise_chrom(chrom)
     if name.isdigit():
         number = int(name)
         return number if 1 <= number <= 26 else 0
@@ -122,7 +122,7 @@ def partition_loci(snps: pd.DataFrame, *, window_kb: float = 250, max_snps: int 
             f"at row {row} (SNP {snps['snp'].iloc[row]!r})"
         )
     pos = pos.astype(np.int64)
-    names = np.array([_normalise_chrom(c) for c in snps["chrom"]], dtype=object)
+    names = np.array([normalise_chrom(c) for c in snps["chrom"]], dtype=object)
     order_of = {name: i for i, name in enumerate(sorted(set(names), key=_sort_key))}
     rank = np.array([order_of[n] for n in names], dtype=np.int64)
     # lexsort keys are given last-first: chromosome, then position, then original row (stable ties).
