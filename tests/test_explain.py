@@ -127,3 +127,49 @@ def test_relative_delta_is_relative_to_the_output_change():
     torch.testing.assert_close(relative_delta(delta, attr), torch.tensor([0.05, 0.0]))
 
 
+
+
+CONTRACT = {
+    "snps": ["snp", "chrom", "pos", "a1", "a2", "gene", "locus", "attribution", "stat", "p_perm", "p_fwer", "q_fdr",
+             "beta_assoc", "p_assoc", "rank"],
+    "loci": ["locus", "chrom", "start", "end", "n_snps", "lead_snp", "genes", "stat", "p_perm", "p_fwer", "q_fdr",
+             "rank"],
+    "regions": ["region", "atlas", "n_voxels", "attribution", "stat", "p_perm", "p_fwer", "q_fdr", "rank"],
+    "connections": ["node_i", "node_j", "domain_i", "domain_j", "attribution", "stat", "p_perm", "p_fwer", "q_fdr",
+                    "rank"],
+    "nodes": ["node", "domain", "x", "y", "z", "attribution", "stat", "p_perm", "p_fwer", "q_fdr", "rank"],
+    "modalities": ["modality", "rollout_share", "ig_share", "ablation_auc_drop"],
+}
+
+
+def test_result_tables_follow_the_contract(explained, baseline_run, sim_cohort, tmp_path):
+    from explain import result_tables, write_tables
+
+    attributions, _ = explained
+    tables = result_tables(OutOfFold(baseline_run.out_dir), attributions, n_permutations=99)
+    paths = write_tables(tables, tmp_path)
+    assert sorted(p.name for p in paths) == sorted(f"{name}.csv" for name in CONTRACT)
+    for name, columns in CONTRACT.items():
+        table = pd.read_csv(tmp_path / f"{name}.csv")
+        assert all(c in table.columns for c in columns), (name, set(columns) - set(table.columns))
+        if "rank" in table:
+            assert table["rank"].tolist() == list(range(1, len(table) + 1))
+            p = table["p_perm"].dropna()
+            assert ((p >= 1 / 100) & (p <= 1)).all()
+            tested = table.dropna(subset=["p_perm"])
+            assert (tested["p_fwer"] >= tested["p_perm"] - 1e-12).all()
+            assert (tested["p_perm"].diff().dropna() >= 0).all()  # ranked by p_perm, untestable rows last
+            assert table["p_perm"].iloc[len(tested):].isna().all()
+    snps = tables["snps"]
+    assert len(snps) == 200 and set(snps["snp"]) == set(sim_cohort.snps["snp"])
+    loci = tables["loci"].set_index("locus")
+    assert loci["n_snps"].sum() == 200
+    for _, row in snps.head(20).iterrows():
+        lead = loci.loc[row["locus"], "lead_snp"]
+        assert snps.set_index("snp").loc[lead, "locus"] == row["locus"]
+    assert (snps["gene"].str.len() > 0).all()
+    regions = tables["regions"]
+    assert regions["n_voxels"].sum() <= int(sim_cohort.mask.sum()) and (regions["atlas"] == "aal").all()
+    assert len(tables["connections"]) == 53 * 52 // 2 and len(tables["nodes"]) == 53
+    np.testing.assert_allclose(tables["modalities"]["ablation_auc_drop"],
+                               attributions.ablation["ablation_auc_drop"])

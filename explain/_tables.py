@@ -1,0 +1,160 @@
+"""The ranked result tables of a run (DESIGN §6): snps.csv, loci.csv, regions.csv, connections.csv,
+nodes.csv, modalities.csv — permutation-tested out-of-fold attributions plus the classical association."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from migtrans.atlases import load_atlas, resample_atlas
+from migtrans.loci import partition_loci
+
+from ._annotation import gene_table, locus_genes, nearest_genes
+from ._association import genomic_inflation, logistic_association
+from ._permutation import permutation_test
+
+
+def _ranked(table: pd.DataFrame) -> pd.DataFrame:
+    """Rank 1 = smallest p_perm, ties broken by larger |stat|; NaN p last."""
+    order = np.lexsort((-np.abs(np.nan_to_num(table["stat"].to_numpy())),
+                        np.nan_to_num(table["p_perm"].to_numpy(), nan=np.inf)))
+    table = table.iloc[order].reset_index(drop=True)
+    table["rank"] = np.arange(1, len(table) + 1)
+    return table
+
+
+def _tested(X, labels, strata, n_permutations, random_state):
+    # one seed for every family: all families see the same label permutations
+    res = permutation_test(X, labels, strata=strata, n_permutations=n_permutations, random_state=random_state)
+    return pd.DataFrame({"attribution": np.asarray(X, dtype=np.float64).mean(axis=0), **res.table()})
+
+
+def result_tables(oof, attributions, *, n_permutations=1000, genes=None, atlas="aal", random_state=0) -> dict:
+    """Every table of DESIGN §6 for a run, as DataFrames keyed by file stem.
+
+    Parameters
+    ----------
+    oof : OutOfFold
+        The run (cohort, folds).
+    attributions : Attributions
+        From `explain_run` on the same run.
+    n_permutations : int
+        Label permutations, within fold x site.
+    genes : {"grch37", "grch38"} or BED path, optional
+        Default: the cohort's genotype build.
+    atlas : {"aal", "harvard-oxford"} or path to a label image (with ``<stem>.tsv`` of index, name)
+    random_state : int
+    """
+    cohort, subjects = oof.cohort, attributions.subjects
+    labels = subjects["label"].to_numpy()
+    site = np.zeros(len(labels), dtype=int) if cohort.site is None else pd.factorize(cohort.site)[0]
+    strata = subjects["fold"].to_numpy() * 10_000 + site
+    test = dict(labels=labels, strata=strata, n_permutations=n_permutations, random_state=random_state)
+    tables = {}
+    if attributions.snp is not None:
+        tables.update(_genomic_tables(oof, attributions, genes, test))
+    if attributions.fnc is not None:
+        tables.update(_connectome_tables(cohort, attributions, test))
+    if attributions.smri is not None:
+        tables["regions"] = _region_table(attributions, atlas, test)
+    tables["modalities"] = _modality_table(attributions)
+    return tables
+
+
+def _genomic_tables(oof, attributions, genes, test):
+    cohort, run = oof.cohort, oof.run
+    snps = cohort.snps.reset_index(drop=True)
+    loci = partition_loci(snps, window_kb=run.train.window_kb, max_snps=run.train.max_snps_per_locus)
+    locus_of = np.empty(len(snps), dtype=object)
+    for name, cols in zip(loci["locus"], loci["columns"]):
+        locus_of[cols] = name
+    annotation = gene_table(genes or cohort.spec.genotypes.build.lower())
+    X = np.asarray(attributions.snp)
+    snp_stats = _tested(X, **test)
+    assoc = logistic_association(cohort.genotypes, test["labels"], cohort.covariates)
+    nearest = nearest_genes(snps["chrom"], snps["pos"], annotation)
+    snp_table = pd.concat([snps[["snp", "chrom", "pos", "a1", "a2"]], nearest[["gene"]],
+                           pd.DataFrame({"locus": locus_of}), snp_stats,
+                           assoc[["beta_assoc", "p_assoc"]]], axis=1)
+    snp_table.attrs["lambda_gc"] = genomic_inflation(assoc["p_assoc"])
+
+    # a locus's attribution per subject is the sum of its SNPs' (IG is additive)
+    X_loci = np.column_stack([X[:, cols].sum(axis=1) for cols in loci["columns"]])
+    locus_stats = _tested(X_loci, **test)
+    lead = [snps["snp"].iloc[cols[np.lexsort((-np.abs(snp_stats["stat"].to_numpy()[cols]),
+                                               snp_stats["p_perm"].to_numpy()[cols]))[0]]]
+            for cols in loci["columns"]]
+    locus_table = pd.concat([loci[["locus", "chrom", "start", "end", "n_snps"]].reset_index(drop=True),
+                             pd.DataFrame({"lead_snp": lead, "genes": locus_genes(loci, annotation)}),
+                             locus_stats.drop(columns="attribution")], axis=1)
+    locus_table.insert(locus_table.columns.get_loc("stat"), "attribution", locus_stats["attribution"])
+    return {"snps": _ranked(snp_table), "loci": _ranked(locus_table)}
+
+
+def _connectome_tables(cohort, attributions, test):
+    nodes = cohort.nodes.reset_index(drop=True)
+    k = len(nodes)
+    iu = np.triu_indices(k, 1)
+    edge_stats = _tested(attributions.edges(), **test)
+    connections = pd.concat([pd.DataFrame({
+        "node_i": nodes["name"].to_numpy()[iu[0]], "node_j": nodes["name"].to_numpy()[iu[1]],
+        "domain_i": nodes["domain"].to_numpy()[iu[0]], "domain_j": nodes["domain"].to_numpy()[iu[1]]}),
+        edge_stats], axis=1)
+    # a node's attribution per subject is the sum over its edges
+    node_stats = _tested(np.asarray(attributions.fnc).sum(axis=2), **test)
+    node_table = pd.concat([nodes[["name", "domain", "x", "y", "z"]].rename(columns={"name": "node"}), node_stats],
+                           axis=1)
+    return {"connections": _ranked(connections), "nodes": _ranked(node_table)}
+
+
+def _region_table(attributions, atlas, test):
+    img, labels = _atlas(atlas)
+    grid = resample_atlas(img, attributions.affine, attributions.mask.shape)
+    voxel_label = np.asarray(grid.dataobj).astype(np.int64)[attributions.mask]
+    names = dict(zip(labels["index"].astype(int), labels["name"]))
+    present = [v for v in np.unique(voxel_label) if v in names]
+    X = np.asarray(attributions.smri)
+    # a region's attribution per subject is the mean over its voxels
+    X_regions = np.column_stack([X[:, voxel_label == v].mean(axis=1) for v in present])
+    region_stats = _tested(X_regions, **test)
+    table = pd.concat([pd.DataFrame({
+        "region": [names[v] for v in present], "atlas": str(atlas),
+        "n_voxels": [int((voxel_label == v).sum()) for v in present]}), region_stats], axis=1)
+    return _ranked(table)
+
+
+def _atlas(atlas):
+    if str(atlas).lower() in ("aal", "harvard-oxford"):
+        return load_atlas(str(atlas).lower())
+    import nibabel as nib
+
+    path = Path(atlas)
+    labels = pd.read_csv(path.with_name(path.name.split(".")[0] + ".tsv"), sep="\t")
+    return nib.load(path), labels
+
+
+def _modality_table(attributions):
+    subjects = attributions.subjects
+    rows = []
+    ablation = getattr(attributions, "ablation", None)
+    for m in attributions.modalities:
+        drop = np.nan
+        if ablation is not None and m in set(ablation["modality"]):
+            drop = float(ablation.set_index("modality").loc[m, "ablation_auc_drop"])
+        rows.append({"modality": m, "rollout_share": subjects[f"rollout_share_{m}"].mean(),
+                     "ig_share": subjects[f"ig_abs_share_{m}"].mean(), "ablation_auc_drop": drop})
+    return pd.DataFrame(rows)
+
+
+def write_tables(tables: dict, out_dir) -> list[Path]:
+    """Write each table as ``<name>.csv`` with floats that round-trip."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, table in tables.items():
+        path = out_dir / f"{name}.csv"
+        table.to_csv(path, index=False, float_format="%.17g")
+        paths.append(path)
+    return paths
