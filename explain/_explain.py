@@ -17,6 +17,7 @@ from ._faithfulness import deletion_curve, modality_ablation
 from ._ig import integrated_gradients, relative_delta
 from ._oof import OutOfFold
 from ._rollout import relevance_rollout
+from ._tables import result_tables, write_tables
 
 
 def _say(progress, text):
@@ -26,8 +27,8 @@ def _say(progress, text):
 
 def explain_run(run_dir, *, out_dir=None, n_steps=32, baseline="mean", internal_batch_size=None,
                 smoothgrad_samples=0, noise_level=None, rollout_method="gradient", faithfulness=True,
-                deletion_fractions=None, batch_size=64, device="auto", random_state=0, progress=False,
-                cohort=None) -> Attributions:
+                deletion_fractions=None, n_permutations=0, genes=None, atlas="aal", batch_size=64, device="auto",
+                random_state=0, progress=False, cohort=None) -> Attributions:
     """Attribute every subject's prediction with the model of the fold that held it out.
 
     Parameters
@@ -48,6 +49,11 @@ def explain_run(run_dir, *, out_dir=None, n_steps=32, baseline="mean", internal_
         Class-specific (gradient-weighted) or plain attention relevance rules.
     faithfulness : bool
         Also compute modality ablation and deletion curves.
+    n_permutations : int
+        If > 0, also build the ranked result tables (`result_tables`: snps, loci, regions, connections,
+        nodes, modalities) with this many label permutations, attach them as ``tables`` and write them
+        next to the attributions.
+    genes, atlas : annotation sources for the tables (see `result_tables`).
     batch_size : int
         Subjects per chunk (bounds memory of the prepared inputs).
     device : str
@@ -137,6 +143,16 @@ def explain_run(run_dir, *, out_dir=None, n_steps=32, baseline="mean", internal_
         attributions.deletion = pd.concat(
             [deletion_curve(oof, attributions, m, baseline=baseline, random_state=random_state, **kwargs)
              for m in mods], ignore_index=True)
+    attributions.tables = {}
+    if n_permutations:
+        _say(progress, f"statistics: {n_permutations} permutations within fold x site")
+        attributions.tables = result_tables(oof, attributions, n_permutations=n_permutations, genes=genes,
+                                            atlas=atlas, random_state=random_state)
+        settings.update(n_permutations=n_permutations, permutation_scheme="labels shuffled within fold x site",
+                        statistic="two-sample t (pooled variance), cases - controls",
+                        fwer="max-T", fdr="Benjamini-Hochberg",
+                        lambda_gc=attributions.tables["snps"].attrs.get("lambda_gc") if "snps" in attributions.tables
+                        else None)
     settings["seconds"] = round(time.perf_counter() - start, 1)
     if out_dir is not False:
         folder = Path(out_dir) if out_dir else oof.run.path / "explanations"
@@ -144,4 +160,6 @@ def explain_run(run_dir, *, out_dir=None, n_steps=32, baseline="mean", internal_
         if attributions.ablation is not None:
             attributions.ablation.to_csv(folder / "ablation.csv", index=False, float_format="%.17g")
             attributions.deletion.to_csv(folder / "deletion.csv", index=False, float_format="%.17g")
+        if attributions.tables:
+            write_tables(attributions.tables, folder)
     return attributions

@@ -58,7 +58,8 @@ def test_smoothgrad_with_zero_noise_equals_ig(rng):
 @pytest.fixture(scope="module")
 def explained(baseline_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("expl")
-    return explain_run(baseline_run.out_dir, out_dir=out, n_steps=16, deletion_fractions=(0.0, 0.05, 0.2)), out
+    return explain_run(baseline_run.out_dir, out_dir=out, n_steps=16, deletion_fractions=(0.0, 0.05, 0.2),
+                       n_permutations=49), out
 
 
 def test_every_subject_explained_by_its_held_out_fold(explained, baseline_run):
@@ -108,6 +109,10 @@ def test_attributions_round_trip_through_their_folder(explained):
     assert img.shape == back.mask.shape
     np.testing.assert_allclose(np.asarray(img.dataobj)[back.mask], np.asarray(back.smri).mean(axis=0), rtol=1e-6)
     assert back.settings["n_steps"] == 16 and back.settings["baseline"] == "mean"
+    assert back.settings["n_permutations"] == 49 and back.settings["fwer"] == "max-T"
+    for name in ("snps", "loci", "regions", "connections", "nodes", "modalities"):
+        written = pd.read_csv(out / f"{name}.csv")
+        assert len(written) == len(attributions.tables[name])
 
 
 def test_faithfulness_tables(explained):
