@@ -18,8 +18,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/migtrans simulate $(DEMO_DIR)/cohort --subjects 300 --snps 5000 --seed 1 --overwrite
-	$(BIN)/migtrans info $(DEMO_DIR)/cohort/cohort.toml
+	$(BIN)/python examples/quickstart.py --out $(DEMO_DIR)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q
