@@ -68,7 +68,7 @@ def _cmd_train(args) -> int:
     from .training import TrainConfig, compare_runs, format_comparison, train
 
     overrides = {k: v for k, v in {
-        "n_folds": args.folds, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+        "n_folds": args.folds, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "l2": args.l2,
         "device": args.device, "seed": args.seed, "model": args.model,
         "modalities": tuple(m.strip() for m in args.modalities.split(",")) if args.modalities else None,
     }.items() if v is not None}
@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, help="outer cross-validation folds (default 5)")
     p.add_argument("--epochs", type=int, help="maximum epochs per fold (default 30)")
     p.add_argument("--batch-size", type=int, help="batch size (default 32)")
-    p.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default 2e-3)")
+    p.add_argument("--l2", type=float, help="coupled L2 penalty on weight matrices (default 3e-4)")
     p.add_argument("--modalities", help="comma-separated subset of snp,fnc,smri (default all three)")
     p.add_argument("--model", choices=["migtrans", "logistic", "svm", "mlp"], help="default migtrans")
     p.add_argument("--device", help="auto (default), cpu or cuda[:i]")

@@ -109,6 +109,7 @@ def fit_fold(model, provider, labels, fit_idx, val_idx, cfg, device, *, dist=Non
     )
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     y_all = torch.tensor(np.asarray(labels), dtype=torch.long)
+    penalised = [p for name, p in model.named_parameters() if p.dim() >= 2 and "embedding" not in name]
     best_loss, best_state, best_epoch, waited = math.inf, None, 0, 0
     history = []
     for epoch in range(1, cfg.epochs + 1):
@@ -125,8 +126,9 @@ def fit_fold(model, provider, labels, fit_idx, val_idx, cfg, device, *, dist=Non
             with torch.autocast(device_type=device.type, enabled=amp):
                 logits = net(**inputs)
                 loss = F.cross_entropy(logits.float(), target, label_smoothing=cfg.label_smoothing)
+            objective = loss + cfg.l2 * sum((p.float() ** 2).sum() for p in penalised) if cfg.l2 else loss
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            scaler.scale(objective).backward()
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
