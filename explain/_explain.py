@@ -114,7 +114,6 @@ def explain_run(run_dir, *, out_dir=None, n_steps=32, baseline="mean", internal_
     })
     for j, m in enumerate(mods):
         subjects[f"rollout_share_{m}"] = shares[:, j]
-        subjects[f"ig_abs_share_{m}"] = 0.0
     total = sum(np.abs(ig[m].reshape(n, -1)).sum(axis=1, dtype=np.float64) for m in mods)
     for m in mods:
         subjects[f"ig_abs_share_{m}"] = (np.abs(ig[m].reshape(n, -1)).sum(axis=1, dtype=np.float64)

@@ -76,8 +76,7 @@ def deletion_curve(oof, attributions, modality, *, fractions=DEFAULT_FRACTIONS, 
     voxels). Returns ``modality``, ``fraction``, ``n_features``, ``auc_top``, ``auc_random_mean``,
     ``auc_random_sd``.
     """
-    values = {"snp": attributions.snp, "fnc": None, "smri": attributions.smri}[modality]
-    values = attributions.edges() if modality == "fnc" else np.asarray(values)
+    values = attributions.edges() if modality == "fnc" else np.asarray(getattr(attributions, modality))
     importance = np.abs(values).mean(axis=0)
     order = np.argsort(-importance, kind="stable")
     n_features = len(order)

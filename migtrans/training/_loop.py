@@ -3,7 +3,6 @@ early stopping on the inner validation split, mixed precision on CUDA, optional 
 
 from __future__ import annotations
 
-import copy
 import math
 import sys
 import time
@@ -152,4 +151,4 @@ def fit_fold(model, provider, labels, fit_idx, val_idx, cfg, device, *, dist=Non
                 break
     progress.update(f"{label} done: best epoch {best_epoch}, val loss {best_loss:.3f}", final=True)
     model.load_state_dict(best_state)
-    return copy.deepcopy(best_state), history, best_epoch
+    return best_state, history, best_epoch
