@@ -72,7 +72,7 @@ class Attributions:
     # ------------------------------------------------------------------ save/load
     def save(self, folder) -> Path:
         """Write ``subjects.csv``, one ``<name>.npy`` per array, ``settings.json``, ``mask.nii.gz``
-        and ``smri_attribution_mean.nii.gz``."""
+        and ``smri_attribution.nii.gz``."""
         import nibabel as nib
 
         folder = Path(folder)
@@ -85,7 +85,7 @@ class Attributions:
         if self.mask is not None:
             nib.save(nib.Nifti1Image(self.mask.astype(np.uint8), self.affine), folder / "mask.nii.gz")
             if self.smri is not None:
-                nib.save(self.smri_image(), folder / "smri_attribution_mean.nii.gz")
+                nib.save(self.smri_image(), folder / "smri_attribution.nii.gz")
         (folder / "settings.json").write_text(json.dumps(to_builtin(self.settings), indent=2, sort_keys=True) + "\n")
         return folder
 
