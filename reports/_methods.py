@@ -1,0 +1,393 @@
+"""The report's Methods text: written from the settings a run and its explanation actually used (config.toml,
+settings.json, manifest.json), with software versions and references, ready to paste into a paper."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from importlib import metadata
+
+from ._inputs import ReportInputs, load_inputs
+
+__all__ = ["Methods", "build_methods", "software_versions", "REFERENCES"]
+
+#: Reference list entries by citation key: (in-text form, full reference).
+REFERENCES = {
+    "migtrans": ("Shaik et al., 2024",
+                 "Shaik NS, Cherukuri TK, Calhoun VD, Ye DH. Multi-modal imaging genomics transformer: attentive "
+                 "integration of imaging with genomic biomarkers for schizophrenia classification. 2024."),
+    "ig": ("Sundararajan et al., 2017",
+           "Sundararajan M, Taly A, Yan Q. Axiomatic attribution for deep networks. Proceedings of the 34th "
+           "International Conference on Machine Learning (ICML), PMLR 70:3319-3328, 2017."),
+    "captum": ("Kokhlikyan et al., 2020",
+               "Kokhlikyan N, Miglani V, Martin M, Wang E, Alsallakh B, Reynolds J, Melnikov A, Kliushkina N, "
+               "Araya C, Yan S, Reblitz-Richardson O. Captum: a unified and generic model interpretability library "
+               "for PyTorch. arXiv:2009.07896, 2020."),
+    "rollout": ("Abnar & Zuidema, 2020",
+                "Abnar S, Zuidema W. Quantifying attention flow in transformers. Proceedings of the 58th Annual "
+                "Meeting of the Association for Computational Linguistics (ACL), 4190-4197, 2020."),
+    "chefer": ("Chefer et al., 2021",
+               "Chefer H, Gur S, Wolf L. Generic attention-model explainability for interpreting bi-modal and "
+               "encoder-decoder transformers. Proceedings of the IEEE/CVF International Conference on Computer "
+               "Vision (ICCV), 397-406, 2021."),
+    "phipson": ("Phipson & Smyth, 2010",
+                "Phipson B, Smyth GK. Permutation p-values should never be zero: calculating exact p-values when "
+                "permutations are randomly drawn. Statistical Applications in Genetics and Molecular Biology "
+                "9(1):39, 2010."),
+    "maxt": ("Westfall & Young, 1993",
+             "Westfall PH, Young SS. Resampling-Based Multiple Testing: Examples and Methods for p-Value "
+             "Adjustment. New York: Wiley, 1993."),
+    "bh": ("Benjamini & Hochberg, 1995",
+           "Benjamini Y, Hochberg Y. Controlling the false discovery rate: a practical and powerful approach to "
+           "multiple testing. Journal of the Royal Statistical Society, Series B 57(1):289-300, 1995."),
+    "gc": ("Devlin & Roeder, 1999",
+           "Devlin B, Roeder K. Genomic control for association studies. Biometrics 55(4):997-1004, 1999."),
+    "nilearn": ("Abraham et al., 2014",
+                "Abraham A, Pedregosa F, Eickenberg M, Gervais P, Mueller A, Kossaifi J, Gramfort A, Thirion B, "
+                "Varoquaux G. Machine learning for neuroimaging with scikit-learn. Frontiers in Neuroinformatics "
+                "8:14, 2014."),
+    "aal": ("Tzourio-Mazoyer et al., 2002",
+            "Tzourio-Mazoyer N, Landeau B, Papathanassiou D, Crivello F, Etard O, Delcroix N, Mazoyer B, Joliot M. "
+            "Automated anatomical labeling of activations in SPM using a macroscopic anatomical parcellation of the "
+            "MNI MRI single-subject brain. NeuroImage 15(1):273-289, 2002."),
+    "gencode": ("Frankish et al., 2019",
+                "Frankish A, Diekhans M, Ferreira AM, et al. GENCODE reference annotation for the human and mouse "
+                "genomes. Nucleic Acids Research 47(D1):D766-D773, 2019."),
+}
+
+# Distributions whose versions the Methods name, in the order they are named.
+_PACKAGES = ("migtrans", "torch", "captum", "numpy", "scipy", "pandas", "statsmodels", "scikit-learn", "nilearn",
+             "nibabel")
+_DISPLAY = {"torch": "PyTorch", "captum": "Captum", "numpy": "NumPy", "scipy": "SciPy", "pandas": "pandas",
+            "statsmodels": "statsmodels", "scikit-learn": "scikit-learn", "nilearn": "nilearn", "nibabel": "NiBabel",
+            "migtrans": "migtrans", "python": "Python"}
+_MODALITY_NAMES = {"snp": "genotypes (SNP dosages)", "fnc": "functional network connectivity (FNC)",
+                   "smri": "structural MRI (gray-matter maps)"}
+_FEATURE_UNITS = {"snps": "SNP", "loci": "locus", "regions": "atlas region", "connections": "FNC edge",
+                  "nodes": "FNC node"}
+
+
+@dataclass(frozen=True)
+class Methods:
+    """The Methods text of a report.
+
+    Attributes
+    ----------
+    paragraphs : tuple of str
+        Plain text, citations in author-year form.
+    references : tuple of str
+        The works cited, in order of first citation.
+    versions : dict of str -> dict
+        Per package: ``{"run": version recorded in manifest.json or None, "now": installed version or None}``.
+    """
+
+    paragraphs: tuple
+    references: tuple
+    versions: dict
+
+    @property
+    def text(self) -> str:
+        """Paragraphs and the reference list as one plain-text block."""
+        refs = "\n".join(f"- {r}" for r in self.references)
+        return "\n\n".join(self.paragraphs) + ("\n\nReferences\n" + refs if refs else "")
+
+
+def software_versions(manifest: dict | None = None) -> dict:
+    """Versions of Python and the packages the analysis depends on.
+
+    Parameters
+    ----------
+    manifest : dict, optional
+        A run's ``manifest.json``; its ``versions`` are reported as the training run's.
+
+    Returns
+    -------
+    dict of str -> dict
+        ``{"python": {"run": "3.11.7", "now": "3.11.7"}, "torch": {...}, ...}``; a version not known is None.
+    """
+    recorded = (manifest or {}).get("versions", {}) or {}
+    out = {"python": {"run": recorded.get("python"), "now": platform.python_version()}}
+    for name in _PACKAGES:
+        try:
+            now = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            now = None
+        out[name] = {"run": recorded.get(name), "now": now}
+    return out
+
+
+class _Citations:
+    """Cite by key, remembering the order of first use for the reference list."""
+
+    def __init__(self):
+        self.keys: list[str] = []
+
+    def __call__(self, *keys: str, note: str = "") -> str:
+        for key in keys:
+            if key not in self.keys:
+                self.keys.append(key)
+        return "(" + (f"{note}; " if note else "") + "; ".join(REFERENCES[k][0] for k in keys) + ")"
+
+
+def _num(value) -> str:
+    """A setting as it should read in prose: integers without a decimal point, floats in short form."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e6:
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _count(n, noun: str) -> str:
+    return f"{_num(n)} {noun}" + ("" if n == 1 else "s")
+
+
+def _join(items) -> str:
+    items = [str(i) for i in items]
+    if len(items) <= 2:
+        return " and ".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _cohort_sentence(inputs: ReportInputs) -> str:
+    pred = inputs.predictions if inputs.predictions is not None else inputs.tables.get("subjects")
+    if pred is None or "label" not in pred:
+        return ""
+    n = len(pred)
+    cases = int((pred["label"] == 1).sum())
+    pos_name = neg_name = ""
+    if "label_name" in pred:
+        pos = pred.loc[pred["label"] == 1, "label_name"]
+        neg = pred.loc[pred["label"] == 0, "label_name"]
+        if len(pos) and len(neg):
+            pos_name, neg_name = f" ({pos.iloc[0]})", f" ({neg.iloc[0]})"
+    return f"The cohort comprised {n} subjects: {cases} cases{pos_name} and {n - cases} controls{neg_name}."
+
+
+def _model_sentences(inputs: ReportInputs, cite) -> list[str]:
+    train, model = inputs.train, inputs.model
+    kind = train.get("model", "migtrans")
+    modalities = model.get("modalities") or train.get("modalities") or []
+    mods = _join(_MODALITY_NAMES.get(m, m) for m in modalities)
+    if kind != "migtrans":
+        return [f"A {kind} baseline classifier was trained on {mods}."]
+    out = [f"We classified subjects with MIGTrans {cite('migtrans')}, a multi-modal transformer, in our "
+           f"implementation (migtrans), using {mods}."]
+    if model:
+        parts = [f"tokens of width d_model = {_num(model.get('d_model'))}",
+                 f"{_num(model.get('n_heads'))} attention heads",
+                 f"feed-forward width {_num(model.get('ffn_mult'))} x d_model",
+                 f"dropout {_num(model.get('dropout'))}"]
+        out.append("The network used " + _join(parts) + ".")
+        enc = []
+        if "snp" in modalities:
+            if model.get("snp_encoder", "locus") == "locus":
+                enc.append(f"the genomic encoder made one token per locus (contiguous windows of "
+                           f"{_num(train.get('window_kb'))} kb with at most {_num(train.get('max_snps_per_locus'))} "
+                           f"SNPs, each projected to {_num(model.get('locus_hidden'))} units)")
+            else:
+                enc.append(f"the genomic encoder was a dense MLP ({_num(model.get('snp_mlp_hidden'))} hidden units, "
+                           f"{_num(model.get('snp_mlp_tokens'))} tokens)")
+        if "fnc" in modalities:
+            enc.append(f"the connectome encoder made one token per node from its FNC row "
+                       f"({model.get('fnc_projection', 'shared')} projection)")
+        if "smri" in modalities:
+            channels = model.get("smri_cnn_channels") or []
+            enc.append(f"the sMRI encoder ran a 2D CNN (channels {', '.join(map(str, channels))}) over slices along "
+                       f"axis {_num(model.get('smri_slice_axis'))} after {_num(model.get('smri_downsample'))}-fold "
+                       f"average pooling, followed by a bidirectional {str(model.get('smri_rnn', 'gru')).upper()} and "
+                       f"{_count(model.get('n_slice_attention_layers'), 'slice self-attention layer')}")
+        if enc:
+            out.append(enc[0][0].upper() + "; ".join(enc)[1:] + ".")
+        steps = model.get("cross_attention") or []
+        if steps:
+            out.append(f"Modalities were fused by stepwise cross-attention ({', '.join(steps)}; q<-k: the tokens of q "
+                       f"attend to those of k) and {_count(model.get('n_fusion_layers'), 'self-attention layer')} over "
+                       f"the [CLS] and all modality tokens.")
+    return out
+
+
+def _training_sentences(inputs: ReportInputs) -> list[str]:
+    train = inputs.train
+    if not train:
+        return []
+    site = (inputs.cohort.get("phenotypes", {}) or {}).get("site_column")
+    strata = f"diagnosis x site ({site})" if site else "diagnosis"
+    out = [f"Performance was estimated by {_num(train.get('n_folds'))}-fold cross-validation stratified by {strata}; "
+           f"all predictions and explanations are out of fold."]
+    if train.get("model", "migtrans") == "migtrans":
+        sentence = (f"In each training fold, {_num(round(100 * float(train.get('val_fraction', 0)), 1))}% of subjects "
+                    f"were held out (stratified) for early stopping on the validation loss (patience "
+                    f"{_num(train.get('patience'))} epochs, at most {_num(train.get('epochs'))} epochs). We used AdamW "
+                    f"(peak learning rate {_num(train.get('lr'))} after {_num(train.get('warmup_epochs'))} warm-up "
+                    f"epochs, then cosine decay; weight decay {_num(train.get('weight_decay'))}), batch size "
+                    f"{_num(train.get('batch_size'))} and label smoothing {_num(train.get('label_smoothing'))}")
+        if train.get("l2"):
+            sentence += f", with an L2 penalty of {_num(train.get('l2'))} on weight matrices"
+        out.append(sentence + ".")
+    if train.get("seed") is not None:
+        out.append(f"One seed ({_num(train.get('seed'))}) fixed folds, initialisation and batch order.")
+    return out
+
+
+def _attribution_sentences(inputs: ReportInputs, cite) -> list[str]:
+    s = inputs.settings
+    if not s:
+        return []
+    baseline = {"mean": "the training fold's mean of each input",
+                "zero": "zero input (zero dosage, connectivity and gray matter)"}.get(s.get("baseline"),
+                                                                                     str(s.get("baseline")))
+    quad = {"gausslegendre": "Gauss-Legendre quadrature", "riemann_trapezoid": "the trapezoid rule"}.get(
+        s.get("quadrature"), str(s.get("quadrature")))
+    out = []
+    if s.get("out_of_fold", True):
+        out.append("Every subject was explained by the fold model that had not been trained on it.")
+    out.append(f"Integrated gradients {cite('ig')}, computed with Captum {cite('captum')}, attributed the "
+               f"{s.get('target', 'positive-class log-odds')} to all inputs at once along the straight path from a "
+               f"baseline equal to {baseline}, with {_num(s.get('n_steps'))} points of {quad}.")
+    if s.get("smoothgrad_samples"):
+        out.append(f"Attributions were averaged over {_num(s['smoothgrad_samples'])} noisy copies of each input "
+                   f"(SmoothGrad).")
+    if s.get("ig_relative_delta_median") is not None:
+        out.append(f"The completeness error (sum of attributions minus the change in output, relative to that change) "
+                   f"had a median of {s['ig_relative_delta_median']:.2g} and a maximum of "
+                   f"{s['ig_relative_delta_max']:.2g} across subjects.")
+    if s.get("rollout_method"):
+        how = ("gradient-weighted attention maps (positive part of gradient x attention, averaged over heads)"
+               if s["rollout_method"] == "gradient" else "attention maps averaged over heads")
+        out.append(f"Token relevance and each modality's share came from attention rollout {cite('rollout')} "
+                   f"through every attention layer, with the generic self- and cross-attention relevance rules "
+                   f"{cite('chefer')} extended to three token streams, using {how}.")
+    if s.get("fnc_edge_attribution"):
+        out.append(f"An FNC edge's attribution was the {s['fnc_edge_attribution']}; a node's was the sum over its "
+                   f"edges; a locus's the sum over its SNPs (integrated gradients are additive) and a region's the "
+                   f"mean over its voxels.")
+    return out
+
+
+def _statistics_sentences(inputs: ReportInputs, cite) -> list[str]:
+    s = inputs.settings
+    B = s.get("n_permutations")
+    if not B:
+        return ["No permutation statistics were computed for this report."] if s else []
+    units = [u for k, u in _FEATURE_UNITS.items() if k in inputs.tables]
+    scheme = s.get("permutation_scheme", "labels shuffled")
+    statistic = str(s.get("statistic", "a test statistic"))
+    if statistic.startswith("two-sample t (pooled variance)"):
+        statistic = "a two-sample t statistic with pooled variance (cases minus controls)"
+    out = [f"For each feature ({_join(units) if units else 'every feature'}), {statistic} contrasted the "
+           f"out-of-fold attributions of the two groups. Its "
+           f"null distribution came from B = {_num(B)} permutations ({scheme}, so that fold and site effects "
+           f"cannot masquerade as group differences), with p = (R + 1)/(B + 1) {cite('phipson')}, R the number of "
+           f"permutations at least as extreme."]
+    corrections = []
+    if s.get("fwer"):
+        corrections.append(f"family-wise error by the {s['fwer']} method across the features of each table "
+                           f"{cite('maxt', note='p_fwer')}")
+    if s.get("fdr"):
+        corrections.append(f"the false discovery rate by {s['fdr']} q-values {cite('bh', note='q_fdr')}, "
+                           f"features without a finite statistic not counted as tests")
+    if corrections:
+        out.append("We controlled " + _join(corrections) + ".")
+    if "snps" in inputs.tables:
+        phen = inputs.cohort.get("phenotypes", {}) or {}
+        cov = list(phen.get("covariates") or []) + ([phen["site_column"]] if phen.get("site_column") else [])
+        adj = f" adjusted for {_join(cov)}" if cov else ""
+        sentence = (f"For comparison with a conventional GWAS view, each SNP was also tested by logistic regression "
+                    f"of diagnosis on dosage{adj} (p_assoc)")
+        if s.get("lambda_gc") is not None:
+            sentence += f"; genomic inflation was \u03bbGC = {float(s['lambda_gc']):.3f} {cite('gc')}"
+        out.append(sentence + ".")
+    return out
+
+
+def gene_source(inputs: ReportInputs) -> tuple[str | None, bool]:
+    """The gene annotation used: (description, recorded). ``recorded`` is False when it was inferred."""
+    genes = inputs.settings.get("genes")
+    recorded = genes is not None
+    if genes is None:
+        genes = (inputs.cohort.get("genotypes", {}) or {}).get("build")
+    if genes is None:
+        return None, False
+    key = str(genes).lower()
+    if key in ("grch37", "grch38"):
+        return f"GENCODE protein-coding-like genes ({'GRCh37' if key == 'grch37' else 'GRCh38'}) as packaged in " \
+               f"GeneLocator", recorded
+    return f"the user-supplied annotation {genes}", recorded
+
+
+def atlas_name(inputs: ReportInputs) -> str | None:
+    """The atlas of ``regions.csv``: recorded in settings, else read from the table's ``atlas`` column."""
+    atlas = inputs.settings.get("atlas")
+    if atlas is None and "regions" in inputs.tables and "atlas" in inputs.tables["regions"]:
+        values = [a for a in inputs.tables["regions"]["atlas"].unique() if a]
+        atlas = values[0] if values else None
+    return atlas
+
+
+def _annotation_sentences(inputs: ReportInputs, cite) -> list[str]:
+    out = []
+    if "snps" in inputs.tables or "loci" in inputs.tables:
+        source, _ = gene_source(inputs)
+        if source:
+            ref = f" {cite('gencode')}" if source.startswith("GENCODE") else ""
+            out.append(f"SNPs were assigned the overlapping or nearest gene, and loci the genes they overlap, from "
+                       f"{source}{ref}.")
+    atlas = atlas_name(inputs)
+    if atlas:
+        name = f"the AAL atlas {cite('aal')}" if str(atlas).lower() == "aal" else f"the {atlas} atlas"
+        out.append(f"Voxel attributions were summarised by region of {name}, resampled to the analysis grid by "
+                   f"nearest neighbour.")
+    if "regions" in inputs.tables or "nodes" in inputs.tables:
+        out.append(f"Brain maps and connectome figures were drawn with nilearn {cite('nilearn')}.")
+    return out
+
+
+def _software_sentence(versions: dict) -> str:
+    named = []
+    for name in ("python", *_PACKAGES):
+        run, now = versions.get(name, {}).get("run"), versions.get(name, {}).get("now")
+        if run and now and run != now:
+            named.append(f"{_DISPLAY.get(name, name)} {run} (training) and {now} (explanations)")
+        elif run or now:
+            named.append(f"{_DISPLAY.get(name, name)} {run or now}")
+    return "Analyses used " + _join(named) + "." if named else ""
+
+
+def build_methods(report_dir, run_dir=None, *, inputs: ReportInputs | None = None) -> Methods:
+    """Write the Methods text from the settings a run and its explanation used.
+
+    Parameters
+    ----------
+    report_dir : path-like
+        The explanation folder (``settings.json``, the result tables).
+    run_dir : path-like, optional
+        The training run folder (``config.toml``, ``manifest.json``). Default: the run recorded in settings.
+    inputs : ReportInputs, optional
+        Already-read inputs (`render_report` passes its own so nothing is read twice).
+
+    Returns
+    -------
+    Methods
+        Paragraphs (model and training; explanations; statistics and annotation; software), references, versions.
+
+    Examples
+    --------
+    >>> from reports._methods import build_methods
+    >>> methods = build_methods("demo/run/explanations")  # doctest: +SKIP
+    >>> print(methods.text)  # doctest: +SKIP
+    """
+    inputs = inputs if inputs is not None else load_inputs(report_dir, run_dir)
+    cite = _Citations()
+    versions = software_versions(inputs.manifest)
+    paragraphs = [
+        " ".join(filter(None, [_cohort_sentence(inputs), *_model_sentences(inputs, cite),
+                               *_training_sentences(inputs)])),
+        " ".join(_attribution_sentences(inputs, cite)),
+        " ".join([*_statistics_sentences(inputs, cite), *_annotation_sentences(inputs, cite)]),
+        _software_sentence(versions),
+    ]
+    return Methods(paragraphs=tuple(p for p in paragraphs if p), references=tuple(REFERENCES[k][1] for k in
+                                                                                   cite.keys), versions=versions)
