@@ -1,0 +1,233 @@
+"""The self-contained HTML report: sections, inline images, no remote links, Methods from the actual settings,
+escaping of hostile names, absent tables and warnings found in the folders."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from report_folder import ESCAPED, EVIL, N_SNPS, make_report_folder
+
+from migtrans import ParameterError
+from reports._figure import SECTIONS, FigureFile
+from reports._inputs import load_inputs
+from reports._methods import build_methods
+from reports._report import _png_size, detect_warnings, format_p, render_report, section_id
+
+
+class _Page(HTMLParser):
+    """Sections, images, links and table rows of a rendered report."""
+
+    def __init__(self):
+        super().__init__()
+        self.sections, self.imgs, self.hrefs, self.srcs, self.tables = [], [], [], [], {}
+        self._table = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "section":
+            self.sections.append(a.get("id"))
+        if tag == "img":
+            self.imgs.append(a)
+        if "href" in a:
+            self.hrefs.append(a["href"])
+        if "src" in a:
+            self.srcs.append(a["src"])
+        if tag == "div" and a.get("class") == "table-block":
+            self._table = a["id"]
+            self.tables[self._table] = []
+        if tag == "tr" and self._table:
+            self.tables[self._table].append([])
+        if tag == "td" and self._table:
+            self.tables[self._table][-1].append(a)
+
+
+def _parse(html: str) -> _Page:
+    page = _Page()
+    page.feed(html)
+    return page
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return make_report_folder(tmp_path)
+
+
+@pytest.fixture
+def report(folder):
+    report_dir, run_dir, figures = folder
+    path = render_report(report_dir, run_dir, figures, command=["migtrans-explain", "run", "--out", EVIL],
+                         warnings=["caller warning first"])
+    return path, path.read_text(encoding="utf-8")
+
+
+def test_every_section_in_order_with_its_id(report):
+    path, html = report
+    assert path.name == "report.html"
+    page = _parse(html)
+    assert page.sections == [section_id(s) for s in SECTIONS]
+    assert page.sections[2] == "modality-contributions"
+
+
+def test_images_are_inline_png_data_uris_of_the_figure_files(report, folder):
+    _, html = report
+    figures = folder[2]
+    imgs = _parse(html).imgs
+    assert len(imgs) == len(figures)
+    for img, fig in zip(imgs, figures):
+        prefix = "data:image/png;base64,"
+        assert img["src"].startswith(prefix)
+        assert base64.b64decode(img["src"][len(prefix):]) == fig.png.read_bytes()
+        # a 2 x 1 inch figure saved at 50 dpi is shown at its print size, 2 x 1 inch at 96 CSS px per inch
+        assert (img["width"], img["height"]) == ("192", "96")
+    assert "%PDF" not in html and "application/pdf" not in html
+
+
+def test_no_network_links_and_local_links_resolve(report, folder):
+    path, html = report
+    page = _parse(html)
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, flags=re.I)
+    assert "@import" not in html and "url(" not in html
+    files = [h for h in page.hrefs if not h.startswith("#")]
+    assert "../metrics.csv" in files and "snps.csv" in files and "figures/manhattan.pdf" in files
+    for href in files:
+        assert not href.startswith(("/", "file:", "http")), href
+        assert (path.parent / href).exists(), href
+    assert "default-src 'none'" in html
+
+
+def test_methods_names_the_actual_settings(report, folder):
+    _, html = report
+    methods = build_methods(folder[0], folder[1])
+    text = methods.text
+    for expected in ("B = 123 permutations", "17 points of Gauss-Legendre quadrature", "3-fold cross-validation",
+                     "diagnosis x site (site)", "d_model = 48", "3 attention heads", "at most 41 epochs",
+                     "patience 6 epochs", "peak learning rate 0.0007 after 3 warm-up epochs",
+                     "weight decay 0.02", "2 self-attention layers", "within fold x site", "max-T",
+                     "Benjamini-Hochberg", "\u03bbGC = 1.230", "GRCh38", "AAL atlas", "adjusted for age, sex and site",
+                     "One seed (11)", "PyTorch 9.9.9 (training) and"):
+        assert expected in text, expected
+    for ref in ("Sundararajan", "Kokhlikyan", "Abnar", "Chefer", "Westfall", "Benjamini", "Abraham", "Shaik"):
+        assert ref in text, ref
+    # the same numbers reach the page
+    assert "B = 123 permutations" in html and "d_model = 48" in html
+
+
+def test_hostile_names_are_escaped_never_raw(report):
+    _, html = report
+    assert EVIL not in html
+    assert html.count("<script") == 1  # our own sorting script only
+    # SNP id (table), node name (two tables), subject id (IG warning and dropped list), figure title, command
+    assert html.count(ESCAPED) >= 6
+    assert f"{ESCAPED} (0.2)" in html
+    assert f"{ESCAPED}x (no fnc data)" in html
+
+
+def test_top_k_rows_and_number_formats(folder):
+    report_dir, run_dir, figures = folder
+    html = render_report(report_dir, run_dir, figures, top_k=5).read_text(encoding="utf-8")
+    tables = _parse(html).tables
+    assert len([r for r in tables["table-snps"] if r]) == 5
+    assert f"Top 5 of {N_SNPS} SNPs" in html
+    # numeric cells carry their raw value for sorting; a missing p-value has none and reads NA
+    html_all = render_report(report_dir, run_dir, figures, top_k=100).read_text(encoding="utf-8")
+    snp_rows = [r for r in _parse(html_all).tables["table-snps"] if r]
+    assert len(snp_rows) == N_SNPS
+    assert sum("data-v" not in cell for row in snp_rows for cell in row[-7:]) >= 4  # stat, p_perm, p_fwer, q_fdr
+    assert ">NA</td>" in html_all
+
+
+def test_format_p():
+    assert format_p(0.04213) == "0.0421"
+    assert format_p(1.0) == "1"
+    assert format_p(0.000999000999) == "9.99e-4"
+    assert format_p(3.2e-12) == "3.20e-12"
+    assert format_p(float("nan")) == "NA"
+    assert format_p(None) == "NA"
+
+
+def test_absent_tables_are_said_not_fatal(folder):
+    report_dir, run_dir, _ = folder
+    for name in ("snps", "loci", "regions", "connections", "nodes", "modalities"):
+        (report_dir / f"{name}.csv").unlink()
+    html = render_report(report_dir, run_dir, []).read_text(encoding="utf-8")
+    assert _parse(html).sections == [section_id(s) for s in SECTIONS]
+    for text in ("snps.csv and loci.csv are absent", "connections.csv and nodes.csv are absent",
+                 "regions.csv is absent", "modalities.csv is absent"):
+        assert text in html
+
+
+def test_bare_folder_without_run_still_renders(tmp_path):
+    report_dir = tmp_path / "empty"
+    report_dir.mkdir()
+    html = render_report(report_dir).read_text(encoding="utf-8")
+    assert _parse(html).sections == [section_id(s) for s in SECTIONS]
+    assert "settings.json is absent" in html and "run folder was not found" in html
+
+
+def test_warnings_found_in_the_folders(folder):
+    report_dir, run_dir, _ = folder
+    warnings = detect_warnings(load_inputs(report_dir, run_dir))
+    text = "\n".join(warnings)
+    assert "near chance: mean out-of-fold ROC AUC 0.550" in text
+    assert "did not converge for 1 of 12 subjects" in text and EVIL in text
+    assert f"snps.csv: 1 of {N_SNPS} features has no p-value" in text
+    assert "dropped 1 subject(s)" in text
+    assert "stand-in node: test fixture" in text
+    assert "lambda_GC = 1.230" in text
+    assert "Only 123 permutations" in text
+    assert not any("gene annotation source" in w for w in warnings)  # recorded in settings here
+
+
+def test_caller_warnings_come_first_and_bad_figures_are_reported(folder, tmp_path):
+    report_dir, run_dir, figures = folder
+    ghost = FigureFile("ghost", "Genomics", "Ghost", "", (tmp_path / "nowhere.png",))
+    odd = FigureFile("odd", "Appendix", "Odd", "", figures[0].files)
+    html = render_report(report_dir, run_dir, [*figures, ghost, odd], warnings=["first!"]).read_text("utf-8")
+    warnings = html[html.index('id="warnings"'):]
+    assert warnings.index("first!") < warnings.index("near chance")
+    assert "figure &#39;ghost&#39;: no readable PNG" in warnings
+    assert "unknown section &#39;Appendix&#39;" in warnings
+    assert len(_parse(html).imgs) == len(figures) + 1
+
+
+def test_written_atomically_and_readable(folder):
+    report_dir, run_dir, figures = folder
+    path = render_report(report_dir, run_dir, figures)
+    assert sorted(p.name for p in report_dir.iterdir() if p.name.startswith(".report-")) == []
+    assert path.stat().st_mode & 0o044  # shared like the CSVs beside it, not private like a mkstemp file
+
+
+def test_report_stays_small(report):
+    path, _ = report
+    assert path.stat().st_size < 200_000
+
+
+def test_invalid_arguments(tmp_path, folder):
+    with pytest.raises(ParameterError, match="report_dir"):
+        render_report(tmp_path / "missing")
+    with pytest.raises(ValueError, match="top_k"):
+        render_report(folder[0], folder[1], top_k=0)
+
+
+def test_png_size_reads_dpi(tmp_path):
+    import matplotlib.pyplot as plt
+
+    fig, _ = plt.subplots(figsize=(3, 2))
+    fig.savefig(tmp_path / "a.png", dpi=200)
+    plt.close(fig)
+    assert _png_size((tmp_path / "a.png").read_bytes()) == (288, 192)
+    assert _png_size(b"not a png") is None
+
+
+def test_relative_figure_paths_resolve_from_the_working_folder(folder, monkeypatch):
+    report_dir, run_dir, figures = folder
+    monkeypatch.chdir(report_dir.parent.parent)
+    rel = [FigureFile(f.name, f.section, f.title, f.caption, tuple(Path(os.path.relpath(p)) for p in f.files),
+                      f.data) for f in figures]
+    html = render_report(Path(os.path.relpath(report_dir)), run_dir, rel).read_text(encoding="utf-8")
+    assert len(_parse(html).imgs) == 2 and 'href="figures/connectome.pdf"' in html
