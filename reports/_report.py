@@ -66,7 +66,11 @@ _HELP = {
     "ig_share": "share of absolute integrated-gradients attribution",
     "ablation_auc_drop": "drop in AUC when the modality is replaced by its baseline",
 }
-_FIGURE_DATA_UNKNOWN = "unknown section"
+# Text columns whose values may be long lists or paths without spaces: they may break anywhere rather than
+# widen the table; other identifiers (SNP ids, loci) stay on one line.
+_WRAP = ("genes", "gene", "note", "file", "value", "setting")
+# Figures are shown at this multiple of their print size: 6-7 pt publication text is too small on a screen.
+SCREEN_SCALE = 1.5
 
 
 @dataclass
@@ -80,6 +84,7 @@ class _Column:
     name: str
     numeric: bool
     help: str = ""
+    wrap: bool = False
 
 
 @dataclass
@@ -181,7 +186,7 @@ def _table(table_id: str, title: str, df: pd.DataFrame, columns=None, *, note=""
             numeric = True
         else:
             cells, numeric = _cells(df[c], c)
-        cols.append(_Column(c, numeric, _HELP.get(c, "")))
+        cols.append(_Column(c, numeric, _HELP.get(c, ""), wrap=c in _WRAP))
         per_column.append(cells)
     rows = [list(r) for r in zip(*per_column)] if per_column else []
     return _Table(table_id, title, cols, rows, note=note, links=list(links), sortable=sortable)
@@ -295,9 +300,8 @@ def _table_block(name: str, inputs: ReportInputs, top_k: int) -> _Block:
 
 
 def _png_size(data: bytes, default_dpi: float = 300.0) -> tuple[int, int] | None:
-    """CSS size of a PNG shown at its print size: pixels x 96 / dpi (dpi from the pHYs chunk, else 300).
-
-    Without this a small 300-dpi figure would be stretched to the page width and its text blown up.
+    """CSS size of a PNG shown at `SCREEN_SCALE` x its print size: pixels x 96 / dpi x scale (dpi from the pHYs
+    chunk, else 300). Without this a small figure would be stretched to the page width and its text blown up.
     """
     if len(data) < 24 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
         return None
@@ -313,7 +317,7 @@ def _png_size(data: bytes, default_dpi: float = 300.0) -> tuple[int, int] | None
         if kind in (b"IDAT", b"IEND"):  # pHYs must come before the image data
             break
         pos += 12 + length
-    scale = 96.0 / dpi
+    scale = SCREEN_SCALE * 96.0 / dpi
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
@@ -324,8 +328,9 @@ def _figure_block(fig: FigureFile, report_dir: Path, index: int, problems: list)
         problems.append(f"figure {fig.name!r}: no readable PNG among {[str(f) for f in fig.files]}; left out")
         return None
     src = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    # the PNG is linked too: it opens at full resolution; PDF/SVG are linked, never inlined (size)
     links = [_file_link(_resolve(f, report_dir).absolute(), report_dir, Path(f).suffix.lstrip(".").upper())
-             for f in fig.files if Path(f).suffix.lower() in (".pdf", ".svg")]
+             for f in fig.files]
     links += [_file_link(d, report_dir) for d in fig.data]
     size = _png_size(data) or (None, None)
     return _Block("figure", _Figure(f"fig-{index}-{section_id(fig.name)}", fig.title, fig.caption, src, links,
@@ -507,7 +512,7 @@ def detect_warnings(inputs: ReportInputs) -> list[str]:
 
     lam = s.get("lambda_gc")
     if lam is not None and not 0.9 <= float(lam) <= 1.1:
-        out.append(f"Genomic inflation lambda_GC = {float(lam):.3f} is outside [0.9, 1.1]: the classical association "
+        out.append(f"Genomic inflation \u03bbGC = {float(lam):.3f} is outside [0.9, 1.1]: the classical association "
                    f"p-values (p_assoc) may be miscalibrated (population structure, relatedness or a covariate "
                    f"missing).")
     B = s.get("n_permutations")
@@ -598,7 +603,7 @@ def render_report(report_dir, run_dir=None, figures=(), *, command=None, warning
             sections[title].blocks.append(_Block("note", text))
     if "snps" in inputs.tables and inputs.settings.get("lambda_gc") is not None:
         sections["Genomics"].blocks.append(_Block("note", f"Genomic inflation of the classical association "
-                                                          f"(p_assoc): lambda_GC = "
+                                                          f"(p_assoc): \u03bbGC = "
                                                           f"{float(inputs.settings['lambda_gc']):.3f}."))
     sections["Methods"].blocks.append(_Block("methods", methods))
     sections["Provenance"].blocks += _provenance(inputs, methods, command)

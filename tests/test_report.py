@@ -82,8 +82,8 @@ def test_images_are_inline_png_data_uris_of_the_figure_files(report, folder):
         prefix = "data:image/png;base64,"
         assert img["src"].startswith(prefix)
         assert base64.b64decode(img["src"][len(prefix):]) == fig.png.read_bytes()
-        # a 2 x 1 inch figure saved at 50 dpi is shown at its print size, 2 x 1 inch at 96 CSS px per inch
-        assert (img["width"], img["height"]) == ("192", "96")
+        # a 2 x 1 inch figure saved at 50 dpi is shown at 1.5 x its print size (96 CSS px per inch)
+        assert (img["width"], img["height"]) == ("288", "144")
     assert "%PDF" not in html and "application/pdf" not in html
 
 
@@ -94,6 +94,7 @@ def test_no_network_links_and_local_links_resolve(report, folder):
     assert "@import" not in html and "url(" not in html
     files = [h for h in page.hrefs if not h.startswith("#")]
     assert "../metrics.csv" in files and "snps.csv" in files and "figures/manhattan.pdf" in files
+    assert "figures/manhattan.png" in files
     for href in files:
         assert not href.startswith(("/", "file:", "http")), href
         assert (path.parent / href).exists(), href
@@ -178,7 +179,7 @@ def test_warnings_found_in_the_folders(folder):
     assert f"snps.csv: 1 of {N_SNPS} features has no p-value" in text
     assert "dropped 1 subject(s)" in text
     assert "stand-in node: test fixture" in text
-    assert "lambda_GC = 1.230" in text
+    assert "\u03bbGC = 1.230" in text
     assert "Only 123 permutations" in text
     assert not any("gene annotation source" in w for w in warnings)  # recorded in settings here
 
@@ -220,7 +221,7 @@ def test_png_size_reads_dpi(tmp_path):
     fig, _ = plt.subplots(figsize=(3, 2))
     fig.savefig(tmp_path / "a.png", dpi=200)
     plt.close(fig)
-    assert _png_size((tmp_path / "a.png").read_bytes()) == (288, 192)
+    assert _png_size((tmp_path / "a.png").read_bytes()) == (432, 288)
     assert _png_size(b"not a png") is None
 
 
