@@ -1,0 +1,348 @@
+"""Build every publication figure whose inputs exist, from a report (explanation) folder and its run folder.
+
+Each figure reads the tables written by ``explain`` and ``migtrans train`` and nothing else; a figure whose
+table is absent (a modality not in the model, a baseline run without training history) is skipped."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from ._brain import AttributionMapDisplay, RegionBarDisplay
+from ._connectome import ConnectogramDisplay, ConnectomeDisplay, FNCMatrixDisplay
+from ._contributions import DeletionCurveDisplay, ModalityContributionDisplay
+from ._figure import FigureFile
+from ._genomics import ManhattanDisplay, QQDisplay, RegionalDisplay
+from ._performance import ConfusionDisplay, MetricsTableDisplay, RocCurvesDisplay, TrainingHistoryDisplay
+from ._save import save_figure
+
+# Identifier columns read as text, so that chromosome "1" and a gene called "NA" stay what they are.
+_TEXT_COLUMNS = ("snp", "chrom", "gene", "genes", "locus", "lead_snp", "region", "atlas", "node", "node_i",
+                 "node_j", "domain", "domain_i", "domain_j", "modality", "subject_id", "label_name")
+
+
+def _read_table(path):
+    """The CSV at ``path``, or None when it is absent or has no rows."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    head = pd.read_csv(path, nrows=0)
+    text = [c for c in head.columns if c in _TEXT_COLUMNS]
+    table = pd.read_csv(path, dtype={c: str for c in text}, keep_default_na=True)
+    return table if len(table) else None
+
+
+class _Context:
+    """The folders, the settings and the tables, each read once."""
+
+    def __init__(self, report_dir, run_dir):
+        self.report_dir = Path(report_dir)
+        settings = self.report_dir / "settings.json"
+        self.settings = json.loads(settings.read_text()) if settings.is_file() else {}
+        if run_dir is None and self.settings.get("run") and Path(self.settings["run"]).is_dir():
+            run_dir = self.settings["run"]
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self._tables = {}
+
+    def table(self, name, *, run=False):
+        folder = self.run_dir if run else self.report_dir
+        if folder is None:
+            return None
+        key = (run, name)
+        if key not in self._tables:
+            self._tables[key] = _read_table(folder / f"{name}.csv")
+        return self._tables[key]
+
+    def rel(self, path):
+        """``path`` relative to the report folder (files of the run folder get ``../`` paths)."""
+        return os.path.relpath(Path(path), self.report_dir)
+
+    def data(self, *names, run=False):
+        folder = self.run_dir if run else self.report_dir
+        return tuple(self.rel(folder / n) for n in names if (folder / n).exists())
+
+    @property
+    def n_permutations(self):
+        b = self.settings.get("n_permutations")
+        return int(b) if b else None
+
+    def permutation_text(self):
+        b = self.n_permutations
+        scheme = self.settings.get("permutation_scheme", "labels permuted")
+        if not b:
+            return "Permutation p-values (number of permutations not recorded)."
+        return (f"Permutation p = (R + 1)/(B + 1) with B = {b} ({scheme}); the smallest attainable p is "
+                f"1/(B + 1) = {1 / (b + 1):.2g}.")
+
+
+# Each figure function returns None when its inputs are absent, else (title, display, caption, data files).
+
+def _roc_curves(ctx, opts):
+    predictions = ctx.table("predictions", run=True)
+    if predictions is None:
+        return None
+    d = RocCurvesDisplay.from_predictions(predictions)
+    if not d.folds:
+        return None
+    return ("ROC curves (out of fold)", d.plot(),
+            f"Receiver-operating characteristic of each of the {len(d.folds)} cross-validation folds (thin lines), "
+            f"computed on the subjects that fold's model did not train on, and their mean on a common "
+            f"false-positive grid (thick) with ± 1 SD across folds. Mean AUC {d.mean_auc:.3f} ± {d.sd_auc:.3f} "
+            f"(SD) over {len(predictions)} subjects.", ctx.data("predictions.csv", run=True))
+
+
+def _confusion_matrix(ctx, opts):
+    predictions = ctx.table("predictions", run=True)
+    if predictions is None:
+        return None
+    d = ConfusionDisplay.from_predictions(predictions)
+    return ("Confusion matrix (out of fold)", d.plot(),
+            f"Out-of-fold predictions of all {int(d.matrix.sum())} subjects pooled across folds: counts and, in "
+            f"brackets, the share of each true class. Positive class: {d.labels[1]}.",
+            ctx.data("predictions.csv", run=True))
+
+
+def _training_history(ctx, opts):
+    if ctx.run_dir is None:
+        return None
+    d = TrainingHistoryDisplay.from_run(ctx.run_dir)
+    if not d.histories:
+        return None
+    files = tuple(ctx.rel(ctx.run_dir / "folds" / f / "history.csv") for f in d.histories)
+    return ("Training history", d.plot(),
+            f"Per-epoch training (dashed) and validation (solid) loss and validation metrics of each of the "
+            f"{len(d.histories)} folds; dots mark the epoch kept by early stopping.", files)
+
+
+def _metrics_table(ctx, opts):
+    metrics = ctx.table("metrics", run=True)
+    if metrics is None:
+        return None
+    d = MetricsTableDisplay.from_table(metrics)
+    return ("Cross-validated metrics", d.plot(),
+            f"Test-fold metrics of each of the {len(d.folds)} folds and their mean ± SD across folds, as written in "
+            f"metrics.csv.", ctx.data("metrics.csv", run=True))
+
+
+def _modality_contributions(ctx, opts):
+    modalities = ctx.table("modalities")
+    if modalities is None:
+        return None
+    d = ModalityContributionDisplay.from_table(modalities)
+    described = {"rollout_share": "share of attention-rollout relevance reaching each modality's tokens",
+                 "ig_share": "share of the summed absolute integrated-gradients attribution",
+                 "ablation_auc_drop": "drop in out-of-fold ROC AUC when the modality is replaced by its baseline"}
+    missing = "" if "ablation_auc_drop" in d.measures else " Modality ablation was not run."
+    return ("Modality contributions", d.plot(),
+            "Per modality: " + "; ".join(described[m] for m in d.measures) + "." + missing,
+            ctx.data("modalities.csv"))
+
+
+def _deletion_curves(ctx, opts):
+    deletion = ctx.table("deletion")
+    if deletion is None:
+        return None
+    d = DeletionCurveDisplay.from_table(deletion)
+    return ("Deletion curves", d.plot(),
+            "Out-of-fold ROC AUC as the most-attributed features of one modality (ranked by mean |attribution| "
+            "across subjects) are replaced by the baseline, against the same number of random features (mean ± SD "
+            "over random draws). A faithful attribution makes the AUC fall faster for the top features; the dotted "
+            "line is chance.", ctx.data("deletion.csv"))
+
+
+def _snps_with_p(ctx):
+    snps = ctx.table("snps")
+    return snps if snps is not None and {"p_perm", "p_assoc"} & set(snps.columns) else None
+
+
+def _manhattan(ctx, opts):
+    snps = _snps_with_p(ctx)
+    if snps is None:
+        return None
+    d = ManhattanDisplay.from_table(snps, build=opts["build"], n_permutations=ctx.n_permutations,
+                                    n_labels=opts["n_labels"])
+    lines = []
+    for p in d.panels:
+        what = {"p_perm": "model: permutation p of the case-control contrast of out-of-fold attributions",
+                "p_assoc": "classical: per-SNP logistic-regression association p"}.get(p.column, p.column)
+        dropped = f", {p.n_dropped} missing p left out" if p.n_dropped else ""
+        lines.append(f"{p.column} ({what}; {p.n_features} SNPs{dropped}): dashed line {p.threshold_rule}, "
+                     f"p = {p.threshold:.2g}; dotted suggestive line 1/m = {p.suggestive:.2g} (one false positive "
+                     f"expected per scan)")
+    caption = (f"Manhattan plot of {len(snps)} SNPs on {len(d.axis.chromosomes)} chromosomes (x offsets from "
+               f"{opts['build']} chromosome lengths). " + "; ".join(lines) + ". "
+               + (ctx.permutation_text() + " " if "p_perm" in d.n_dropped else "")
+               + f"Labels: the gene of the lead SNP of the {opts['n_labels']} loci with the smallest p in each "
+               "panel, whether or not they pass a line; red points pass the dashed line.")
+    return "Manhattan plot", d.plot(), caption, ctx.data("snps.csv", "settings.json")
+
+
+def _qq(ctx, opts):
+    snps = _snps_with_p(ctx)
+    if snps is None:
+        return None
+    d = QQDisplay.from_table(snps, lambda_gc=ctx.settings.get("lambda_gc"), n_permutations=ctx.n_permutations)
+    parts = [f"{p['column']}: n = {p['n']}, λ = {p['lambda_gc']:.3f} ({p['lambda_source']})" for p in d.panels]
+    return ("QQ plot", d.plot(),
+            f"Observed against expected −log10 p under the uniform null, with a pointwise {d.confidence:.0%} band "
+            f"(quantiles of Beta(i, n − i + 1) for the i-th smallest p). " + "; ".join(parts)
+            + ". λ = median of χ²(1) quantiles of the p-values / 0.455 (genomic inflation). "
+            + (ctx.permutation_text() if any(p["column"] == "p_perm" for p in d.panels) else ""),
+            ctx.data("snps.csv", "settings.json"))
+
+
+def _regional_top_locus(ctx, opts):
+    snps, loci = _snps_with_p(ctx), ctx.table("loci")
+    if snps is None or (loci is None and "locus" not in snps.columns):
+        return None
+    d = RegionalDisplay.from_tables(snps, loci, n_permutations=ctx.n_permutations)
+    return (f"Top locus {d.locus}", d.plot(),
+            f"−log10 p of the {len(d.snps)} SNPs in {d.window[0]:,}-{d.window[1]:,} bp of chromosome {d.chrom} "
+            f"around the rank-1 locus {d.locus} (shaded; {int(d.snps['in_locus'].sum())} SNPs, lead SNP "
+            f"{d.lead_snp}). Gene bars span the SNPs annotated to each gene (the tables hold no gene coordinates).",
+            ctx.data("snps.csv", "loci.csv"))
+
+
+def _fnc_matrix(ctx, opts):
+    connections = ctx.table("connections")
+    if connections is None:
+        return None
+    d = FNCMatrixDisplay.from_tables(connections, ctx.table("nodes"))
+    n_sig = int(d.significant.sum() // 2)
+    return ("FNC attribution matrix", d.plot(),
+            f"Mean integrated-gradients attribution of each of the {len(connections)} functional connections between "
+            f"{len(d.nodes)} nodes, sorted by domain (lines mark domain boundaries). Circles: {n_sig} "
+            f"connection(s) with max-T family-wise p_fwer ≤ 0.05. {ctx.permutation_text()}",
+            ctx.data("connections.csv", "nodes.csv"))
+
+
+def _connectome_top_edges(ctx, opts):
+    connections, nodes = ctx.table("connections"), ctx.table("nodes")
+    if connections is None or nodes is None or not {"x", "y", "z"} <= set(nodes.columns):
+        return None
+    d = ConnectomeDisplay.from_tables(connections, nodes, top_k=opts["top_k"])
+    n = len(d.edges)
+    return (f"Top {n} connections", d.plot(),
+            f"The {n} connections with the smallest permutation p (ranks 1-{n} of {len(connections)}) on a glass "
+            f"brain (nilearn), coloured by mean attribution; nodes at their MNI coordinates, coloured by domain.",
+            ctx.data("connections.csv", "nodes.csv"))
+
+
+def _connectogram(ctx, opts):
+    connections = ctx.table("connections")
+    if connections is None:
+        return None
+    d = ConnectogramDisplay.from_tables(connections, ctx.table("nodes"), top_k=opts["top_k"])
+    return ("Connectogram", d.plot(),
+            f"The {len(d.edges)} connections with the smallest permutation p as chords between {len(d.nodes)} nodes "
+            f"grouped by domain; red: positive mean attribution, blue: negative; chord width ∝ |attribution|.",
+            ctx.data("connections.csv", "nodes.csv"))
+
+
+def _smri_map(ctx, kind):
+    image = ctx.report_dir / "smri_attribution.nii.gz"
+    if not image.is_file():
+        return None
+    mask = ctx.report_dir / "mask.nii.gz"
+    d = AttributionMapDisplay.from_image(image, mask if mask.is_file() else None)
+    view = ("Glass-brain projections (nilearn) of the" if kind == "glass"
+            else "Axial slices on the MNI152 template (nilearn's packaged copy) of the")
+    caption = (f"{view} signed mean integrated-gradients attribution per voxel ({d.n_voxels} voxels in the mask, "
+               f"MNI space): red pushes towards the positive class, blue away. Voxels below the "
+               f"{d.threshold_percentile:g}th percentile of |attribution| ({d.threshold:.2g}) are hidden; the "
+               f"symmetric colour scale ends at the {d.vmax_percentile:g}th percentile ({d.vmax:.2g}).")
+    title = "sMRI attribution (glass brain)" if kind == "glass" else "sMRI attribution (axial slices)"
+    return title, d.plot(kind), caption, ctx.data("smri_attribution.nii.gz", "mask.nii.gz")
+
+
+def _top_regions(ctx, opts):
+    regions = ctx.table("regions")
+    if regions is None:
+        return None
+    d = RegionBarDisplay.from_table(regions, top_k=opts["top_k"])
+    atlas = ", ".join(sorted(set(regions["atlas"].dropna().astype(str)))) if "atlas" in regions else "atlas"
+    return (f"Top {len(d.regions)} regions", d.plot(),
+            f"The {len(d.regions)} of {d.n_total} {atlas} regions with the smallest permutation p of the case-control "
+            f"contrast of regional attributions; bar: signed statistic (cases − controls), text: p_perm; "
+            f"* p_fwer ≤ 0.05 (max-T), † q_fdr ≤ 0.05 (Benjamini-Hochberg). {ctx.permutation_text()}",
+            ctx.data("regions.csv"))
+
+
+# (section, file stem, builder), in report order.
+FIGURES = (
+    ("Performance", "roc_curves", _roc_curves),
+    ("Performance", "confusion_matrix", _confusion_matrix),
+    ("Performance", "metrics_table", _metrics_table),
+    ("Performance", "training_history", _training_history),
+    ("Modality contributions", "modality_contributions", _modality_contributions),
+    ("Modality contributions", "deletion_curves", _deletion_curves),
+    ("Genomics", "manhattan", _manhattan),
+    ("Genomics", "qq", _qq),
+    ("Genomics", "regional_top_locus", _regional_top_locus),
+    ("Connectome", "fnc_matrix", _fnc_matrix),
+    ("Connectome", "connectome_top_edges", _connectome_top_edges),
+    ("Connectome", "connectogram", _connectogram),
+    ("Morphology", "smri_glass_brain", lambda ctx, opts: _smri_map(ctx, "glass")),
+    ("Morphology", "smri_slices", lambda ctx, opts: _smri_map(ctx, "slices")),
+    ("Morphology", "top_regions", _top_regions),
+)
+
+
+def make_figures(report_dir, run_dir=None, *, formats=("png", "pdf"), top_k=20, build="GRCh37"):
+    """Draw every figure whose inputs exist into ``report_dir/figures``.
+
+    Parameters
+    ----------
+    report_dir : str or Path
+        The explanation folder (``snps.csv``, ``loci.csv``, ``regions.csv``, ``connections.csv``,
+        ``nodes.csv``, ``modalities.csv``, ``deletion.csv``, ``smri_attribution.nii.gz``, ``settings.json``).
+    run_dir : str, Path or None
+        The training run folder (``predictions.csv``, ``metrics.csv``, ``folds/<k>/history.csv``); the run
+        recorded in ``settings.json`` when None, and no performance figures when that is absent too.
+    formats : sequence of {"png", "pdf", "svg"}, default=("png", "pdf")
+        Formats saved per figure (see `save_figure`).
+    top_k : int, default=20
+        Regions and connections drawn in the top-k figures.
+    build : {"GRCh37", "GRCh38"}, default="GRCh37"
+        Reference chromosome lengths of the Manhattan plot.
+
+    Returns
+    -------
+    list of FigureFile
+        In report order (by section, then figure). A figure whose table is absent is skipped silently; one
+        whose table is present but unusable (a required column missing) is skipped with a warning.
+
+    Examples
+    --------
+    >>> figures = make_figures("run/explanations", "run")  # doctest: +SKIP
+    >>> [f.name for f in figures if f.section == "Genomics"]  # doctest: +SKIP
+    ['manhattan', 'qq', 'regional_top_locus']
+    """
+    import matplotlib.pyplot as plt
+
+    ctx = _Context(report_dir, run_dir)
+    if not ctx.report_dir.is_dir():
+        raise FileNotFoundError(f"report_dir: expected an explanation folder, {ctx.report_dir} does not exist")
+    opts = {"top_k": int(top_k), "build": build, "n_labels": 5}
+    out = ctx.report_dir / "figures"
+    records = []
+    for section, name, builder in FIGURES:
+        open_before = set(plt.get_fignums())
+        try:
+            built = builder(ctx, opts)
+        except ValueError as error:
+            # A table that is present but not what this figure needs: say so and keep the other figures.
+            warnings.warn(f"figure {name!r} skipped: {error}", stacklevel=2)
+            for number in set(plt.get_fignums()) - open_before:
+                plt.close(number)
+            continue
+        if built is None:
+            continue
+        title, display, caption, data = built
+        files = save_figure(display.figure_, out, name, formats)
+        records.append(FigureFile(name=name, section=section, title=title, caption=caption, files=files, data=data))
+    return records
