@@ -331,7 +331,11 @@ def _figure_block(fig: FigureFile, report_dir: Path, index: int, problems: list)
     # the PNG is linked too: it opens at full resolution; PDF/SVG are linked, never inlined (size)
     links = [_file_link(_resolve(f, report_dir).absolute(), report_dir, Path(f).suffix.lstrip(".").upper())
              for f in fig.files]
-    links += [_file_link(d, report_dir) for d in fig.data]
+    names = [Path(d).name for d in fig.data]
+    for d, name in zip(fig.data, names):
+        # files of the same name (folds/1/history.csv, folds/2/history.csv) are told apart by their folders
+        label = name if names.count(name) == 1 else "/".join(p for p in Path(d).parts[-3:] if p != "..")
+        links.append(_file_link(d, report_dir, label))
     size = _png_size(data) or (None, None)
     return _Block("figure", _Figure(f"fig-{index}-{section_id(fig.name)}", fig.title, fig.caption, src, links,
                                     *size))

@@ -154,5 +154,9 @@ def make_report_folder(root: Path, *, seed: int = 0) -> tuple[Path, Path, list[F
                   "ig_relative_delta": delta}).to_csv(report / "subjects.csv", index=False)
     (report / "settings.json").write_text(json.dumps({**SETTINGS, "run": run.as_posix()}))
     figures = [_figure(report, "manhattan", "Genomics", ("snps.csv",)),
-               _figure(report, "connectome", "Connectome", ("connections.csv", "nodes.csv"))]
+               _figure(report, "connectome", "Connectome", ("connections.csv", "nodes.csv")),
+               _figure(report, "history", "Performance", ("../folds/1/history.csv", "../folds/2/history.csv"))]
+    for k in (1, 2):
+        (run / "folds" / str(k)).mkdir(parents=True)
+        (run / "folds" / str(k) / "history.csv").write_text("epoch,train_loss\n1,0.7\n")
     return report, run, figures

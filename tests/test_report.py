@@ -95,6 +95,7 @@ def test_no_network_links_and_local_links_resolve(report, folder):
     files = [h for h in page.hrefs if not h.startswith("#")]
     assert "../metrics.csv" in files and "snps.csv" in files and "figures/manhattan.pdf" in files
     assert "figures/manhattan.png" in files
+    assert '<a href="../folds/2/history.csv">folds/2/history.csv</a>' in html
     for href in files:
         assert not href.startswith(("/", "file:", "http")), href
         assert (path.parent / href).exists(), href
@@ -231,4 +232,4 @@ def test_relative_figure_paths_resolve_from_the_working_folder(folder, monkeypat
     rel = [FigureFile(f.name, f.section, f.title, f.caption, tuple(Path(os.path.relpath(p)) for p in f.files),
                       f.data) for f in figures]
     html = render_report(Path(os.path.relpath(report_dir)), run_dir, rel).read_text(encoding="utf-8")
-    assert len(_parse(html).imgs) == 2 and 'href="figures/connectome.pdf"' in html
+    assert len(_parse(html).imgs) == len(figures) and 'href="figures/connectome.pdf"' in html

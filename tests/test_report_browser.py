@@ -62,7 +62,7 @@ def test_report_opens_offline_without_errors(opened):
     for s in SECTIONS:
         assert page.locator(f"#{section_id(s)} h2").inner_text() == s
     images = page.eval_on_selector_all("img", "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight])")
-    assert len(images) == 2
+    assert len(images) == 3
     assert all(complete and w > 0 and h > 0 for complete, w, h in images)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
