@@ -229,7 +229,7 @@ class ConnectomeDisplay:
         from matplotlib.lines import Line2D
         from nilearn import plotting
 
-        figure = figure or plt.figure(figsize=(7.2, 2.9))
+        figure = figure or plt.figure(figsize=(6.6, 2.7))
         colors = domain_colors(self.nodes["domain"])
         node_color = [colors[d] for d in self.nodes["domain"]]
         vmax = float(np.abs(self.adjacency).max()) or 1.0
