@@ -11,11 +11,11 @@ from ._ig import integrated_gradients, relative_delta
 from ._oof import OutOfFold
 from ._permutation import PermutationResult, bh_fdr, permutation_test
 from ._rollout import RelevanceResult, relevance_rollout, rollout
-from ._tables import result_tables, write_tables
+from ._tables import region_atlas, result_tables, write_tables
 
 __all__ = [
     "Attributions", "OutOfFold", "PermutationResult", "RelevanceResult", "bh_fdr", "covariate_matrix",
     "deletion_curve", "explain_run", "gene_table", "genomic_inflation", "integrated_gradients",
     "locus_genes", "logistic_association", "modality_ablation", "nearest_genes", "permutation_test",
-    "relative_delta", "relevance_rollout", "result_tables", "rollout", "write_tables",
+    "region_atlas", "relative_delta", "relevance_rollout", "result_tables", "rollout", "write_tables",
 ]

@@ -149,7 +149,8 @@ def explain_run(run_dir, *, out_dir=None, n_steps=32, baseline="mean", internal_
                                             atlas=atlas, random_state=random_state)
         settings.update(n_permutations=n_permutations, permutation_scheme="labels shuffled within fold x site",
                         statistic="two-sample t (pooled variance), cases - controls",
-                        fwer="max-T", fdr="Benjamini-Hochberg",
+                        fwer="max-T", fdr="Benjamini-Hochberg", atlas=str(atlas),
+                        genes=str(genes or cohort.spec.genotypes.build.lower()) if "snp" in mods else None,
                         lambda_gc=attributions.tables["snps"].attrs.get("lambda_gc") if "snps" in attributions.tables
                         else None)
     settings["seconds"] = round(time.perf_counter() - start, 1)

@@ -33,9 +33,13 @@ class OutOfFold:
         Already loaded cohort (default: the run's cohort file).
     """
 
-    def __init__(self, run_dir, *, device="auto", cohort=None):
+    def __init__(self, run_dir, *, device="auto", cohort=None, cache_mb=2048):
         self.run = open_run(run_dir)
-        self.cohort = cohort if cohort is not None else load_cohort(self.run.config["run"]["cohort"])
+        # prepared held-out inputs, kept when they fit in cache_mb: ablations and deletion curves score
+        # the same subjects dozens of times, and preparing (reading, cropping) them dominates otherwise
+        self.cache_mb = cache_mb
+        self._prepared = {}
+        self.cohort = cohort if cohort is not None else load_cohort(self.run.cohort_path)
         self.device = resolve_device(device)
         self.modalities = self.run.train.modalities
         row = {s: i for i, s in enumerate(self.cohort.subject_ids)}
@@ -52,6 +56,19 @@ class OutOfFold:
         """Model inputs (float32 tensors on the device) for cohort rows ``idx``, prepared by ``fold``."""
         arrays = fold.prep.transform(self.cohort, idx)
         return {k: torch.from_numpy(v).to(self.device) for k, v in arrays.items()}
+
+    def _held_out_batches(self, fold: FoldModel, batch_size):
+        """(rows, inputs) batches of a fold's held-out subjects; cached when they fit in ``cache_mb``."""
+        key = (fold.fold, batch_size)
+        if key in self._prepared:
+            return self._prepared[key]
+        batches = [(fold.test_idx[s:s + batch_size], self.inputs(fold, fold.test_idx[s:s + batch_size]))
+                   for s in range(0, len(fold.test_idx), batch_size)]
+        size = sum(t.numel() * t.element_size() for _, inputs in batches for t in inputs.values())
+        held = sum(t.numel() * t.element_size() for b in self._prepared.values() for _, i in b for t in i.values())
+        if held + size <= self.cache_mb * 2**20:
+            self._prepared[key] = batches
+        return batches
 
     def baselines(self, fold: FoldModel, kind="mean") -> dict:
         """One baseline row per modality in the fold's input space.
@@ -87,9 +104,9 @@ class OutOfFold:
         edits each batch of inputs (for ablations and deletion curves)."""
         out = np.zeros(self.cohort.n_subjects)
         for fold in self.folds:
-            for start in range(0, len(fold.test_idx), batch_size):
-                idx = fold.test_idx[start:start + batch_size]
-                inputs = self.inputs(fold, idx)
+            for idx, prepared in self._held_out_batches(fold, batch_size):
+                # a shallow copy: modify() replaces entries, never edits the cached tensors in place
+                inputs = dict(prepared)
                 if modify is not None:
                     inputs = modify(inputs, fold)
                 logits = fold.model(**inputs).float()

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from migtrans._errors import ParameterError
 from migtrans.atlases import load_atlas, resample_atlas
 from migtrans.loci import partition_loci
 
@@ -106,11 +107,13 @@ def _connectome_tables(cohort, attributions, test):
     node_stats = _tested(np.asarray(attributions.fnc).sum(axis=2), **test)
     node_table = pd.concat([nodes[["name", "domain", "x", "y", "z"]].rename(columns={"name": "node"}), node_stats],
                            axis=1)
+    if "note" in nodes.columns:  # e.g. stand-in labels: the report warns about them
+        node_table["note"] = nodes["note"].to_numpy()
     return {"connections": _ranked(connections), "nodes": _ranked(node_table)}
 
 
 def _region_table(attributions, atlas, test):
-    img, labels = _atlas(atlas)
+    img, labels = region_atlas(atlas)
     grid = resample_atlas(img, attributions.affine, attributions.mask.shape)
     voxel_label = np.asarray(grid.dataobj).astype(np.int64)[attributions.mask]
     names = dict(zip(labels["index"].astype(int), labels["name"]))
@@ -125,14 +128,41 @@ def _region_table(attributions, atlas, test):
     return _ranked(table)
 
 
-def _atlas(atlas):
+def region_atlas(atlas="aal"):
+    """The label image and names behind regions.csv.
+
+    Parameters
+    ----------
+    atlas : {"aal", "harvard-oxford"} or path
+        A packaged atlas, or a 3D integer label image in MNI space with a ``<stem>.tsv`` beside it
+        holding columns ``index`` and ``name``.
+
+    Returns
+    -------
+    img : nibabel.Nifti1Image
+    labels : pandas.DataFrame with ``index`` and ``name``
+    """
     if str(atlas).lower() in ("aal", "harvard-oxford"):
         return load_atlas(str(atlas).lower())
     import nibabel as nib
 
     path = Path(atlas)
-    labels = pd.read_csv(path.with_name(path.name.split(".")[0] + ".tsv"), sep="\t")
-    return nib.load(path), labels
+    table = path.with_name(path.name.split(".")[0] + ".tsv")
+    if not path.is_file():
+        raise ParameterError(
+            f"atlas: expected aal, harvard-oxford or a label image, found {str(atlas)!r} (no such file)")
+    if not table.is_file():
+        raise ParameterError(f"atlas: {path} needs its labels beside it in {table.name} (columns index, name)")
+    try:
+        img = nib.load(path)
+        labels = pd.read_csv(table, sep="\t")
+    except Exception as exc:  # noqa: BLE001 - any unreadable atlas is a user error here
+        raise ParameterError(f"atlas: cannot read {path} or {table.name} ({exc})") from None
+    if len(img.shape) != 3:
+        raise ParameterError(f"atlas: {path} must be a 3D label image, found shape {img.shape}")
+    if not {"index", "name"} <= set(labels.columns):
+        raise ParameterError(f"atlas: {table} must have columns index and name, found {', '.join(labels.columns)}")
+    return img, labels
 
 
 def _modality_table(attributions):

@@ -56,6 +56,11 @@ class ReportInputs:
     problems: list = field(default_factory=list)
 
     @property
+    def run_label(self) -> str:
+        """The run folder as the explanation recorded it (the report may read a copy of its summary)."""
+        return str(self.settings.get("run") or self.run_dir or "")
+
+    @property
     def train(self) -> dict:
         return self.config.get("train", {})
 

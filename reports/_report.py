@@ -388,7 +388,7 @@ def _provenance(inputs: ReportInputs, methods: Methods, command) -> list:
         if m.get(key) is not None:
             kv.append((label, str(m[key])))
     if inputs.run_dir is not None:
-        kv.append(("Run folder", str(inputs.run_dir)))
+        kv.append(("Run folder", inputs.run_label))
     kv.append(("Report folder", str(inputs.report_dir)))
     if s.get("seconds") is not None:
         kv.append(("Explanation time", f"{s['seconds']} s"))
@@ -624,7 +624,7 @@ def render_report(report_dir, run_dir=None, figures=(), *, command=None, warning
         script=markupsafe.Markup(script), style=markupsafe.Markup(style),
         script_hash="sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii"),
         sections=[sections[t] for t in SECTIONS], n_warnings=len(all_warnings),
-        title="MIGTrans explanation report", run=str(inputs.run_dir or ""),
+        title="MIGTrans explanation report", run=inputs.run_label,
         version=methods.versions.get("migtrans", {}).get("now") or "",
         written=time.strftime("%Y-%m-%d %H:%M"))
     target = report_dir / REPORT_FILE

@@ -214,3 +214,36 @@ def test_two_process_gloo_run_matches_one_process(sim_cohort, baseline_run, tmp_
     assert abs(one.loc["mean", "roc_auc"] - two.loc["mean", "roc_auc"]) <= 0.15
     preds = pd.read_csv(out / "predictions.csv")
     assert len(preds) == 40
+
+
+@pytest.mark.parametrize("select", ["last", "val_auc"])
+def test_select_keeps_the_chosen_epoch(sim_cohort, tmp_path, select):
+    cfg = TrainConfig(**{**TINY_TRAIN, "epochs": 4, "select": select})
+    result = train(sim_cohort.toml_path, tmp_path / "r", cfg, TINY_MODEL, progress=False)
+    for k in (1, 2):
+        info = json.loads((result.out_dir / f"folds/{k}/fold.json").read_text())
+        history = pd.read_csv(result.out_dir / f"folds/{k}/history.csv")
+        if select == "last":
+            assert info["best_epoch"] == 4 == len(history)
+        else:
+            # the first epoch reaching the highest validation AUC
+            auc = history["val_auc"].fillna(0.5).to_numpy()
+            assert info["best_epoch"] == int(np.argmax(auc)) + 1
+    with pytest.raises(ParameterError, match="select"):
+        TrainConfig(select="val_accuracy")
+
+
+def test_run_moved_with_its_cohort_still_opens(sim_cohort, tmp_path):
+    from explain import OutOfFold
+
+    shutil.copytree(sim_cohort.out_dir, tmp_path / "project/cohort")
+    train(tmp_path / "project/cohort/cohort.toml", tmp_path / "project/run", TrainConfig(**TINY_TRAIN), TINY_MODEL,
+          progress=False)
+    # the whole project moves (cluster -> laptop): the recorded absolute path no longer exists
+    os.replace(tmp_path / "project", tmp_path / "moved")
+    run = open_run(tmp_path / "moved/run")
+    assert run.cohort_path == (tmp_path / "moved/cohort/cohort.toml").resolve()
+    assert OutOfFold(tmp_path / "moved/run", device="cpu").cohort.n_subjects == 40
+    shutil.rmtree(tmp_path / "moved/cohort")
+    with pytest.raises(RunError, match="no longer exists"):
+        _ = open_run(tmp_path / "moved/run").cohort_path

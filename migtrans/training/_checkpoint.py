@@ -47,6 +47,19 @@ class Run:
     train: TrainConfig
     n_folds: int
 
+    @property
+    def cohort_path(self) -> Path:
+        """The cohort file the run was trained on: where it was, or at the same place relative to the run
+        folder when both were moved together."""
+        recorded = Path(self.config["run"]["cohort"])
+        relative = self.config["run"].get("cohort_relative")
+        if recorded.is_file():
+            return recorded
+        if relative and (self.path / relative).is_file():
+            return (self.path / relative).resolve()
+        raise RunError(f"{self.path}: the run's cohort file {recorded} no longer exists "
+                       "(move the cohort folder back, or beside the run as it was)")
+
     def fold_dir(self, k: int) -> Path:
         return self.path / "folds" / str(k)
 

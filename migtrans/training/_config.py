@@ -33,7 +33,10 @@ class TrainConfig:
         default early stopping the 5-fold accuracy stayed at chance (docs/benchmarks.md).
     warmup_epochs : int
     patience : int
-        Early stopping: epochs without improvement of the validation loss.
+        Early stopping: epochs without improvement of the selection criterion.
+    select : {"val_loss", "val_auc", "last"}
+        Which epoch's weights a fold keeps: lowest validation loss, highest validation AUC, or the
+        last epoch trained (no early stopping; with a coupled ``l2`` the schedule itself regularises).
     val_fraction : float
         Share of each training fold held out (stratified) for early stopping.
     label_smoothing : float
@@ -58,6 +61,7 @@ class TrainConfig:
     l2: float = 0.0
     warmup_epochs: int = 2
     patience: int = 8
+    select: str = "val_loss"
     val_fraction: float = 0.15
     label_smoothing: float = 0.1
     window_kb: float = 250.0
@@ -90,6 +94,8 @@ class TrainConfig:
             raise ParameterError(f"val_fraction: expected a value in (0, 0.5), found {self.val_fraction!r}")
         if self.warmup_epochs < 0 or self.weight_decay < 0 or self.l2 < 0:
             raise ParameterError("warmup_epochs, weight_decay and l2 must be >= 0")
+        if self.select not in ("val_loss", "val_auc", "last"):
+            raise ParameterError(f"select: expected val_loss, val_auc or last, found {self.select!r}")
         if self.model not in ("migtrans", "logistic", "svm", "mlp"):
             raise ParameterError(
                 f"model: expected one of migtrans, logistic, svm, mlp, found {self.model!r}"

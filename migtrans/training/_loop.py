@@ -74,7 +74,7 @@ def predict_logits(model, provider, idx, batch_size, device, amp=False) -> np.nd
 
 
 def fit_fold(model, provider, labels, fit_idx, val_idx, cfg, device, *, dist=None, progress=None, label=""):
-    """Train ``model`` on ``fit_idx``; keep the weights of the epoch with the lowest validation loss.
+    """Train ``model`` on ``fit_idx``; keep the weights of the epoch chosen by ``cfg.select``.
 
     Parameters
     ----------
@@ -109,7 +109,7 @@ def fit_fold(model, provider, labels, fit_idx, val_idx, cfg, device, *, dist=Non
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     y_all = torch.tensor(np.asarray(labels), dtype=torch.long)
     penalised = [p for name, p in model.named_parameters() if p.dim() >= 2 and "embedding" not in name]
-    best_loss, best_state, best_epoch, waited = math.inf, None, 0, 0
+    best_score, best_loss, best_state, best_epoch, waited = math.inf, math.inf, None, 0, 0
     history = []
     for epoch in range(1, cfg.epochs + 1):
         model.train()
@@ -142,13 +142,15 @@ def fit_fold(model, provider, labels, fit_idx, val_idx, cfg, device, *, dist=Non
                         "val_auc": val_auc, "lr": optimizer.param_groups[0]["lr"]})
         progress.update(f"{label} epoch {epoch:3d}/{cfg.epochs} train loss {total / max(seen, 1):.3f} "
                         f"val loss {val_loss:.3f} val AUC {val_auc:.3f}")
-        if val_loss < best_loss - 1e-4:
-            best_loss, best_epoch, waited = val_loss, epoch, 0
+        # lower is better for every criterion; AUC is NaN when the split holds one class
+        score = {"val_loss": val_loss, "val_auc": -np.nan_to_num(val_auc, nan=0.5), "last": -epoch}[cfg.select]
+        if score < best_score - 1e-4:
+            best_score, best_loss, best_epoch, waited = score, val_loss, epoch, 0
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        else:
+        elif cfg.select != "last":
             waited += 1
             if waited >= cfg.patience:
                 break
-    progress.update(f"{label} done: best epoch {best_epoch}, val loss {best_loss:.3f}", final=True)
+    progress.update(f"{label} done: kept epoch {best_epoch} ({cfg.select}), val loss {best_loss:.3f}", final=True)
     model.load_state_dict(best_state)
     return best_state, history, best_epoch

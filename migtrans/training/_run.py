@@ -4,6 +4,7 @@ out-of-fold predictions, metrics, manifest — resumable, with atomic writes."""
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import sys
@@ -74,8 +75,11 @@ def build_model(model_config, cohort, prep, loci):
     return MIGTrans(model_config, **kwargs)
 
 
-def _resolved(cohort_path, cfg, model_config) -> dict:
-    sections = {"run": {"cohort": str(Path(cohort_path).resolve()), "migtrans_version": __version__},
+def _resolved(cohort_path, out_dir, cfg, model_config) -> dict:
+    cohort = Path(cohort_path).resolve()
+    # the relative path lets a run folder move together with its cohort (cluster -> laptop)
+    sections = {"run": {"cohort": str(cohort), "cohort_relative": os.path.relpath(cohort, out_dir),
+                        "migtrans_version": __version__},
                 "train": cfg.to_dict()}
     if model_config is not None:
         sections["model"] = model_config.to_dict()
@@ -152,7 +156,7 @@ def _train(cohort_path, out_dir, cfg, model_config, resume, overwrite, progress,
     if not resume:
         prepare_out_dir(out_dir, overwrite)
     mcfg = _model_config(cfg, model_config) if cfg.model == "migtrans" else None
-    resolved = _resolved(cohort_path, cfg, mcfg)
+    resolved = _resolved(cohort_path, out_dir, cfg, mcfg)
     if resume:
         _check_resume(out_dir, resolved)
     device = resolve_device(cfg.device)

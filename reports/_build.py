@@ -1,0 +1,188 @@
+"""From a trained run to a finished report folder: explain out of fold, test, draw, render — built in a
+temporary folder and moved into place at the end, so a failure never leaves half a report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from explain import explain_run, gene_table, region_atlas
+from migtrans._errors import ParameterError
+from migtrans._io import move_into_place, prepare_out_dir, staging_dir
+from migtrans.data import CohortWarning, load_cohort
+from migtrans.training import open_run
+
+from ._figures import make_figures
+from ._report import render_report
+
+FORMATS = ("png", "pdf", "svg")
+# What the report keeps of the run folder (small files only: never the fold checkpoints), so that every
+# link in report.html resolves inside the report folder after it is copied or mailed.
+RUN_FILES = ("config.toml", "manifest.json", "metrics.csv", "predictions.csv")
+
+
+def _say(progress, text):
+    if progress:
+        print(text, file=sys.stderr, flush=True)
+
+
+def check_options(*, n_permutations, n_steps, top_k, formats, atlas, genes):
+    """Validate the report options before any work starts; returns the normalised formats."""
+    for name, value, minimum in (("permutations", n_permutations, 1), ("ig_steps", n_steps, 2),
+                                 ("top_k", top_k, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ParameterError(f"{name}: expected an integer >= {minimum}, found {value!r}")
+    formats = tuple(dict.fromkeys(f.strip().lower() for f in formats if f.strip()))
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise ParameterError(f"formats: expected a comma-separated subset of {','.join(FORMATS)}, "
+                             f"found {','.join(formats) or 'nothing'}")
+    if "png" not in formats:  # the HTML report embeds the PNGs
+        formats = ("png", *formats)
+    region_atlas(atlas)
+    if genes is not None:
+        gene_table(genes)
+    return formats
+
+
+def _keep_run_summary(run_dir: Path, folder: Path) -> Path:
+    """Copy the run's small files (config, manifest, metrics, predictions, per-fold history) into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in RUN_FILES:
+        if (run_dir / name).is_file():
+            shutil.copy2(run_dir / name, folder / name)
+    for history in sorted(run_dir.glob("folds/*/history.csv")):
+        target = folder / history.relative_to(run_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(history, target)
+    return folder
+
+
+def _build(stage: Path, run_dir: Path, run_summary: Path, run_record: Path, *, n_permutations, n_steps, top_k,
+           atlas, genes, formats, faithfulness, device, random_state, progress, command, collected):
+    start = time.perf_counter()
+    run = open_run(run_dir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cohort = load_cohort(run.cohort_path)
+    for w in caught:  # into the report's Warnings section, and passed on to the caller
+        if issubclass(w.category, CohortWarning):
+            collected.append(f"Cohort: {w.message}")
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    _say(progress, f"explaining {cohort.n_subjects} subjects out of fold ({run.n_folds} fold models, "
+                   f"{n_steps} IG steps, {n_permutations} permutations)")
+    explain_run(run_dir, out_dir=stage, n_steps=n_steps, n_permutations=n_permutations, genes=genes,
+                atlas=atlas, faithfulness=faithfulness, device=device, random_state=random_state,
+                progress=progress, cohort=cohort)
+    settings_path = stage / "settings.json"
+    settings = json.loads(settings_path.read_text())
+    settings["run"] = str(run_record)  # where the run will be once the report folder is in place
+    settings_path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    _say(progress, f"drawing figures ({', '.join(formats)})")
+    build = cohort.spec.genotypes.build if "snp" in run.train.modalities else "GRCh37"
+    with warnings.catch_warnings(record=True) as figure_warnings:
+        warnings.simplefilter("always", UserWarning)
+        figures = make_figures(stage, run_summary, formats=formats, top_k=top_k, build=build)
+    collected += [str(w.message) for w in figure_warnings if issubclass(w.category, UserWarning)]
+    _say(progress, "writing report.html")
+    path = render_report(stage, run_summary, figures, command=command, warnings=collected, top_k=top_k)
+    _say(progress, f"report built in {time.perf_counter() - start:.0f} s")
+    return path
+
+
+def _run_guarded(out_dir, overwrite, work):
+    """Run ``work(stage)`` in a staging folder beside ``out_dir``; move it into place only on success."""
+    out = prepare_out_dir(out_dir, overwrite, option="--out")
+    stage = staging_dir(out)
+    collected = []
+    try:
+        work(stage, out, collected)
+        move_into_place(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return out / "report.html"
+
+
+def explain_and_report(run_dir, out_dir, *, n_permutations=1000, n_steps=32, top_k=20, atlas="aal", genes=None,
+                       formats=("png", "pdf"), faithfulness=True, device="auto", random_state=0, overwrite=False,
+                       progress=True, command=None) -> Path:
+    """Explain a trained run and write its report folder.
+
+    The folder holds ``report.html`` (self-contained), the ranked tables (``snps.csv``, ``loci.csv``,
+    ``regions.csv``, ``connections.csv``, ``nodes.csv``, ``modalities.csv``), the per-subject attributions,
+    ``smri_attribution.nii.gz``, ``figures/`` and ``run/`` (the run's config, manifest, metrics, predictions
+    and learning curves, so every link resolves inside the folder).
+
+    Parameters
+    ----------
+    run_dir : path
+        A finished MIGTrans run (`migtrans train`).
+    out_dir : path
+        The report folder; refused when it exists and is not empty, unless ``overwrite``.
+    n_permutations, n_steps : int
+        Label permutations (within fold x site) and integrated-gradients steps.
+    top_k : int
+        Rows of each table shown in the report and edges/regions drawn in top-k figures.
+    atlas : {"aal", "harvard-oxford"} or path to a label image with ``<stem>.tsv`` beside it
+    genes : {"grch37", "grch38"} or BED path, optional
+        Default: the cohort's genome build.
+    formats : sequence of {"png", "pdf", "svg"}
+        Figure files; PNG is always written (the report embeds it).
+    faithfulness : bool
+        Also run modality ablation and deletion curves.
+    device : str
+    random_state : int
+    overwrite, progress : bool
+    command : sequence of str, optional
+        The command line, shown under Provenance.
+
+    Returns
+    -------
+    Path of ``report.html``.
+    """
+    formats = check_options(n_permutations=n_permutations, n_steps=n_steps, top_k=top_k, formats=formats,
+                            atlas=atlas, genes=genes)
+    run = open_run(run_dir)
+    if run.train.model != "migtrans":
+        raise ParameterError(f"run_dir: {run.path} is a {run.train.model} baseline run; only MIGTrans runs "
+                             "have fold models to explain")
+    _ = run.cohort_path  # fails early, with one line, when the cohort has moved away
+
+    def work(stage, out, collected):
+        summary = _keep_run_summary(run.path, stage / "run")
+        _build(stage, run.path, summary, run.path, n_permutations=n_permutations, n_steps=n_steps, top_k=top_k,
+               atlas=atlas, genes=genes, formats=formats, faithfulness=faithfulness, device=device,
+               random_state=random_state, progress=progress, command=command, collected=collected)
+
+    return _run_guarded(out_dir, overwrite, work)
+
+
+def demo(out_dir, *, n_subjects=300, n_snps=5000, n_folds=5, epochs=30, n_permutations=1000, n_steps=32,
+         top_k=20, formats=("png", "pdf"), faithfulness=True, device="auto", random_state=1, overwrite=False,
+         progress=True, command=None) -> Path:
+    """Simulate a cohort with planted biomarkers, cross-validate MIGTrans on it, explain it and write the
+    report: ``out_dir`` holds ``cohort/``, ``run/`` and the report files (as `explain_and_report`)."""
+    from migtrans.simulate import simulate_cohort
+    from migtrans.training import TrainConfig, train
+
+    formats = check_options(n_permutations=n_permutations, n_steps=n_steps, top_k=top_k, formats=formats,
+                            atlas="aal", genes=None)
+    config = TrainConfig(n_folds=n_folds, epochs=epochs, seed=random_state, device=device)
+
+    def work(stage, out, collected):
+        _say(progress, f"simulating {n_subjects} subjects x {n_snps} SNPs (seed {random_state})")
+        sim = simulate_cohort(stage / "cohort", n_subjects=n_subjects, n_snps=n_snps, seed=random_state)
+        _say(progress, f"cross-validating MIGTrans ({n_folds} folds, up to {epochs} epochs)")
+        train(sim.toml_path, stage / "run", config, progress=progress)
+        collected.append("Demo cohort: simulated data with planted biomarkers (cohort/truth.json), not real "
+                         "subjects.")
+        _build(stage, stage / "run", stage / "run", out / "run", n_permutations=n_permutations, n_steps=n_steps,
+               top_k=top_k, atlas="aal", genes=None, formats=formats, faithfulness=faithfulness, device=device,
+               random_state=random_state, progress=progress, command=command, collected=collected)
+
+    return _run_guarded(out_dir, overwrite, work)
