@@ -18,7 +18,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python examples/quickstart.py --out $(DEMO_DIR)
+	$(BIN)/migtrans-explain --demo --out $(DEMO_DIR) --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q

@@ -67,7 +67,7 @@ def _feature_setter(modality, prep, features):
     return apply
 
 
-def deletion_curve(oof, attributions, modality, *, fractions=DEFAULT_FRACTIONS, n_random=5, baseline="mean",
+def deletion_curve(oof, attributions, modality, *, fractions=DEFAULT_FRACTIONS, n_random=3, baseline="mean",
                    random_state=0) -> pd.DataFrame:
     """AUC as the most-attributed features of one modality are replaced by the baseline, against random
     sets of the same size.

@@ -1,0 +1,170 @@
+"""`migtrans-explain`: a report folder from a run (or --demo), one-line errors, never half a report."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from reports import cli
+from reports import demo as run_demo
+
+from conftest import files_under
+
+FAST = ["--permutations", "19", "--ig-steps", "4", "--top-k", "5", "--device", "cpu"]
+
+
+def _leftovers(parent: Path) -> list[str]:
+    """Staging folders left beside the output (there must be none after success or failure)."""
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
+
+
+@pytest.fixture(scope="module")
+def report(baseline_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("explain") / "report"
+    status = cli.main([str(baseline_run.out_dir), "--out", str(out), *FAST, "--formats", "png,svg", "--quiet"])
+    assert status == 0
+    return out
+
+
+def test_report_folder_holds_the_report_tables_maps_and_run_summary(report):
+    assert (report / "report.html").stat().st_size > 10_000
+    for name in ("snps", "loci", "regions", "connections", "nodes", "modalities", "subjects", "ablation",
+                 "deletion"):
+        assert (report / f"{name}.csv").is_file(), name
+    assert (report / "smri_attribution.nii.gz").is_file()
+    for name in ("metrics.csv", "predictions.csv", "config.toml", "manifest.json", "folds/1/history.csv"):
+        assert (report / "run" / name).is_file(), name
+    assert not list((report / "run").glob("folds/*/model.pt"))  # checkpoints stay in the run
+    figures = report / "figures"
+    assert (figures / "manhattan.png").is_file() and (figures / "manhattan.svg").is_file()
+    assert not list(figures.glob("*.pdf"))  # only the formats asked for
+    assert _leftovers(report.parent) == []
+
+
+def test_every_relative_link_in_the_report_resolves(report):
+    import re
+
+    html = (report / "report.html").read_text()
+    links = set(re.findall(r'href="([^"#:]+)"', html))
+    assert links, "the report links its CSV files"
+    missing = [link for link in links if not (report / link).exists()]
+    assert missing == []
+
+
+def test_existing_output_is_refused_and_kept(baseline_run, report, capsys):
+    before = files_under(report)
+    status = cli.main([str(baseline_run.out_dir), "--out", str(report), *FAST])
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "--overwrite" in err
+    assert files_under(report) == before
+
+
+@pytest.mark.parametrize("case", ["missing_run", "missing_fold", "bad_format", "bad_atlas", "zero_perms",
+                                  "demo_with_run", "no_run", "baseline_run"])
+def test_bad_invocations_are_one_line_and_write_nothing(case, baseline_run, sim_cohort, tmp_path, capsys):
+    run = str(baseline_run.out_dir)
+    out = tmp_path / "out" / "report"
+    extra = []
+    if case == "missing_run":
+        run = str(tmp_path / "nope")
+    elif case == "missing_fold":
+        shutil.copytree(baseline_run.out_dir, tmp_path / "broken")
+        shutil.rmtree(tmp_path / "broken/folds/2")
+        run = str(tmp_path / "broken")
+    elif case == "bad_format":
+        extra = ["--formats", "png,tiff"]
+    elif case == "bad_atlas":
+        extra = ["--atlas", str(tmp_path / "atlas.nii.gz")]
+    elif case == "zero_perms":
+        extra = ["--permutations", "0"]
+    elif case == "demo_with_run":
+        extra = ["--demo"]
+    elif case == "baseline_run":
+        from migtrans.training import TrainConfig, train
+
+        run = str(train(sim_cohort.toml_path, tmp_path / "logistic", TrainConfig(n_folds=2, model="logistic"),
+                        progress=False).out_dir)
+    argv = ([] if case == "no_run" else [run]) + ["--out", str(out), *FAST, *extra]
+    status = cli.main(argv)
+    err = capsys.readouterr().err.strip()
+    assert status == 2
+    assert len(err.splitlines()) == 1 and err.startswith("migtrans-explain: error:"), err
+    assert "Traceback" not in err
+    assert not out.exists()
+    assert not (tmp_path / "out").exists() or _leftovers(tmp_path / "out") == []
+
+
+def test_a_failure_midway_leaves_no_partial_report(baseline_run, tmp_path, monkeypatch):
+    from reports import _build
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("figure backend crashed")
+
+    monkeypatch.setattr(_build, "make_figures", broken)
+    out = tmp_path / "report"
+    with pytest.raises(RuntimeError, match="crashed"):
+        cli.main([str(baseline_run.out_dir), "--out", str(out), *FAST, "--quiet", "--no-faithfulness"])
+    assert not out.exists() and _leftovers(tmp_path) == []
+
+
+def test_overwrite_replaces_a_report(baseline_run, tmp_path):
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "stale.txt").write_text("old")
+    status = cli.main([str(baseline_run.out_dir), "--out", str(out), *FAST, "--quiet", "--no-faithfulness",
+                       "--overwrite"])
+    assert status == 0 and (out / "report.html").is_file() and not (out / "stale.txt").exists()
+    assert not (out / "deletion.csv").exists()  # --no-faithfulness
+
+
+def test_demo_simulates_trains_and_reports(tmp_path):
+    report = run_demo(tmp_path / "demo", n_subjects=40, n_snps=200, n_folds=2, epochs=2, n_permutations=19,
+                      n_steps=4, faithfulness=False, device="cpu", progress=False)
+    folder = report.parent
+    assert report.name == "report.html" and report.is_file()
+    assert (folder / "cohort/truth.json").is_file() and (folder / "run/folds/2/model.pt").is_file()
+    snps = pd.read_csv(folder / "snps.csv")
+    assert len(snps) == 200 and snps["rank"].tolist() == list(range(1, 201))
+    # the run moved with the report folder and still opens from there
+    from migtrans.training import open_run
+
+    assert open_run(folder / "run").cohort_path == (folder / "cohort/cohort.toml").resolve()
+    assert "Demo cohort" in report.read_text()
+    assert _leftovers(tmp_path) == []
+
+
+def _readme_columns() -> dict:
+    """file -> documented column names, from the README's column table."""
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme[readme.index("Columns of every CSV"):]
+    out = {}
+    lines = table.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("| `"))
+    for line in lines[first:]:
+        if not line.startswith("| `"):
+            break
+        name, columns = line.split("|")[1:3]
+        # backticked names, minus those quoted inside parenthesised explanations (e.g. `mean`, `sd`)
+        out[name.strip().strip("`")] = re.findall(r"`([^`]+)`", re.sub(r"\([^)]*\)", "", columns))
+    return out
+
+
+def test_readme_documents_every_csv_column(report):
+    documented = _readme_columns()
+    csvs = sorted(p.relative_to(report).as_posix() for p in report.rglob("*.csv"))
+    assert csvs, "the report has CSV files"
+    for rel in csvs:
+        key = "run/folds/<k>/history.csv" if rel.startswith("run/folds/") else rel
+        assert key in documented, f"{rel} is not documented in the README"
+        header = pd.read_csv(report / rel, nrows=0).columns.tolist()
+        allowed = set(documented[key])
+        # per-modality columns are documented once with a <modality> placeholder
+        allowed |= {c.replace("<modality>", m) for c in documented[key] for m in ("snp", "fnc", "smri")}
+        assert set(header) <= allowed, f"{rel}: undocumented columns {sorted(set(header) - allowed)}"
+        required = {c for c in documented[key] if "<" not in c and c not in ("note", "label_name")}
+        assert required <= set(header), f"{rel}: documented but missing {sorted(required - set(header))}"
