@@ -10,7 +10,6 @@ import pandas as pd
 
 from migtrans._errors import ParameterError
 from migtrans.atlases import load_atlas, resample_atlas
-from migtrans.loci import partition_loci
 
 from ._annotation import gene_table, locus_genes, nearest_genes
 from ._association import genomic_inflation, logistic_association
@@ -67,7 +66,7 @@ def result_tables(oof, attributions, *, n_permutations=1000, genes=None, atlas="
 def _genomic_tables(oof, attributions, genes, test):
     cohort, run = oof.cohort, oof.run
     snps = cohort.snps.reset_index(drop=True)
-    loci = partition_loci(snps, window_kb=run.train.window_kb, max_snps=run.train.max_snps_per_locus)
+    loci = run.train.loci(cohort)
     locus_of = np.empty(len(snps), dtype=object)
     for name, cols in zip(loci["locus"], loci["columns"]):
         locus_of[cols] = name

@@ -207,3 +207,72 @@ def locus_index(loci, n_snps: int) -> tuple[np.ndarray, np.ndarray]:
         index[row, :len(group)] = group
         valid[row, :len(group)] = True
     return index, valid
+
+
+def _standardised(genotypes, columns):
+    """Mean-imputed, centred and unit-norm dosage columns (for correlations as dot products)."""
+    x = np.asarray(genotypes[:, columns], dtype=np.float64)
+    mean = np.nanmean(x, axis=0)
+    x = np.where(np.isnan(x), mean, x) - mean
+    norm = np.sqrt((x ** 2).sum(axis=0))
+    return x / np.where(norm > 0, norm, np.inf)
+
+
+def merge_loci_by_ld(loci: pd.DataFrame, genotypes, *, r2: float = 0.5, max_snps: int = 64) -> pd.DataFrame:
+    """Merge neighbouring loci of one chromosome whose SNPs are in linkage disequilibrium.
+
+    Walking along each chromosome, a locus joins the one before it when some SNP of one and some SNP of
+    the other have r² >= ``r2`` (computed from the cohort's own genotypes; labels are never used) and
+    the merged locus holds at most ``max_snps`` SNPs. Windows cut LD blocks at arbitrary places; merging
+    puts a block back into one locus, so its SNPs share one token and one locus statistic.
+
+    Parameters
+    ----------
+    loci : pandas.DataFrame
+        From :func:`partition_loci`.
+    genotypes : array of shape (n_subjects, n_snps)
+        Dosages (NaN = missing), columns as in ``loci["columns"]``.
+    r2 : float, default=0.5
+    max_snps : int, default=64
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same columns as :func:`partition_loci`, fewer or equal rows, in genome order.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> g = rng.binomial(2, 0.3, size=(200, 4)).astype(float)
+    >>> g[:, 2] = g[:, 1]  # SNPs 1 and 2 in perfect LD, in different windows
+    >>> snps = pd.DataFrame({"snp": list("abcd"), "chrom": "1", "pos": [100, 200, 900_000, 2_000_000]})
+    >>> merge_loci_by_ld(partition_loci(snps), g)["n_snps"].tolist()
+    [1, 2, 1]
+    """
+    if not 0 < r2 <= 1:
+        raise ParameterError(f"ld_r2: expected a value in (0, 1], found {r2!r}")
+    rows = []
+    for row in loci.to_dict("records"):
+        last = rows[-1] if rows else None
+        if last is not None and last["chrom"] == row["chrom"] and last["n_snps"] + row["n_snps"] <= max_snps:
+            a = _standardised(genotypes, last["columns"])
+            b = _standardised(genotypes, row["columns"])
+            if ((a.T @ b) ** 2).max() >= r2:
+                columns = np.concatenate([last["columns"], row["columns"]])
+                last.update(end=row["end"], n_snps=len(columns), columns=columns,
+                            locus=f"chr{row['chrom']}:{last['start']}-{row['end']}")
+                continue
+        rows.append(dict(row))
+    table = pd.DataFrame(rows, columns=loci.columns)
+    return table.astype({"chrom_code": np.int64, "start": np.int64, "end": np.int64, "n_snps": np.int64})
+
+
+def run_loci(cohort, *, window_kb: float = 250, max_snps: int = 64, ld_r2: float = 0.0) -> pd.DataFrame:
+    """The locus partition of a run: windows on each chromosome, merged by LD when ``ld_r2 > 0``.
+
+    The model's locus tokens and the locus ranking both use it, so one function builds it for both.
+    """
+    loci = partition_loci(cohort.snps.reset_index(drop=True), window_kb=window_kb, max_snps=max_snps)
+    if ld_r2:
+        loci = merge_loci_by_ld(loci, cohort.genotypes, r2=ld_r2, max_snps=max_snps)
+    return loci

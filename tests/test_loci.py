@@ -107,3 +107,64 @@ def test_invalid_tables():
         locus_index([[0, 7]], n_snps=5)
     with pytest.raises(ParameterError, match="no SNPs"):
         locus_index([[0], []], n_snps=5)
+
+
+def _r2(g, a, b):
+    """Brute-force largest r² between any SNP of columns a and any of columns b (np.corrcoef; a monomorphic
+    SNP correlates with nothing)."""
+    x = np.where(np.isnan(g), np.nanmean(g, axis=0), g)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return max(np.nan_to_num(np.corrcoef(x[:, i], x[:, j])[0, 1]) ** 2 for i in a for j in b)
+
+
+def test_ld_merge_joins_windows_in_ld_and_keeps_independent_ones_apart(sim_cohort):
+    from migtrans import load_cohort
+    from migtrans.loci import merge_loci_by_ld
+
+    cohort = load_cohort(sim_cohort.toml_path)
+    g = cohort.genotypes
+    windows = partition_loci(cohort.snps, window_kb=2, max_snps=64)  # small windows cut LD blocks
+    merged = merge_loci_by_ld(windows, g, r2=0.5, max_snps=64)
+    assert len(merged) < 0.6 * len(windows)  # simulated blocks average 15 SNPs
+    cols = np.sort(np.concatenate(merged["columns"].to_list()))
+    assert cols.tolist() == list(range(g.shape[1]))  # every SNP exactly once
+    assert (merged["n_snps"] <= 64).all()
+    # each merged locus is a chain of windows, each linked by r² >= 0.5 to the windows before it ...
+    window_of = {int(c[0]): c for c in windows["columns"]}
+    for columns in merged["columns"]:
+        parts, i = [], 0
+        while i < len(columns):
+            part = window_of[int(columns[i])]
+            parts.append(part)
+            i += len(part)
+        assert all(_r2(g, np.concatenate(parts[:k]), parts[k]) >= 0.5 for k in range(1, len(parts)))
+    # ... and neighbouring merged loci of one chromosome are not (none here hits max_snps)
+    for (_, a), (_, b) in zip(merged.iloc[:-1].iterrows(), merged.iloc[1:].iterrows()):
+        if a["chrom"] == b["chrom"]:
+            assert _r2(g, a["columns"], b["columns"]) < 0.5
+
+
+def test_ld_merge_respects_max_snps_and_validates_r2(sim_cohort):
+    from migtrans import load_cohort
+    from migtrans.loci import merge_loci_by_ld
+
+    cohort = load_cohort(sim_cohort.toml_path)
+    windows = partition_loci(cohort.snps, window_kb=2, max_snps=4)
+    merged = merge_loci_by_ld(windows, cohort.genotypes, r2=0.2, max_snps=4)
+    assert (merged["n_snps"] <= 4).all()
+    with pytest.raises(ParameterError, match="ld_r2"):
+        merge_loci_by_ld(windows, cohort.genotypes, r2=0)
+
+
+def test_a_run_with_ld_r2_uses_the_merged_partition(sim_cohort):
+    from migtrans import load_cohort
+    from migtrans.loci import merge_loci_by_ld
+    from migtrans.training import TrainConfig
+
+    cohort = load_cohort(sim_cohort.toml_path)
+    expected = merge_loci_by_ld(partition_loci(cohort.snps, window_kb=2), cohort.genotypes, r2=0.5)
+    got = TrainConfig(window_kb=2, ld_r2=0.5).loci(cohort)
+    assert got["locus"].tolist() == expected["locus"].tolist()
+    assert len(TrainConfig(window_kb=2).loci(cohort)) > len(got)
+    with pytest.raises(ParameterError, match="ld_r2"):
+        TrainConfig(ld_r2=1.5)

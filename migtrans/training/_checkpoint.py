@@ -88,7 +88,6 @@ def open_run(path) -> Run:
 
 def load_fold(run: Run, k: int, cohort):
     """(model in eval mode, preprocessor, fold info) of fold ``k`` (1-based)."""
-    from ..loci import partition_loci
     from ..model import ModelConfig
     from ._run import build_model
 
@@ -97,8 +96,7 @@ def load_fold(run: Run, k: int, cohort):
     fold_dir = run.fold_dir(k)
     prep = Preprocessor.load(fold_dir / "preprocess.npz")
     mcfg = ModelConfig.from_dict(run.config["model"])
-    loci = partition_loci(cohort.snps, window_kb=run.train.window_kb, max_snps=run.train.max_snps_per_locus) \
-        if "snp" in run.train.modalities else None
+    loci = run.train.loci(cohort) if "snp" in run.train.modalities else None
     model = build_model(mcfg, cohort, prep, loci)
     try:
         model.load_state_dict(load_state_dict(fold_dir / "model.pt"))

@@ -42,6 +42,9 @@ class TrainConfig:
     label_smoothing : float
     window_kb, max_snps_per_locus : float, int
         Locus partition of the SNPs (contiguous windows on a chromosome).
+    ld_r2 : float
+        When > 0, neighbouring windows are merged while SNPs across them reach this r² in the cohort's
+        own genotypes (LD blocks stay whole); 0 (default) keeps plain windows.
     device : str
         "auto" (CUDA when available, else CPU), "cpu" or "cuda[:i]".
     amp : bool
@@ -66,6 +69,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     window_kb: float = 250.0
     max_snps_per_locus: int = 64
+    ld_r2: float = 0.0
     device: str = "auto"
     amp: bool = True
     seed: int = 0
@@ -94,6 +98,8 @@ class TrainConfig:
             raise ParameterError(f"val_fraction: expected a value in (0, 0.5), found {self.val_fraction!r}")
         if self.warmup_epochs < 0 or self.weight_decay < 0 or self.l2 < 0:
             raise ParameterError("warmup_epochs, weight_decay and l2 must be >= 0")
+        if not 0 <= self.ld_r2 <= 1:
+            raise ParameterError(f"ld_r2: expected a value in [0, 1], found {self.ld_r2!r}")
         if self.select not in ("val_loss", "val_auc", "last"):
             raise ParameterError(f"select: expected val_loss, val_auc or last, found {self.select!r}")
         if self.model not in ("migtrans", "logistic", "svm", "mlp"):
@@ -102,6 +108,12 @@ class TrainConfig:
             )
         if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise ParameterError(f"device: expected auto, cpu or cuda[:i], found {self.device!r}")
+
+    def loci(self, cohort):
+        """The run's locus partition of ``cohort``'s SNPs (model tokens and locus ranking share it)."""
+        from ..loci import run_loci
+
+        return run_loci(cohort, window_kb=self.window_kb, max_snps=self.max_snps_per_locus, ld_r2=self.ld_r2)
 
     def to_dict(self) -> dict:
         out = asdict(self)

@@ -21,7 +21,6 @@ from .._errors import ParameterError, RunError
 from .._io import atomic_write_text, prepare_out_dir, sha256_file, staging_dir, to_builtin, write_toml
 from ..data import load_cohort
 from ..folds import inner_split, make_folds
-from ..loci import partition_loci
 from ..preprocess import Preprocessor
 from ._baselines import fit_baseline, flatten_features
 from ._config import TrainConfig
@@ -168,8 +167,7 @@ def _train(cohort_path, out_dir, cfg, model_config, resume, overwrite, progress,
         raise ParameterError(f"modalities: the cohort has no {', '.join(missing)} data "
                              f"(it has {', '.join(cohort.modalities)})")
     folds = make_folds(cohort.labels, cohort.site, n_folds=cfg.n_folds, random_state=cfg.seed)
-    loci = partition_loci(cohort.snps, window_kb=cfg.window_kb, max_snps=cfg.max_snps_per_locus) \
-        if "snp" in cfg.modalities else None
+    loci = cfg.loci(cohort) if "snp" in cfg.modalities else None
 
     if dist.is_main:
         if not resume:
