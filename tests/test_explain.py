@@ -178,3 +178,34 @@ def test_result_tables_follow_the_contract(explained, baseline_run, sim_cohort, 
     assert len(tables["connections"]) == 53 * 52 // 2 and len(tables["nodes"]) == 53
     np.testing.assert_allclose(tables["modalities"]["ablation_auc_drop"],
                                attributions.ablation["ablation_auc_drop"])
+
+
+def test_user_label_atlas_gives_its_regions_with_exact_voxel_counts(explained, baseline_run, tmp_path):
+    import nibabel as nib
+
+    from explain import result_tables
+    from migtrans import ParameterError
+
+    attributions, _ = explained
+    # a 2 mm MNI label image: 1 = left hemisphere (x < 0), 2 = right; labels in atlas.tsv beside it
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    affine[:3, 3] = [-90, -126, -72]
+    shape = (91, 109, 91)
+    x_mm = affine[0, 0] * np.arange(shape[0]) + affine[0, 3]
+    labels = np.broadcast_to(np.where(x_mm < 0, 1, 2)[:, None, None], shape).astype(np.int16)
+    nib.save(nib.Nifti1Image(labels, affine), tmp_path / "halves.nii.gz")
+    pd.DataFrame({"index": [1, 2], "name": ["Left", "Right"]}).to_csv(tmp_path / "halves.tsv", sep="\t",
+                                                                       index=False)
+    tables = result_tables(OutOfFold(baseline_run.out_dir), attributions, n_permutations=19,
+                           atlas=tmp_path / "halves.nii.gz")
+    regions = tables["regions"].set_index("region")
+    # expected counts from the mask voxels' own MNI x coordinate (left of 0 mm, or right)
+    ijk = np.argwhere(attributions.mask)
+    x = (attributions.affine @ np.c_[ijk, np.ones(len(ijk))].T)[0]
+    assert regions.loc["Left", "n_voxels"] + regions.loc["Right", "n_voxels"] == len(ijk)
+    assert abs(regions.loc["Left", "n_voxels"] - int((x < 0).sum())) <= int((np.abs(x) < 4).sum())
+    assert (regions["atlas"] == str(tmp_path / "halves.nii.gz")).all()
+    (tmp_path / "halves.tsv").unlink()
+    with pytest.raises(ParameterError, match="halves.tsv"):
+        result_tables(OutOfFold(baseline_run.out_dir), attributions, n_permutations=19,
+                      atlas=tmp_path / "halves.nii.gz")
