@@ -3,7 +3,7 @@ rollout, faithfulness checks — all out of fold (each subject explained by the 
 on it) — plus the permutation engine (max-T, BH) and the classical per-SNP association."""
 
 from ._annotation import gene_table, locus_genes, nearest_genes
-from ._association import covariate_matrix, genomic_inflation, logistic_association
+from ._association import covariate_matrix, genomic_inflation, logistic_association, trend_permutation_test
 from ._attributions import Attributions
 from ._explain import explain_run
 from ._faithfulness import deletion_curve, modality_ablation
@@ -17,5 +17,6 @@ __all__ = [
     "Attributions", "OutOfFold", "PermutationResult", "RelevanceResult", "bh_fdr", "covariate_matrix",
     "deletion_curve", "explain_run", "gene_table", "genomic_inflation", "integrated_gradients",
     "locus_genes", "logistic_association", "modality_ablation", "nearest_genes", "permutation_test",
-    "region_atlas", "relative_delta", "relevance_rollout", "result_tables", "rollout", "write_tables",
+    "region_atlas", "relative_delta", "relevance_rollout", "result_tables", "rollout", "trend_permutation_test",
+    "write_tables",
 ]

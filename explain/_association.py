@@ -130,3 +130,106 @@ def genomic_inflation(p_values) -> float:
     if p.size == 0:
         return float("nan")
     return float(np.median(stats.chi2.isf(p, 1)) / stats.chi2.ppf(0.5, 1))
+
+
+def trend_permutation_test(genotypes, labels, *, strata=None, n_permutations=1000, random_state=0, perm_chunk=500,
+                           snp_chunk=20_000):
+    """Max-T permutation test of the per-SNP trend (score) statistic of dosage, for genome-wide FWER.
+
+    The statistic is the Armitage trend / score test on mean-imputed dosage,
+    ``T = sum_i y_i c_i / sqrt(var(c) * n1 * n0 / n)`` with ``c`` the centred dosage: only the case sum
+    changes under permutation, and with 0/1/2 dosages that sum is an exact integer matrix product
+    (int8 x int8 -> int32, vectorised in hardware), the missing calls corrected for separately.
+
+    Parameters
+    ----------
+    genotypes : array (n, m)
+        Dosages in {0, 1, 2}, NaN where missing.
+    labels : array (n,)
+        0/1.
+    strata : array (n,), optional
+        Labels are only exchanged within a stratum (fold x site).
+    n_permutations, random_state : int
+    perm_chunk, snp_chunk : int
+        Permutations and SNPs per block (bound the block's memory).
+
+    Returns
+    -------
+    PermutationResult
+        ``stat`` (observed T), ``p_perm``, ``p_fwer`` (max-T), ``q_fdr``, ``max_null``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 100)
+    >>> g = rng.binomial(2, 0.3, size=(200, 50)).astype(float)
+    >>> g[:, 0] = rng.binomial(2, 0.2 + 0.3 * y)
+    >>> res = trend_permutation_test(g, y, n_permutations=199)
+    >>> float(res.p_fwer[0]), bool(res.p_fwer[1:].min() > 0.05)
+    (0.005, True)
+    """
+    import torch
+
+    from ._permutation import PermutationResult, bh_fdr, permuted_labels
+
+    g = np.asarray(genotypes, dtype=np.float32)
+    y = np.asarray(labels).astype(np.int8)
+    n, m = g.shape
+    if y.shape != (n,) or not np.isin(y, (0, 1)).all() or y.min() == y.max():
+        raise ParameterError("labels: expected n values in {0, 1} with both classes present")
+    observed_values = g[np.isfinite(g)]
+    if not np.isin(observed_values, (0, 1, 2)).all():
+        raise ParameterError("genotypes: the trend permutation test needs hard calls 0, 1, 2 (or NaN)")
+    if n_permutations < 1:
+        raise ParameterError(f"n_permutations: expected a positive integer, found {n_permutations!r}")
+    strata = np.zeros(n, dtype=int) if strata is None else np.asarray(strata)
+    missing = np.isnan(g)
+    observed_count = (~missing).sum(axis=0)
+    # float64 throughout: the case sums are exact integers, so ties with the observed value stay exact ties
+    mean = np.where(missing, 0.0, g).sum(axis=0, dtype=np.float64) / np.maximum(observed_count, 1)
+    centred = np.where(missing, 0.0, g - mean)  # mean imputation: a missing call contributes 0
+    var = (centred ** 2).sum(axis=0) / n
+    n1 = int(y.sum())
+    scale = np.sqrt(var * n1 * (n - n1) / n)
+    scale = np.where(scale > 0, scale, np.nan)
+    calls = np.where(missing, 0, g).astype(np.int8)
+    # contiguous SNP blocks: the integer kernel reads its operands as dense row-major matrices
+    blocks = {s: torch.from_numpy(np.ascontiguousarray(calls[:, s:s + snp_chunk])) for s in range(0, m, snp_chunk)}
+    # the missing calls of each SNP, for the correction sum_i y_i * mean over missing i
+    miss_rows, miss_cols = np.nonzero(missing)
+
+    def statistic(Y, cols):
+        """|T| for label rows Y (b, n) int8 and the SNP block ``cols``."""
+        # a fresh copy: the kernel misreads a size-1 axis with stride 0 (as numpy makes for y[None, :])
+        case_sum = torch._int_mm(torch.from_numpy(Y.copy()), blocks[cols.start]).numpy()
+        case_sum = case_sum.astype(np.float64)
+        # cases with a missing call: their 0 in g0 must become the mean
+        cases_missing = np.zeros((Y.shape[0], cols.stop - cols.start))
+        inside = (miss_cols >= cols.start) & (miss_cols < cols.stop)
+        np.add.at(cases_missing.T, miss_cols[inside] - cols.start, Y[:, miss_rows[inside]].T.astype(np.float64))
+        numerator = case_sum + cases_missing * mean[cols] - n1 * mean[cols]
+        return numerator / scale[cols]
+
+    observed = np.concatenate([statistic(y[None, :], slice(s, min(s + snp_chunk, m)))[0]
+                               for s in range(0, m, snp_chunk)])
+    abs_obs = np.abs(observed)
+    exceed = np.zeros(m, dtype=np.int64)
+    max_null = np.empty(n_permutations)
+    done = 0
+    rng = np.random.default_rng(random_state)
+    for Y in permuted_labels(y, strata, n_permutations, rng, perm_chunk):
+        block_max = np.zeros(Y.shape[0])
+        for s in range(0, m, snp_chunk):
+            cols = slice(s, min(s + snp_chunk, m))
+            t = np.abs(statistic(Y, cols))
+            t = np.where(np.isfinite(t), t, 0.0)
+            exceed[cols] += (t >= abs_obs[cols] * (1 - 1e-9)).sum(axis=0)
+            block_max = np.maximum(block_max, t.max(axis=1))
+        max_null[done:done + Y.shape[0]] = block_max
+        done += Y.shape[0]
+    valid = np.isfinite(observed)
+    p_perm = np.where(valid, (exceed + 1) / (n_permutations + 1), np.nan)
+    n_ge = n_permutations - np.searchsorted(np.sort(max_null), abs_obs * (1 - 1e-9), side="left")
+    p_fwer = np.where(valid, (n_ge + 1) / (n_permutations + 1), np.nan)
+    return PermutationResult(stat=observed, p_perm=p_perm, p_fwer=p_fwer, q_fdr=bh_fdr(p_perm),
+                             n_permutations=n_permutations, max_null=max_null)

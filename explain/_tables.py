@@ -12,7 +12,7 @@ from migtrans._errors import ParameterError
 from migtrans.atlases import load_atlas, resample_atlas
 
 from ._annotation import gene_table, locus_genes, nearest_genes
-from ._association import genomic_inflation, logistic_association
+from ._association import genomic_inflation, logistic_association, trend_permutation_test
 from ._permutation import permutation_test
 
 
@@ -74,10 +74,13 @@ def _genomic_tables(oof, attributions, genes, test):
     X = np.asarray(attributions.snp)
     snp_stats = _tested(X, **test)
     assoc = logistic_association(cohort.genotypes, test["labels"], cohort.covariates)
+    # genome-wide family-wise p of the classical view: max-T over the trend statistic, same permutations
+    trend = trend_permutation_test(cohort.genotypes, test["labels"], strata=test["strata"],
+                                   n_permutations=test["n_permutations"], random_state=test["random_state"])
     nearest = nearest_genes(snps["chrom"], snps["pos"], annotation)
     snp_table = pd.concat([snps[["snp", "chrom", "pos", "a1", "a2"]], nearest[["gene"]],
                            pd.DataFrame({"locus": locus_of}), snp_stats,
-                           assoc[["beta_assoc", "p_assoc"]]], axis=1)
+                           assoc[["beta_assoc", "p_assoc"]], pd.DataFrame({"p_fwer_assoc": trend.p_fwer})], axis=1)
     snp_table.attrs["lambda_gc"] = genomic_inflation(assoc["p_assoc"])
 
     # a locus's attribution per subject is the sum of its SNPs' (IG is additive)

@@ -16,7 +16,7 @@ from ._labels import place_labels
 # What each p column is, in words for panel titles and captions.
 P_COLUMN_TITLES = {"p_perm": "Model: permutation p (p_perm)", "p_assoc": "Classical: association p (p_assoc)"}
 # The family-wise column that goes with a p column, when the table has one.
-FWER_COLUMNS = {"p_perm": "p_fwer"}
+FWER_COLUMNS = {"p_perm": "p_fwer", "p_assoc": "p_fwer_assoc"}
 MODEL_COLORS = ("#1f3f73", "#6f9fd8")
 CLASSICAL_COLORS = ("#3c3c3c", "#a5a5a5")
 HIGHLIGHT = "#d62728"
@@ -166,8 +166,8 @@ class ManhattanDisplay:
         Parameters
         ----------
         snps : pandas.DataFrame
-            Needs ``chrom``, ``pos`` and at least one of ``columns``; uses ``p_fwer`` (for the ``p_perm``
-            threshold), ``locus``, ``gene``, ``snp`` and ``stat`` (to break ties between equal p when
+            Needs ``chrom``, ``pos`` and at least one of ``columns``; uses ``p_fwer`` and ``p_fwer_assoc``
+            (family-wise thresholds of the ``p_perm`` and ``p_assoc`` panels), ``locus``, ``gene``, ``snp`` and ``stat`` (to break ties between equal p when
             choosing labels) when present. Chromosomes may be named with or without ``chr``; any order.
         columns : sequence of str, default=("p_perm", "p_assoc")
             The p columns to draw, one panel each, top to bottom; absent columns are skipped.

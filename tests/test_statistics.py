@@ -146,3 +146,33 @@ def test_association_agrees_with_plink_logistic(gwas_data, tmp_path):
     sign = np.where(plink["A1"] == "A", 1.0, -1.0)
     np.testing.assert_allclose(sign[both] * np.log(plink["OR"][both]), ours["beta_assoc"][both], rtol=2e-3,
                                atol=2e-3)
+
+
+def test_trend_max_t_equals_a_brute_force_loop_and_the_closed_form(rng):
+    from explain._association import trend_permutation_test
+
+    n, m, B = 60, 30, 99
+    y = np.repeat([0, 1], 30)
+    g = rng.binomial(2, 0.3, size=(n, m)).astype(float)
+    g[rng.random((n, m)) < 0.05] = np.nan
+    strata = np.repeat([0, 1, 2], 20)
+    res = trend_permutation_test(g, y, strata=strata, n_permutations=B, random_state=3, perm_chunk=7,
+                                 snp_chunk=11)
+
+    def trend(labels):
+        mean = np.nanmean(g, axis=0)
+        c = np.where(np.isnan(g), 0, g - mean)
+        n1 = labels.sum()
+        return (labels @ c) / np.sqrt((c ** 2).sum(axis=0) / n * n1 * (n - n1) / n)
+
+    observed = trend(y)
+    perms = np.concatenate(list(permuted_labels(y, strata, B, np.random.default_rng(3), 7)))
+    null = np.abs(np.array([trend(p) for p in perms]))
+    np.testing.assert_allclose(res.stat, observed, rtol=1e-12)
+    np.testing.assert_array_equal(res.p_perm, ((null >= np.abs(observed) * (1 - 1e-9)).sum(0) + 1) / (B + 1))
+    np.testing.assert_array_equal(res.p_fwer,
+                                  ((null.max(1)[:, None] >= np.abs(observed) * (1 - 1e-9)).sum(0) + 1) / (B + 1))
+    # closed form on complete data: T = sqrt(n) * Pearson r (the Armitage trend statistic)
+    complete = ~np.isnan(g).any(axis=0)
+    r = np.array([stats.pearsonr(y, g[:, j])[0] for j in np.flatnonzero(complete)])
+    np.testing.assert_allclose(res.stat[complete], np.sqrt(n) * r, rtol=1e-10)
