@@ -26,7 +26,7 @@ def main(argv=None):
     parser.add_argument("--subjects", type=int, default=300)
     parser.add_argument("--snps", type=int, default=5000)
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--permutations", type=int, default=1000)
     parser.add_argument("--ig-steps", type=int, default=32)
     parser.add_argument("--seed", type=int, default=1)

@@ -162,7 +162,7 @@ def explain_and_report(run_dir, out_dir, *, n_permutations=1000, n_steps=32, top
     return _run_guarded(out_dir, overwrite, work)
 
 
-def demo(out_dir, *, n_subjects=300, n_snps=5000, n_folds=5, epochs=30, n_permutations=1000, n_steps=32,
+def demo(out_dir, *, n_subjects=300, n_snps=5000, n_folds=5, epochs=12, n_permutations=1000, n_steps=32,
          top_k=20, formats=("png", "pdf"), faithfulness=True, device="auto", random_state=1, overwrite=False,
          progress=True, command=None) -> Path:
     """Simulate a cohort with planted biomarkers, cross-validate MIGTrans on it, explain it and write the
@@ -177,7 +177,7 @@ def demo(out_dir, *, n_subjects=300, n_snps=5000, n_folds=5, epochs=30, n_permut
     def work(stage, out, collected):
         _say(progress, f"simulating {n_subjects} subjects x {n_snps} SNPs (seed {random_state})")
         sim = simulate_cohort(stage / "cohort", n_subjects=n_subjects, n_snps=n_snps, seed=random_state)
-        _say(progress, f"cross-validating MIGTrans ({n_folds} folds, up to {epochs} epochs)")
+        _say(progress, f"cross-validating MIGTrans ({n_folds} folds, {epochs} epochs)")
         train(sim.toml_path, stage / "run", config, progress=progress)
         collected.append("Demo cohort: simulated data with planted biomarkers (cohort/truth.json), not real "
                          "subjects.")

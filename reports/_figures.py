@@ -115,7 +115,7 @@ def _training_history(ctx, opts):
     files = tuple(ctx.rel(ctx.run_dir / "folds" / f / "history.csv") for f in d.histories)
     return ("Training history", d.plot(),
             f"Per-epoch training (dashed) and validation (solid) loss and validation metrics of each of the "
-            f"{len(d.histories)} folds; dots mark the epoch kept by early stopping.", files)
+            f"{len(d.histories)} folds; dots mark the epoch whose weights each fold kept.", files)
 
 
 def _metrics_table(ctx, opts):

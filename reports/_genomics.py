@@ -167,8 +167,9 @@ class ManhattanDisplay:
         ----------
         snps : pandas.DataFrame
             Needs ``chrom``, ``pos`` and at least one of ``columns``; uses ``p_fwer`` and ``p_fwer_assoc``
-            (family-wise thresholds of the ``p_perm`` and ``p_assoc`` panels), ``locus``, ``gene``, ``snp`` and ``stat`` (to break ties between equal p when
-            choosing labels) when present. Chromosomes may be named with or without ``chr``; any order.
+            (family-wise thresholds of the ``p_perm`` and ``p_assoc`` panels), ``locus``, ``gene``,
+            ``snp`` and ``stat`` (to break ties between equal p when choosing labels) when present.
+            Chromosomes may be named with or without ``chr``; any order.
         columns : sequence of str, default=("p_perm", "p_assoc")
             The p columns to draw, one panel each, top to bottom; absent columns are skipped.
         build : {"GRCh37", "GRCh38"}

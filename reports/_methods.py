@@ -206,6 +206,11 @@ def _model_sentences(inputs: ReportInputs, cite) -> list[str]:
             out.append(f"Modalities were fused by stepwise cross-attention ({', '.join(steps)}; q<-k: the tokens of q "
                        f"attend to those of k) and {_count(model.get('n_fusion_layers'), 'self-attention layer')} over "
                        f"the [CLS] and all modality tokens.")
+        if model.get("modality_reads"):
+            out.append("The [CLS] token started from the sum of one linear read of each modality's whole input "
+                       "(every SNP, FNC entry and average-pooled voxel), so that weak evidence spread over many "
+                       "features is summed rather than averaged by attention; attention rollout does not see this "
+                       "path, integrated gradients do.")
     return out
 
 
@@ -218,9 +223,18 @@ def _training_sentences(inputs: ReportInputs) -> list[str]:
     out = [f"Performance was estimated by {_num(train.get('n_folds'))}-fold cross-validation stratified by {strata}; "
            f"all predictions and explanations are out of fold."]
     if train.get("model", "migtrans") == "migtrans":
-        sentence = (f"In each training fold, {_num(round(100 * float(train.get('val_fraction', 0)), 1))}% of subjects "
-                    f"were held out (stratified) for early stopping on the validation loss (patience "
-                    f"{_num(train.get('patience'))} epochs, at most {_num(train.get('epochs'))} epochs). We used AdamW "
+        share = _num(round(100 * float(train.get("val_fraction", 0)), 1))
+        select = train.get("select", "val_loss")
+        if select == "last":
+            held = (f"In each training fold, {share}% of subjects were held out (stratified) and only monitored; "
+                    f"every fold trained for a fixed budget of {_num(train.get('epochs'))} epochs and kept the last "
+                    f"epoch's weights")
+        else:
+            criterion = "validation ROC AUC" if select == "val_auc" else "validation loss"
+            held = (f"In each training fold, {share}% of subjects were held out (stratified) for early stopping on "
+                    f"the {criterion} (patience {_num(train.get('patience'))} epochs, at most "
+                    f"{_num(train.get('epochs'))} epochs)")
+        sentence = (held + ". We used AdamW "
                     f"(peak learning rate {_num(train.get('lr'))} after {_num(train.get('warmup_epochs'))} warm-up "
                     f"epochs, then cosine decay; weight decay {_num(train.get('weight_decay'))}), batch size "
                     f"{_num(train.get('batch_size'))} and label smoothing {_num(train.get('label_smoothing'))}")

@@ -149,7 +149,7 @@ class TrainingHistoryDisplay:
     histories : dict of str to pandas.DataFrame
         Per fold, the history table (``epoch`` and metric columns).
     best_epochs : dict of str to int
-        The epoch kept by early stopping (``fold.json``), when recorded.
+        The epoch whose weights the fold kept (``fold.json``), when recorded.
     figure_, axes_ : set by `plot`.
     """
 

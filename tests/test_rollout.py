@@ -241,7 +241,8 @@ def _look_only_at_smri(model, strength=20.0):
 
 @pytest.mark.parametrize("method", ["gradient", "attention"])
 def test_stream_the_cls_token_looks_at_gets_the_whole_share(loci, method):
-    model = build(loci, n_fusion_layers=1)
+    # the construction marks streams through the encoders' output LayerNorm and a fixed CLS embedding
+    model = build(loci, n_fusion_layers=1, token_norm=True, modality_reads=False)
     _look_only_at_smri(model)
     x = inputs()
     with model.keep_maps():

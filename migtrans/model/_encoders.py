@@ -43,7 +43,7 @@ class LocusEncoder(nn.Module):
     dropout : float
     """
 
-    def __init__(self, n_snps, index, valid, locus_chrom=None, *, d_model=64, hidden=16, dropout=0.0):
+    def __init__(self, n_snps, index, valid, locus_chrom=None, *, d_model=64, hidden=16, dropout=0.0, norm=False):
         super().__init__()
         index = torch.as_tensor(np.array(index, dtype=np.int64))
         valid = torch.as_tensor(np.array(valid, dtype=bool))
@@ -81,7 +81,7 @@ class LocusEncoder(nn.Module):
         self.proj = nn.Linear(hidden, d_model)
         self.locus_embedding = _embedding(n_loci, d_model)
         self.chrom_embedding = _embedding(int(locus_chrom.max()) + 1, d_model)
-        self.norm = nn.LayerNorm(d_model)
+        self.norm = nn.LayerNorm(d_model) if norm else nn.Identity()
         self.drop = nn.Dropout(dropout)
 
     def locus_projection(self, x):
@@ -103,14 +103,14 @@ class LocusEncoder(nn.Module):
 class MLPGenomicEncoder(nn.Module):
     """Ablation genomic encoder: dense + GELU over all SNPs, reshaped into a few tokens."""
 
-    def __init__(self, n_snps, *, d_model=64, hidden=128, n_tokens=4, dropout=0.0):
+    def __init__(self, n_snps, *, d_model=64, hidden=128, n_tokens=4, dropout=0.0, norm=False):
         super().__init__()
         self.n_tokens, self.d_model = n_tokens, d_model
         self.mlp = nn.Sequential(
             nn.Linear(n_snps, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_tokens * d_model),
         )
         self.token_embedding = _embedding(n_tokens, d_model)
-        self.norm = nn.LayerNorm(d_model)
+        self.norm = nn.LayerNorm(d_model) if norm else nn.Identity()
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x):
@@ -125,7 +125,7 @@ class ConnectomeEncoder(nn.Module):
     projection then a shared (hidden -> d_model) map, batched as one einsum.
     """
 
-    def __init__(self, n_nodes, *, d_model=64, dropout=0.0, projection="shared", hidden=8):
+    def __init__(self, n_nodes, *, d_model=64, dropout=0.0, projection="shared", hidden=8, norm=False):
         super().__init__()
         self.n_tokens = n_nodes
         self.projection = projection
@@ -136,7 +136,7 @@ class ConnectomeEncoder(nn.Module):
         else:
             self.proj = nn.Linear(n_nodes, d_model)
         self.node_embedding = _embedding(n_nodes, d_model)
-        self.norm = nn.LayerNorm(d_model)
+        self.norm = nn.LayerNorm(d_model) if norm else nn.Identity()
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x):
@@ -217,7 +217,7 @@ class SpatialSequenceEncoder(nn.Module):
                   attention_dropout=config.attention_dropout)
             for _ in range(config.n_slice_attention_layers)
         )
-        self.norm = nn.LayerNorm(d)
+        self.norm = nn.LayerNorm(d) if config.token_norm else nn.Identity()
         self.drop = nn.Dropout(config.dropout)
 
     def _load_backbone(self, path):
@@ -248,3 +248,24 @@ class SpatialSequenceEncoder(nn.Module):
         for block in self.blocks:
             tokens = block(tokens)
         return self.norm(tokens)
+
+
+class ModalityRead(nn.Module):
+    """One linear read of a modality's whole input, to a ``d_model`` vector (added to CLS by the fusion).
+
+    Attention pools tokens by averaging; a weak signal carried by a few of many tokens is diluted by
+    it. This read sums evidence over every input feature, as a linear model does, and gives the
+    transformer that view from the first step. An sMRI volume is average-pooled by ``downsample``
+    first (as the slice encoder's input), which also averages voxel noise within a region.
+    """
+
+    def __init__(self, input_shape, d_model, *, downsample=1):
+        super().__init__()
+        self.downsample = downsample
+        shape = tuple(math.ceil(s / downsample) for s in input_shape) if downsample > 1 else tuple(input_shape)
+        self.proj = nn.Linear(math.prod(shape), d_model)
+
+    def forward(self, x):
+        if self.downsample > 1:
+            x = F.avg_pool3d(x.unsqueeze(1), self.downsample, ceil_mode=True).squeeze(1)
+        return self.proj(x.flatten(1))

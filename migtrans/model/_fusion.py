@@ -46,14 +46,18 @@ class FusionTransformer(nn.Module):
         self.norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, 2)
 
-    def forward(self, tokens: dict):
-        """``tokens``: stream name -> (B, n_tokens, d_model). Returns logits (B, 2)."""
+    def forward(self, tokens: dict, cls_offset=None):
+        """``tokens``: stream name -> (B, n_tokens, d_model); ``cls_offset``: (B, d_model) added to the
+        CLS embedding (the modality reads), or None. Returns logits (B, 2)."""
         tokens = dict(tokens)
         for (_, query, keys), block in zip(self.steps, self.cross):
             context = torch.cat([tokens[k] for k in keys], dim=1)
             tokens[query] = block(tokens[query], context)
         batch = next(iter(tokens.values())).shape[0]
-        sequence = torch.cat([self.cls_token.expand(batch, -1, -1)] + [tokens[s] for s in self.streams], dim=1)
+        cls = self.cls_token.expand(batch, -1, -1)
+        if cls_offset is not None:
+            cls = cls + cls_offset[:, None]
+        sequence = torch.cat([cls] + [tokens[s] for s in self.streams], dim=1)
         for block in self.blocks:
             sequence = block(sequence)
         return self.head(self.norm(sequence[:, 0]))

@@ -16,6 +16,7 @@ from ._encoders import (
     ConnectomeEncoder,
     LocusEncoder,
     MLPGenomicEncoder,
+    ModalityRead,
     SpatialSequenceEncoder,
 )
 from ._fusion import FusionTransformer
@@ -88,15 +89,17 @@ class MIGTrans(nn.Module):
                     raise ParameterError("loci_index: required with snp_encoder='locus', found None")
                 index, valid = loci_index
                 self.snp_encoder = LocusEncoder(n_snps, index, valid, locus_chrom, d_model=d,
-                                                hidden=config.locus_hidden, dropout=config.dropout)
+                                                hidden=config.locus_hidden, dropout=config.dropout,
+                                                norm=config.token_norm)
             else:
                 self.snp_encoder = MLPGenomicEncoder(n_snps, d_model=d, hidden=config.snp_mlp_hidden,
-                                                     n_tokens=config.snp_mlp_tokens, dropout=config.dropout)
+                                                     n_tokens=config.snp_mlp_tokens, dropout=config.dropout,
+                                                     norm=config.token_norm)
         if "fnc" in mods:
             n_nodes = _positive_int("n_nodes", n_nodes)
             self.input_shapes["fnc"] = (n_nodes, n_nodes)
             self.fnc_encoder = ConnectomeEncoder(n_nodes, d_model=d, dropout=config.dropout,
-                                                 projection=config.fnc_projection)
+                                                 projection=config.fnc_projection, norm=config.token_norm)
         if "smri" in mods:
             if volume_shape is None or len(tuple(volume_shape)) != 3:
                 raise ParameterError(f"volume_shape: expected (X, Y, Z), found {volume_shape!r}")
@@ -104,6 +107,10 @@ class MIGTrans(nn.Module):
             self.input_shapes["smri"] = volume_shape
             self.smri_encoder = SpatialSequenceEncoder(volume_shape, config)
         self.fusion = FusionTransformer(config)
+        # one linear read per modality, summed into the CLS token (ModelConfig.modality_reads)
+        self.reads = nn.ModuleDict({
+            m: ModalityRead(shape, d, downsample=config.smri_downsample if m == "smri" else 1)
+            for m, shape in self.input_shapes.items()} if config.modality_reads else {})
         self._attention = OrderedDict(self._name_attention())
 
     def _name_attention(self):
@@ -160,7 +167,10 @@ class MIGTrans(nn.Module):
         torch.Tensor of shape (B, 2)
             Logits; column 1 is the positive class.
         """
-        return self.fusion(self.encode(snp=snp, fnc=fnc, smri=smri))
+        tokens = self.encode(snp=snp, fnc=fnc, smri=smri)
+        inputs = {"snp": snp, "fnc": fnc, "smri": smri}
+        reads = sum(read(inputs[m]) for m, read in self.reads.items()) if len(self.reads) else None
+        return self.fusion(tokens, cls_offset=reads)
 
     # --- attention access -------------------------------------------------------------------------
 
