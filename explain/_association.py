@@ -132,7 +132,7 @@ def genomic_inflation(p_values) -> float:
     return float(np.median(stats.chi2.isf(p, 1)) / stats.chi2.ppf(0.5, 1))
 
 
-def trend_permutation_test(genotypes, labels, *, strata=None, n_permutations=1000, random_state=0, perm_chunk=500,
+def trend_permutation_test(genotypes, labels, *, strata=None, n_permutations=1000, random_state=0, perm_chunk=256,
                            snp_chunk=20_000):
     """Max-T permutation test of the per-SNP trend (score) statistic of dosage, for genome-wide FWER.
 
@@ -177,59 +177,72 @@ def trend_permutation_test(genotypes, labels, *, strata=None, n_permutations=100
     n, m = g.shape
     if y.shape != (n,) or not np.isin(y, (0, 1)).all() or y.min() == y.max():
         raise ParameterError("labels: expected n values in {0, 1} with both classes present")
-    observed_values = g[np.isfinite(g)]
-    if not np.isin(observed_values, (0, 1, 2)).all():
-        raise ParameterError("genotypes: the trend permutation test needs hard calls 0, 1, 2 (or NaN)")
     if n_permutations < 1:
         raise ParameterError(f"n_permutations: expected a positive integer, found {n_permutations!r}")
     strata = np.zeros(n, dtype=int) if strata is None else np.asarray(strata)
     missing = np.isnan(g)
-    observed_count = (~missing).sum(axis=0)
-    # float64 throughout: the case sums are exact integers, so ties with the observed value stay exact ties
-    mean = np.where(missing, 0.0, g).sum(axis=0, dtype=np.float64) / np.maximum(observed_count, 1)
-    centred = np.where(missing, 0.0, g - mean)  # mean imputation: a missing call contributes 0
-    var = (centred ** 2).sum(axis=0) / n
-    n1 = int(y.sum())
+    filled = np.where(missing, np.float32(0), g)
+    calls = filled.astype(np.int8)
+    if not np.array_equal(calls, filled) or calls.min() < 0 or calls.max() > 2:
+        raise ParameterError("genotypes: the trend permutation test needs hard calls 0, 1, 2 (or NaN)")
+    n1 = int(y.sum(dtype=np.int64))
+    # per-SNP moments of the observed calls; a missing call is imputed by the mean (contributes 0 once centred)
+    count = n - missing.sum(axis=0)
+    total = calls.sum(axis=0, dtype=np.int64)
+    squares = (filled * filled).sum(axis=0, dtype=np.float64)
+    mean = total / np.maximum(count, 1)
+    var = np.maximum(squares - count * mean ** 2, 0) / n
     scale = np.sqrt(var * n1 * (n - n1) / n)
-    scale = np.where(scale > 0, scale, np.nan)
-    calls = np.where(missing, 0, g).astype(np.int8)
-    # contiguous SNP blocks: the integer kernel reads its operands as dense row-major matrices
-    blocks = {s: torch.from_numpy(np.ascontiguousarray(calls[:, s:s + snp_chunk])) for s in range(0, m, snp_chunk)}
-    # the missing calls of each SNP, for the correction sum_i y_i * mean over missing i
-    miss_rows, miss_cols = np.nonzero(missing)
+    scale = np.where(scale > 1e-12, scale, np.nan)
 
-    def statistic(Y, cols):
-        """|T| for label rows Y (b, n) int8 and the SNP block ``cols``."""
-        # a fresh copy: the kernel misreads a size-1 axis with stride 0 (as numpy makes for y[None, :])
-        case_sum = torch._int_mm(torch.from_numpy(Y.copy()), blocks[cols.start]).numpy()
-        case_sum = case_sum.astype(np.float64)
-        # cases with a missing call: their 0 in g0 must become the mean
-        cases_missing = np.zeros((Y.shape[0], cols.stop - cols.start))
-        inside = (miss_cols >= cols.start) & (miss_cols < cols.stop)
-        np.add.at(cases_missing.T, miss_cols[inside] - cols.start, Y[:, miss_rows[inside]].T.astype(np.float64))
-        numerator = case_sum + cases_missing * mean[cols] - n1 * mean[cols]
-        return numerator / scale[cols]
+    # Exact integer arithmetic: with S the case sum of the observed calls, M the number of cases with a
+    # missing call, N the observed calls and A their total, the numerator of T times N is
+    # D = N * S - (n1 - M) * A, an integer (|D| <= 2 n^2), so T = D / (N * scale). Exceedances compare |D|
+    # exactly (ties stay ties); max-T compares |D| / (N * scale) in float32, computed the same way for the
+    # observed and the permuted labels.
+    def blocks(matrix):
+        # contiguous SNP blocks: the integer kernel reads its operands as dense row-major matrices
+        return [torch.from_numpy(np.ascontiguousarray(matrix[:, s:s + snp_chunk])) for s in range(0, m, snp_chunk)]
 
-    observed = np.concatenate([statistic(y[None, :], slice(s, min(s + snp_chunk, m)))[0]
-                               for s in range(0, m, snp_chunk)])
-    abs_obs = np.abs(observed)
-    exceed = np.zeros(m, dtype=np.int64)
-    max_null = np.empty(n_permutations)
+    int_type = torch.int32 if 2 * n * n < 2**31 else torch.int64
+    call_blocks = blocks(calls)
+    missed = blocks(missing.astype(np.int8)) if missing.any() else None
+    starts = range(0, m, snp_chunk)
+    count_t = torch.from_numpy(count).to(int_type)
+    total_t = torch.from_numpy(total).to(int_type)
+    weight = torch.from_numpy(np.where(np.isfinite(scale), 1 / (np.maximum(count, 1) * scale), 0).astype(np.float32))
+
+    def signed_d(Y, k):
+        """D (b, SNPs of block k) for label rows Y, a (b, n) int8 tensor."""
+        cols = slice(starts[k], starts[k] + call_blocks[k].shape[1])
+        d = torch._int_mm(Y, call_blocks[k]).to(int_type).mul_(count_t[cols])
+        cases_observed = n1 if missed is None else n1 - torch._int_mm(Y, missed[k]).to(int_type)
+        return d.sub_(cases_observed * total_t[cols])
+
+    # a fresh 2-D copy: the kernel misreads a size-1 axis with stride 0 (as numpy makes for y[None, :])
+    y_row = torch.from_numpy(y[None, :].copy())
+    d_obs = torch.cat([signed_d(y_row, k)[0] for k in range(len(call_blocks))])
+    observed = np.where(np.isfinite(scale), d_obs.numpy() / (np.maximum(count, 1) * scale), np.nan)
+    observed_d = d_obs.abs()
+    threshold = observed_d.float() * weight
+    exceed = torch.zeros(m, dtype=torch.int64)
+    max_null = torch.empty(n_permutations)
     done = 0
     rng = np.random.default_rng(random_state)
     for Y in permuted_labels(y, strata, n_permutations, rng, perm_chunk):
-        block_max = np.zeros(Y.shape[0])
-        for s in range(0, m, snp_chunk):
-            cols = slice(s, min(s + snp_chunk, m))
-            t = np.abs(statistic(Y, cols))
-            t = np.where(np.isfinite(t), t, 0.0)
-            exceed[cols] += (t >= abs_obs[cols] * (1 - 1e-9)).sum(axis=0)
-            block_max = np.maximum(block_max, t.max(axis=1))
+        Y = torch.from_numpy(np.ascontiguousarray(Y))
+        block_max = torch.zeros(Y.shape[0])
+        for k in range(len(call_blocks)):
+            d = signed_d(Y, k).abs_()
+            cols = slice(starts[k], starts[k] + d.shape[1])
+            exceed[cols] += (d >= observed_d[cols]).sum(dim=0)
+            block_max = torch.maximum(block_max, (d.float() * weight[cols]).max(dim=1).values)
         max_null[done:done + Y.shape[0]] = block_max
         done += Y.shape[0]
+    exceed, max_null, threshold = exceed.numpy(), max_null.numpy().astype(np.float64), threshold.numpy()
     valid = np.isfinite(observed)
     p_perm = np.where(valid, (exceed + 1) / (n_permutations + 1), np.nan)
-    n_ge = n_permutations - np.searchsorted(np.sort(max_null), abs_obs * (1 - 1e-9), side="left")
+    n_ge = n_permutations - np.searchsorted(np.sort(max_null), threshold, side="left")
     p_fwer = np.where(valid, (n_ge + 1) / (n_permutations + 1), np.nan)
     return PermutationResult(stat=observed, p_perm=p_perm, p_fwer=p_fwer, q_fdr=bh_fdr(p_perm),
                              n_permutations=n_permutations, max_null=max_null)
