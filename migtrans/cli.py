@@ -9,7 +9,7 @@ import warnings
 from ._errors import MigtransError, ParameterError
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a bad invocation as one line (exit status 2), not usage + error."""
 
     def error(self, message):
@@ -105,13 +105,13 @@ def _cmd_compare(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = _Parser(
+    parser = OneLineParser(
         prog="migtrans",
         description="Multi-modal imaging genomics: simulate, validate and (later) train on cohorts of "
         "SNP genotypes, FNC connectomes and structural MRI.",
     )
     parser.add_argument("--version", action="version", version=f"migtrans {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     p = sub.add_parser("simulate", help="write a simulated cohort with planted ground truth")
     p.add_argument("out_dir", help="folder to create (refused if it exists and is not empty)")
@@ -156,27 +156,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def report_errors(prog: str, func, *args) -> int:
+    """Call ``func(*args)`` the way a command should: a user error (`MigtransError`) becomes one line
+    ``PROG: error: ...`` on stderr and exit status 2, a cohort warning one line ``PROG: warning: ...``;
+    other warnings pass on (deprecation notices from dependencies are dropped), bugs still raise."""
+    from .data import CohortWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            status = func(*args)
+        except MigtransError as exc:
+            status = 2
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+    for warning in caught:
+        if issubclass(warning.category, CohortWarning):
+            print(f"{prog}: warning: {warning.message}", file=sys.stderr)
+        elif not issubclass(warning.category, (DeprecationWarning, FutureWarning)):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return status
+
+
 def main(argv=None) -> int:
     """Entry point of the `migtrans` command; returns the exit status."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     args.argv = argv
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            status = args.func(args)
-        except MigtransError as exc:
-            status = 2
-            print(f"migtrans {args.command}: error: {exc}", file=sys.stderr)
-    from .data import CohortWarning
-
-    for warning in caught:
-        if issubclass(warning.category, CohortWarning):
-            print(f"migtrans {args.command}: warning: {warning.message}", file=sys.stderr)
-        else:
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    return status
+    return report_errors(f"migtrans {args.command}", args.func, args)
 
 
 if __name__ == "__main__":  # pragma: no cover

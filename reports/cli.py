@@ -5,22 +5,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 
-from migtrans._errors import MigtransError, ParameterError
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad invocation as one line (exit status 2), not usage + error."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+from migtrans._errors import ParameterError
+from migtrans.cli import OneLineParser, report_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
     from migtrans import __version__
 
-    parser = _Parser(
+    parser = OneLineParser(
         prog="migtrans-explain",
         description="Explain a trained MIGTrans run out of fold (integrated gradients, attention rollout, "
         "permutation-tested rankings of SNPs, loci, regions and connections) and write a self-contained "
@@ -70,23 +63,9 @@ def _run(args, argv) -> int:
 
 def main(argv=None) -> int:
     """Entry point of `migtrans-explain`; returns the exit status."""
-    from migtrans.data import CohortWarning
-
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            status = _run(args, argv)
-        except MigtransError as exc:
-            status = 2
-            print(f"migtrans-explain: error: {exc}", file=sys.stderr)
-    for warning in caught:
-        if issubclass(warning.category, CohortWarning):
-            print(f"migtrans-explain: warning: {warning.message}", file=sys.stderr)
-        elif not issubclass(warning.category, (DeprecationWarning, FutureWarning)):
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    return status
+    return report_errors("migtrans-explain", _run, args, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover
