@@ -15,7 +15,8 @@ __all__ = ["Methods", "build_methods", "software_versions", "REFERENCES"]
 REFERENCES = {
     "migtrans": ("Shaik et al., 2024",
                  "Shaik NS, Cherukuri TK, Calhoun VD, Ye DH. Multi-modal imaging genomics transformer: attentive "
-                 "integration of imaging with genomic biomarkers for schizophrenia classification. 2024."),
+                 "integration of imaging with genomic biomarkers for schizophrenia classification. arXiv:2407.19385, "
+                 "2024."),
     "ig": ("Sundararajan et al., 2017",
            "Sundararajan M, Taly A, Yan Q. Axiomatic attribution for deep networks. Proceedings of the 34th "
            "International Conference on Machine Learning (ICML), PMLR 70:3319-3328, 2017."),
