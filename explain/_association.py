@@ -170,16 +170,12 @@ def trend_permutation_test(genotypes, labels, *, strata=None, n_permutations=100
     """
     import torch
 
-    from ._permutation import PermutationResult, bh_fdr, permuted_labels
+    from ._permutation import PermutationResult, bh_fdr, check_design, permuted_labels
 
     g = np.asarray(genotypes, dtype=np.float32)
-    y = np.asarray(labels).astype(np.int8)
     n, m = g.shape
-    if y.shape != (n,) or not np.isin(y, (0, 1)).all() or y.min() == y.max():
-        raise ParameterError("labels: expected n values in {0, 1} with both classes present")
-    if n_permutations < 1:
-        raise ParameterError(f"n_permutations: expected a positive integer, found {n_permutations!r}")
-    strata = np.zeros(n, dtype=int) if strata is None else np.asarray(strata)
+    y, strata = check_design(labels, n, n_permutations, strata)
+    y = y.astype(np.int8)
     missing = np.isnan(g)
     filled = np.where(missing, np.float32(0), g)
     calls = filled.astype(np.int8)

@@ -28,6 +28,16 @@ def bh_fdr(p_values) -> np.ndarray:
     return q
 
 
+def check_design(labels, n, n_permutations, strata):
+    """Validated (labels as 0/1 ints, strata) for a permutation test over ``n`` subjects."""
+    y = np.asarray(labels).astype(int)
+    if y.shape != (n,) or not np.isin(y, (0, 1)).all() or y.min() == y.max():
+        raise ParameterError("labels: expected n values in {0, 1} with both classes present")
+    if n_permutations < 1:
+        raise ParameterError(f"n_permutations: expected a positive integer, found {n_permutations!r}")
+    return y, (np.zeros(n, dtype=int) if strata is None else np.asarray(strata))
+
+
 def permuted_labels(labels, strata, n_permutations, rng, chunk):
     """Yield (chunk, n) arrays of labels shuffled within each stratum (the case count per stratum is kept)."""
     labels = np.asarray(labels)
@@ -115,13 +125,8 @@ def permutation_test(X, labels, *, strata=None, n_permutations=1000, random_stat
     (0.005, True)
     """
     X = np.asarray(X, dtype=dtype)
-    y = np.asarray(labels).astype(int)
     n, f = X.shape
-    if y.shape != (n,) or not np.isin(y, (0, 1)).all() or y.min() == y.max():
-        raise ParameterError("labels: expected n values in {0, 1} with both classes present")
-    if n_permutations < 1:
-        raise ParameterError(f"n_permutations: expected a positive integer, found {n_permutations!r}")
-    strata = np.zeros(n, dtype=int) if strata is None else np.asarray(strata)
+    y, strata = check_design(labels, n, n_permutations, strata)
     rng = np.random.default_rng(random_state)
     # centre features first: the sums then stay small and float32 products stay accurate
     X = X - X.mean(axis=0, dtype=np.float64).astype(dtype)
