@@ -10,19 +10,14 @@ import os
 import warnings
 from pathlib import Path
 
-import pandas as pd
-
 from ._brain import AttributionMapDisplay, RegionBarDisplay
 from ._connectome import ConnectogramDisplay, ConnectomeDisplay, FNCMatrixDisplay
 from ._contributions import DeletionCurveDisplay, ModalityContributionDisplay
 from ._figure import FigureFile
 from ._genomics import ManhattanDisplay, QQDisplay, RegionalDisplay
+from ._inputs import read_table
 from ._performance import ConfusionDisplay, MetricsTableDisplay, RocCurvesDisplay, TrainingHistoryDisplay
 from ._save import save_figure
-
-# Identifier columns read as text, so that chromosome "1" and a gene called "NA" stay what they are.
-_TEXT_COLUMNS = ("snp", "chrom", "gene", "genes", "locus", "lead_snp", "region", "atlas", "node", "node_i",
-                 "node_j", "domain", "domain_i", "domain_j", "modality", "subject_id", "label_name")
 
 
 def _read_table(path):
@@ -30,9 +25,7 @@ def _read_table(path):
     path = Path(path)
     if not path.is_file():
         return None
-    head = pd.read_csv(path, nrows=0)
-    text = [c for c in head.columns if c in _TEXT_COLUMNS]
-    table = pd.read_csv(path, dtype={c: str for c in text}, keep_default_na=True)
+    table = read_table(path)
     return table if len(table) else None
 
 

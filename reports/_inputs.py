@@ -76,14 +76,20 @@ class ReportInputs:
         return float(hit.iloc[0]) if len(hit) and pd.notna(hit.iloc[0]) else None
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def read_table(path, *, blank_text=False) -> pd.DataFrame:
+    """A result CSV with its identifier columns read as text (chromosome "1" stays "1"); with
+    ``blank_text`` a missing identifier becomes "" (for display) instead of NaN."""
     head = pd.read_csv(path, nrows=0)
     dtype = {c: str for c in head.columns if c in _TEXT_COLUMNS}
-    # keep_default_na=False on text columns would keep "NA" genes; NaN only means "missing" for numbers here
     table = pd.read_csv(path, dtype=dtype)
-    for c in dtype:
-        table[c] = table[c].astype(object).where(table[c].notna(), "")
+    if blank_text:
+        for c in dtype:
+            table[c] = table[c].astype(object).where(table[c].notna(), "")
     return table
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    return read_table(path, blank_text=True)
 
 
 def _read(path: Path, reader, problems: list, default=None):

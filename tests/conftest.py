@@ -16,6 +16,16 @@ N_SUBJECTS, N_SNPS, N_NODES, GRID, BATCH = 12, 31, 5, (7, 8, 9), 3
 SUBSETS = [s for r in (1, 2, 3) for s in itertools.combinations(("snp", "fnc", "smri"), r)]
 
 
+def model_inputs(batch=BATCH, seed=1):
+    """A seeded batch of model inputs (symmetric FNC) for the tiny test shapes."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    fnc = torch.randn(batch, N_NODES, N_NODES, generator=g)
+    return dict(snp=torch.randn(batch, N_SNPS, generator=g), fnc=(fnc + fnc.transpose(1, 2)) / 2,
+                smri=torch.randn(batch, *GRID, generator=g))
+
+
 @pytest.fixture(scope="module")
 def loci():
     """Locus partition of N_SNPS SNPs on two chromosomes: (table, (index, valid))."""

@@ -15,6 +15,7 @@ from migtrans.model import Attention, MIGTrans, ModelConfig
 from migtrans.model._encoders import SliceCNN
 
 from conftest import BATCH, GRID, N_NODES, N_SNPS, SUBSETS
+from conftest import model_inputs as inputs
 
 
 def small_config(**overrides):
@@ -29,13 +30,6 @@ def build(loci, config, seed=0):
     torch.manual_seed(seed)
     return MIGTrans(config, n_snps=N_SNPS, loci_index=index, locus_chrom=table["chrom_code"].to_numpy(),
                     n_nodes=N_NODES, volume_shape=GRID)
-
-
-def inputs(batch=BATCH, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    fnc = torch.randn(batch, N_NODES, N_NODES, generator=g)
-    return dict(snp=torch.randn(batch, N_SNPS, generator=g), fnc=(fnc + fnc.transpose(1, 2)) / 2,
-                smri=torch.randn(batch, *GRID, generator=g))
 
 
 def test_attention_matches_closed_form():

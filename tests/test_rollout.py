@@ -15,6 +15,7 @@ from migtrans import ParameterError
 from migtrans.model import MIGTrans, ModelConfig
 
 from conftest import BATCH, GRID, N_NODES, N_SNPS, SUBSETS
+from conftest import model_inputs as inputs
 
 
 def build(loci, modalities=("snp", "fnc", "smri"), seed=0, **overrides):
@@ -25,13 +26,6 @@ def build(loci, modalities=("snp", "fnc", "smri"), seed=0, **overrides):
     torch.manual_seed(seed)
     return MIGTrans(ModelConfig(**values), n_snps=N_SNPS, loci_index=index,
                     locus_chrom=table["chrom_code"].to_numpy(), n_nodes=N_NODES, volume_shape=GRID)
-
-
-def inputs(batch=BATCH, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    fnc = torch.randn(batch, N_NODES, N_NODES, generator=g)
-    return dict(snp=torch.randn(batch, N_SNPS, generator=g), fnc=(fnc + fnc.transpose(1, 2)) / 2,
-                smri=torch.randn(batch, *GRID, generator=g))
 
 
 # --- plain rollout ------------------------------------------------------------------------------------
