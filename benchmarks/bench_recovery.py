@@ -10,7 +10,7 @@ measures how well the ranked tables recover what the simulator planted:
 - deletion curves: at how many fractions removing the top-attributed features lowers the out-of-fold AUC
   more than removing random ones, per modality.
 
-Run: python benchmarks/bench_recovery.py [--report demo] [--quick]
+Run: python benchmarks/bench_recovery.py [--report demo | --subjects 1000] [--quick]
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def recovery(report: Path) -> dict:
     regions, edges = pd.read_csv(report / "regions.csv"), pd.read_csv(report / "connections.csv")
     causal = {s["snp"] for s in truth["causal_snps"]}
     is_causal = snps["snp"].isin(causal).to_numpy()
-    out = {"causal_snps": len(causal & set(snps["snp"])), "snps": len(snps)}
+    out = {"subjects": truth["settings"]["n_subjects"], "causal_snps": len(causal & set(snps["snp"])),
+           "snps": len(snps)}
     for column in ("p_perm", "p_assoc"):
         out[f"snp_auc_{column}"] = round(float(roc_auc_score(is_causal, _score(snps, column))), 4)
     causal_loci = set(snps.loc[is_causal, "locus"])
@@ -71,6 +72,7 @@ def recovery(report: Path) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", help="a report folder from `migtrans-explain --demo` (default: build one)")
+    parser.add_argument("--subjects", type=int, default=300, help="cohort size of the demo it builds (default 300)")
     parser.add_argument("--quick", action="store_true", help="a tiny demo, to check the script runs")
     args = parser.parse_args()
     if args.report:
@@ -78,12 +80,15 @@ def main():
     else:
         from reports import demo
 
-        report = SCRATCH / "recovery"
-        sizes = dict(n_subjects=60, n_snps=300, n_folds=2, epochs=2, n_permutations=99) if args.quick else {}
+        report = SCRATCH / f"recovery_{args.subjects}"
+        sizes = (dict(n_subjects=60, n_snps=300, n_folds=2, epochs=2, n_permutations=99) if args.quick
+                 else dict(n_subjects=args.subjects))
         demo(report, overwrite=True, progress=True, **sizes)
     result = recovery(report)
     print(json.dumps(result, indent=2))
-    save("recovery" + ("_quick" if args.quick else ""), result)
+    size = result["subjects"]
+    name = "recovery_quick" if args.quick else "recovery" if size == 300 else f"recovery_{size}"
+    save(name, result)
 
 
 if __name__ == "__main__":

@@ -242,6 +242,11 @@ def _training_sentences(inputs: ReportInputs) -> list[str]:
         if train.get("l2"):
             sentence += f", with an L2 penalty of {_num(train.get('l2'))} on weight matrices"
         out.append(sentence + ".")
+        if train.get("read_sparsity") and (inputs.model or {}).get("modality_reads"):
+            out.append(f"The modality reads selected their input features: after every optimizer step, a group-lasso "
+                       f"proximal step shrank each feature's column of read weights by "
+                       f"{_num(train.get('read_sparsity'))} x learning rate x sqrt(model width) in norm, setting "
+                       f"to zero the features whose gradients did not keep a consistent sign.")
     if train.get("seed") is not None:
         out.append(f"One seed ({_num(train.get('seed'))}) fixed folds, initialisation and batch order.")
     return out

@@ -155,6 +155,7 @@ def test_trend_max_t_equals_a_brute_force_loop_and_the_closed_form(rng):
     y = np.repeat([0, 1], 30)
     g = rng.binomial(2, 0.3, size=(n, m)).astype(float)
     g[rng.random((n, m)) < 0.05] = np.nan
+    g[:, :11] = rng.binomial(2, 0.3, size=(n, 11))  # the first block has no missing call
     strata = np.repeat([0, 1, 2], 20)
     res = trend_permutation_test(g, y, strata=strata, n_permutations=B, random_state=3, perm_chunk=7,
                                  snp_chunk=11)

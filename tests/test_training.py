@@ -247,3 +247,47 @@ def test_run_moved_with_its_cohort_still_opens(sim_cohort, tmp_path):
     shutil.rmtree(tmp_path / "moved/cohort")
     with pytest.raises(RunError, match="no longer exists"):
         _ = open_run(tmp_path / "moved/run").cohort_path
+
+
+def test_shrink_reads_is_the_group_lasso_proximal_step():
+    from migtrans.model import MIGTrans, ModelConfig
+    from migtrans.training._loop import shrink_reads
+
+    model = MIGTrans(ModelConfig(modalities=("fnc",), d_model=4, n_heads=2), n_nodes=3)
+    w = model.reads["fnc"].proj.weight  # (4, 9): one column per input feature
+    before = torch.randn(4, 9, generator=torch.Generator().manual_seed(0))
+    before[:, 0] = torch.tensor([0.1, 0.0, 0.0, 0.0])  # shorter than the shrink amount
+    with torch.no_grad():
+        w.copy_(before)
+    step = 0.1
+    amount = step * 2.0  # step * sqrt(d_model)
+    shrink_reads(model, step)
+    # the closed form: column x -> x * max(0, 1 - amount / ||x||)
+    norms = before.norm(dim=0)
+    expected = before * (1 - amount / norms).clamp_min(0)
+    torch.testing.assert_close(w.detach(), expected)
+    assert torch.all(w[:, 0] == 0)
+    torch.testing.assert_close(w.detach()[:, 1:].norm(dim=0), norms[1:] - amount)
+    # other weights are untouched
+    assert model.reads["fnc"].proj.bias.requires_grad
+
+
+def test_read_sparsity_keeps_only_features_with_consistent_gradients(sim_cohort, tmp_path):
+    base = {**TINY_TRAIN, "epochs": 6, "lr": 1e-2}
+    sparse = train(sim_cohort.toml_path, tmp_path / "sparse", TrainConfig(**base, read_sparsity=0.9), TINY_MODEL,
+                   progress=False)
+    dense = train(sim_cohort.toml_path, tmp_path / "dense", TrainConfig(**base, read_sparsity=0.0), TINY_MODEL,
+                  progress=False)
+
+    def zero_columns(run_dir):
+        state = load_state_dict(run_dir / "folds/1/model.pt")
+        return {k: int((v.norm(dim=0) == 0).sum()) for k, v in state.items()
+                if k.startswith("reads.") and k.endswith(".weight")}
+
+    assert set(zero_columns(sparse.out_dir)) == {"reads.snp.proj.weight", "reads.fnc.proj.weight",
+                                                 "reads.smri.proj.weight"}
+    assert all(n > 0 for n in zero_columns(sparse.out_dir).values())
+    assert all(n == 0 for n in zero_columns(dense.out_dir).values())
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ParameterError, match="read_sparsity"):
+            TrainConfig(read_sparsity=bad)

@@ -31,6 +31,14 @@ class TrainConfig:
         and biases excluded). AdamW's decoupled decay alone barely regularises the wide input
         projections of this model; 2e-3 is about what scikit-learn's MLP picks on the demo cohort
         (alpha / (2 n)); 1e-2 gave the same accuracy (docs/benchmarks.md).
+    read_sparsity : float
+        Feature selection in the modality reads (``ModelConfig.modality_reads``), in [0, 1): after every
+        optimizer step each input feature's column of read weights shrinks in norm by
+        ``read_sparsity * lr * sqrt(d_model)`` and becomes exactly zero when shorter (a group-lasso
+        proximal step). ``lr * sqrt(d_model)`` is the largest step Adam gives a column whose gradient keeps
+        its sign, while a column with pure-noise gradients moves about a quarter of that; so a feature
+        keeps weight only when its gradient is consistent across batches. 0 turns it off; at 1 or
+        more nothing survives.
     warmup_epochs : int
     patience : int
         Early stopping: epochs without improvement of the selection criterion.
@@ -65,6 +73,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-2
     l2: float = 2e-3
+    read_sparsity: float = 0.5
     warmup_epochs: int = 2
     patience: int = 8
     select: str = "last"
@@ -101,6 +110,8 @@ class TrainConfig:
             raise ParameterError(f"val_fraction: expected a value in (0, 0.5), found {self.val_fraction!r}")
         if self.warmup_epochs < 0 or self.weight_decay < 0 or self.l2 < 0:
             raise ParameterError("warmup_epochs, weight_decay and l2 must be >= 0")
+        if not 0 <= self.read_sparsity < 1:
+            raise ParameterError(f"read_sparsity: expected a value in [0, 1), found {self.read_sparsity!r}")
         if not 0 <= self.ld_r2 <= 1:
             raise ParameterError(f"ld_r2: expected a value in [0, 1], found {self.ld_r2!r}")
         if self.select not in ("val_loss", "val_auc", "last"):

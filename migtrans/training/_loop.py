@@ -62,6 +62,18 @@ def _lr_lambda(warmup_steps, total_steps):
 
 
 @torch.no_grad()
+def shrink_reads(model, step):
+    """Group-lasso proximal step on the modality reads (`TrainConfig.read_sparsity`): every input
+    feature's column of read weights shrinks in Euclidean norm by ``step * sqrt(d_model)``, the largest
+    move Adam makes on a column at learning rate ``step``; columns shorter than that become zero."""
+    for read in getattr(model, "reads", {}).values():
+        w = read.proj.weight  # (d_model, n_features)
+        amount = step * math.sqrt(w.shape[0])
+        norm = w.norm(dim=0, keepdim=True)
+        w.mul_((1 - amount / norm.clamp_min(1e-12)).clamp_min(0))
+
+
+@torch.no_grad()
 def predict_logits(model, provider, idx, batch_size, device, amp=False) -> np.ndarray:
     """Logits (n, 2) for rows ``idx`` in eval mode."""
     model.eval()
@@ -130,6 +142,8 @@ def fit_fold(model, provider, labels, fit_idx, val_idx, cfg, device, *, dist=Non
             scaler.scale(objective).backward()
             scaler.step(optimizer)
             scaler.update()
+            if cfg.read_sparsity:
+                shrink_reads(model, cfg.read_sparsity * optimizer.param_groups[0]["lr"])
             scheduler.step()
             total += float(loss.detach()) * len(batch)
             seen += len(batch)
