@@ -37,6 +37,7 @@ epochs = 41
 batch_size = 16
 lr = 0.0007
 weight_decay = 0.02
+read_sparsity = 0.4
 warmup_epochs = 3
 patience = 6
 val_fraction = 0.2
@@ -62,6 +63,7 @@ smri_rnn = "gru"
 n_slice_attention_layers = 1
 cross_attention = ["fnc<-smri", "snp<-fnc+smri"]
 n_fusion_layers = 2
+modality_reads = true
 """
 
 
