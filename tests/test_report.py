@@ -112,7 +112,8 @@ def test_methods_names_the_actual_settings(report, folder):
                      "weight decay 0.02", "2 self-attention layers", "within fold x site", "max-T",
                      "Benjamini-Hochberg", "\u03bbGC = 1.230", "GRCh38", "AAL atlas", "adjusted for age, sex and site",
                      "One seed (11)", "PyTorch 9.9.9 (training) and", "one linear read of each modality",
-                     "group-lasso proximal step shrank each feature's column of read weights by 0.4 x"):
+                     "group-lasso proximal step shrank each feature's column of read weights by 0.4 x",
+                     "Caveat: the permutations hold the attributions fixed"):
         assert expected in text, expected
     for ref in ("Sundararajan", "Kokhlikyan", "Abnar", "Chefer", "Westfall", "Benjamini", "Abraham", "Shaik"):
         assert ref in text, ref

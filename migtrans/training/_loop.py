@@ -64,8 +64,8 @@ def _lr_lambda(warmup_steps, total_steps):
 @torch.no_grad()
 def shrink_reads(model, step):
     """Group-lasso proximal step on the modality reads (`TrainConfig.read_sparsity`): every input
-    feature's column of read weights shrinks in Euclidean norm by ``step * sqrt(d_model)``, the largest
-    move Adam makes on a column at learning rate ``step``; columns shorter than that become zero."""
+    feature's column of read weights shrinks in Euclidean norm by ``step * sqrt(d_model)`` (with ``step``
+    = the learning rate, that is the largest move Adam makes on a column); shorter columns become zero."""
     for read in getattr(model, "reads", {}).values():
         w = read.proj.weight  # (d_model, n_features)
         amount = step * math.sqrt(w.shape[0])
