@@ -140,9 +140,12 @@ def fit_fold(model, provider, labels, fit_idx, val_idx, cfg, device, *, dist=Non
             objective = loss + cfg.l2 * sum((p.float() ** 2).sum() for p in penalised) if cfg.l2 else loss
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(objective).backward()
+            scale = scaler.get_scale()
             scaler.step(optimizer)
             scaler.update()
-            if cfg.read_sparsity:
+            # the proximal step follows an optimizer step; under AMP a step skipped for inf/NaN gradients
+            # shows as a lowered scale, and then nothing moved
+            if cfg.read_sparsity and scaler.get_scale() >= scale:
                 shrink_reads(model, cfg.read_sparsity * optimizer.param_groups[0]["lr"])
             scheduler.step()
             total += float(loss.detach()) * len(batch)
