@@ -261,6 +261,8 @@ def test_shrink_reads_is_the_group_lasso_proximal_step():
         w.copy_(before)
     step = 0.1
     amount = step * 2.0  # step * sqrt(d_model)
+    bias = model.reads["fnc"].proj.bias.detach().clone()
+    others = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("reads.")}
     shrink_reads(model, step)
     # the closed form: column x -> x * max(0, 1 - amount / ||x||)
     norms = before.norm(dim=0)
@@ -268,8 +270,11 @@ def test_shrink_reads_is_the_group_lasso_proximal_step():
     torch.testing.assert_close(w.detach(), expected)
     assert torch.all(w[:, 0] == 0)
     torch.testing.assert_close(w.detach()[:, 1:].norm(dim=0), norms[1:] - amount)
-    # other weights are untouched
-    assert model.reads["fnc"].proj.bias.requires_grad
+    # the bias and every other weight are untouched
+    torch.testing.assert_close(model.reads["fnc"].proj.bias.detach(), bias)
+    for k, v in model.state_dict().items():
+        if k in others:
+            torch.testing.assert_close(v, others[k])
 
 
 def test_read_sparsity_keeps_only_features_with_consistent_gradients(sim_cohort, tmp_path):
