@@ -193,6 +193,9 @@ def test_cli_train_errors_are_one_line(sim_cohort, tmp_path, capsys):
     assert sorted(p.name for p in busy.iterdir()) == ["x"]
     assert main(["train", str(sim_cohort.toml_path), "--out", str(tmp_path / "o2"), "--modalities", "snp,eeg"]) == 2
     assert "modalities" in capsys.readouterr().err and not (tmp_path / "o2").exists()
+    assert main(["train", str(sim_cohort.toml_path), "--out", str(tmp_path / "o3"), "--read-sparsity", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "read_sparsity" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "o3").exists()
 
 
 def test_two_process_gloo_run_matches_one_process(sim_cohort, baseline_run, tmp_path):
@@ -296,3 +299,13 @@ def test_read_sparsity_keeps_only_features_with_consistent_gradients(sim_cohort,
     for bad in (-0.1, 1.0):
         with pytest.raises(ParameterError, match="read_sparsity"):
             TrainConfig(read_sparsity=bad)
+
+
+def test_cli_read_sparsity_reaches_the_run_config(sim_cohort, tmp_path):
+    import tomllib
+
+    out = tmp_path / "cli"
+    assert main(["train", str(sim_cohort.toml_path), "--out", str(out), "--folds", "2", "--epochs", "1",
+                 "--read-sparsity", "0.25", "--modalities", "fnc", "--device", "cpu", "--quiet"]) == 0
+    config = tomllib.loads((out / "config.toml").read_text())
+    assert config["train"]["read_sparsity"] == 0.25
