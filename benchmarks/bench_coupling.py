@@ -23,7 +23,7 @@ import numpy as np
 from scipy import stats
 
 from explain import permutation_test
-from explain._permutation import permuted_labels
+from explain._permutation import permuted_labels, pooled_t
 
 from _common import save
 
@@ -32,13 +32,8 @@ def _fold_t(M, Y, fold, n_folds):
     """Within-fold pooled t, (b, folds, features), for label rows Y (b, n)."""
     out = []
     for k in range(n_folds):
-        Mk, Yk = M[fold == k], Y[:, fold == k].astype(float)
-        n1 = Yk.sum(1, keepdims=True)
-        n0 = Mk.shape[0] - n1
-        s1, s, q1, q = Yk @ Mk, Mk.sum(0), Yk @ Mk ** 2, (Mk ** 2).sum(0)
-        m1, m0 = s1 / n1, (s - s1) / n0
-        pooled = ((q1 - n1 * m1 ** 2) + (q - q1 - n0 * m0 ** 2)) / (Mk.shape[0] - 2)
-        out.append((m1 - m0) / np.sqrt(pooled * (1 / n1 + 1 / n0)))
+        Mk = M[fold == k]
+        out.append(pooled_t(Mk.T, Y[:, fold == k].T.astype(float), (Mk.sum(0), (Mk ** 2).sum(0))).T)
     return np.stack(out, 1)
 
 
