@@ -1,5 +1,5 @@
-"""`Attributions`: out-of-fold attributions of every subject, per modality, with the fold each came
-from; saved as NPY/CSV/JSON/NIfTI (never pickles) so explaining and reporting can run apart."""
+"""`Attributions`: held-out attributions of the explained subjects, per modality, with the fold model(s)
+each came from; saved as NPY/CSV/JSON/NIfTI (never pickles) so explaining and reporting can run apart."""
 
 from __future__ import annotations
 
@@ -18,12 +18,13 @@ _ARRAYS = ("snp", "fnc", "smri", "rollout_snp", "rollout_fnc", "rollout_smri")
 
 @dataclass
 class Attributions:
-    """Per-subject attributions computed by each subject's held-out fold model.
+    """Per-subject attributions computed by models that never trained on the subject.
 
     Attributes
     ----------
     subjects : DataFrame
-        One row per subject: ``subject_id``, ``fold`` (1-based, the fold whose model explained it),
+        One row per explained subject: ``subject_id``, ``fold`` (1-based, the fold whose model explained
+        it; 0 for the explanation set, explained by the mean of all fold models),
         ``label`` (1 = positive), ``prob_positive``, ``log_odds``, ``ig_delta``, ``ig_relative_delta``,
         and the rollout share of each modality (``rollout_share_<modality>``).
     snp : ndarray (n, m) or None

@@ -1,5 +1,6 @@
-"""`explain_run`: out-of-fold integrated gradients and attention rollout for every subject of a run,
-saved as an `Attributions` folder, with faithfulness checks."""
+"""`explain_run`: integrated gradients and attention rollout of a run's held-out subjects (its explanation
+set, with every fold model; or every subject, out of fold), saved as an `Attributions` folder, with
+faithfulness checks."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from migtrans._errors import ParameterError
 
 from ._attributions import Attributions
 from ._faithfulness import deletion_curve, modality_ablation
-from ._ig import integrated_gradients, relative_delta
+from ._ig import integrated_gradients
 from ._oof import OutOfFold
 from ._rollout import relevance_rollout
 from ._tables import result_tables, write_tables
@@ -29,7 +30,13 @@ def explain_run(run_dir, *, out_dir=None, n_steps=32, baseline="mean", internal_
                 smoothgrad_samples=0, noise_level=None, rollout_method="gradient", faithfulness=True,
                 deletion_fractions=None, n_permutations=0, genes=None, atlas="aal", batch_size=64, device="auto",
                 random_state=0, progress=False, cohort=None) -> Attributions:
-    """Attribute every subject's prediction with the model of the fold that held it out.
+    """Attribute the held-out predictions of a run.
+
+    With an explanation set (the default of `migtrans train`), its subjects are explained by the ensemble of
+    the fold models (the mean of their log-odds; each attribution is the mean of the models'), and the
+    permutation tests shuffle labels within site: exact, since no model learned from those labels. For
+    runs trained with ``explain_fraction=0``, every subject is explained by the model of the fold that held
+    it out, and labels are shuffled within fold x site (anti-conservative, docs/benchmarks.md).
 
     Parameters
     ----------
@@ -69,7 +76,7 @@ def explain_run(run_dir, *, out_dir=None, n_steps=32, baseline="mean", internal_
         raise ParameterError(f"rollout_method: expected 'gradient' or 'attention', found {rollout_method!r}")
     start = time.perf_counter()
     oof = OutOfFold(run_dir, device=device, cohort=cohort)
-    cohort, n = oof.cohort, oof.cohort.n_subjects
+    cohort, n = oof.cohort, len(oof.rows)
     mods = oof.modalities
     first = oof.folds[0].prep
     ig = {"snp": np.zeros((n, cohort.genotypes.shape[1]), np.float32) if "snp" in mods else None,
@@ -77,39 +84,46 @@ def explain_run(run_dir, *, out_dir=None, n_steps=32, baseline="mean", internal_
           "smri": np.zeros((n, cohort.voxels.shape[1]), np.float32) if "smri" in mods else None}
     roll = {m: None for m in mods}
     shares = np.zeros((n, len(mods)))
-    log_odds, delta, rel = np.zeros(n), np.zeros(n), np.zeros(n)
+    log_odds, delta, attr_sum = np.zeros(n), np.zeros(n), np.zeros(n)
 
-    for fold in oof.folds:
-        _say(progress, f"explaining fold {fold.fold}/{len(oof.folds)} ({len(fold.test_idx)} subjects)")
+    # each pass adds weight x (one fold model's outputs) for the subjects it explains: their own fold's
+    # model (weight 1) or, for an explanation set, every fold model (weight 1/k, the ensemble mean)
+    for fold, rows, weight in oof.passes():
+        _say(progress, f"explaining {len(rows)} subjects with fold model {fold.fold}/{len(oof.folds)}")
         base = oof.baselines(fold, baseline)
-        for s in range(0, len(fold.test_idx), batch_size):
-            idx = fold.test_idx[s:s + batch_size]
+        for s in range(0, len(rows), batch_size):
+            idx = rows[s:s + batch_size]
+            pos = oof.position(idx)
             inputs = oof.inputs(fold, idx)
             attr, d = integrated_gradients(fold.model, inputs, base, n_steps=n_steps,
                                            internal_batch_size=internal_batch_size,
                                            smoothgrad_samples=smoothgrad_samples, noise_level=noise_level,
                                            random_state=random_state + fold.fold)
-            delta[idx], rel[idx] = d.numpy(), relative_delta(d, attr).numpy()
+            delta[pos] += weight * d.double().cpu().numpy()
+            attr_sum[pos] += weight * sum(a.reshape(len(idx), -1).double().sum(dim=1).cpu().numpy()
+                                          for a in attr.values())
             if "snp" in mods:
-                ig["snp"][idx] = attr["snp"].cpu().numpy()
+                ig["snp"][pos] += weight * attr["snp"].cpu().numpy()
             if "fnc" in mods:
                 a = attr["fnc"].cpu().numpy()
                 # an edge appears twice in the symmetric input: its attribution is both entries' sum
-                ig["fnc"][idx] = a + a.transpose(0, 2, 1)
+                ig["fnc"][pos] += weight * (a + a.transpose(0, 2, 1))
             if "smri" in mods:
-                ig["smri"][idx] = fold.prep.volumes_to_voxels(attr["smri"].cpu().numpy())
+                ig["smri"][pos] += weight * fold.prep.volumes_to_voxels(attr["smri"].cpu().numpy())
             result = relevance_rollout(fold.model, inputs, target="difference", method=rollout_method)
-            log_odds[idx] = result.logits[:, 1] - result.logits[:, 0]
-            shares[idx] = result.shares
+            log_odds[pos] += weight * (result.logits[:, 1] - result.logits[:, 0])
+            shares[pos] += weight * result.shares
             for m in mods:
                 values = getattr(result, m)
                 if roll[m] is None:
                     roll[m] = np.zeros((n, values.shape[1]), np.float32)
-                roll[m][idx] = values
+                roll[m][pos] += weight * values
+    # completeness of the explained function (one model, or the ensemble mean): |delta| / |f(x) - f(baseline)|
+    rel = np.abs(delta) / np.maximum(np.abs(attr_sum - delta), 1e-12)
 
     subjects = pd.DataFrame({
-        "subject_id": cohort.subject_ids, "fold": oof.fold_of_row, "label": cohort.labels.astype(int),
-        "prob_positive": 1 / (1 + np.exp(-log_odds)), "log_odds": log_odds,
+        "subject_id": cohort.subject_ids[oof.rows], "fold": oof.fold_of_row[oof.rows],
+        "label": oof.labels.astype(int), "prob_positive": 1 / (1 + np.exp(-log_odds)), "log_odds": log_odds,
         "ig_delta": delta, "ig_relative_delta": rel,
     })
     for j, m in enumerate(mods):
@@ -126,7 +140,9 @@ def explain_run(run_dir, *, out_dir=None, n_steps=32, baseline="mean", internal_
         "noise_level": noise_level, "rollout_method": rollout_method, "random_state": random_state,
         "fnc_edge_attribution": "sum of the (i, j) and (j, i) entries",
         "ig_relative_delta_median": float(np.median(rel)), "ig_relative_delta_max": float(np.max(rel)),
-        "out_of_fold": True, "folds": len(oof.folds),
+        "explained": ("explanation set, ensemble of the fold models" if oof.has_explanation_set
+                      else "every subject, out of fold"),
+        "out_of_fold": not oof.has_explanation_set, "n_explained": n, "folds": len(oof.folds),
     }
     attributions = Attributions(
         subjects=subjects, snp=ig["snp"], fnc=ig["fnc"], smri=ig["smri"],
@@ -144,10 +160,11 @@ def explain_run(run_dir, *, out_dir=None, n_steps=32, baseline="mean", internal_
              for m in mods], ignore_index=True)
     attributions.tables = {}
     if n_permutations:
-        _say(progress, f"statistics: {n_permutations} permutations within fold x site")
+        scheme = "site" if oof.has_explanation_set else "fold x site"
+        _say(progress, f"statistics: {n_permutations} permutations within {scheme}")
         attributions.tables = result_tables(oof, attributions, n_permutations=n_permutations, genes=genes,
                                             atlas=atlas, random_state=random_state)
-        settings.update(n_permutations=n_permutations, permutation_scheme="labels shuffled within fold x site",
+        settings.update(n_permutations=n_permutations, permutation_scheme=f"labels shuffled within {scheme}",
                         statistic="two-sample t (pooled variance), cases - controls",
                         fwer="max-T", fdr="Benjamini-Hochberg", atlas=str(atlas),
                         genes=str(genes or cohort.spec.genotypes.build.lower()) if "snp" in mods else None,

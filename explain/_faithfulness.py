@@ -1,5 +1,5 @@
-"""Faithfulness of attributions: per-modality ablation (drop in out-of-fold AUC when a modality is
-replaced by its baseline) and deletion curves (top-attributed features vs random features)."""
+"""Faithfulness of attributions: per-modality ablation (drop in the explained subjects' held-out AUC when a
+modality is replaced by its baseline) and deletion curves (top-attributed features vs random features)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ def _auc(labels, scores):
 
 
 def modality_ablation(oof, *, baseline="mean") -> pd.DataFrame:
-    """Out-of-fold AUC with every modality, and with each one replaced by its baseline.
+    """Held-out AUC of the explained subjects with every modality, and with each one replaced by its baseline.
 
     Returns a table: ``modality``, ``auc_full``, ``auc_ablated``, ``ablation_auc_drop``.
     """
-    labels = oof.cohort.labels
+    labels = oof.labels
     full = _auc(labels, oof.log_odds())
     rows = []
     for modality in oof.modalities:
@@ -80,7 +80,7 @@ def deletion_curve(oof, attributions, modality, *, fractions=DEFAULT_FRACTIONS, 
     importance = np.abs(values).mean(axis=0)
     order = np.argsort(-importance, kind="stable")
     n_features = len(order)
-    labels = oof.cohort.labels
+    labels = oof.labels
     rng = np.random.default_rng(random_state)
 
     def auc_without(features):

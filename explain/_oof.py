@@ -1,5 +1,6 @@
-"""Out-of-fold access to a run: each subject's inputs prepared by, and scored with, the model of the
-fold that held it out."""
+"""Held-out access to a run: the subjects to explain, each prepared by and scored with models that never
+trained on it — the explanation set with every fold model (their ensemble), or, for runs without one,
+every subject with the model of the fold that held it out."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from migtrans._errors import RunError
 from migtrans.data import load_cohort
 from migtrans.training import load_fold, open_run
 from migtrans.training._loop import resolve_device
@@ -22,7 +24,12 @@ class FoldModel:
 
 
 class OutOfFold:
-    """A run's fold models and cohort, to compute anything per subject with its own held-out model.
+    """A run's fold models and cohort, to compute anything per explained subject with held-out models.
+
+    With an explanation set (``TrainConfig.explain_fraction`` > 0), the explained subjects are that set
+    and each is scored by the ensemble of all fold models: the mean of their log-odds, so attributions
+    are the mean of each model's (both are linear in the model's output). Without one, every subject is
+    explained by the model of the fold that held it out.
 
     Parameters
     ----------
@@ -43,27 +50,62 @@ class OutOfFold:
         self.device = resolve_device(device)
         self.modalities = self.run.train.modalities
         row = {s: i for i, s in enumerate(self.cohort.subject_ids)}
-        self.folds = []
+        self.folds, held = [], set()
         for k in range(1, self.run.n_folds + 1):
             model, prep, info = load_fold(self.run, k, self.cohort)
+            held.add(tuple(info.get("explanation_subjects", ())))
             test_idx = np.array([row[s] for s in info["test_subjects"]], dtype=np.int64)
             self.folds.append(FoldModel(k, model.to(self.device).eval(), prep, test_idx))
+        if len(held) > 1:
+            raise RunError(f"{self.run.path}: the folds disagree on the explanation set (fold.json files edited?)")
+        self.explanation_rows = np.array([row[s] for s in held.pop()], dtype=np.int64)
+        if len(self.explanation_rows):
+            self.rows = np.sort(self.explanation_rows)
+        else:
+            self.rows = np.sort(np.concatenate([f.test_idx for f in self.folds]))
+        # fold that explains each explained subject: its held-out fold, or 0 for the ensemble of all folds
         self.fold_of_row = np.zeros(self.cohort.n_subjects, dtype=np.int64)
-        for f in self.folds:
-            self.fold_of_row[f.test_idx] = f.fold
+        if not self.has_explanation_set:
+            for f in self.folds:
+                self.fold_of_row[f.test_idx] = f.fold
+        self._position = np.full(self.cohort.n_subjects, -1, dtype=np.int64)
+        self._position[self.rows] = np.arange(len(self.rows))
+
+    @property
+    def has_explanation_set(self) -> bool:
+        """True when the run held subjects out of every training fold (they are the ones explained)."""
+        return len(self.explanation_rows) > 0
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Labels of the explained subjects, in `rows` order."""
+        return self.cohort.labels[self.rows]
+
+    def position(self, rows) -> np.ndarray:
+        """Position of cohort ``rows`` among the explained subjects (`rows`)."""
+        return self._position[np.asarray(rows)]
+
+    def passes(self):
+        """(fold model, cohort rows it explains, weight) triples: summing weight x any per-subject output over
+        the passes gives the explained subjects' value (the ensemble mean, or each own fold's)."""
+        for fold in self.folds:
+            if self.has_explanation_set:
+                yield fold, self.rows, 1.0 / len(self.folds)
+            else:
+                yield fold, fold.test_idx, 1.0
 
     def inputs(self, fold: FoldModel, idx) -> dict:
         """Model inputs (float32 tensors on the device) for cohort rows ``idx``, prepared by ``fold``."""
         arrays = fold.prep.transform(self.cohort, idx)
         return {k: torch.from_numpy(v).to(self.device) for k, v in arrays.items()}
 
-    def _held_out_batches(self, fold: FoldModel, batch_size):
-        """(rows, inputs) batches of a fold's held-out subjects; cached when they fit in ``cache_mb``."""
+    def _held_out_batches(self, fold: FoldModel, rows, batch_size):
+        """(rows, inputs) batches of the subjects a fold explains; cached when they fit in ``cache_mb``."""
         key = (fold.fold, batch_size)
         if key in self._prepared:
             return self._prepared[key]
-        batches = [(fold.test_idx[s:s + batch_size], self.inputs(fold, fold.test_idx[s:s + batch_size]))
-                   for s in range(0, len(fold.test_idx), batch_size)]
+        batches = [(rows[s:s + batch_size], self.inputs(fold, rows[s:s + batch_size]))
+                   for s in range(0, len(rows), batch_size)]
         size = sum(t.numel() * t.element_size() for _, inputs in batches for t in inputs.values())
         held = sum(t.numel() * t.element_size() for b in self._prepared.values() for _, i in b for t in i.values())
         if held + size <= self.cache_mb * 2**20:
@@ -100,15 +142,15 @@ class OutOfFold:
 
     @torch.no_grad()
     def log_odds(self, modify=None, *, batch_size=128) -> np.ndarray:
-        """Out-of-fold positive-class log-odds for every subject, optionally after ``modify(inputs, fold)``
-        edits each batch of inputs (for ablations and deletion curves)."""
-        out = np.zeros(self.cohort.n_subjects)
-        for fold in self.folds:
-            for idx, prepared in self._held_out_batches(fold, batch_size):
+        """Held-out positive-class log-odds of the explained subjects (`rows` order), optionally after
+        ``modify(inputs, fold)`` edits each batch of inputs (for ablations and deletion curves)."""
+        out = np.zeros(len(self.rows))
+        for fold, rows, weight in self.passes():
+            for idx, prepared in self._held_out_batches(fold, rows, batch_size):
                 # a shallow copy: modify() replaces entries, never edits the cached tensors in place
                 inputs = dict(prepared)
                 if modify is not None:
                     inputs = modify(inputs, fold)
                 logits = fold.model(**inputs).float()
-                out[idx] = (logits[:, 1] - logits[:, 0]).cpu().numpy()
+                out[self.position(idx)] += weight * (logits[:, 1] - logits[:, 0]).cpu().numpy()
         return out

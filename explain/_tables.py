@@ -1,5 +1,5 @@
 """The ranked result tables of a run (DESIGN §6): snps.csv, loci.csv, regions.csv, connections.csv,
-nodes.csv, modalities.csv — permutation-tested out-of-fold attributions plus the classical association."""
+nodes.csv, modalities.csv — permutation-tested held-out attributions plus the classical association."""
 
 from __future__ import annotations
 
@@ -37,24 +37,31 @@ def result_tables(oof, attributions, *, n_permutations=1000, genes=None, atlas="
     Parameters
     ----------
     oof : OutOfFold
-        The run (cohort, folds).
+        The run (cohort, folds, explained subjects).
     attributions : Attributions
         From `explain_run` on the same run.
     n_permutations : int
-        Label permutations, within fold x site.
+        Label permutations of the explained subjects: within site for an explanation set, within
+        fold x site when every subject was explained out of fold. The classical association uses every
+        subject, permuted within site.
     genes : {"grch37", "grch38"} or BED path, optional
         Default: the cohort's genotype build.
     atlas : {"aal", "harvard-oxford"} or path to a label image (with ``<stem>.tsv`` of index, name)
     random_state : int
     """
     cohort, subjects = oof.cohort, attributions.subjects
-    labels = subjects["label"].to_numpy()
-    site = np.zeros(len(labels), dtype=int) if cohort.site is None else pd.factorize(cohort.site)[0]
-    strata = subjects["fold"].to_numpy() * 10_000 + site
-    test = dict(labels=labels, strata=strata, n_permutations=n_permutations, random_state=random_state)
+    if not np.array_equal(subjects["subject_id"].to_numpy().astype(str), cohort.subject_ids[oof.rows].astype(str)):
+        raise ParameterError("attributions: they do not cover the run's explained subjects (another run's?)")
+    site = np.zeros(cohort.n_subjects, dtype=int) if cohort.site is None else pd.factorize(cohort.site)[0]
+    # the fold number is 0 for every subject of an explanation set: then strata are the sites alone
+    strata = subjects["fold"].to_numpy() * 10_000 + site[oof.rows]
+    test = dict(labels=subjects["label"].to_numpy(), strata=strata, n_permutations=n_permutations,
+                random_state=random_state)
+    every = dict(labels=cohort.labels.astype(int), strata=site, n_permutations=n_permutations,
+                 random_state=random_state)
     tables = {}
     if attributions.snp is not None:
-        tables.update(_genomic_tables(oof, attributions, genes, test))
+        tables.update(_genomic_tables(oof, attributions, genes, test, every))
     if attributions.fnc is not None:
         tables.update(_connectome_tables(cohort, attributions, test))
     if attributions.smri is not None:
@@ -63,7 +70,7 @@ def result_tables(oof, attributions, *, n_permutations=1000, genes=None, atlas="
     return tables
 
 
-def _genomic_tables(oof, attributions, genes, test):
+def _genomic_tables(oof, attributions, genes, test, every):
     cohort, run = oof.cohort, oof.run
     snps = cohort.snps.reset_index(drop=True)
     loci = run.train.loci(cohort)
@@ -73,10 +80,10 @@ def _genomic_tables(oof, attributions, genes, test):
     annotation = gene_table(genes or cohort.spec.genotypes.build.lower())
     X = np.asarray(attributions.snp)
     snp_stats = _tested(X, **test)
-    assoc = logistic_association(cohort.genotypes, test["labels"], cohort.covariates)
-    # genome-wide family-wise p of the classical view: max-T over the trend statistic, same permutations
-    trend = trend_permutation_test(cohort.genotypes, test["labels"], strata=test["strata"],
-                                   n_permutations=test["n_permutations"], random_state=test["random_state"])
+    # the classical view involves no model: every subject, labels permuted within site
+    assoc = logistic_association(cohort.genotypes, every["labels"], cohort.covariates)
+    # its genome-wide family-wise p: max-T over the trend statistic
+    trend = trend_permutation_test(cohort.genotypes, **every)
     nearest = nearest_genes(snps["chrom"], snps["pos"], annotation)
     snp_table = pd.concat([snps[["snp", "chrom", "pos", "a1", "a2"]], nearest[["gene"]],
                            pd.DataFrame({"locus": locus_of}), snp_stats,

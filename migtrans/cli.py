@@ -69,8 +69,8 @@ def _cmd_train(args) -> int:
 
     overrides = {k: v for k, v in {
         "n_folds": args.folds, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "l2": args.l2,
-        "read_sparsity": args.read_sparsity, "ld_r2": args.ld_r2, "device": args.device, "seed": args.seed,
-        "model": args.model,
+        "read_sparsity": args.read_sparsity, "explain_fraction": args.explain_fraction, "ld_r2": args.ld_r2,
+        "device": args.device, "seed": args.seed, "model": args.model,
         "modalities": tuple(m.strip() for m in args.modalities.split(",")) if args.modalities else None,
     }.items() if v is not None}
     if args.no_amp:
@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--l2", type=float, help="coupled L2 penalty on weight matrices (default 2e-3)")
     p.add_argument("--read-sparsity", type=float,
                    help="feature selection in the modality reads, in [0, 1) (default 0.5; 0: off)")
+    p.add_argument("--explain-fraction", type=float,
+                   help="share of subjects held out of every fold and explained with exact permutation p-values, "
+                        "in [0, 0.5] (default 0.25; 0: explain every subject out of fold, p-values anti-conservative)")
     p.add_argument("--ld-r2", type=float, help="merge neighbouring SNP windows in LD (r² >= this; default 0: off)")
     p.add_argument("--modalities", help="comma-separated subset of snp,fnc,smri (default all three)")
     p.add_argument("--model", choices=["migtrans", "logistic", "svm", "mlp"], help="default migtrans")

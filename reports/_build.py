@@ -1,4 +1,4 @@
-"""From a trained run to a finished report folder: explain out of fold, test, draw, render — built in a
+"""From a trained run to a finished report folder: explain the held-out subjects, test, draw, render — built in a
 temporary folder and moved into place at the end, so a failure never leaves half a report."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ._report import render_report
 FORMATS = ("png", "pdf", "svg")
 # What the report keeps of the run folder (small files only: never the fold checkpoints), so that every
 # link in report.html resolves inside the report folder after it is copied or mailed.
-RUN_FILES = ("config.toml", "manifest.json", "metrics.csv", "predictions.csv")
+RUN_FILES = ("config.toml", "manifest.json", "metrics.csv", "predictions.csv", "explanation_predictions.csv")
 
 
 def _say(progress, text):
@@ -73,8 +73,10 @@ def _build(stage: Path, run_dir: Path, run_summary: Path, run_record: Path, *, n
         if issubclass(w.category, CohortWarning):
             collected.append(f"Cohort: {w.message}")
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    _say(progress, f"explaining {cohort.n_subjects} subjects out of fold ({run.n_folds} fold models, "
-                   f"{n_steps} IG steps, {n_permutations} permutations)")
+    held = run.fold_info(1).get("explanation_subjects", [])
+    who = (f"the {len(held)} subjects of the explanation set with all {run.n_folds} fold models" if held
+           else f"{cohort.n_subjects} subjects out of fold ({run.n_folds} fold models)")
+    _say(progress, f"explaining {who}, {n_steps} IG steps, {n_permutations} permutations")
     explain_run(run_dir, out_dir=stage, n_steps=n_steps, n_permutations=n_permutations, genes=genes,
                 atlas=atlas, faithfulness=faithfulness, device=device, random_state=random_state,
                 progress=progress, cohort=cohort)

@@ -1,4 +1,5 @@
-"""Integrated gradients (exact on linear models, complete on MIGTrans), out-of-fold explanation of a run,
+"""Integrated gradients (exact on linear models, complete on MIGTrans), explanation of a run's held-out
+subjects (its explanation set with the fold models' ensemble, or every subject out of fold),
 the Attributions container, and faithfulness tables."""
 
 from __future__ import annotations
@@ -62,19 +63,53 @@ def explained(baseline_run, tmp_path_factory):
                        n_permutations=49), out
 
 
-def test_every_subject_explained_by_its_held_out_fold(explained, baseline_run):
+@pytest.fixture(scope="module")
+def out_of_fold_run(sim_cohort, tmp_path_factory):
+    """The tiny run without an explanation set: every subject explained by its own held-out fold."""
+    from migtrans.training import TrainConfig, train
+
+    from conftest import TINY_MODEL, TINY_TRAIN
+
+    out = tmp_path_factory.mktemp("oofrun") / "run"
+    run = train(sim_cohort.toml_path, out, TrainConfig(**TINY_TRAIN, explain_fraction=0), TINY_MODEL, progress=False)
+    return run, explain_run(run.out_dir, out_dir=False, n_steps=16, faithfulness=False)
+
+
+def test_explanation_set_explained_by_the_ensemble_of_fold_models(explained, baseline_run):
     attributions, _ = explained
-    preds = pd.read_csv(baseline_run.out_dir / "predictions.csv", dtype={"subject_id": str}).set_index("subject_id")
+    held = pd.read_csv(baseline_run.out_dir / "explanation_predictions.csv", dtype={"subject_id": str})
+    subjects = attributions.subjects
+    assert sorted(subjects["subject_id"]) == sorted(held["subject_id"]) and (subjects["fold"] == 0).all()
+    # the explained function is the one training scored the set with: the mean of the fold models' log-odds
+    held = held.set_index("subject_id").loc[subjects["subject_id"]]
+    np.testing.assert_allclose(subjects["log_odds"], held["log_odds"], rtol=1e-4, atol=1e-5)
+    assert attributions.settings["out_of_fold"] is False and attributions.settings["n_explained"] == 10
+
+
+def test_explanation_set_attributions_are_the_mean_of_each_fold_models(explained, baseline_run):
+    attributions, _ = explained
+    oof = OutOfFold(baseline_run.out_dir)
+    row = int(oof.rows[3])
+    per_model = [integrated_gradients(f.model, oof.inputs(f, [row]), oof.baselines(f), n_steps=16)[0]["snp"][0]
+                 for f in oof.folds]
+    np.testing.assert_allclose(attributions.snp[3], np.mean(per_model, axis=0), rtol=1e-4, atol=1e-6)
+    assert not np.allclose(per_model[0], per_model[1], rtol=1e-3)
+
+
+def test_every_subject_explained_by_its_held_out_fold(out_of_fold_run):
+    run, attributions = out_of_fold_run
+    preds = pd.read_csv(run.out_dir / "predictions.csv", dtype={"subject_id": str}).set_index("subject_id")
     subjects = attributions.subjects.set_index("subject_id")
+    assert len(subjects) == 40 and attributions.settings["out_of_fold"] is True
     assert (subjects["fold"] == preds.loc[subjects.index, "fold"]).all()
     # the explained model's output is the held-out prediction written by training
     np.testing.assert_allclose(subjects["prob_positive"], preds.loc[subjects.index, "prob_positive"], rtol=1e-4,
                                atol=1e-5)
 
 
-def test_attributions_match_a_direct_ig_with_the_own_fold_model_only(explained, baseline_run):
-    attributions, _ = explained
-    oof = OutOfFold(baseline_run.out_dir)
+def test_attributions_match_a_direct_ig_with_the_own_fold_model_only(out_of_fold_run):
+    run, attributions = out_of_fold_run
+    oof = OutOfFold(run.out_dir)
     row = int(oof.folds[1].test_idx[0])
     own, other = oof.folds[1], oof.folds[0]
     results = {}
@@ -87,7 +122,7 @@ def test_attributions_match_a_direct_ig_with_the_own_fold_model_only(explained, 
 
 def test_completeness_and_shapes(explained, sim_cohort):
     attributions, _ = explained
-    n = len(sim_cohort.subject_ids)
+    n = 10  # the explanation set
     assert attributions.snp.shape == (n, 200)
     assert attributions.fnc.shape == (n, 53, 53)
     np.testing.assert_array_equal(attributions.fnc, attributions.fnc.transpose(0, 2, 1))
@@ -209,3 +244,21 @@ def test_user_label_atlas_gives_its_regions_with_exact_voxel_counts(explained, b
     with pytest.raises(ParameterError, match="halves.tsv"):
         result_tables(OutOfFold(baseline_run.out_dir), attributions, n_permutations=19,
                       atlas=tmp_path / "halves.nii.gz")
+
+
+def test_tables_test_the_explanation_set_and_the_association_uses_every_subject(explained, baseline_run):
+    from explain import logistic_association, permutation_test
+
+    attributions, _ = explained
+    oof = OutOfFold(baseline_run.out_dir)
+    cohort = oof.cohort
+    site = np.zeros(cohort.n_subjects, int) if cohort.site is None else pd.factorize(cohort.site)[0]
+    # labels of the explanation set shuffled within site: the fold plays no part (one ensemble explains all)
+    expected = permutation_test(attributions.snp, attributions.subjects["label"], strata=site[oof.rows],
+                                n_permutations=49, random_state=0)
+    snps = attributions.tables["snps"].set_index("snp").loc[cohort.snps["snp"]]
+    np.testing.assert_allclose(snps["p_perm"], expected.p_perm)
+    np.testing.assert_allclose(snps["stat"], expected.stat, rtol=1e-6)
+    # the classical association involves no model: all 40 subjects
+    assoc = logistic_association(cohort.genotypes, cohort.labels, cohort.covariates)
+    np.testing.assert_allclose(snps["p_assoc"], assoc["p_assoc"], rtol=1e-10)

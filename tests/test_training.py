@@ -17,7 +17,7 @@ import torch
 from migtrans import ParameterError, load_cohort
 from migtrans._errors import RunError
 from migtrans.cli import main
-from migtrans.folds import inner_split, make_folds
+from migtrans.folds import explanation_split, inner_split, make_folds
 from migtrans.training import TrainConfig, compare_runs, load_fold, load_state_dict, open_run, train
 from migtrans.training import _run as run_module
 
@@ -35,6 +35,18 @@ def test_folds_stratified_by_label_and_site():
         for s in "abc":
             assert (in_fold & (site == s)).sum() == 4  # and balanced sites
     assert not np.array_equal(folds, make_folds(labels, site, n_folds=5, random_state=2))
+
+
+def test_explanation_set_stratified_by_label_and_site():
+    labels = np.array([0, 1] * 40)
+    site = np.repeat(["a", "b"], 40)
+    held = explanation_split(labels, site, fraction=0.25, random_state=1)
+    assert held.sum() == 20 and labels[held].sum() == 10
+    assert (held & (site == "a")).sum() == 10
+    assert not np.array_equal(held, explanation_split(labels, site, fraction=0.25, random_state=2))
+    assert not explanation_split(labels, site, fraction=0).any()
+    with pytest.raises(ParameterError, match="explain_fraction"):
+        explanation_split([0, 1] * 4, fraction=0.25)  # one subject per class would be held out
 
 
 def test_inner_split_is_a_partition_of_the_training_fold():
@@ -60,18 +72,35 @@ def test_run_folder_follows_the_contract(baseline_run, sim_cohort):
     metrics = pd.read_csv(out / "metrics.csv", dtype={"fold": str})
     assert list(metrics.columns) == ["fold", "accuracy", "balanced_accuracy", "precision", "recall", "f1",
                                      "roc_auc"]
-    assert list(metrics["fold"]) == ["1", "2", "mean", "sd"]
+    assert list(metrics["fold"]) == ["1", "2", "mean", "sd", "explanation_set"]
     np.testing.assert_allclose(metrics.iloc[2, 1:].astype(float), metrics.iloc[:2, 1:].astype(float).mean())
     preds = pd.read_csv(out / "predictions.csv", dtype={"subject_id": str})
+    held = pd.read_csv(out / "explanation_predictions.csv", dtype={"subject_id": str})
     assert list(preds.columns[:5]) == ["subject_id", "fold", "label", "prob_positive", "predicted"]
-    assert sorted(preds["subject_id"]) == sorted(sim_cohort.subject_ids)  # every subject exactly once
+    assert list(held.columns[:5]) == ["subject_id", "fold", "label", "prob_positive", "predicted"]
+    # a quarter of the subjects (stratified: 5 of each class) form the explanation set; the rest are
+    # cross-validated, each predicted exactly once
+    assert len(held) == 10 and held["label"].sum() == 5
+    assert sorted(preds["subject_id"].tolist() + held["subject_id"].tolist()) == sorted(sim_cohort.subject_ids)
     assert ((preds["prob_positive"] >= 0.5).astype(int) == preds["predicted"]).all()
-    np.testing.assert_array_equal(
-        preds.set_index("subject_id").loc[list(sim_cohort.subject_ids), "label"], sim_cohort.labels)
+    labels = dict(zip(sim_cohort.subject_ids, sim_cohort.labels))
+    assert [labels[s] for s in preds["subject_id"]] == preds["label"].tolist()
+    fold_log_odds = []
     for k in (1, 2):
         info = json.loads((out / "folds" / str(k) / "fold.json").read_text())
         assert set(preds.loc[preds["fold"] == k, "subject_id"]) == set(info["test_subjects"])
         assert not set(info["test_subjects"]) & set(info["train_subjects"] + info["val_subjects"])
+        # no fold model trains on (or is validated with) the explanation set
+        assert set(info["explanation_subjects"]) == set(held["subject_id"])
+        assert not set(held["subject_id"]) & set(info["train_subjects"] + info["val_subjects"] + info["test_subjects"])
+        fold_held = pd.read_csv(out / "folds" / str(k) / "explanation_predictions.csv", dtype={"subject_id": str})
+        assert fold_held["subject_id"].tolist() == held["subject_id"].tolist()
+        fold_log_odds.append(fold_held["log_odds"].to_numpy())
+    # the set is scored by the fold models' ensemble: the mean of their log-odds
+    np.testing.assert_allclose(held["log_odds"], np.mean(fold_log_odds, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(held["prob_positive"], 1 / (1 + np.exp(-held["log_odds"])), rtol=1e-12)
+    row = metrics.set_index("fold").loc["explanation_set"]
+    assert row["accuracy"] == pytest.approx((held["predicted"] == held["label"]).mean())
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["seed"] == 0 and "torch" in manifest["versions"]
     assert any(p.endswith("genotypes.bed") for p in manifest["inputs"])
@@ -118,7 +147,8 @@ def test_held_out_subject_changes_nothing_in_its_fold(baseline_run, sim_cohort, 
     cohort_dir = tmp_path / "edited"
     shutil.copytree(sim_cohort.out_dir, cohort_dir)
     info = json.loads((baseline_run.out_dir / "folds/1/fold.json").read_text())
-    subject = info["test_subjects"][0]
+    fits_fold_2 = json.loads((baseline_run.out_dir / "folds/2/fold.json").read_text())["train_subjects"]
+    subject = next(s for s in info["test_subjects"] if s in fits_fold_2)
     row = list(sim_cohort.subject_ids).index(subject)
     fnc = np.load(cohort_dir / "fnc.npy")
     fnc[row] += 0.5 * (1 - np.eye(fnc.shape[1], dtype=fnc.dtype))
@@ -138,6 +168,42 @@ def test_held_out_subject_changes_nothing_in_its_fold(baseline_run, sim_cohort, 
     assert all(np.array_equal(p_a[name], p_b[name]) for name in p_a)
     (w_a, p_a), (w_b, p_b) = fold_state(baseline_run.out_dir, 2), fold_state(edited.out_dir, 2)
     assert not np.array_equal(p_a["fnc_mean"], p_b["fnc_mean"])
+
+
+def test_explanation_set_trains_no_fold(baseline_run, sim_cohort, tmp_path):
+    """Leakage check for the explanation set: editing one of its subjects' FNC and sMRI leaves every
+    fold's preprocessing and weights bit-identical."""
+    cohort_dir = tmp_path / "edited"
+    shutil.copytree(sim_cohort.out_dir, cohort_dir)
+    subject = json.loads((baseline_run.out_dir / "folds/1/fold.json").read_text())["explanation_subjects"][0]
+    row = list(sim_cohort.subject_ids).index(subject)
+    fnc = np.load(cohort_dir / "fnc.npy")
+    fnc[row] += 0.5 * (1 - np.eye(fnc.shape[1], dtype=fnc.dtype))
+    np.save(cohort_dir / "fnc.npy", fnc)
+    img = nib.load(cohort_dir / "smri" / f"{subject}.nii.gz")
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj) * 0.5, img.affine), cohort_dir / "smri" / f"{subject}.nii.gz")
+    edited = train(cohort_dir / "cohort.toml", tmp_path / "run", TrainConfig(**TINY_TRAIN), TINY_MODEL,
+                   progress=False)
+    for k in (1, 2):
+        a = torch.load(baseline_run.out_dir / f"folds/{k}/model.pt", weights_only=True)
+        b = torch.load(edited.out_dir / f"folds/{k}/model.pt", weights_only=True)
+        assert all(torch.equal(a[name], b[name]) for name in a)
+        with np.load(baseline_run.out_dir / f"folds/{k}/preprocess.npz") as p, \
+                np.load(edited.out_dir / f"folds/{k}/preprocess.npz") as q:
+            assert all(np.array_equal(p[name], q[name]) for name in p.files)
+    before = pd.read_csv(baseline_run.out_dir / "explanation_predictions.csv", dtype={"subject_id": str})
+    after = pd.read_csv(edited.out_dir / "explanation_predictions.csv", dtype={"subject_id": str})
+    changed = before["prob_positive"].to_numpy() != after["prob_positive"].to_numpy()
+    assert changed.tolist() == (before["subject_id"] == subject).tolist()  # only its own prediction moves
+
+
+def test_explanation_fraction_zero_cross_validates_everyone(sim_cohort, tmp_path):
+    result = train(sim_cohort.toml_path, tmp_path / "r", TrainConfig(**{**TINY_TRAIN, "explain_fraction": 0}),
+                   TINY_MODEL, progress=False)
+    assert sorted(result.predictions["subject_id"]) == sorted(sim_cohort.subject_ids)
+    assert not (result.out_dir / "explanation_predictions.csv").exists()
+    assert list(result.metrics["fold"]) == ["1", "2", "mean", "sd"]
+    assert json.loads((result.out_dir / "folds/1/fold.json").read_text())["explanation_subjects"] == []
 
 
 class _Exploit:
@@ -196,6 +262,9 @@ def test_cli_train_errors_are_one_line(sim_cohort, tmp_path, capsys):
     assert main(["train", str(sim_cohort.toml_path), "--out", str(tmp_path / "o3"), "--read-sparsity", "1.5"]) == 2
     err = capsys.readouterr().err
     assert "read_sparsity" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "o3").exists()
+    assert main(["train", str(sim_cohort.toml_path), "--out", str(tmp_path / "o4"), "--explain-fraction", "0.6"]) == 2
+    err = capsys.readouterr().err
+    assert "explain_fraction" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "o4").exists()
 
 
 def test_two_process_gloo_run_matches_one_process(sim_cohort, baseline_run, tmp_path):
@@ -216,7 +285,7 @@ def test_two_process_gloo_run_matches_one_process(sim_cohort, baseline_run, tmp_
     # closely but not bit for bit (tolerance: 0.15 AUC on 20-subject test folds after 2 epochs).
     assert abs(one.loc["mean", "roc_auc"] - two.loc["mean", "roc_auc"]) <= 0.15
     preds = pd.read_csv(out / "predictions.csv")
-    assert len(preds) == 40
+    assert len(preds) == 30 and len(pd.read_csv(out / "explanation_predictions.csv")) == 10
 
 
 @pytest.mark.parametrize("select", ["last", "val_auc"])
@@ -301,11 +370,13 @@ def test_read_sparsity_keeps_only_features_with_consistent_gradients(sim_cohort,
             TrainConfig(read_sparsity=bad)
 
 
-def test_cli_read_sparsity_reaches_the_run_config(sim_cohort, tmp_path):
+def test_cli_read_sparsity_and_explain_fraction_reach_the_run_config(sim_cohort, tmp_path):
     import tomllib
 
     out = tmp_path / "cli"
     assert main(["train", str(sim_cohort.toml_path), "--out", str(out), "--folds", "2", "--epochs", "1",
-                 "--read-sparsity", "0.25", "--modalities", "fnc", "--device", "cpu", "--quiet"]) == 0
+                 "--read-sparsity", "0.25", "--explain-fraction", "0.3", "--modalities", "fnc", "--device", "cpu",
+                 "--quiet"]) == 0
     config = tomllib.loads((out / "config.toml").read_text())
-    assert config["train"]["read_sparsity"] == 0.25
+    assert config["train"]["read_sparsity"] == 0.25 and config["train"]["explain_fraction"] == 0.3
+    assert len(pd.read_csv(out / "explanation_predictions.csv")) == 12

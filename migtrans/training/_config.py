@@ -47,6 +47,12 @@ class TrainConfig:
         the lowest validation loss / highest validation AUC (early stopping with ``patience``). On the
         demo cohort the validation split (about 36 subjects) is too small to choose an epoch well:
         early stopping on its loss stopped before the model had learned anything.
+    explain_fraction : float
+        Share of subjects, in [0, 0.5], held out of every training fold as the **explanation set**
+        (stratified by label x site). Every fold model predicts and explains them; their permutation
+        p-values are exact because no model learned from their labels (DESIGN §5). Cross-validation runs on
+        the other subjects. 0 explains every subject out of fold instead, whose attribution p-values are
+        anti-conservative (docs/benchmarks.md, calibration).
     val_fraction : float
         Share of each training fold held out (stratified) for early stopping, or only monitored (learning
         curves) with ``select="last"``.
@@ -77,6 +83,7 @@ class TrainConfig:
     warmup_epochs: int = 2
     patience: int = 8
     select: str = "last"
+    explain_fraction: float = 0.25
     val_fraction: float = 0.15
     label_smoothing: float = 0.1
     window_kb: float = 250.0
@@ -108,6 +115,8 @@ class TrainConfig:
             raise ParameterError(f"label_smoothing: expected a value in [0, 1), found {self.label_smoothing!r}")
         if not 0 < self.val_fraction < 0.5:
             raise ParameterError(f"val_fraction: expected a value in (0, 0.5), found {self.val_fraction!r}")
+        if not 0 <= self.explain_fraction <= 0.5:
+            raise ParameterError(f"explain_fraction: expected a value in [0, 0.5], found {self.explain_fraction!r}")
         if self.warmup_epochs < 0 or self.weight_decay < 0 or self.l2 < 0:
             raise ParameterError("warmup_epochs, weight_decay and l2 must be >= 0")
         if not 0 <= self.read_sparsity < 1:

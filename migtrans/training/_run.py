@@ -20,16 +20,17 @@ from .. import __version__
 from .._errors import ParameterError, RunError
 from .._io import atomic_write_text, prepare_out_dir, sha256_file, staging_dir, to_builtin, write_toml
 from ..data import load_cohort
-from ..folds import inner_split, make_folds
+from ..folds import explanation_split, inner_split, make_folds
 from ..preprocess import Preprocessor
 from ._baselines import fit_baseline, flatten_features
 from ._config import TrainConfig
 from ._distributed import close_distributed, init_distributed
 from ._loop import Progress, fit_fold, predict_logits, resolve_device
-from ._metrics import metrics_table
+from ._metrics import classification_metrics, metrics_table
 
 CONFIG_FILE, MANIFEST_FILE = "config.toml", "manifest.json"
 DONE_FILE = "fold.json"
+EXPLANATION_FILE = "explanation_predictions.csv"
 
 
 @dataclass
@@ -148,6 +149,29 @@ def train(cohort_path, out_dir, config: TrainConfig | None = None, model_config=
         close_distributed(dist)
 
 
+def _assign_folds(cohort, cfg) -> np.ndarray:
+    """0-based test fold of every subject, or -1 for the explanation set (held out of every fold)."""
+    held = explanation_split(cohort.labels, cohort.site, fraction=cfg.explain_fraction, random_state=cfg.seed)
+    dev = np.flatnonzero(~held)
+    site = None if cohort.site is None else np.asarray(cohort.site)[dev]
+    folds = np.full(cohort.n_subjects, -1, dtype=np.int64)
+    folds[dev] = make_folds(cohort.labels[dev], site, n_folds=cfg.n_folds, random_state=cfg.seed)
+    return folds
+
+
+def _explanation_predictions(cohort, folds, fold_log_odds) -> pd.DataFrame:
+    """The explanation set scored by the ensemble of fold models: the mean of their log-odds (the function
+    its attributions explain)."""
+    rows = np.flatnonzero(folds < 0)
+    log_odds = np.mean(fold_log_odds, axis=0)
+    prob = 1 / (1 + np.exp(-log_odds))
+    return pd.DataFrame({
+        "subject_id": cohort.subject_ids[rows], "fold": "explanation_set",
+        "label": cohort.labels[rows].astype(int), "prob_positive": prob, "predicted": (prob >= 0.5).astype(int),
+        "label_name": [cohort.label_names[int(v)] for v in cohort.labels[rows]], "log_odds": log_odds,
+    })
+
+
 def _train(cohort_path, out_dir, cfg, model_config, resume, overwrite, progress, argv, dist):
     if resume and overwrite:
         raise ParameterError("resume and overwrite exclude each other")
@@ -166,7 +190,7 @@ def _train(cohort_path, out_dir, cfg, model_config, resume, overwrite, progress,
     if missing:
         raise ParameterError(f"modalities: the cohort has no {', '.join(missing)} data "
                              f"(it has {', '.join(cohort.modalities)})")
-    folds = make_folds(cohort.labels, cohort.site, n_folds=cfg.n_folds, random_state=cfg.seed)
+    folds = _assign_folds(cohort, cfg)
     loci = cfg.loci(cohort) if "snp" in cfg.modalities else None
 
     if dist.is_main:
@@ -182,22 +206,32 @@ def _train(cohort_path, out_dir, cfg, model_config, resume, overwrite, progress,
     dist.barrier()
 
     bar = Progress(progress and dist.is_main)
-    fold_predictions = []
+    fold_predictions, fold_log_odds = [], []
     for k in range(cfg.n_folds):
         fold_dir = out_dir / "folds" / str(k + 1)
-        if resume and (fold_dir / DONE_FILE).is_file():
-            fold_predictions.append(pd.read_csv(fold_dir / "predictions.csv", dtype={"subject_id": str}))
+        if not (resume and (fold_dir / DONE_FILE).is_file()):
+            _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir)
+        else:
             bar.update(f"fold {k + 1}/{cfg.n_folds}: already done, kept", final=True)
-            continue
-        preds = _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir)
-        fold_predictions.append(preds)
+        fold_predictions.append(pd.read_csv(fold_dir / "predictions.csv", dtype={"subject_id": str}))
+        if (folds < 0).any():
+            held = pd.read_csv(fold_dir / EXPLANATION_FILE, dtype={"subject_id": str})
+            fold_log_odds.append(held["log_odds"].to_numpy())
 
     predictions = pd.concat(fold_predictions, ignore_index=True)
     order = {s: i for i, s in enumerate(cohort.subject_ids)}
     predictions = predictions.sort_values("subject_id", key=lambda s: s.map(order)).reset_index(drop=True)
     metrics = metrics_table(predictions)
+    held = _explanation_predictions(cohort, folds, fold_log_odds) if fold_log_odds else None
+    if held is not None:
+        # one more row: the fold models' ensemble on subjects none of them trained on
+        metrics = pd.concat([metrics, pd.DataFrame([{
+            "fold": "explanation_set", **classification_metrics(held["label"], held["prob_positive"])}])],
+            ignore_index=True)
     if dist.is_main:
         atomic_write_text(out_dir / "predictions.csv", _csv(predictions))
+        if held is not None:
+            atomic_write_text(out_dir / EXPLANATION_FILE, _csv(held))
         atomic_write_text(out_dir / "metrics.csv", _csv(metrics))
     dist.barrier()
     return RunResult(out_dir=out_dir, predictions=predictions, metrics=metrics)
@@ -206,7 +240,8 @@ def _train(cohort_path, out_dir, cfg, model_config, resume, overwrite, progress,
 def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
     start = time.perf_counter()
     test_idx = np.flatnonzero(folds == k)
-    train_idx = np.flatnonzero(folds != k)
+    train_idx = np.flatnonzero((folds != k) & (folds >= 0))
+    held_idx = np.flatnonzero(folds < 0)
     fit_idx, val_idx = inner_split(train_idx, cohort.labels, cohort.site, val_fraction=cfg.val_fraction,
                                    random_state=cfg.seed + k)
     # Preprocessing sees the fit subjects only: validation and test subjects stay unseen.
@@ -215,6 +250,7 @@ def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
     info = {"fold": k + 1, "train_subjects": cohort.subject_ids[fit_idx].tolist(),
             "val_subjects": cohort.subject_ids[val_idx].tolist(),
             "test_subjects": cohort.subject_ids[test_idx].tolist(),
+            "explanation_subjects": cohort.subject_ids[held_idx].tolist(),
             "n_imputed_train_calls": prep.n_imputed_train}
     if cfg.model == "migtrans":
         torch.manual_seed(cfg.seed + 1000 * (k + 1))
@@ -223,8 +259,11 @@ def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
         fold_cfg = TrainConfig.from_dict({**cfg.to_dict(), "seed": cfg.seed + k})
         state, history, best_epoch = fit_fold(model, provider, cohort.labels, fit_idx, val_idx, fold_cfg,
                                               device, dist=dist, progress=bar, label=label)
-        logits = predict_logits(model, provider, test_idx, cfg.batch_size * 2, device, cfg.amp)
-        prob = torch.softmax(torch.from_numpy(logits).float(), dim=1)[:, 1].numpy()
+        logits = predict_logits(model, provider, np.concatenate([test_idx, held_idx]), cfg.batch_size * 2,
+                                device, cfg.amp)
+        log_odds = (logits[:, 1] - logits[:, 0]).astype(np.float64)
+        prob = 1 / (1 + np.exp(-log_odds[:len(test_idx)]))
+        held_log_odds = log_odds[len(test_idx):]
         info["best_epoch"] = best_epoch
         params = None
     else:
@@ -233,6 +272,8 @@ def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
         predict, params, chosen = fit_baseline(cfg.model, feats(fit_idx), cohort.labels[fit_idx],
                                                feats(val_idx), cohort.labels[val_idx], seed=cfg.seed)
         prob = predict(feats(test_idx))
+        held_prob = np.clip(predict(feats(held_idx)), 1e-12, 1 - 1e-12) if len(held_idx) else np.zeros(0)
+        held_log_odds = np.log(held_prob) - np.log1p(-held_prob)
         history, state = [], None
         info["regularisation"] = chosen
         bar.update(f"{label}: {cfg.model} done (regularisation {chosen:g})", final=True)
@@ -257,9 +298,11 @@ def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
         prep.save(tmp / "preprocess.npz")
         (tmp / "history.csv").write_text(_csv(pd.DataFrame(history)) if history else "epoch\n")
         (tmp / "predictions.csv").write_text(_csv(preds))
+        if len(held_idx):
+            (tmp / EXPLANATION_FILE).write_text(_csv(pd.DataFrame(
+                {"subject_id": cohort.subject_ids[held_idx], "log_odds": held_log_odds})))
         (tmp / DONE_FILE).write_text(json.dumps(to_builtin(info), indent=2) + "\n")
         if fold_dir.exists():
             shutil.rmtree(fold_dir)
         tmp.rename(fold_dir)
     dist.barrier()
-    return preds
