@@ -7,7 +7,7 @@ measures how well the ranked tables recover what the simulator planted:
   and the same for the classical p_assoc;
 - the rank of every locus holding a causal SNP (target: all in the top 10 loci);
 - the rank of every planted sMRI region and FNC edge (target: in the top 10 of their tables);
-- deletion curves: at how many fractions removing the top-attributed features lowers the out-of-fold AUC
+- deletion curves: at how many fractions removing the top-attributed features lowers the held-out AUC
   more than removing random ones, per modality.
 
 Run: python benchmarks/bench_recovery.py [--report demo | --subjects 1000] [--quick]
@@ -60,6 +60,10 @@ def recovery(report: Path) -> dict:
     metrics = pd.read_csv(report / "run" / "metrics.csv", dtype={"fold": str}).set_index("fold")
     out["model_accuracy"] = round(float(metrics.loc["mean", "accuracy"]), 4)
     out["model_auc"] = round(float(metrics.loc["mean", "roc_auc"]), 4)
+    if "explanation_set" in metrics.index:  # the fold models' ensemble on the subjects the tables test
+        out["explained_subjects"] = len(pd.read_csv(report / "subjects.csv"))
+        out["explanation_set_accuracy"] = round(float(metrics.loc["explanation_set", "accuracy"]), 4)
+        out["explanation_set_auc"] = round(float(metrics.loc["explanation_set", "roc_auc"]), 4)
     if (report / "deletion.csv").is_file():
         deletion = pd.read_csv(report / "deletion.csv")
         deletion = deletion[deletion["fraction"] > 0]

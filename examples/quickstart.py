@@ -1,5 +1,6 @@
-"""Quickstart: simulate a cohort with planted biomarkers, cross-validate MIGTrans, explain every subject
-out of fold, rank SNPs, loci, regions and connections with permutation p-values, and write the report.
+"""Quickstart: simulate a cohort with planted biomarkers, cross-validate MIGTrans, explain the held-out
+explanation set with the fold models, rank SNPs, loci, regions and connections with permutation p-values,
+and write the report.
 
     python examples/quickstart.py --out quickstart      # about 4 minutes on 2 CPU cores
 
@@ -44,7 +45,7 @@ def main(argv=None):
 
     report = explain_and_report(result.out_dir, out / "report", n_permutations=args.permutations,
                                 n_steps=args.ig_steps, random_state=args.seed, overwrite=True)
-    print(f"3/4 explained out of fold and tested -> {report.parent}")
+    print(f"3/4 explained the held-out explanation set and tested -> {report.parent}")
 
     truth = json.loads((cohort.out_dir / "truth.json").read_text())
     planted = {s["snp"] for s in truth["causal_snps"]}

@@ -1,6 +1,7 @@
 """Attribution engines and statistics over a trained migtrans run: integrated gradients, attention
-rollout, faithfulness checks — all out of fold (each subject explained by the model that did not train
-on it) — plus the permutation engine (max-T, BH) and the classical per-SNP association."""
+rollout, faithfulness checks — on held-out subjects only (a run's explanation set, with the ensemble of
+its fold models; or every subject, by the fold model that did not train on it) — plus the permutation
+engine (max-T, BH) and the classical per-SNP association."""
 
 from ._annotation import gene_table, locus_genes, nearest_genes
 from ._association import covariate_matrix, genomic_inflation, logistic_association, trend_permutation_test

@@ -79,7 +79,7 @@ class ModalityContributionDisplay:
 
 
 class DeletionCurveDisplay:
-    """Deletion curves: out-of-fold AUC as the most-attributed features of a modality are replaced by the
+    """Deletion curves: held-out AUC as the most-attributed features of a modality are replaced by the
     baseline, against random features of the same number (mean ± SD over draws), one panel per modality.
 
     Attributes
@@ -130,6 +130,6 @@ class DeletionCurveDisplay:
             ax.set_title(_modality_name(modality), fontsize=8)
             ax.tick_params(labelsize=7)
             ax.spines[["top", "right"]].set_visible(False)
-        axes[0].set_ylabel("Out-of-fold ROC AUC", fontsize=8)
+        axes[0].set_ylabel("Held-out ROC AUC", fontsize=8)
         axes[0].legend(fontsize=6, frameon=False, loc="best")
         return self

@@ -128,7 +128,8 @@ def _modality_contributions(ctx, opts):
     d = ModalityContributionDisplay.from_table(modalities)
     described = {"rollout_share": "share of attention-rollout relevance reaching each modality's tokens",
                  "ig_share": "share of the summed absolute integrated-gradients attribution",
-                 "ablation_auc_drop": "drop in out-of-fold ROC AUC when the modality is replaced by its baseline"}
+                 "ablation_auc_drop": "drop in the explained subjects' held-out ROC AUC when the modality is "
+                                      "replaced by its baseline"}
     missing = "" if "ablation_auc_drop" in d.measures else " Modality ablation was not run."
     return ("Modality contributions", d.plot(),
             "Per modality: " + "; ".join(described[m] for m in d.measures) + "." + missing,
@@ -141,10 +142,10 @@ def _deletion_curves(ctx, opts):
         return None
     d = DeletionCurveDisplay.from_table(deletion)
     return ("Deletion curves", d.plot(),
-            "Out-of-fold ROC AUC as the most-attributed features of one modality (ranked by mean |attribution| "
-            "across subjects) are replaced by the baseline, against the same number of random features (mean ± SD "
-            "over random draws). A faithful attribution makes the AUC fall faster for the top features; the dotted "
-            "line is chance.", ctx.data("deletion.csv"))
+            "Held-out ROC AUC of the explained subjects as the most-attributed features of one modality (ranked "
+            "by mean |attribution| across subjects) are replaced by the baseline, against the same number of random "
+            "features (mean ± SD over random draws). A faithful attribution makes the AUC fall faster for the top "
+            "features; the dotted line is chance.", ctx.data("deletion.csv"))
 
 
 def _snps_with_p(ctx):
@@ -160,7 +161,7 @@ def _manhattan(ctx, opts):
                                     n_labels=opts["n_labels"])
     lines = []
     for p in d.panels:
-        what = {"p_perm": "model: permutation p of the case-control contrast of out-of-fold attributions",
+        what = {"p_perm": "model: permutation p of the case-control contrast of held-out attributions",
                 "p_assoc": "classical: per-SNP logistic-regression association p"}.get(p.column, p.column)
         dropped = f", {p.n_dropped} missing p left out" if p.n_dropped else ""
         lines.append(f"{p.column} ({what}; {p.n_features} SNPs{dropped}): dashed line {p.threshold_rule}, "

@@ -221,8 +221,16 @@ def _training_sentences(inputs: ReportInputs) -> list[str]:
         return []
     site = (inputs.cohort.get("phenotypes", {}) or {}).get("site_column")
     strata = f"diagnosis x site ({site})" if site else "diagnosis"
-    out = [f"Performance was estimated by {_num(train.get('n_folds'))}-fold cross-validation stratified by {strata}; "
-           f"all predictions and explanations are out of fold."]
+    k = _num(train.get('n_folds'))
+    explain_share = float(train.get("explain_fraction", 0) or 0)
+    if explain_share:
+        out = [f"A stratified {_num(round(100 * explain_share, 1))}% of subjects (diagnosis x site), the explanation "
+               f"set, was held out of all training. Performance was estimated on the other subjects by {k}-fold "
+               f"cross-validation stratified by {strata}, with out-of-fold predictions; the explanation set was "
+               f"scored by the mean log-odds of the {k} fold models."]
+    else:
+        out = [f"Performance was estimated by {k}-fold cross-validation stratified by {strata}; "
+               f"all predictions and explanations are out of fold."]
     if train.get("model", "migtrans") == "migtrans":
         share = _num(round(100 * float(train.get("val_fraction", 0)), 1))
         select = train.get("select", "val_loss")
@@ -264,6 +272,11 @@ def _attribution_sentences(inputs: ReportInputs, cite) -> list[str]:
     out = []
     if s.get("out_of_fold", True):
         out.append("Every subject was explained by the fold model that had not been trained on it.")
+    else:
+        out.append(f"The {_num(s.get('n_explained'))} subjects of the explanation set, whose labels no model had "
+                   f"seen, were explained by the ensemble of the {_num(s.get('folds'))} fold models: each "
+                   f"attribution is the mean of the models' attributions, which is the attribution of their mean "
+                   f"log-odds.")
     out.append(f"Integrated gradients {cite('ig')}, computed with Captum {cite('captum')}, attributed the "
                f"{s.get('target', 'positive-class log-odds')} to all inputs at once along the straight path from a "
                f"baseline equal to {baseline}, with {_num(s.get('n_steps'))} points of {quad}.")
@@ -297,11 +310,17 @@ def _statistics_sentences(inputs: ReportInputs, cite) -> list[str]:
     statistic = str(s.get("statistic", "a test statistic"))
     if statistic.startswith("two-sample t (pooled variance)"):
         statistic = "a two-sample t statistic with pooled variance (cases minus controls)"
+    out_of_fold = s.get("out_of_fold", True)
+    whose = "out-of-fold attributions of the two groups" if out_of_fold else \
+        "attributions of the explanation set's two groups"
+    effects = "fold and site effects" if out_of_fold else "site effects"
     out = [f"For each feature ({_join(units) if units else 'every feature'}), {statistic} contrasted the "
-           f"out-of-fold attributions of the two groups. Its "
-           f"null distribution came from B = {_num(B)} permutations ({scheme}, so that fold and site effects "
+           f"{whose}. Its null distribution came from B = {_num(B)} permutations ({scheme}, so that {effects} "
            f"cannot masquerade as group differences), with p = (R + 1)/(B + 1) {cite('phipson')}, R the number of "
            f"permutations at least as extreme."]
+    if not out_of_fold:
+        out.append("As no model learned from the explanation set's labels, permuting them with the models fixed "
+                   "gives an exact null distribution.")
     corrections = []
     if s.get("fwer"):
         corrections.append(f"family-wise error by the {s['fwer']} method across the features of each table "
@@ -311,11 +330,12 @@ def _statistics_sentences(inputs: ReportInputs, cite) -> list[str]:
                            f"features without a finite statistic not counted as tests")
     if corrections:
         out.append("We controlled " + _join(corrections) + ".")
-    out.append("Caveat: the permutations hold the attributions fixed, while the model that explains each fold "
-               "learned from the other folds' labels, so the null distribution is too narrow. On simulated null "
-               "cohorts 5.2-8.5% of p_perm fell at or below 0.05, and 6-11.5% of tables held a family-wise false "
-               "positive at the nominal 5% (migtrans docs/benchmarks.md); read p-values near a threshold with "
-               "caution.")
+    if out_of_fold:
+        out.append("Caveat: the permutations hold the attributions fixed, while the model that explains each fold "
+                   "learned from the other folds' labels, so the null distribution is too narrow. On simulated null "
+                   "cohorts 5.2-8.5% of p_perm fell at or below 0.05, and 6-11.5% of tables held a family-wise "
+                   "false positive at the nominal 5% (migtrans docs/benchmarks.md); read p-values near a threshold "
+                   "with caution.")
     if "snps" in inputs.tables:
         phen = inputs.cohort.get("phenotypes", {}) or {}
         cov = list(phen.get("covariates") or []) + ([phen["site_column"]] if phen.get("site_column") else [])

@@ -59,7 +59,7 @@ _HELP = {
     "q_fdr": "Benjamini-Hochberg q-value",
     "p_assoc": "classical logistic association p-value (covariate-adjusted)",
     "beta_assoc": "classical logistic association: log-odds per allele",
-    "stat": "two-group statistic on out-of-fold attributions (cases - controls)",
+    "stat": "two-group statistic on held-out attributions (cases - controls)",
     "attribution": "mean attribution over subjects",
     "rank": "1 = smallest p_perm",
     "rollout_share": "share of attention-rollout relevance",
@@ -255,7 +255,11 @@ def _summary(inputs: ReportInputs) -> list:
     if counts:
         n, cases, controls, pos, neg = counts
         text = f"{n} subjects" + (f": {cases} cases{pos}, {controls} controls{neg}" if cases is not None else "")
-        if n_folds:
+        explained = inputs.settings.get("n_explained")
+        if n_folds and inputs.settings.get("out_of_fold", True) is False and explained:
+            text += (f"; {explained} held out of all training as the explanation set (explained by the ensemble of "
+                     f"the {n_folds} fold models), {n_folds}-fold cross-validation on the others")
+        elif n_folds:
             text += f"; {n_folds}-fold cross-validation, every prediction and explanation out of fold"
         lines.append(("Cohort", text))
     auc = inputs.metric("roc_auc")
@@ -345,10 +349,15 @@ def _performance(inputs: ReportInputs) -> list:
     blocks = []
     run = inputs.run_dir
     if inputs.metrics is not None:
-        links = [_file_link((run / "metrics.csv").absolute(), inputs.report_dir),
-                 _file_link((run / "predictions.csv").absolute(), inputs.report_dir)]
+        links = [_file_link((run / name).absolute(), inputs.report_dir)
+                 for name in ("metrics.csv", "predictions.csv", "explanation_predictions.csv")
+                 if name != "explanation_predictions.csv" or (run / name).is_file()]
+        note = "Per outer fold on out-of-fold predictions, then mean and SD."
+        if "explanation_set" in inputs.metrics["fold"].astype(str).tolist():
+            note += (" explanation_set: the fold models' ensemble (mean log-odds) on the subjects held out of all "
+                     "training, the ones explained below.")
         blocks.append(_Block("table", _table("table-metrics", "Cross-validated performance", inputs.metrics,
-                                             note="Per outer fold on out-of-fold predictions, then mean and SD.",
+                                             note=note,
                                              links=links, sortable=False, formatter=lambda v: f"{v:.3f}")))
     else:
         blocks.append(_Block("note", "metrics.csv not found in the run folder"

@@ -15,7 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = OneLineParser(
         prog="migtrans-explain",
-        description="Explain a trained MIGTrans run out of fold (integrated gradients, attention rollout, "
+        description="Explain a trained MIGTrans run on its held-out subjects (integrated gradients, attention rollout, "
         "permutation-tested rankings of SNPs, loci, regions and connections) and write a self-contained "
         "HTML report with its figures and CSV/NIfTI tables.",
     )

@@ -4,6 +4,7 @@ escaping of hostile names, absent tables and warnings found in the folders."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 from html.parser import HTMLParser
@@ -119,6 +120,23 @@ def test_methods_names_the_actual_settings(report, folder):
         assert ref in text, ref
     # the same numbers reach the page
     assert "B = 123 permutations" in html and "d_model = 48" in html
+
+
+def test_methods_describe_the_explanation_set_and_drop_the_caveat(folder):
+    report_dir, run_dir, _ = folder
+    config = (run_dir / "config.toml").read_text()
+    (run_dir / "config.toml").write_text(config.replace("seed = 11\n", "seed = 11\nexplain_fraction = 0.25\n"))
+    settings = json.loads((report_dir / "settings.json").read_text())
+    settings.update(out_of_fold=False, n_explained=25, permutation_scheme="labels shuffled within site")
+    (report_dir / "settings.json").write_text(json.dumps(settings))
+    text = build_methods(report_dir, run_dir).text
+    for expected in ("A stratified 25% of subjects (diagnosis x site), the explanation set, was held out of all "
+                     "training", "scored by the mean log-odds of the 3 fold models",
+                     "The 25 subjects of the explanation set, whose labels no model had seen, were explained by the "
+                     "ensemble of the 3 fold models", "attributions of the explanation set's two groups",
+                     "(labels shuffled within site, so that site effects", "gives an exact null distribution"):
+        assert expected in text, expected
+    assert "Caveat" not in text and "all predictions and explanations are out of fold" not in text
 
 
 def test_hostile_names_are_escaped_never_raw(report):

@@ -243,6 +243,7 @@ def test_logistic_baseline_and_comparison_table(baseline_run, sim_cohort, tmp_pa
     assert list(table["model"]) == ["migtrans", "logistic"]
     metrics = pd.read_csv(result.out_dir / "metrics.csv", dtype={"fold": str}).set_index("fold")
     assert table.loc[1, "roc_auc_mean"] == pytest.approx(metrics.loc["mean", "roc_auc"])
+    assert table.loc[1, "accuracy_explanation_set"] == pytest.approx(metrics.loc["explanation_set", "accuracy"])
 
 
 def test_cli_train_errors_are_one_line(sim_cohort, tmp_path, capsys):

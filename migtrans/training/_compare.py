@@ -9,7 +9,9 @@ from ._metrics import METRIC_COLUMNS
 
 
 def compare_runs(paths) -> pd.DataFrame:
-    """One row per run: name, model, modalities, folds, then ``<metric>_mean`` and ``<metric>_sd``."""
+    """One row per run: name, model, modalities, folds, then ``<metric>_mean`` and ``<metric>_sd`` across
+    folds, and ``accuracy_explanation_set`` / ``roc_auc_explanation_set`` (the fold models' ensemble on the
+    held-out explanation set; NaN for runs without one)."""
     rows = []
     for path in paths:
         run = open_run(path)
@@ -19,6 +21,9 @@ def compare_runs(paths) -> pd.DataFrame:
         for metric in METRIC_COLUMNS:
             row[f"{metric}_mean"] = table.loc["mean", metric]
             row[f"{metric}_sd"] = table.loc["sd", metric]
+        for metric in ("accuracy", "roc_auc"):
+            held = table.loc["explanation_set", metric] if "explanation_set" in table.index else float("nan")
+            row[f"{metric}_explanation_set"] = held
         rows.append(row)
     return pd.DataFrame(rows)
 
