@@ -37,6 +37,8 @@ class ReportInputs:
     cohort_path : Path or None
         The cohort TOML named by the run config, when it could be read.
     metrics, predictions : DataFrame or None
+        ``predictions`` holds every subject of the run: the out-of-fold predictions, then the explanation
+        set's (``fold`` = ``explanation_set``) when the run has one.
     tables : dict of str -> DataFrame
         The explanation tables present (keys from `TABLE_FILES`).
     problems : list of str
@@ -143,6 +145,9 @@ def load_inputs(report_dir, run_dir=None) -> ReportInputs:
         inputs.manifest = _read(run_dir / "manifest.json", _json, problems, {}) or {}
         inputs.metrics = _read(run_dir / "metrics.csv", _read_csv, problems)
         inputs.predictions = _read(run_dir / "predictions.csv", _read_csv, problems)
+        held = _read(run_dir / "explanation_predictions.csv", _read_csv, problems)
+        if inputs.predictions is not None and held is not None:
+            inputs.predictions = pd.concat([inputs.predictions, held], ignore_index=True)
         cohort = inputs.config.get("run", {}).get("cohort")
         if cohort and Path(cohort).is_file():
             inputs.cohort = _read(Path(cohort), _toml, problems, {}) or {}

@@ -10,6 +10,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from report_folder import ESCAPED, EVIL, N_SNPS, make_report_folder
 
@@ -129,8 +130,11 @@ def test_methods_describe_the_explanation_set_and_drop_the_caveat(folder):
     settings = json.loads((report_dir / "settings.json").read_text())
     settings.update(out_of_fold=False, n_explained=25, permutation_scheme="labels shuffled within site")
     (report_dir / "settings.json").write_text(json.dumps(settings))
+    pd.DataFrame({"subject_id": ["h1", "h2", "h3", "h4"], "fold": "explanation_set", "label": [1, 0, 1, 0],
+                  "prob_positive": 0.5, "predicted": 1}).to_csv(run_dir / "explanation_predictions.csv", index=False)
     text = build_methods(report_dir, run_dir).text
-    for expected in ("A stratified 25% of subjects (diagnosis x site), the explanation set, was held out of all "
+    for expected in ("The cohort comprised 16 subjects",  # 12 cross-validated + 4 held out
+                     "A stratified 25% of subjects (diagnosis x site), the explanation set, was held out of all "
                      "training", "scored by the mean log-odds of the 3 fold models",
                      "The 25 subjects of the explanation set, whose labels no model had seen, were explained by the "
                      "ensemble of the 3 fold models", "attributions of the explanation set's two groups",
