@@ -116,9 +116,11 @@ def _metrics_table(ctx, opts):
     if metrics is None:
         return None
     d = MetricsTableDisplay.from_table(metrics)
+    held = (" Explanation set: the fold models' ensemble (mean log-odds) on the subjects held out of all training."
+            if d.held_out else "")
     return ("Cross-validated metrics", d.plot(),
             f"Test-fold metrics of each of the {len(d.folds)} folds and their mean ± SD across folds, as written in "
-            f"metrics.csv.", ctx.data("metrics.csv", run=True))
+            f"metrics.csv.{held}", ctx.data("metrics.csv", run=True))
 
 
 def _modality_contributions(ctx, opts):

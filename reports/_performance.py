@@ -228,22 +228,24 @@ class MetricsTableDisplay:
     Attributes
     ----------
     rows : list of tuple
-        (metric name, per-fold values as text, "mean ± SD").
+        (metric name, per-fold values as text, "mean ± SD", explanation-set value as text or None).
     folds : list of str
     figure_, ax_ : set by `plot`.
     """
 
     def __init__(self, rows, folds):
         self.rows, self.folds = rows, folds
+        self.held_out = any(row[3] is not None for row in rows)
 
     @classmethod
     def from_table(cls, metrics):
-        """Read ``metrics.csv``: a ``fold`` column with 1..k then ``mean`` and ``sd``, one column per metric.
-        The mean and SD are taken from the table, not recomputed."""
+        """Read ``metrics.csv``: a ``fold`` column with 1..k then ``mean`` and ``sd`` (and ``explanation_set``
+        when the run held one out), one column per metric. The mean and SD are taken from the table, not
+        recomputed."""
         if "fold" not in metrics.columns:
             raise ValueError("metrics table: missing column 'fold'")
         table = metrics.assign(fold=metrics["fold"].astype(str)).set_index("fold")
-        folds = [f for f in table.index if f not in ("mean", "sd")]
+        folds = [f for f in table.index if f not in ("mean", "sd", "explanation_set")]
         columns = [c for c in METRIC_NAMES if c in table.columns]
         columns += [c for c in table.columns if c not in METRIC_NAMES]
         rows = []
@@ -251,19 +253,23 @@ class MetricsTableDisplay:
             values = [f"{table.at[f, column]:.3f}" for f in folds]
             summary = (f"{table.at['mean', column]:.3f} ± {table.at['sd', column]:.3f}"
                        if {"mean", "sd"} <= set(table.index) else "")
-            rows.append((METRIC_NAMES.get(column, column), values, summary))
+            held = f"{table.at['explanation_set', column]:.3f}" if "explanation_set" in table.index else None
+            rows.append((METRIC_NAMES.get(column, column), values, summary, held))
         return cls(rows, folds)
 
     def plot(self, ax=None):
         import matplotlib.pyplot as plt
 
-        n_cols = len(self.folds) + 2
+        n_cols = len(self.folds) + 2 + self.held_out
         if ax is None:
-            _, ax = plt.subplots(figsize=(min(1.15 + 0.62 * len(self.folds) + 1.1, 7.2), 0.35 + 0.24 * len(self.rows)))
+            width = 1.15 + 0.62 * len(self.folds) + 1.1 + 0.9 * self.held_out
+            _, ax = plt.subplots(figsize=(min(width, 7.2), 0.35 + 0.24 * len(self.rows)))
         self.figure_, self.ax_ = ax.figure, ax
         ax.axis("off")
-        cells = [[name, *values, summary] for name, values, summary in self.rows]
-        header = ["Metric", *[f"Fold {f}" for f in self.folds], "Mean ± SD"]
+        cells = [[name, *values, summary, *([held] if self.held_out else [])]
+                 for name, values, summary, held in self.rows]
+        header = ["Metric", *[f"Fold {f}" for f in self.folds], "Mean ± SD",
+                  *(["Explanation set"] if self.held_out else [])]
         table = ax.table(cellText=cells, colLabels=header, loc="center", cellLoc="center")
         table.auto_set_font_size(False)
         table.set_fontsize(7)
@@ -275,6 +281,6 @@ class MetricsTableDisplay:
                 cell.set_facecolor("#e8e8e8")
             if c == 0 and r > 0:
                 cell.set_text_props(ha="left")
-            if c == n_cols - 1 and r > 0:
+            if c == len(self.folds) + 1 and r > 0:
                 cell.set_text_props(fontweight="bold")
         return self

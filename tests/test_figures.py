@@ -443,8 +443,14 @@ def test_metrics_table_shows_the_table_values_not_recomputed():
                             "roc_auc": [0.6, 0.8, 0.7, 0.1]})
     d = MetricsTableDisplay.from_table(metrics)
     assert d.folds == ["1", "2"]
-    assert d.rows[0] == ("Accuracy", ["0.500", "0.700"], "0.123 ± 0.045")
+    assert d.rows[0] == ("Accuracy", ["0.500", "0.700"], "0.123 ± 0.045", None)
     d.plot()
+    held = pd.concat([metrics, pd.DataFrame({"fold": ["explanation_set"], "accuracy": [0.66], "roc_auc": [0.7]})])
+    d = MetricsTableDisplay.from_table(held)
+    assert d.folds == ["1", "2"] and d.rows[0] == ("Accuracy", ["0.500", "0.700"], "0.123 ± 0.045", "0.660")
+    d.plot()
+    header = [d.ax_.tables[0][0, c].get_text().get_text() for c in range(5)]
+    assert header == ["Metric", "Fold 1", "Fold 2", "Mean ± SD", "Explanation set"]
 
 
 def test_training_history_reads_folds_and_skips_empty(tmp_path):
