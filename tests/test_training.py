@@ -141,56 +141,48 @@ def test_resume_with_other_settings_is_refused(baseline_run, sim_cohort):
               resume=True, progress=False)
 
 
-def test_held_out_subject_changes_nothing_in_its_fold(baseline_run, sim_cohort, tmp_path):
-    """Leakage check: edit a fold-1 test subject's FNC and sMRI; fold 1's preprocessing and weights stay
-    bit-identical, while fold 2 (where that subject trains) changes."""
+def _train_with_edited_subject(sim_cohort, subject, tmp_path):
+    """Copy the cohort, change one subject's FNC and sMRI (not its label), and train the tiny run on it."""
     cohort_dir = tmp_path / "edited"
     shutil.copytree(sim_cohort.out_dir, cohort_dir)
-    info = json.loads((baseline_run.out_dir / "folds/1/fold.json").read_text())
-    fits_fold_2 = json.loads((baseline_run.out_dir / "folds/2/fold.json").read_text())["train_subjects"]
-    subject = next(s for s in info["test_subjects"] if s in fits_fold_2)
     row = list(sim_cohort.subject_ids).index(subject)
     fnc = np.load(cohort_dir / "fnc.npy")
     fnc[row] += 0.5 * (1 - np.eye(fnc.shape[1], dtype=fnc.dtype))
     np.save(cohort_dir / "fnc.npy", fnc)
     img = nib.load(cohort_dir / "smri" / f"{subject}.nii.gz")
     nib.save(nib.Nifti1Image(np.asarray(img.dataobj) * 0.5, img.affine), cohort_dir / "smri" / f"{subject}.nii.gz")
-    edited = train(cohort_dir / "cohort.toml", tmp_path / "run", TrainConfig(**TINY_TRAIN), TINY_MODEL,
-                   progress=False)
+    return train(cohort_dir / "cohort.toml", tmp_path / "run", TrainConfig(**TINY_TRAIN), TINY_MODEL, progress=False)
 
-    def fold_state(run_dir, k):
-        weights = torch.load(run_dir / f"folds/{k}/model.pt", weights_only=True)
-        with np.load(run_dir / f"folds/{k}/preprocess.npz") as prep:
-            return weights, {name: prep[name] for name in prep.files}
 
-    (w_a, p_a), (w_b, p_b) = fold_state(baseline_run.out_dir, 1), fold_state(edited.out_dir, 1)
-    assert all(torch.equal(w_a[name], w_b[name]) for name in w_a)
-    assert all(np.array_equal(p_a[name], p_b[name]) for name in p_a)
-    (w_a, p_a), (w_b, p_b) = fold_state(baseline_run.out_dir, 2), fold_state(edited.out_dir, 2)
-    assert not np.array_equal(p_a["fnc_mean"], p_b["fnc_mean"])
+def _fold_state(run_dir, k):
+    weights = torch.load(run_dir / f"folds/{k}/model.pt", weights_only=True)
+    with np.load(run_dir / f"folds/{k}/preprocess.npz") as prep:
+        return weights, {name: prep[name] for name in prep.files}
+
+
+def _same_fold(run_a, run_b, k):
+    (w_a, p_a), (w_b, p_b) = _fold_state(run_a, k), _fold_state(run_b, k)
+    return all(torch.equal(w_a[n], w_b[n]) for n in w_a) and all(np.array_equal(p_a[n], p_b[n]) for n in p_a)
+
+
+def test_held_out_subject_changes_nothing_in_its_fold(baseline_run, sim_cohort, tmp_path):
+    """Leakage check: edit a fold-1 test subject's FNC and sMRI; fold 1's preprocessing and weights stay
+    bit-identical, while fold 2 (where that subject trains) changes."""
+    info = json.loads((baseline_run.out_dir / "folds/1/fold.json").read_text())
+    fits_fold_2 = json.loads((baseline_run.out_dir / "folds/2/fold.json").read_text())["train_subjects"]
+    subject = next(s for s in info["test_subjects"] if s in fits_fold_2)
+    edited = _train_with_edited_subject(sim_cohort, subject, tmp_path)
+    assert _same_fold(baseline_run.out_dir, edited.out_dir, 1)
+    assert not np.array_equal(_fold_state(baseline_run.out_dir, 2)[1]["fnc_mean"],
+                              _fold_state(edited.out_dir, 2)[1]["fnc_mean"])
 
 
 def test_explanation_set_trains_no_fold(baseline_run, sim_cohort, tmp_path):
     """Leakage check for the explanation set: editing one of its subjects' FNC and sMRI leaves every
     fold's preprocessing and weights bit-identical."""
-    cohort_dir = tmp_path / "edited"
-    shutil.copytree(sim_cohort.out_dir, cohort_dir)
     subject = json.loads((baseline_run.out_dir / "folds/1/fold.json").read_text())["explanation_subjects"][0]
-    row = list(sim_cohort.subject_ids).index(subject)
-    fnc = np.load(cohort_dir / "fnc.npy")
-    fnc[row] += 0.5 * (1 - np.eye(fnc.shape[1], dtype=fnc.dtype))
-    np.save(cohort_dir / "fnc.npy", fnc)
-    img = nib.load(cohort_dir / "smri" / f"{subject}.nii.gz")
-    nib.save(nib.Nifti1Image(np.asarray(img.dataobj) * 0.5, img.affine), cohort_dir / "smri" / f"{subject}.nii.gz")
-    edited = train(cohort_dir / "cohort.toml", tmp_path / "run", TrainConfig(**TINY_TRAIN), TINY_MODEL,
-                   progress=False)
-    for k in (1, 2):
-        a = torch.load(baseline_run.out_dir / f"folds/{k}/model.pt", weights_only=True)
-        b = torch.load(edited.out_dir / f"folds/{k}/model.pt", weights_only=True)
-        assert all(torch.equal(a[name], b[name]) for name in a)
-        with np.load(baseline_run.out_dir / f"folds/{k}/preprocess.npz") as p, \
-                np.load(edited.out_dir / f"folds/{k}/preprocess.npz") as q:
-            assert all(np.array_equal(p[name], q[name]) for name in p.files)
+    edited = _train_with_edited_subject(sim_cohort, subject, tmp_path)
+    assert _same_fold(baseline_run.out_dir, edited.out_dir, 1) and _same_fold(baseline_run.out_dir, edited.out_dir, 2)
     before = pd.read_csv(baseline_run.out_dir / "explanation_predictions.csv", dtype={"subject_id": str})
     after = pd.read_csv(edited.out_dir / "explanation_predictions.csv", dtype={"subject_id": str})
     changed = before["prob_positive"].to_numpy() != after["prob_positive"].to_numpy()
