@@ -206,6 +206,9 @@ def _train(cohort_path, out_dir, cfg, model_config, resume, overwrite, progress,
     dist.barrier()
 
     bar = Progress(progress and dist.is_main)
+    if (folds < 0).any():
+        bar.update(f"explanation set: {int((folds < 0).sum())} subjects held out of every fold; "
+                   f"{cfg.n_folds}-fold cross-validation on the other {int((folds >= 0).sum())}", final=True)
     fold_predictions, fold_log_odds = [], []
     for k in range(cfg.n_folds):
         fold_dir = out_dir / "folds" / str(k + 1)
