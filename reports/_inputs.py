@@ -71,7 +71,7 @@ class ReportInputs:
         return self.config.get("model", {})
 
     def metric(self, name: str, row: str = "mean") -> float | None:
-        """A row (``mean``/``sd``) of ``metrics.csv``, or None."""
+        """A row (``mean``, ``sd`` or ``explanation_set``) of ``metrics.csv``, or None."""
         if self.metrics is None or name not in self.metrics or "fold" not in self.metrics:
             return None
         hit = self.metrics.loc[self.metrics["fold"].astype(str) == row, name]

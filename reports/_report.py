@@ -272,7 +272,12 @@ def _summary(inputs: ReportInputs) -> list:
         if mean is not None:
             perf.append(f"{label} {mean:.3f}" + (f" ± {sd:.3f}" if sd is not None else ""))
     if perf:
-        lines.append(("Performance", ", ".join(perf) + " (mean ± SD over folds)"))
+        text = ", ".join(perf) + " (mean ± SD over folds)"
+        held_acc, held_auc = inputs.metric("accuracy", "explanation_set"), inputs.metric("roc_auc", "explanation_set")
+        if held_acc is not None:
+            text += f"; explanation set, fold models' ensemble: accuracy {held_acc:.3f}" + (
+                f", ROC AUC {held_auc:.3f}" if held_auc is not None else "")
+        lines.append(("Performance", text))
     mods = inputs.tables.get("modalities")
     if mods is not None and "modality" in mods:
         parts = []

@@ -123,12 +123,12 @@ def test_methods_names_the_actual_settings(report, folder):
     assert "B = 123 permutations" in html and "d_model = 48" in html
 
 
-def test_methods_describe_the_explanation_set_and_drop_the_caveat(folder):
-    report_dir, run_dir, _ = folder
+def test_methods_and_summary_describe_the_explanation_set_and_drop_the_caveat(folder):
+    report_dir, run_dir, figures = folder
     config = (run_dir / "config.toml").read_text()
     (run_dir / "config.toml").write_text(config.replace("seed = 11\n", "seed = 11\nexplain_fraction = 0.25\n"))
     settings = json.loads((report_dir / "settings.json").read_text())
-    settings.update(out_of_fold=False, n_explained=25, permutation_scheme="labels shuffled within site")
+    settings.update(out_of_fold=False, n_explained=4, permutation_scheme="labels shuffled within site")
     (report_dir / "settings.json").write_text(json.dumps(settings))
     pd.DataFrame({"subject_id": ["h1", "h2", "h3", "h4"], "fold": "explanation_set", "label": [1, 0, 1, 0],
                   "prob_positive": 0.5, "predicted": 1}).to_csv(run_dir / "explanation_predictions.csv", index=False)
@@ -136,11 +136,18 @@ def test_methods_describe_the_explanation_set_and_drop_the_caveat(folder):
     for expected in ("The cohort comprised 16 subjects",  # 12 cross-validated + 4 held out
                      "A stratified 25% of subjects (diagnosis x site), the explanation set, was held out of all "
                      "training", "scored by the mean log-odds of the 3 fold models",
-                     "The 25 subjects of the explanation set, whose labels no model had seen, were explained by the "
+                     "The 4 subjects of the explanation set, whose labels no model had seen, were explained by the "
                      "ensemble of the 3 fold models", "attributions of the explanation set's two groups",
                      "(labels shuffled within site, so that site effects", "gives an exact null distribution"):
         assert expected in text, expected
     assert "Caveat" not in text and "all predictions and explanations are out of fold" not in text
+    metrics = pd.read_csv(run_dir / "metrics.csv", dtype={"fold": str})
+    held = {c: 0.5 for c in metrics.columns if c != "fold"} | {"fold": "explanation_set", "accuracy": 0.7125,
+                                                               "roc_auc": 0.8125}
+    pd.concat([metrics, pd.DataFrame([held])]).to_csv(run_dir / "metrics.csv", index=False)
+    html = render_report(report_dir, run_dir, figures).read_text(encoding="utf-8")
+    assert "16 subjects" in html and "4 held out of all training as the explanation set" in html
+    assert "explanation set, fold models&#39; ensemble: accuracy 0.713, ROC AUC 0.812" in html
 
 
 def test_hostile_names_are_escaped_never_raw(report):
