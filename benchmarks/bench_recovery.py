@@ -10,7 +10,7 @@ measures how well the ranked tables recover what the simulator planted:
 - deletion curves: at how many fractions removing the top-attributed features lowers the held-out AUC
   more than removing random ones, per modality.
 
-Run: python benchmarks/bench_recovery.py [--report demo | --subjects 1000] [--quick]
+Run: python benchmarks/bench_recovery.py [--report demo | --subjects 2000] [--quick]
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ def recovery(report: Path) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", help="a report folder from `migtrans-explain --demo` (default: build one)")
-    parser.add_argument("--subjects", type=int, default=300, help="cohort size of the demo it builds (default 300)")
+    parser.add_argument("--subjects", type=int, default=600,
+                        help="cohort size of the demo it builds (default 600, the `make demo` size)")
     parser.add_argument("--quick", action="store_true", help="a tiny demo, to check the script runs")
     args = parser.parse_args()
     if args.report:
@@ -91,7 +92,7 @@ def main():
     result = recovery(report)
     print(json.dumps(result, indent=2))
     size = result["subjects"]
-    name = "recovery_quick" if args.quick else "recovery" if size == 300 else f"recovery_{size}"
+    name = "recovery_quick" if args.quick else f"recovery_{size}"
     save(name, result)
 
 

@@ -24,7 +24,7 @@ from reports import explain_and_report
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="quickstart", help="output folder (cohort/, run/, report/ inside)")
-    parser.add_argument("--subjects", type=int, default=300)
+    parser.add_argument("--subjects", type=int, default=600)
     parser.add_argument("--snps", type=int, default=5000)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=12)

@@ -164,7 +164,7 @@ def explain_and_report(run_dir, out_dir, *, n_permutations=1000, n_steps=32, top
     return _run_guarded(out_dir, overwrite, work)
 
 
-def demo(out_dir, *, n_subjects=300, n_snps=5000, n_folds=5, epochs=12, n_permutations=1000, n_steps=32,
+def demo(out_dir, *, n_subjects=600, n_snps=5000, n_folds=5, epochs=12, n_permutations=1000, n_steps=32,
          top_k=20, formats=("png", "pdf"), faithfulness=True, device="auto", random_state=1, overwrite=False,
          progress=True, command=None) -> Path:
     """Simulate a cohort with planted biomarkers, cross-validate MIGTrans on it, explain it and write the
