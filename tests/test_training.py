@@ -189,6 +189,13 @@ def test_explanation_set_trains_no_fold(baseline_run, sim_cohort, tmp_path):
     assert changed.tolist() == (before["subject_id"] == subject).tolist()  # only its own prediction moves
 
 
+def test_logit_of_saturated_float32_probabilities_stays_finite():
+    prob = np.array([0.0, 0.5, 0.9, 1.0], dtype=np.float32)
+    out = run_module.logit(prob)
+    assert np.isfinite(out).all() and out[1] == 0 and out[2] == pytest.approx(np.log(9), rel=1e-6)
+    assert out[0] == pytest.approx(-out[3])
+
+
 def test_explanation_fraction_zero_cross_validates_everyone(sim_cohort, tmp_path):
     result = train(sim_cohort.toml_path, tmp_path / "r", TrainConfig(**{**TINY_TRAIN, "explain_fraction": 0}),
                    TINY_MODEL, progress=False)

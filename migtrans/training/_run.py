@@ -149,6 +149,13 @@ def train(cohort_path, out_dir, config: TrainConfig | None = None, model_config=
         close_distributed(dist)
 
 
+def logit(prob) -> np.ndarray:
+    """Log-odds of probabilities, in float64 and clipped to [1e-12, 1 - 1e-12] (a float32 probability of
+    exactly 0 or 1, which baselines can return, stays finite)."""
+    prob = np.clip(np.asarray(prob, dtype=np.float64), 1e-12, 1 - 1e-12)
+    return np.log(prob) - np.log1p(-prob)
+
+
 def _assign_folds(cohort, cfg) -> np.ndarray:
     """0-based test fold of every subject, or -1 for the explanation set (held out of every fold)."""
     held = explanation_split(cohort.labels, cohort.site, fraction=cfg.explain_fraction, random_state=cfg.seed)
@@ -275,8 +282,7 @@ def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
         predict, params, chosen = fit_baseline(cfg.model, feats(fit_idx), cohort.labels[fit_idx],
                                                feats(val_idx), cohort.labels[val_idx], seed=cfg.seed)
         prob = predict(feats(test_idx))
-        held_prob = np.clip(predict(feats(held_idx)), 1e-12, 1 - 1e-12) if len(held_idx) else np.zeros(0)
-        held_log_odds = np.log(held_prob) - np.log1p(-held_prob)
+        held_log_odds = logit(predict(feats(held_idx))) if len(held_idx) else np.zeros(0)
         history, state = [], None
         info["regularisation"] = chosen
         bar.update(f"{label}: {cfg.model} done (regularisation {chosen:g})", final=True)
