@@ -2,7 +2,7 @@
 explanation set with the fold models, rank SNPs, loci, regions and connections with permutation p-values,
 and write the report.
 
-    python examples/quickstart.py --out quickstart      # about 4 minutes on 2 CPU cores
+    python examples/quickstart.py --out quickstart      # about 7 minutes on 2 CPU cores
 
 Everything goes through the Python API; `migtrans simulate`, `migtrans train` and `migtrans-explain` do the
 same from a shell.
