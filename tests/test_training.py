@@ -189,6 +189,14 @@ def test_explanation_set_trains_no_fold(baseline_run, sim_cohort, tmp_path):
     assert changed.tolist() == (before["subject_id"] == subject).tolist()  # only its own prediction moves
 
 
+def test_too_many_folds_for_what_the_explanation_set_leaves_names_it(sim_cohort, tmp_path):
+    # 40 subjects: the set holds 10, leaving 15 per class for 16 folds
+    with pytest.raises(ParameterError, match="n_folds=16 .* explanation set .*explain_fraction=0.25"):
+        train(sim_cohort.toml_path, tmp_path / "r", TrainConfig(**{**TINY_TRAIN, "n_folds": 16}), TINY_MODEL,
+              progress=False)
+    assert not (tmp_path / "r").exists()
+
+
 def test_logit_of_saturated_float32_probabilities_stays_finite():
     prob = np.array([0.0, 0.5, 0.9, 1.0], dtype=np.float32)
     out = run_module.logit(prob)

@@ -162,7 +162,13 @@ def _assign_folds(cohort, cfg) -> np.ndarray:
     dev = np.flatnonzero(~held)
     site = None if cohort.site is None else np.asarray(cohort.site)[dev]
     folds = np.full(cohort.n_subjects, -1, dtype=np.int64)
-    folds[dev] = make_folds(cohort.labels[dev], site, n_folds=cfg.n_folds, random_state=cfg.seed)
+    try:
+        folds[dev] = make_folds(cohort.labels[dev], site, n_folds=cfg.n_folds, random_state=cfg.seed)
+    except ParameterError as exc:
+        if not held.any():
+            raise
+        raise ParameterError(f"{exc} after {int(held.sum())} subjects were held out as the explanation set "
+                             f"(explain_fraction={cfg.explain_fraction:g}; lower it or use fewer folds)") from None
     return folds
 
 
