@@ -24,7 +24,6 @@ import pandas as pd
 from scipy import stats
 
 from explain import explain_run
-from migtrans.data import load_cohort
 from migtrans.model import ModelConfig
 from migtrans.simulate import simulate_cohort
 from migtrans.training import TrainConfig, train
@@ -56,9 +55,8 @@ def one_cohort(seed, folder, *, n_subjects, n_snps, n_permutations, epochs, expl
     # then its t takes few values: the p-value stays valid but is discrete and conservative, which a KS
     # test against the continuous uniform flags. So also the first common SNP (MAF >= 0.2 in the cohort,
     # chosen from genotypes alone, before any test).
-    cohort = load_cohort(sim.toml_path)
-    freq = np.nanmean(np.asarray(cohort.genotypes, dtype=np.float64), axis=0) / 2
-    common = set(cohort.snps["snp"].to_numpy()[np.minimum(freq, 1 - freq) >= 0.2])
+    freq = np.nanmean(np.asarray(sim.genotypes, dtype=np.float64), axis=0) / 2
+    common = set(sim.snps["snp"].to_numpy()[np.minimum(freq, 1 - freq) >= 0.2])
     snps = att.tables["snps"]
     in_file_order = snps.iloc[np.argsort(_file_order(snps, "snps"))]
     row["snps_common_fixed_p"] = float(in_file_order.loc[in_file_order["snp"].isin(common), "p_perm"].iloc[0])
