@@ -50,10 +50,11 @@ def main(argv=None):
     truth = json.loads((cohort.out_dir / "truth.json").read_text())
     planted = {s["snp"] for s in truth["causal_snps"]}
     snps = pd.read_csv(report.parent / "snps.csv")
-    print("planted causal SNPs and their ranks (model p_perm; classical p_assoc):")
+    print(f"planted causal SNPs and their ranks among {len(snps)} (by the model's contrast; p_perm tests it; "
+          "p_assoc is the classical test):")
     for _, row in snps[snps["snp"].isin(planted)].iterrows():
         print(f"  {row['snp']:>18}  gene {row['gene']:<10} rank {int(row['rank']):>5}  "
-              f"p_perm {row['p_perm']:.3g}  p_assoc {row['p_assoc']:.3g}")
+              f"contrast {row['contrast']:+.3f}  p_perm {row['p_perm']:.3g}  p_assoc {row['p_assoc']:.3g}")
     print(f"4/4 report: {report}")
     return report
 

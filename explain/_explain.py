@@ -18,7 +18,7 @@ from ._faithfulness import deletion_curve, modality_ablation
 from ._ig import integrated_gradients
 from ._oof import OutOfFold
 from ._rollout import relevance_rollout
-from ._tables import result_tables, write_tables
+from ._tables import RANKING, REGION_ATTRIBUTION, result_tables, write_tables
 
 
 def _say(progress, text):
@@ -166,7 +166,8 @@ def explain_run(run_dir, *, out_dir=None, n_steps=32, baseline="mean", internal_
                                             atlas=atlas, random_state=random_state)
         settings.update(n_permutations=n_permutations, permutation_scheme=f"labels shuffled within {scheme}",
                         statistic="two-sample t (pooled variance), cases - controls",
-                        fwer="max-T", fdr="Benjamini-Hochberg", atlas=str(atlas),
+                        fwer="max-T", fdr="Benjamini-Hochberg", atlas=str(atlas), ranking=RANKING,
+                        region_attribution=REGION_ATTRIBUTION if "smri" in mods else None,
                         genes=str(genes or cohort.spec.genotypes.build.lower()) if "snp" in mods else None,
                         lambda_gc=attributions.tables["snps"].attrs.get("lambda_gc") if "snps" in attributions.tables
                         else None)

@@ -15,24 +15,50 @@ from ._annotation import gene_table, locus_genes, nearest_genes
 from ._association import genomic_inflation, logistic_association, trend_permutation_test
 from ._permutation import permutation_test
 
+# How the tables aggregate and rank, as recorded in the settings (and read back by the Methods text).
+REGION_ATTRIBUTION = "sum over its voxels"
+RANKING = "contrast (mean attribution of cases minus controls), largest first; ties by p_perm"
+
 
 def _ranked(table: pd.DataFrame) -> pd.DataFrame:
-    """Rank 1 = smallest p_perm, ties broken by larger |stat|; NaN p last."""
-    order = np.lexsort((-np.abs(np.nan_to_num(table["stat"].to_numpy())),
-                        np.nan_to_num(table["p_perm"].to_numpy(), nan=np.inf)))
+    """Rank 1 = largest contrast (the most log-odds separating cases from controls), ties by smaller p_perm;
+    untestable rows (NaN p) last."""
+    testable = np.isfinite(table["p_perm"].to_numpy())
+    order = np.lexsort((np.nan_to_num(table["p_perm"].to_numpy(), nan=np.inf),
+                        -np.nan_to_num(table["contrast"].to_numpy(), nan=-np.inf), ~testable))
     table = table.iloc[order].reset_index(drop=True)
     table["rank"] = np.arange(1, len(table) + 1)
     return table
 
 
+def contrast(X, labels) -> np.ndarray:
+    """Mean attribution of the cases minus that of the controls, per feature (float64).
+
+    Attributions are in log-odds of the positive class and add up to the model's output (completeness),
+    so a feature's contrast is its share of the mean log-odds gap between cases and controls: the
+    features' contrasts sum to the gap the model opens.
+    """
+    X = np.asarray(X)
+    y = np.asarray(labels).astype(bool)
+    return X[y].mean(axis=0, dtype=np.float64) - X[~y].mean(axis=0, dtype=np.float64)
+
+
 def _tested(X, labels, strata, n_permutations, random_state):
     # one seed for every family: all families see the same label permutations
     res = permutation_test(X, labels, strata=strata, n_permutations=n_permutations, random_state=random_state)
-    return pd.DataFrame({"attribution": np.asarray(X, dtype=np.float64).mean(axis=0), **res.table()})
+    return pd.DataFrame({"attribution": np.asarray(X).mean(axis=0, dtype=np.float64),
+                         "contrast": contrast(X, labels), **res.table()})
 
 
 def result_tables(oof, attributions, *, n_permutations=1000, genes=None, atlas="aal", random_state=0) -> dict:
     """Every table of DESIGN §6 for a run, as DataFrames keyed by file stem.
+
+    Each feature (SNP, locus, region, connection, node) gets its mean attribution, its ``contrast`` (mean
+    attribution of the cases minus the controls, in log-odds of the positive class), the two-sample t of
+    that contrast (``stat``) and its permutation p-values. Loci sum their SNPs' attributions, regions their
+    voxels', nodes their edges'. Rows are ranked by ``contrast``: rank 1 accounts for the most of the
+    log-odds gap between cases and controls; features the model barely uses rank low however small their
+    p, and features whose attributions work against the labels rank last among the testable ones.
 
     Parameters
     ----------
@@ -93,13 +119,12 @@ def _genomic_tables(oof, attributions, genes, test, every):
     # a locus's attribution per subject is the sum of its SNPs' (IG is additive)
     X_loci = np.column_stack([X[:, cols].sum(axis=1) for cols in loci["columns"]])
     locus_stats = _tested(X_loci, **test)
-    lead = [snps["snp"].iloc[cols[np.lexsort((-np.abs(snp_stats["stat"].to_numpy()[cols]),
-                                               snp_stats["p_perm"].to_numpy()[cols]))[0]]]
+    # the lead SNP carries the largest share of the locus's contrast
+    lead = [snps["snp"].iloc[cols[np.argmax(np.nan_to_num(snp_stats["contrast"].to_numpy()[cols], nan=-np.inf))]]
             for cols in loci["columns"]]
     locus_table = pd.concat([loci[["locus", "chrom", "start", "end", "n_snps"]].reset_index(drop=True),
                              pd.DataFrame({"lead_snp": lead, "genes": locus_genes(loci, annotation)}),
-                             locus_stats.drop(columns="attribution")], axis=1)
-    locus_table.insert(locus_table.columns.get_loc("stat"), "attribution", locus_stats["attribution"])
+                             locus_stats], axis=1)
     return {"snps": _ranked(snp_table), "loci": _ranked(locus_table)}
 
 
@@ -128,8 +153,8 @@ def _region_table(attributions, atlas, test):
     names = dict(zip(labels["index"].astype(int), labels["name"]))
     present = [v for v in np.unique(voxel_label) if v in names]
     X = np.asarray(attributions.smri)
-    # a region's attribution per subject is the mean over its voxels
-    X_regions = np.column_stack([X[:, voxel_label == v].mean(axis=1) for v in present])
+    # a region's attribution per subject is the sum over its voxels (log-odds, like every other table)
+    X_regions = np.column_stack([X[:, voxel_label == v].sum(axis=1, dtype=np.float64) for v in present])
     region_stats = _tested(X_regions, **test)
     table = pd.concat([pd.DataFrame({
         "region": [names[v] for v in present], "atlas": str(atlas),

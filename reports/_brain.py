@@ -155,7 +155,7 @@ class AttributionMapDisplay:
 
 
 class RegionBarDisplay:
-    """Horizontal bars of the signed statistic of the top atlas regions, ordered by permutation p.
+    """Horizontal bars of the top-ranked atlas regions: their contrast (or another signed column).
 
     Attributes
     ----------
@@ -180,7 +180,8 @@ class RegionBarDisplay:
             Needs ``region``, ``p_perm`` and ``value``.
         top_k : int, default=20
         value : str, default="stat"
-            Column drawn as the bar length (the signed case-control statistic by default).
+            Column drawn as the bar length: the signed case-control statistic by default, or ``contrast``
+            (mean attribution of cases minus controls, log-odds).
         """
         missing = [c for c in ("region", "p_perm", value) if c not in regions.columns]
         if missing:
@@ -218,7 +219,8 @@ class RegionBarDisplay:
         for yi, v, p in zip(y, values, self.regions["p_perm"]):
             ax.text(v + np.sign(v or 1) * span * 0.02, yi, f"p={p:.2g}", va="center",
                     ha="left" if v >= 0 else "right", fontsize=5.5, color="0.25")
-        ax.set_xlabel(f"{self.value} (cases − controls)" if self.value == "stat" else self.value, fontsize=8)
+        labels = {"stat": "stat (cases − controls)", "contrast": "contrast (log-odds, cases − controls)"}
+        ax.set_xlabel(labels.get(self.value, self.value), fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
         ax.spines[["top", "right"]].set_visible(False)
         handles = [Patch(color=POSITIVE, label="attribution higher in cases"),

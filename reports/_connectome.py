@@ -200,7 +200,7 @@ class ConnectomeDisplay:
         ----------
         connections, nodes : pandas.DataFrame
         top_k : int, default=20
-            Edges drawn: the ``top_k`` best ranked (smallest permutation p).
+            Edges drawn: the ``top_k`` best ranked (by ``rank``, else smallest permutation p).
         value : str, default="attribution"
             Edge colour.
         domain_order : sequence of str or None

@@ -15,7 +15,7 @@ from ._connectome import ConnectogramDisplay, ConnectomeDisplay, FNCMatrixDispla
 from ._contributions import DeletionCurveDisplay, ModalityContributionDisplay
 from ._figure import FigureFile
 from ._genomics import ManhattanDisplay, QQDisplay, RegionalDisplay
-from ._inputs import read_table
+from ._inputs import rank_rule, read_table
 from ._performance import ConfusionDisplay, MetricsTableDisplay, RocCurvesDisplay, TrainingHistoryDisplay
 from ._save import save_figure
 
@@ -223,7 +223,7 @@ def _connectome_top_edges(ctx, opts):
     d = ConnectomeDisplay.from_tables(connections, nodes, top_k=opts["top_k"])
     n = len(d.edges)
     return (f"Top {n} connections", d.plot(),
-            f"The {n} connections with the smallest permutation p (ranks 1-{n} of {len(connections)}) on a glass "
+            f"The {n} top-ranked connections ({rank_rule(connections)}; ranks 1-{n} of {len(connections)}) on a glass "
             f"brain (nilearn), coloured by mean attribution; nodes at their MNI coordinates, coloured by domain.",
             ctx.data("connections.csv", "nodes.csv"))
 
@@ -234,8 +234,9 @@ def _connectogram(ctx, opts):
         return None
     d = ConnectogramDisplay.from_tables(connections, ctx.table("nodes"), top_k=opts["top_k"])
     return ("Connectogram", d.plot(),
-            f"The {len(d.edges)} connections with the smallest permutation p as chords between {len(d.nodes)} nodes "
-            f"grouped by domain; red: positive mean attribution, blue: negative; chord width ∝ |attribution|.",
+            f"The {len(d.edges)} top-ranked connections ({rank_rule(connections)}) as chords between "
+            f"{len(d.nodes)} nodes grouped by domain; red: positive mean attribution, blue: negative; "
+            "chord width ∝ |attribution|.",
             ctx.data("connections.csv", "nodes.csv"))
 
 
@@ -259,11 +260,14 @@ def _top_regions(ctx, opts):
     regions = ctx.table("regions")
     if regions is None:
         return None
-    d = RegionBarDisplay.from_table(regions, top_k=opts["top_k"])
+    value = "contrast" if "contrast" in regions else "stat"
+    d = RegionBarDisplay.from_table(regions, top_k=opts["top_k"], value=value)
     atlas = ", ".join(sorted(set(regions["atlas"].dropna().astype(str)))) if "atlas" in regions else "atlas"
+    bar = ("contrast: the region's summed attribution, mean of cases minus controls (log-odds)" if value == "contrast"
+           else "signed statistic (cases − controls)")
     return (f"Top {len(d.regions)} regions", d.plot(),
-            f"The {len(d.regions)} of {d.n_total} {atlas} regions with the smallest permutation p of the case-control "
-            f"contrast of regional attributions; bar: signed statistic (cases − controls), text: p_perm; "
+            f"The {len(d.regions)} top-ranked of {d.n_total} {atlas} regions ({rank_rule(regions)}); "
+            f"bar: {bar}, text: permutation p of the case-control contrast (p_perm); "
             f"* p_fwer ≤ 0.05 (max-T), † q_fdr ≤ 0.05 (Benjamini-Hochberg). {ctx.permutation_text()}",
             ctx.data("regions.csv"))
 

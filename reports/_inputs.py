@@ -78,6 +78,14 @@ class ReportInputs:
         return float(hit.iloc[0]) if len(hit) and pd.notna(hit.iloc[0]) else None
 
 
+def rank_rule(table) -> str:
+    """What rank 1 of a result table means: the largest contrast, or (tables written before the contrast
+    column existed) the smallest p_perm."""
+    if "contrast" in table.columns:
+        return "largest contrast, the mean log-odds gap between cases and controls"
+    return "smallest permutation p"
+
+
 def read_table(path, *, blank_text=False) -> pd.DataFrame:
     """A result CSV with its identifier columns read as text (chromosome "1" stays "1"); with
     ``blank_text`` a missing identifier becomes "" (for display) instead of NaN."""

@@ -296,7 +296,7 @@ def _attribution_sentences(inputs: ReportInputs, cite) -> list[str]:
     if s.get("fnc_edge_attribution"):
         out.append(f"An FNC edge's attribution was the {s['fnc_edge_attribution']}; a node's was the sum over its "
                    f"edges; a locus's the sum over its SNPs (integrated gradients are additive) and a region's the "
-                   f"mean over its voxels.")
+                   f"{s.get('region_attribution') or 'mean over its voxels'}.")
     return out
 
 
@@ -318,6 +318,12 @@ def _statistics_sentences(inputs: ReportInputs, cite) -> list[str]:
            f"{whose}. Its null distribution came from B = {_num(B)} permutations ({scheme}, so that {effects} "
            f"cannot masquerade as group differences), with p = (R + 1)/(B + 1) {cite('phipson')}, R the number of "
            f"permutations at least as extreme."]
+    if str(s.get("ranking", "")).startswith("contrast"):
+        out.append("Features were ranked by their contrast, the mean attribution of cases minus that of controls "
+                   "(in log-odds; by completeness, the contrasts of all inputs add up to the gap in mean log-odds the "
+                   "model opens between the groups), largest first, so that the ranking follows how much the "
+                   "model's separation rests on a feature; the p-values say whether each contrast could arise by "
+                   "chance.")
     if not out_of_fold:
         out.append("As no model learned from the explanation set's labels, permuting them with the models fixed "
                    "gives an exact null distribution.")

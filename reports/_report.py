@@ -18,7 +18,7 @@ import markupsafe
 import pandas as pd
 
 from ._figure import SECTIONS, FigureFile
-from ._inputs import ReportInputs, load_inputs
+from ._inputs import ReportInputs, load_inputs, rank_rule
 from ._methods import Methods, atlas_name, build_methods, gene_source
 
 __all__ = ["render_report", "detect_warnings", "format_p", "section_id", "REPORT_FILE"]
@@ -31,18 +31,16 @@ IG_DELTA_LIMIT = 0.05
 CHANCE_AUC = 0.6
 
 # Result tables: file stem -> (section, title, shown columns, what one row is).
+_STATS = ("attribution", "contrast", "stat", "p_perm", "p_fwer", "q_fdr")
 _TABLES = {
     # chrom/start/end are spelled out in the locus name; the CSV keeps them
-    "loci": ("Genomics", "Top loci", ("rank", "locus", "n_snps", "lead_snp", "genes", "attribution", "stat", "p_perm",
-                                     "p_fwer", "q_fdr"), "loci"),
-    "snps": ("Genomics", "Top SNPs", ("rank", "snp", "chrom", "pos", "a1", "a2", "gene", "locus", "attribution",
-                                     "stat", "p_perm", "p_fwer", "q_fdr", "beta_assoc", "p_assoc"), "SNPs"),
-    "connections": ("Connectome", "Top connections", ("rank", "node_i", "node_j", "domain_i", "domain_j",
-                                                      "attribution", "stat", "p_perm", "p_fwer", "q_fdr"), "edges"),
-    "nodes": ("Connectome", "Top nodes", ("rank", "node", "domain", "x", "y", "z", "attribution", "stat", "p_perm",
-                                         "p_fwer", "q_fdr"), "nodes"),
-    "regions": ("Morphology", "Top regions", ("rank", "region", "atlas", "n_voxels", "attribution", "stat",
-                                             "p_perm", "p_fwer", "q_fdr"), "regions"),
+    "loci": ("Genomics", "Top loci", ("rank", "locus", "n_snps", "lead_snp", "genes", *_STATS), "loci"),
+    "snps": ("Genomics", "Top SNPs", ("rank", "snp", "chrom", "pos", "a1", "a2", "gene", "locus", *_STATS,
+                                     "beta_assoc", "p_assoc"), "SNPs"),
+    "connections": ("Connectome", "Top connections", ("rank", "node_i", "node_j", "domain_i", "domain_j", *_STATS),
+                    "edges"),
+    "nodes": ("Connectome", "Top nodes", ("rank", "node", "domain", "x", "y", "z", *_STATS), "nodes"),
+    "regions": ("Morphology", "Top regions", ("rank", "region", "atlas", "n_voxels", *_STATS), "regions"),
 }
 _ABSENT = {
     "Genomics": ("snps.csv and loci.csv are absent: the run did not use genotypes, or the explanation was run "
@@ -60,8 +58,9 @@ _HELP = {
     "p_assoc": "classical logistic association p-value (covariate-adjusted)",
     "beta_assoc": "classical logistic association: log-odds per allele",
     "stat": "two-group statistic on held-out attributions (cases - controls)",
-    "attribution": "mean attribution over subjects",
-    "rank": "1 = smallest p_perm",
+    "attribution": "mean attribution over subjects (log-odds)",
+    "contrast": "mean attribution of cases minus controls (log-odds): the feature's share of the gap the model opens",
+    "rank": "1 = largest contrast (ties: smaller p_perm); untestable rows last",
     "rollout_share": "share of attention-rollout relevance",
     "ig_share": "share of absolute integrated-gradients attribution",
     "ablation_auc_drop": "drop in AUC when the modality is replaced by its baseline",
@@ -240,9 +239,15 @@ def _cohort_counts(inputs: ReportInputs):
     return n, cases, n - cases, *names
 
 
+def _contrast_text(row) -> str:
+    value = row.get("contrast", float("nan"))
+    return f"contrast {value:+.3g}, " if pd.notna(value) else ""
+
+
 def _top_line(df: pd.DataFrame, label_of, unit: str, n_top: int = 3) -> str:
     top = _top(df, n_top)
-    items = [f"{label_of(row)} (p_FWER {format_p(row.get('p_fwer', float('nan')))})" for _, row in top.iterrows()]
+    items = [f"{label_of(row)} ({_contrast_text(row)}p_FWER {format_p(row.get('p_fwer', float('nan')))})"
+             for _, row in top.iterrows()]
     hits = _count_significant(df, "p_fwer")
     tail = f" — {hits} of {len(df)} {unit} with p_FWER < 0.05" if hits is not None else ""
     return ", ".join(items) + tail
@@ -303,7 +308,7 @@ def _table_block(name: str, inputs: ReportInputs, top_k: int) -> _Block:
     section, title, columns, unit = _TABLES[name]
     df = inputs.tables[name]
     shown = _top(df, top_k)
-    note = f"Top {len(shown)} of {len(df)} {unit} by rank (smallest p_perm). Click a column header to sort."
+    note = f"Top {len(shown)} of {len(df)} {unit} by rank ({rank_rule(df)}). Click a column header to sort."
     links = [_file_link(f"{name}.csv", inputs.report_dir, f"{name}.csv (all {len(df)} rows)")]
     return _Block("table", _table(f"table-{name}", title, shown, columns, note=note, links=links))
 

@@ -23,7 +23,8 @@ SETTINGS = {
     "permutation_scheme": "labels shuffled within fold x site", "quadrature": "gausslegendre", "random_state": 5,
     "rollout_method": "gradient", "smoothgrad_samples": 0, "seconds": 3.2,
     "statistic": "two-sample t (pooled variance), cases - controls", "target": "positive-class log-odds",
-    "genes": "grch38", "atlas": "aal",
+    "genes": "grch38", "atlas": "aal", "region_attribution": "sum over its voxels",
+    "ranking": "contrast (mean attribution of cases minus controls), largest first; ties by p_perm",
 }
 
 CONFIG = """[run]
@@ -69,7 +70,9 @@ modality_reads = true
 
 def _tested(rng, n):
     p = np.sort(rng.uniform(0.0005, 1, n))
-    return pd.DataFrame({"attribution": rng.normal(0, 1e-4, n), "stat": rng.normal(0, 2, n), "p_perm": p,
+    contrast = np.sort(rng.normal(0, 1e-2, n))[::-1]  # ranked by contrast, largest first
+    return pd.DataFrame({"attribution": rng.normal(0, 1e-4, n), "contrast": contrast, "stat": rng.normal(0, 2, n),
+                         "p_perm": p,
                          "p_fwer": np.minimum(1, p * 10), "q_fdr": np.minimum(1, p * 3), "rank": np.arange(1, n + 1)})
 
 

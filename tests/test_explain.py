@@ -198,15 +198,19 @@ def test_result_tables_follow_the_contract(explained, baseline_run, sim_cohort, 
             assert ((p >= 1 / 100) & (p <= 1)).all()
             tested = table.dropna(subset=["p_perm"])
             assert (tested["p_fwer"] >= tested["p_perm"] - 1e-12).all()
-            assert (tested["p_perm"].diff().dropna() >= 0).all()  # ranked by p_perm, untestable rows last
+            assert (tested["contrast"].diff().dropna() <= 0).all()  # ranked by contrast, untestable rows last
             assert table["p_perm"].iloc[len(tested):].isna().all()
     snps = tables["snps"]
     assert len(snps) == 200 and set(snps["snp"]) == set(sim_cohort.snps["snp"])
     loci = tables["loci"].set_index("locus")
     assert loci["n_snps"].sum() == 200
+    by_snp = snps.set_index("snp")
     for _, row in snps.head(20).iterrows():
+        # the lead SNP is the member with the largest contrast: the top-ranked SNP leads its locus
         lead = loci.loc[row["locus"], "lead_snp"]
-        assert snps.set_index("snp").loc[lead, "locus"] == row["locus"]
+        assert by_snp.loc[lead, "locus"] == row["locus"]
+        assert by_snp.loc[lead, "contrast"] == by_snp.loc[by_snp["locus"] == row["locus"], "contrast"].max()
+    assert loci.loc[snps["locus"].iloc[0], "lead_snp"] == snps["snp"].iloc[0]
     assert (snps["gene"].str.len() > 0).all()
     regions = tables["regions"]
     assert regions["n_voxels"].sum() <= int(sim_cohort.mask.sum()) and (regions["atlas"] == "aal").all()
@@ -259,6 +263,21 @@ def test_tables_test_the_explanation_set_and_the_association_uses_every_subject(
     snps = attributions.tables["snps"].set_index("snp").loc[cohort.snps["snp"]]
     np.testing.assert_allclose(snps["p_perm"], expected.p_perm)
     np.testing.assert_allclose(snps["stat"], expected.stat, rtol=1e-6)
+    # contrast: mean attribution of the cases minus the controls; a locus's is the sum of its SNPs'
+    y = attributions.subjects["label"].to_numpy() == 1
+    snp = np.asarray(attributions.snp, dtype=np.float64)
+    np.testing.assert_allclose(snps["contrast"], snp[y].mean(0) - snp[~y].mean(0), rtol=1e-9, atol=1e-15)
+    loci = attributions.tables["loci"]
+    member_sums = snps.groupby("locus")["contrast"].sum().loc[loci["locus"]]
+    np.testing.assert_allclose(loci["contrast"], member_sums, rtol=1e-6, atol=1e-12)
+    # completeness: the contrasts of every input add up to the mean log-odds gap between cases and
+    # controls (the ensemble's baseline output is one constant for all subjects), up to the IG error
+    log_odds = attributions.subjects["log_odds"].to_numpy()
+    gap = log_odds[y].mean() - log_odds[~y].mean()
+    total = sum(float((a[y].mean(0) - a[~y].mean(0)).sum())
+                for a in (snp, np.asarray(attributions.edges(), np.float64), np.asarray(attributions.smri, np.float64)))
+    delta = attributions.subjects["ig_delta"].to_numpy()
+    assert abs(total - gap) <= abs(delta[y].mean() - delta[~y].mean()) + 1e-4 * abs(gap) + 1e-6
     # the classical association involves no model: all 40 subjects
     assoc = logistic_association(cohort.genotypes, cohort.labels, cohort.covariates)
     np.testing.assert_allclose(snps["p_assoc"], assoc["p_assoc"], rtol=1e-10)

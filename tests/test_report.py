@@ -115,7 +115,8 @@ def test_methods_names_the_actual_settings(report, folder):
                      "Benjamini-Hochberg", "\u03bbGC = 1.230", "GRCh38", "AAL atlas", "adjusted for age, sex and site",
                      "One seed (11)", "PyTorch 9.9.9 (training) and", "one linear read of each modality",
                      "group-lasso proximal step shrank each feature's column of read weights by 0.4 x",
-                     "Caveat: the permutations hold the attributions fixed"):
+                     "Caveat: the permutations hold the attributions fixed", "a region's the sum over its voxels",
+                     "Features were ranked by their contrast, the mean attribution of cases minus that of controls"):
         assert expected in text, expected
     for ref in ("Sundararajan", "Kokhlikyan", "Abnar", "Chefer", "Westfall", "Benjamini", "Abraham", "Shaik"):
         assert ref in text, ref
@@ -165,7 +166,13 @@ def test_top_k_rows_and_number_formats(folder):
     html = render_report(report_dir, run_dir, figures, top_k=5).read_text(encoding="utf-8")
     tables = _parse(html).tables
     assert len([r for r in tables["table-snps"] if r]) == 5
-    assert f"Top 5 of {N_SNPS} SNPs" in html
+    assert f"Top 5 of {N_SNPS} SNPs by rank (largest contrast, the mean log-odds gap between cases" in html
+    # a table written before the contrast column existed was ranked by p_perm, and the note says so
+    snps = pd.read_csv(report_dir / "snps.csv")
+    snps.drop(columns="contrast").to_csv(report_dir / "snps.csv", index=False)
+    old = render_report(report_dir, run_dir, figures, top_k=5).read_text(encoding="utf-8")
+    assert f"Top 5 of {N_SNPS} SNPs by rank (smallest permutation p)" in old
+    snps.to_csv(report_dir / "snps.csv", index=False)
     # numeric cells carry their raw value for sorting; a missing p-value has none and reads NA
     html_all = render_report(report_dir, run_dir, figures, top_k=100).read_text(encoding="utf-8")
     snp_rows = [r for r in _parse(html_all).tables["table-snps"] if r]
