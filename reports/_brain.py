@@ -147,6 +147,10 @@ class AttributionMapDisplay:
         unit = "attribution" if exponent == 0 else f"attribution (×1e{exponent})"
         cbar = getattr(self.display_, "_cbar", None)  # nilearn keeps its colour bar private
         if cbar is not None:
+            # nilearn adds ticks at +-threshold, whose labels collide with 0 when the threshold is small:
+            # five evenly spaced ticks instead
+            ticks = np.linspace(-self.vmax * scale, self.vmax * scale, 5)
+            cbar.set_ticks(ticks, labels=[f"{t:.1f}" for t in ticks])
             cbar.set_label(unit, fontsize=7)
         else:
             figure.text(0.995, 0.995, unit, ha="right", va="top", fontsize=6)

@@ -337,6 +337,9 @@ def test_attribution_map_is_signed_and_symmetric():
     d.plot("glass")
     norm = d.display_._cbar.norm  # the signed map needs a colour bar on both sides of zero
     assert norm.vmin == pytest.approx(-norm.vmax) and norm.vmin < 0
+    # five evenly spaced ticks, not nilearn's extra +-threshold ticks whose labels collide near zero
+    ticks = d.display_._cbar.get_ticks()
+    np.testing.assert_allclose(ticks, np.linspace(norm.vmin, norm.vmax, 5), rtol=1e-6)
     d.plot("slices")
     with pytest.raises(ValueError, match="kind"):
         d.plot("surface")
