@@ -244,10 +244,10 @@ def merge_loci_by_ld(loci: pd.DataFrame, genotypes, *, r2: float = 0.5, max_snps
     --------
     >>> rng = np.random.default_rng(0)
     >>> g = rng.binomial(2, 0.3, size=(200, 4)).astype(float)
-    >>> g[:, 2] = g[:, 1]  # SNPs 1 and 2 in perfect LD, in different windows
+    >>> g[:, 2] = g[:, 1]  # b (first window) and c (second window) in perfect LD: the windows merge
     >>> snps = pd.DataFrame({"snp": list("abcd"), "chrom": "1", "pos": [100, 200, 900_000, 2_000_000]})
     >>> merge_loci_by_ld(partition_loci(snps), g)["n_snps"].tolist()
-    [1, 2, 1]
+    [3, 1]
     """
     if not 0 < r2 <= 1:
         raise ParameterError(f"ld_r2: expected a value in (0, 1], found {r2!r}")

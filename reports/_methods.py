@@ -319,11 +319,11 @@ def _statistics_sentences(inputs: ReportInputs, cite) -> list[str]:
            f"cannot masquerade as group differences), with p = (R + 1)/(B + 1) {cite('phipson')}, R the number of "
            f"permutations at least as extreme."]
     if str(s.get("ranking", "")).startswith("contrast"):
-        out.append("Features were ranked by their contrast, the mean attribution of cases minus that of controls "
-                   "(in log-odds; by completeness, the contrasts of all inputs add up to the gap in mean log-odds the "
-                   "model opens between the groups), largest first, so that the ranking follows how much the "
-                   "model's separation rests on a feature; the p-values say whether each contrast could arise by "
-                   "chance.")
+        out.append("Features were ranked by their contrast: the mean attribution of cases minus that of controls "
+                   "within the permutation strata (strata weighted by n1 n0 / n), in log-odds. By completeness the "
+                   "contrasts of all inputs add up to the gap in mean log-odds the model opens between the groups, "
+                   "so the ranking follows how much the model's separation rests on a feature; the p-values say "
+                   "whether each contrast could arise by chance.")
     if not out_of_fold:
         out.append("As no model learned from the explanation set's labels, permuting them with the models fixed "
                    "gives an exact null distribution.")

@@ -24,7 +24,7 @@ SETTINGS = {
     "rollout_method": "gradient", "smoothgrad_samples": 0, "seconds": 3.2,
     "statistic": "two-sample t (pooled variance), cases - controls", "target": "positive-class log-odds",
     "genes": "grch38", "atlas": "aal", "region_attribution": "sum over its voxels",
-    "ranking": "contrast (mean attribution of cases minus controls), largest first; ties by p_perm",
+    "ranking": "contrast (mean attribution of cases minus controls within strata), largest first; ties by p_perm",
 }
 
 CONFIG = """[run]

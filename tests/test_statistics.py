@@ -65,6 +65,26 @@ def test_null_p_values_are_uniform():
     assert (res.p_fwer < 0.05).sum() <= 1
 
 
+def test_contrast_is_the_label_coefficient_with_stratum_fixed_effects(rng):
+    from explain._tables import contrast
+
+    n = 90
+    site = np.repeat([0, 1, 2, 3], [30, 30, 25, 5])
+    # cases crowd the later sites; site 3 holds cases only
+    y = np.r_[rng.permutation([1] * 5 + [0] * 25), rng.permutation([1] * 10 + [0] * 20),
+              rng.permutation([1] * 20 + [0] * 5), np.ones(5, int)]
+    X = rng.normal(size=(n, 4)) + 5.0 * site[:, None] + 0.7 * y[:, None] * np.arange(4)
+    # OLS of each feature on the label and site dummies: the label's coefficient is the contrast
+    design = np.column_stack([y, pd.get_dummies(site).to_numpy(float)])
+    expected = [sm.OLS(X[:, j], design).fit().params[0] for j in range(4)]
+    np.testing.assert_allclose(contrast(X, y, strata=site), expected, rtol=1e-10)
+    # without strata: the plain difference of means, which the site offsets bias here
+    np.testing.assert_allclose(contrast(X, y), X[y == 1].mean(0) - X[y == 0].mean(0), rtol=1e-12)
+    assert abs(contrast(X, y)[0]) > 1.0 > abs(contrast(X, y, strata=site)[0])
+    # no stratum holding both classes: undefined, NaN
+    assert np.isnan(contrast(X[site == 3], y[site == 3] * 0 + [0, 1, 1, 1, 1], strata=[0, 1, 1, 1, 1])).all()
+
+
 def test_bh_is_nan_safe_and_matches_statsmodels(rng):
     p = rng.random(30)
     p[[3, 17]] = np.nan

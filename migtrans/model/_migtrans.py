@@ -66,9 +66,9 @@ class MIGTrans(nn.Module):
     >>> with model.keep_maps():
     ...     logits = model(fnc=torch.randn(3, 5, 5), smri=torch.randn(3, 7, 8, 9))
     >>> tuple(logits.shape), list(model.attention_maps())
-    ((3, 2), ['smri.slice.0', 'cross.fnc<-smri', 'fusion.0', 'fusion.1'])
+    ((3, 2), ['smri.slice.0', 'cross.fnc<-smri', 'fusion.0'])
     >>> dict(model.token_streams())
-    {'cls': 1, 'fnc': 5, 'smri': 9}
+    {'cls': 1, 'fnc': 5, 'smri': 5}
     """
 
     def __init__(self, config: ModelConfig, *, n_snps=None, loci_index=None, locus_chrom=None,
