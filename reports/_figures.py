@@ -216,15 +216,23 @@ def _fnc_matrix(ctx, opts):
             ctx.data("connections.csv", "nodes.csv"))
 
 
+def _ranked_value(table):
+    """The column a figure of top-ranked features draws, and its words: what the ranking follows."""
+    if "contrast" in table:
+        return "contrast", "contrast (mean attribution of cases minus controls, log-odds)"
+    return "attribution", "mean attribution"
+
+
 def _connectome_top_edges(ctx, opts):
     connections, nodes = ctx.table("connections"), ctx.table("nodes")
     if connections is None or nodes is None or not {"x", "y", "z"} <= set(nodes.columns):
         return None
-    d = ConnectomeDisplay.from_tables(connections, nodes, top_k=opts["top_k"])
+    value, what = _ranked_value(connections)
+    d = ConnectomeDisplay.from_tables(connections, nodes, top_k=opts["top_k"], value=value)
     n = len(d.edges)
     return (f"Top {n} connections", d.plot(),
             f"The {n} top-ranked connections ({rank_rule(connections)}; ranks 1-{n} of {len(connections)}) on a glass "
-            f"brain (nilearn), coloured by mean attribution; nodes at their MNI coordinates, coloured by domain.",
+            f"brain (nilearn), coloured by {what}; nodes at their MNI coordinates, coloured by domain.",
             ctx.data("connections.csv", "nodes.csv"))
 
 
@@ -232,11 +240,12 @@ def _connectogram(ctx, opts):
     connections = ctx.table("connections")
     if connections is None:
         return None
-    d = ConnectogramDisplay.from_tables(connections, ctx.table("nodes"), top_k=opts["top_k"])
+    value, what = _ranked_value(connections)
+    d = ConnectogramDisplay.from_tables(connections, ctx.table("nodes"), top_k=opts["top_k"], value=value)
     return ("Connectogram", d.plot(),
             f"The {len(d.edges)} top-ranked connections ({rank_rule(connections)}) as chords between "
-            f"{len(d.nodes)} nodes grouped by domain; red: positive mean attribution, blue: negative; "
-            "chord width ∝ |attribution|.",
+            f"{len(d.nodes)} nodes grouped by domain; red: positive {what}, blue: negative; "
+            f"chord width ∝ |{value}|.",
             ctx.data("connections.csv", "nodes.csv"))
 
 

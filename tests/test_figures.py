@@ -599,6 +599,23 @@ def test_make_figures_builds_every_figure_from_the_tables(tmp_path, rng):
     assert "Top 5 connections" == by_name["connectome_top_edges"].title
 
 
+def test_figures_of_ranked_features_draw_what_the_ranking_follows(tmp_path, rng):
+    report = tmp_path / "rep"
+    write_report(report, rng, modalities=("fnc", "smri"), deletion=False)
+    old = {r.name: r.caption for r in make_figures(report, formats=("png",))}
+    assert "smallest permutation p" in old["top_regions"] and "coloured by mean attribution" in \
+        old["connectome_top_edges"]
+    # tables ranked by contrast: the top-k figures draw the contrast, and say so
+    for name in ("connections", "regions"):
+        table = pd.read_csv(report / f"{name}.csv")
+        table["contrast"] = -np.arange(len(table), dtype=float)
+        table.to_csv(report / f"{name}.csv", index=False)
+    new = {r.name: r.caption for r in make_figures(report, formats=("png",))}
+    assert "coloured by contrast (mean attribution of cases minus controls" in new["connectome_top_edges"]
+    assert "largest contrast" in new["connectome_top_edges"] and "largest contrast" in new["connectogram"]
+    assert "bar: contrast" in new["top_regions"] and "red: positive contrast" in new["connectogram"]
+
+
 def test_make_figures_skips_absent_modalities_and_history(tmp_path, rng):
     report, run = tmp_path / "rep", tmp_path / "run"
     write_run(run, rng, history=False)
