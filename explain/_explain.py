@@ -79,6 +79,10 @@ def explain_run(run_dir, *, out_dir=None, n_steps=32, baseline="mean", internal_
     cohort, n = oof.cohort, len(oof.rows)
     mods = oof.modalities
     first = oof.folds[0].prep
+    who = (f"the {n} subjects of the explanation set with all {len(oof.folds)} fold models"
+           if oof.has_explanation_set else f"{n} subjects out of fold ({len(oof.folds)} fold models)")
+    _say(progress, f"explaining {who}, {n_steps} IG steps"
+         + (f", {n_permutations} permutations" if n_permutations else ""))
     ig = {"snp": np.zeros((n, cohort.genotypes.shape[1]), np.float32) if "snp" in mods else None,
           "fnc": np.zeros((n, *cohort.fnc.shape[1:]), np.float32) if "fnc" in mods else None,
           "smri": np.zeros((n, cohort.voxels.shape[1]), np.float32) if "smri" in mods else None}

@@ -73,10 +73,6 @@ def _build(stage: Path, run_dir: Path, run_summary: Path, run_record: Path, *, n
         if issubclass(w.category, CohortWarning):
             collected.append(f"Cohort: {w.message}")
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    held = run.fold_info(1).get("explanation_subjects", [])
-    who = (f"the {len(held)} subjects of the explanation set with all {run.n_folds} fold models" if held
-           else f"{cohort.n_subjects} subjects out of fold ({run.n_folds} fold models)")
-    _say(progress, f"explaining {who}, {n_steps} IG steps, {n_permutations} permutations")
     explain_run(run_dir, out_dir=stage, n_steps=n_steps, n_permutations=n_permutations, genes=genes,
                 atlas=atlas, faithfulness=faithfulness, device=device, random_state=random_state,
                 progress=progress, cohort=cohort)
