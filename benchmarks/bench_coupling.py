@@ -2,9 +2,9 @@
 
 A closed-form stand-in for the model: per fold, a ridge regression of the labels on the features of the
 *training* folds; each held-out subject's attribution is w * (x - training mean), exactly what integrated
-gradients gives for a linear model. Data and labels are pure noise. The tables' test (pooled two-sample t,
-labels permuted within fold, attributions held fixed) is then run per feature and on sums of 5 features
-(like loci, regions and nodes), over many null cohorts.
+gradients gives for a linear model. Data and labels are pure noise. The tables' test (`permutation_test`:
+the contrast within folds over its permutation SD, labels permuted within fold, attributions held fixed)
+is then run per feature and on sums of 5 features (like loci, regions and nodes), over many null cohorts.
 
 The labels of fold j trained the model that explains fold k, and fold k's labels trained the model of fold j,
 so the observed statistic holds a product of the same label noise twice (D_j D_k) that no within-fold
@@ -23,9 +23,21 @@ import numpy as np
 from scipy import stats
 
 from explain import permutation_test
-from explain._permutation import permuted_labels, pooled_t
+from explain._permutation import permuted_labels
 
 from _common import save
+
+
+def pooled_t(XT, Y, totals):
+    """Two-sample Student t (pooled variance) of cases (Y = 1) vs controls, (features, label columns)."""
+    n = XT.shape[1]
+    n1 = Y[:, 0].sum()
+    n0 = n - n1
+    s1 = XT @ Y
+    m1, m0 = s1 / n1, (totals[0][:, None] - s1) / n0
+    var = np.maximum(totals[1][:, None] - n1 * m1 * m1 - n0 * m0 * m0, 0) / (n - 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (m1 - m0) / np.sqrt(var * (1 / n1 + 1 / n0))
 
 
 def _fold_t(M, Y, fold, n_folds):
@@ -54,7 +66,7 @@ def one_cohort(rng, seed, n, f, n_folds, B):
     Y = np.concatenate(list(permuted_labels(y, fold, B, np.random.default_rng(seed), B)))
     for name, M in (("single", A), ("sum_of_5", A.reshape(n, f // 5, 5).sum(2))):
         res = permutation_test(M, y, strata=fold, n_permutations=B, random_state=seed)
-        out[f"pooled_t/{name}"] = (res.p_perm, res.p_fwer)
+        out[f"tables_test/{name}"] = (res.p_perm, res.p_fwer)
         observed = (_fold_t(M, y[None], fold, n_folds)[0] ** 2).sum(0)
         null = (_fold_t(M, Y, fold, n_folds) ** 2).sum(1)
         p = ((null >= observed * (1 - 1e-9)).sum(0) + 1) / (B + 1)

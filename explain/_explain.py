@@ -18,7 +18,7 @@ from ._faithfulness import deletion_curve, modality_ablation
 from ._ig import integrated_gradients
 from ._oof import OutOfFold
 from ._rollout import relevance_rollout
-from ._tables import RANKING, REGION_ATTRIBUTION, result_tables, write_tables
+from ._tables import RANKING, REGION_ATTRIBUTION, STATISTIC, result_tables, write_tables
 
 
 def _say(progress, text):
@@ -169,7 +169,7 @@ def explain_run(run_dir, *, out_dir=None, n_steps=32, baseline="mean", internal_
         attributions.tables = result_tables(oof, attributions, n_permutations=n_permutations, genes=genes,
                                             atlas=atlas, random_state=random_state)
         settings.update(n_permutations=n_permutations, permutation_scheme=f"labels shuffled within {scheme}",
-                        statistic="two-sample t (pooled variance), cases - controls",
+                        statistic=STATISTIC,
                         fwer="max-T", fdr="Benjamini-Hochberg", atlas=str(atlas), ranking=RANKING,
                         region_attribution=REGION_ATTRIBUTION if "smri" in mods else None,
                         genes=str(genes or cohort.spec.genotypes.build.lower()) if "snp" in mods else None,

@@ -1,6 +1,7 @@
-"""Permutation testing of case-control contrasts on many features at once: two-sample t statistics for every
-feature under B label permutations drawn within strata (fold x site), as chunked matrix products (never a
-features x B matrix in memory), giving per-feature p, max-T family-wise p and Benjamini-Hochberg q."""
+"""Permutation testing of case-control contrasts on many features at once: for every feature, the difference
+between cases and controls within strata (fold x site), standardised by its exact permutation SD, under B
+label permutations drawn within those strata, as chunked matrix products (never a features x B matrix in
+memory), giving per-feature p, max-T family-wise p and Benjamini-Hochberg q."""
 
 from __future__ import annotations
 
@@ -52,68 +53,98 @@ def permuted_labels(labels, strata, n_permutations, rng, chunk):
         done += size
 
 
-def pooled_t(XT, Y, totals):
-    """Two-sample Student t (pooled variance) of cases (Y = 1) vs controls, every feature x label column.
+def stratified_design(X, labels, strata):
+    """Centre every feature within strata and give the constants of the stratified contrast.
 
-    XT : (f, n) features by subjects; Y : (n, b) 0/1 with the same number of cases in every column;
-    totals : (sum, sum of squares) of each feature over all subjects. Only the case sums depend on the
-    labels, so one matrix product per block suffices.
-    Returns (f, b).
+    With labels permuted within strata, the case sum ``S = sum_i y_i (x_i - mean of x in i's stratum)`` is
+    the only part of the contrast that moves. Its permutation mean is 0 and its variance is
+    ``sum_s n1_s n0_s / (n_s (n_s - 1)) SS_s`` (sampling without replacement; ``SS_s`` the stratum's sum of
+    squares about its mean). The Mantel-Haenszel weighted difference of means, ``sum_s w_s (mean1_s -
+    mean0_s) / sum_s w_s`` with ``w_s = n1_s n0_s / n_s``, equals ``S / sum_s w_s``.
+
+    Returns
+    -------
+    Xc : ndarray (n, f), float64
+        Features centred within strata.
+    sd : ndarray (f,)
+        Permutation SD of S; NaN where S cannot move (a feature constant within every stratum that
+        holds both classes).
+    weight : float
+        ``sum_s w_s`` (0 when no stratum holds both classes).
     """
-    n = XT.shape[1]
-    n1 = XT.dtype.type(Y[:, 0].sum())
-    n0 = XT.dtype.type(n) - n1
-    s_all, q_all = totals
-    s1 = XT @ Y
-    m1 = s1 / n1
-    m0 = (s_all[:, None] - s1) / n0
-    # within-group sum of squares = total sum of squares - n1 m1^2 - n0 m0^2
-    ss = q_all[:, None] - n1 * m1 * m1 - n0 * m0 * m0
-    var = np.maximum(ss, 0) / (n - 2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (m1 - m0) / np.sqrt(var * (1 / n1 + 1 / n0))
+    X = np.asarray(X)
+    y = np.asarray(labels)
+    Xc = np.empty(X.shape, dtype=np.float64)
+    var, weight, largest = np.zeros(X.shape[1]), 0.0, np.zeros(X.shape[1])
+    for s in np.unique(strata):
+        rows = np.flatnonzero(strata == s)
+        raw = np.asarray(X[rows], dtype=np.float64)
+        largest = np.maximum(largest, np.abs(raw).max(axis=0))
+        block = raw - raw.mean(axis=0)
+        Xc[rows] = block
+        n_s, n1 = len(rows), int(y[rows].sum())
+        n0 = n_s - n1
+        if n1 and n0:
+            var += n1 * n0 / (n_s * (n_s - 1)) * (block * block).sum(axis=0)
+            weight += n1 * n0 / n_s
+    sd = np.sqrt(var)
+    # a feature constant within strata leaves only rounding residue in its centred values: no statistic
+    moving = sd > 1e-10 * largest * np.sqrt(len(y))
+    return Xc, np.where(moving, sd, np.nan), weight
 
 
 @dataclass
 class PermutationResult:
     """Observed statistics and permutation p-values of one family of features."""
 
-    stat: np.ndarray      # observed two-sample t (cases - controls, pooled variance)
-    p_perm: np.ndarray    # (R + 1) / (B + 1), two-sided on |t|
+    stat: np.ndarray      # observed statistic (cases - controls), e.g. the standardised stratified contrast
+    p_perm: np.ndarray    # (R + 1) / (B + 1), two-sided on |stat|
     p_fwer: np.ndarray    # max-T across the family
     q_fdr: np.ndarray     # Benjamini-Hochberg on p_perm
     n_permutations: int
-    max_null: np.ndarray  # max |t| over the family, per permutation (for thresholds)
+    max_null: np.ndarray  # max |stat| over the family, per permutation (for thresholds)
+    contrast: np.ndarray | None = None  # difference of means, cases - controls, within strata (features' units)
 
     def table(self) -> pd.DataFrame:
-        return pd.DataFrame({"stat": self.stat, "p_perm": self.p_perm, "p_fwer": self.p_fwer, "q_fdr": self.q_fdr})
+        columns = {} if self.contrast is None else {"contrast": self.contrast}
+        return pd.DataFrame({**columns, "stat": self.stat, "p_perm": self.p_perm, "p_fwer": self.p_fwer,
+                             "q_fdr": self.q_fdr})
 
 
 def permutation_test(X, labels, *, strata=None, n_permutations=1000, random_state=0, perm_chunk=250,
                      memory_mb=256, dtype=np.float32) -> PermutationResult:
-    """Per-feature two-sample t (pooled variance) of cases vs controls with permutation p-values.
+    """Per-feature contrast of cases vs controls within strata, standardised, with permutation p-values.
 
-    Permutation p-values are exact under exchangeability whichever t is used; the pooled t needs one
-    matrix product per block instead of two.
+    The contrast is the difference of the case and control means within each stratum, averaged over
+    strata with Mantel-Haenszel weights ``n1 n0 / n`` (with one stratum: the plain difference of means;
+    equivalently, the label's coefficient in a regression with stratum intercepts). The statistic is that
+    contrast divided by its exact SD under permutations within strata, so it is centred on 0 under the
+    null whatever the strata's case shares, and comparable across features for max-T. With one stratum it
+    is a monotone function of the pooled two-sample t, ``z^2 = (n - 1) t^2 / (n - 2 + t^2)``, so p_perm
+    and p_fwer are those of the t.
 
     Parameters
     ----------
     X : array (n, f)
-        One row per subject (e.g. out-of-fold attributions), one column per feature.
+        One row per subject (e.g. held-out attributions), one column per feature.
     labels : array (n,)
         0/1.
     strata : array (n,), optional
-        Labels are only exchanged within a stratum (e.g. fold x site).
+        Labels are only exchanged within a stratum (e.g. fold x site), and contrasts are taken within.
     n_permutations : int
     random_state : int
     perm_chunk : int
         Permutations generated at once.
     memory_mb : float
         Bound on the (features x permutations) block held at once.
+    dtype : numpy dtype
+        Of the permuted matrix products (float32: twice as fast; the centred data keep them accurate).
 
     Returns
     -------
     PermutationResult
+        With ``contrast`` (features' units) and ``stat`` (contrast / permutation SD; NaN, and NaN
+        p-values, where the feature cannot vary under the permutations).
 
     Examples
     --------
@@ -123,18 +154,28 @@ def permutation_test(X, labels, *, strata=None, n_permutations=1000, random_stat
     >>> res = permutation_test(X, y, n_permutations=199, random_state=0)
     >>> float(res.p_perm[0]), bool(res.p_perm[1] > 0.01)
     (0.005, True)
+
+    Within strata, a site offset is not a group difference:
+
+    >>> site = np.repeat([0, 1], 50); y = np.r_[np.repeat([0, 1], [40, 10]), np.repeat([0, 1], [10, 40])]
+    >>> x = 10.0 * site + y + rng.normal(scale=0.1, size=100)
+    >>> res = permutation_test(x[:, None], y, strata=site, n_permutations=99)
+    >>> round(float(res.contrast[0]), 1), round(float(x[y == 1].mean() - x[y == 0].mean()), 1)
+    (1.0, 7.0)
     """
-    X = np.asarray(X, dtype=dtype)
+    X = np.asarray(X)
     n, f = X.shape
     y, strata = check_design(labels, n, n_permutations, strata)
     rng = np.random.default_rng(random_state)
-    # centre features first: the sums then stay small and float32 products stay accurate
-    X = X - X.mean(axis=0, dtype=np.float64).astype(dtype)
-    XT = np.ascontiguousarray(X.T)
-    totals = (XT.sum(axis=1, dtype=np.float64), (XT.astype(np.float64) ** 2).sum(axis=1))
-    observed = pooled_t(XT.astype(np.float64), y[:, None].astype(np.float64), totals)[:, 0]
+    Xc, sd, weight = stratified_design(X, y, strata)
+    observed_sum = Xc.T @ y.astype(np.float64)
+    valid = np.isfinite(sd)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        observed = np.where(valid, observed_sum / sd, np.nan)
+        contrast = observed_sum / weight if weight else np.full(f, np.nan)
     abs_obs = np.abs(observed)
-    totals32 = (totals[0].astype(dtype), totals[1].astype(dtype))
+    XT = np.ascontiguousarray(Xc.T, dtype=dtype)
+    inv_sd = np.where(valid, 1.0 / np.where(valid, sd, 1.0), 0.0).astype(dtype)
     exceed = np.zeros(f, dtype=np.int64)
     max_null = np.empty(n_permutations)
     feat_chunk = max(1, int(memory_mb * 2**20 / (4 * max(1, perm_chunk) * 4)))
@@ -144,17 +185,15 @@ def permutation_test(X, labels, *, strata=None, n_permutations=1000, random_stat
         block_max = np.zeros(Y.shape[0])
         for start in range(0, f, feat_chunk):
             cols = slice(start, start + feat_chunk)
-            t = np.abs(pooled_t(XT[cols], Yt, (totals32[0][cols], totals32[1][cols])))
-            t = np.where(np.isfinite(t), t, 0.0)
+            z = np.abs(XT[cols] @ Yt) * inv_sd[cols, None]
             # a tiny relative tolerance so ties with the observed value count as "as extreme"
-            exceed[cols] += (t >= abs_obs[cols, None] * (1 - 1e-6)).sum(axis=1)
-            block_max = np.maximum(block_max, t.max(axis=0))
+            exceed[cols] += (z >= abs_obs[cols, None] * (1 - 1e-6)).sum(axis=1)
+            block_max = np.maximum(block_max, z.max(axis=0))
         max_null[done:done + Y.shape[0]] = block_max
         done += Y.shape[0]
-    valid = np.isfinite(observed)
     p_perm = np.where(valid, (exceed + 1) / (n_permutations + 1), np.nan)
     sorted_max = np.sort(max_null)
     n_ge = n_permutations - np.searchsorted(sorted_max, abs_obs * (1 - 1e-6), side="left")
     p_fwer = np.where(valid, (n_ge + 1) / (n_permutations + 1), np.nan)
     return PermutationResult(stat=observed, p_perm=p_perm, p_fwer=p_fwer, q_fdr=bh_fdr(p_perm),
-                             n_permutations=n_permutations, max_null=max_null)
+                             n_permutations=n_permutations, max_null=max_null, contrast=contrast)

@@ -18,6 +18,7 @@ from ._permutation import permutation_test
 # How the tables aggregate and rank, as recorded in the settings (and read back by the Methods text).
 REGION_ATTRIBUTION = "sum over its voxels"
 RANKING = "contrast (mean attribution of cases minus controls within strata), largest first; ties by p_perm"
+STATISTIC = "contrast within strata over its permutation SD (z), cases - controls"
 
 
 def _ranked(table: pd.DataFrame) -> pd.DataFrame:
@@ -31,44 +32,10 @@ def _ranked(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def contrast(X, labels, strata=None) -> np.ndarray:
-    """Mean attribution of the cases minus that of the controls, per feature (float64), within strata.
-
-    Attributions are in log-odds of the positive class and add up to the model's output (completeness),
-    so a feature's contrast is its share of the mean log-odds gap between cases and controls: the
-    features' contrasts sum to the gap the model opens. With strata (site, or fold x site), the
-    differences within each stratum are averaged with weights n1 n0 / n (the Mantel-Haenszel weights;
-    a stratum holding one class counts for nothing), so that a site's or a fold model's offset is not
-    read as a group difference.
-
-    Examples
-    --------
-    Site B's attributions sit 10 higher and it holds more cases; within each site cases lead by 1:
-
-    >>> X = np.array([[0.0], [0.0], [1.0], [10.0], [11.0], [11.0]])
-    >>> y, site = [0, 0, 1, 0, 1, 1], [0, 0, 0, 1, 1, 1]
-    >>> round(float(contrast(X, y)[0]), 3), float(contrast(X, y, strata=site)[0])
-    (4.333, 1.0)
-    """
-    X = np.asarray(X)
-    y = np.asarray(labels).astype(bool)
-    strata = np.zeros(len(y), dtype=int) if strata is None else np.asarray(strata)
-    total, weights = np.zeros(X.shape[1]), 0.0
-    for s in np.unique(strata):
-        rows = strata == s
-        n1, n0 = int((y & rows).sum()), int((~y & rows).sum())
-        if n1 and n0:
-            w = n1 * n0 / (n1 + n0)
-            total += w * (X[y & rows].mean(axis=0, dtype=np.float64) - X[~y & rows].mean(axis=0, dtype=np.float64))
-            weights += w
-    return total / weights if weights else np.full(X.shape[1], np.nan)
-
-
 def _tested(X, labels, strata, n_permutations, random_state):
     # one seed for every family: all families see the same label permutations
     res = permutation_test(X, labels, strata=strata, n_permutations=n_permutations, random_state=random_state)
-    return pd.DataFrame({"attribution": np.asarray(X).mean(axis=0, dtype=np.float64),
-                         "contrast": contrast(X, labels, strata), **res.table()})
+    return pd.DataFrame({"attribution": np.asarray(X).mean(axis=0, dtype=np.float64), **res.table()})
 
 
 def result_tables(oof, attributions, *, n_permutations=1000, genes=None, atlas="aal", random_state=0) -> dict:
@@ -76,7 +43,7 @@ def result_tables(oof, attributions, *, n_permutations=1000, genes=None, atlas="
 
     Each feature (SNP, locus, region, connection, node) gets its mean attribution, its ``contrast`` (mean
     attribution of the cases minus the controls within the permutation strata, in log-odds of the positive
-    class; see `contrast`), the two-sample t of cases against controls (``stat``) and its permutation
+    class), ``stat`` (that contrast over its permutation SD; see `permutation_test`) and its permutation
     p-values. Loci sum their SNPs' attributions, regions their
     voxels', nodes their edges'. Rows are ranked by ``contrast``: rank 1 accounts for the most of the
     log-odds gap between cases and controls; features the model barely uses rank low however small their

@@ -310,6 +310,10 @@ def _statistics_sentences(inputs: ReportInputs, cite) -> list[str]:
     statistic = str(s.get("statistic", "a test statistic"))
     if statistic.startswith("two-sample t (pooled variance)"):
         statistic = "a two-sample t statistic with pooled variance (cases minus controls)"
+    elif statistic.startswith("contrast within strata"):
+        statistic = ("the contrast (the mean of cases minus that of controls within each permutation stratum, "
+                     "averaged with weights n1 n0 / n) divided by its exact standard deviation under the "
+                     "permutations (a z statistic)")
     out_of_fold = s.get("out_of_fold", True)
     whose = "out-of-fold attributions of the two groups" if out_of_fold else \
         "attributions of the explanation set's two groups"
@@ -322,8 +326,7 @@ def _statistics_sentences(inputs: ReportInputs, cite) -> list[str]:
         out.append("Features were ranked by their contrast: the mean attribution of cases minus that of controls "
                    "within the permutation strata (strata weighted by n1 n0 / n), in log-odds. By completeness the "
                    "contrasts of all inputs add up to the gap in mean log-odds the model opens between the groups, "
-                   "so the ranking follows how much the model's separation rests on a feature; the p-values say "
-                   "whether each contrast could arise by chance.")
+                   "so the ranking follows how much the model's separation rests on a feature.")
     if not out_of_fold:
         out.append("As no model learned from the explanation set's labels, permuting them with the models fixed "
                    "gives an exact null distribution.")

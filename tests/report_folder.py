@@ -22,7 +22,8 @@ SETTINGS = {
     "method": "integrated_gradients", "n_permutations": 123, "n_steps": 17, "out_of_fold": True,
     "permutation_scheme": "labels shuffled within fold x site", "quadrature": "gausslegendre", "random_state": 5,
     "rollout_method": "gradient", "smoothgrad_samples": 0, "seconds": 3.2,
-    "statistic": "two-sample t (pooled variance), cases - controls", "target": "positive-class log-odds",
+    "statistic": "contrast within strata over its permutation SD (z), cases - controls",
+    "target": "positive-class log-odds",
     "genes": "grch38", "atlas": "aal", "region_attribution": "sum over its voxels",
     "ranking": "contrast (mean attribution of cases minus controls within strata), largest first; ties by p_perm",
 }

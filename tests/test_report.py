@@ -116,7 +116,8 @@ def test_methods_names_the_actual_settings(report, folder):
                      "One seed (11)", "PyTorch 9.9.9 (training) and", "one linear read of each modality",
                      "group-lasso proximal step shrank each feature's column of read weights by 0.4 x",
                      "Caveat: the permutations hold the attributions fixed", "a region's the sum over its voxels",
-                     "Features were ranked by their contrast: the mean attribution of cases minus that of controls"):
+                     "Features were ranked by their contrast: the mean attribution of cases minus that of controls",
+                     "divided by its exact standard deviation under the permutations (a z statistic)"):
         assert expected in text, expected
     for ref in ("Sundararajan", "Kokhlikyan", "Abnar", "Chefer", "Westfall", "Benjamini", "Abraham", "Shaik"):
         assert ref in text, ref

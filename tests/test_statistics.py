@@ -17,31 +17,82 @@ from explain._association import covariate_matrix, genomic_inflation, logistic_a
 from explain._permutation import bh_fdr, permutation_test, permuted_labels
 
 
+def _brute_force_p(stat_of, X, perms, observed):
+    """p_perm and p_fwer from an explicit loop of ``stat_of(X, labels)`` over the permutations."""
+    null = np.nan_to_num(np.abs(np.array([stat_of(X, p) for p in perms])))
+    B = len(perms)
+    tol = np.abs(observed) * (1 - 1e-6)
+    p_perm = ((null >= tol).sum(axis=0) + 1) / (B + 1)
+    p_fwer = ((null.max(axis=1)[:, None] >= tol).sum(axis=0) + 1) / (B + 1)
+    return p_perm, p_fwer
+
+
+def _stratified_z(X, y, strata):
+    """Written out per stratum: the Mantel-Haenszel difference of means over its hypergeometric SD."""
+    num, var, weight = 0.0, 0.0, 0.0
+    for s in np.unique(strata):
+        xs, ys = X[strata == s], y[strata == s]
+        n1, n0 = ys.sum(), (1 - ys).sum()
+        if n1 and n0:
+            w = n1 * n0 / len(ys)
+            num = num + w * (xs[ys == 1].mean(0) - xs[ys == 0].mean(0))
+            var = var + w * xs.var(axis=0, ddof=1)  # = n1 n0 / (n (n - 1)) x the sum of squares
+            weight += w
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return num / np.sqrt(var), num / weight
+
+
 @pytest.mark.filterwarnings("ignore:Precision loss:RuntimeWarning")  # the constant feature, on purpose
 def test_permutation_p_values_equal_a_brute_force_loop(rng):
     n, f, B = 37, 11, 60
     y = np.array([0, 1] * 18 + [1])
     strata = np.arange(n) % 3
-    X = rng.normal(size=(n, f))
+    X = rng.normal(size=(n, f)) + 3.0 * strata[:, None]  # stratum offsets: the contrast is taken within
     X[:, 0] += 1.2 * y
     X[:, 5] = 7.0  # constant feature: no statistic, NaN p
+    X[:, 6] = strata  # constant within every stratum: nothing moves under the permutations either
     res = permutation_test(X, y, strata=strata, n_permutations=B, random_state=4, perm_chunk=16, dtype=np.float64)
-    # the same permutations, regenerated, and scipy's pooled t for each
     perms = np.concatenate(list(permuted_labels(y, strata, B, np.random.default_rng(4), 16)))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        obs = stats.ttest_ind(X[y == 1], X[y == 0], axis=0).statistic
-        null = np.array([np.abs(stats.ttest_ind(X[p == 1], X[p == 0], axis=0).statistic) for p in perms])
-    null = np.nan_to_num(null)
-    np.testing.assert_allclose(res.stat[np.isfinite(obs)], obs[np.isfinite(obs)], rtol=1e-9)
-    for j in range(f):
-        if not np.isfinite(obs[j]):
-            assert np.isnan(res.p_perm[j]) and np.isnan(res.p_fwer[j]) and np.isnan(res.q_fdr[j])
-            continue
-        exceed = (null[:, j] >= abs(obs[j]) * (1 - 1e-6)).sum()
-        assert res.p_perm[j] == (exceed + 1) / (B + 1)
-        max_t = null.max(axis=1)
-        assert res.p_fwer[j] == ((max_t >= abs(obs[j]) * (1 - 1e-6)).sum() + 1) / (B + 1)
+    obs, contrast = _stratified_z(X, y, strata)
+    ok = np.isfinite(res.stat)
+    assert not ok[5] and not ok[6] and ok.sum() == f - 2
+    np.testing.assert_allclose(res.stat[ok], obs[ok], rtol=1e-9)
+    np.testing.assert_allclose(res.contrast[ok], contrast[ok], rtol=1e-9)
+    p_perm, p_fwer = _brute_force_p(lambda X, p: _stratified_z(X, p, strata)[0][ok], X, perms, obs[ok])
+    np.testing.assert_array_equal(res.p_perm[ok], p_perm)
+    np.testing.assert_array_equal(res.p_fwer[ok], p_fwer)
+    assert np.isnan(res.p_perm[~ok]).all() and np.isnan(res.p_fwer[~ok]).all() and np.isnan(res.q_fdr[~ok]).all()
     assert res.p_perm[0] == 1 / (B + 1)
+
+
+def test_with_one_stratum_the_p_values_are_those_of_the_pooled_t(rng):
+    n, f, B = 41, 9, 80
+    y = rng.permutation(np.r_[np.ones(17, int), np.zeros(24, int)])
+    X = rng.normal(size=(n, f))
+    X[:, 0] += 0.9 * y
+    X[:, 1] = rng.binomial(2, 0.2, n)  # discrete: ties between permutations
+    res = permutation_test(X, y, n_permutations=B, random_state=2, perm_chunk=32)
+    perms = np.concatenate(list(permuted_labels(y, np.zeros(n, int), B, np.random.default_rng(2), 32)))
+    t = stats.ttest_ind(X[y == 1], X[y == 0], axis=0).statistic
+    p_perm, p_fwer = _brute_force_p(lambda X, p: stats.ttest_ind(X[p == 1], X[p == 0], axis=0).statistic, X, perms, t)
+    np.testing.assert_array_equal(res.p_perm, p_perm)
+    np.testing.assert_array_equal(res.p_fwer, p_fwer)
+    # z is a monotone function of t: z^2 = (n - 1) t^2 / (n - 2 + t^2)
+    np.testing.assert_allclose(res.stat, np.sign(t) * np.sqrt((n - 1) * t**2 / (n - 2 + t**2)), rtol=1e-9)
+    np.testing.assert_allclose(res.contrast, X[y == 1].mean(0) - X[y == 0].mean(0), rtol=1e-9)
+
+
+def test_the_statistic_has_mean_0_and_sd_1_under_permutations_within_strata(rng):
+    # the closed-form SD against the spread of 20,000 permutations, with unequal case shares by stratum
+    strata = np.repeat([0, 1, 2], [12, 20, 9])
+    y = np.r_[np.repeat([0, 1], [9, 3]), np.repeat([0, 1], [6, 14]), np.repeat([0, 1], [4, 5])]
+    X = rng.exponential(size=(len(y), 3)) + 5.0 * strata[:, None]
+    perms = np.concatenate(list(permuted_labels(y, strata, 20_000, np.random.default_rng(0), 5_000)))
+    z = np.array([_stratified_z(X, p, strata)[0] for p in perms])
+    np.testing.assert_allclose(z.mean(0), 0.0, atol=0.03)
+    np.testing.assert_allclose(z.std(0), 1.0, rtol=0.03)
+    res = permutation_test(X, y, strata=strata, n_permutations=9)
+    np.testing.assert_allclose(res.stat, _stratified_z(X, y, strata)[0], rtol=1e-9)
 
 
 def test_labels_never_move_across_strata(rng):
@@ -66,7 +117,8 @@ def test_null_p_values_are_uniform():
 
 
 def test_contrast_is_the_label_coefficient_with_stratum_fixed_effects(rng):
-    from explain._tables import contrast
+    def contrast(X, y, strata=None):
+        return permutation_test(X, y, strata=strata, n_permutations=1).contrast
 
     n = 90
     site = np.repeat([0, 1, 2, 3], [30, 30, 25, 5])
