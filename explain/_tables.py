@@ -108,13 +108,20 @@ def _genomic_tables(oof, attributions, genes, test, every):
     # a locus's attribution per subject is the sum of its SNPs' (IG is additive)
     X_loci = np.column_stack([X[:, cols].sum(axis=1) for cols in loci["columns"]])
     locus_stats = _tested(X_loci, **test)
-    # the lead SNP carries the largest share of the locus's contrast
-    lead = [snps["snp"].iloc[cols[np.argmax(np.nan_to_num(snp_stats["contrast"].to_numpy()[cols], nan=-np.inf))]]
-            for cols in loci["columns"]]
+    lead = [snps["snp"].iloc[_lead(cols, snp_stats, sign)]
+            for cols, sign in zip(loci["columns"], np.sign(np.nan_to_num(locus_stats["contrast"].to_numpy())))]
     locus_table = pd.concat([loci[["locus", "chrom", "start", "end", "n_snps"]].reset_index(drop=True),
                              pd.DataFrame({"lead_snp": lead, "genes": locus_genes(loci, annotation)}),
                              locus_stats], axis=1)
     return {"snps": _ranked(snp_table), "loci": _ranked(locus_table)}
+
+
+def _lead(cols, snp_stats, sign):
+    """The testable member SNP with the largest share of its locus's contrast, in the locus's direction
+    (the first member when none is testable)."""
+    share = (sign or 1.0) * snp_stats["contrast"].to_numpy()[cols]
+    testable = np.isfinite(snp_stats["p_perm"].to_numpy()[cols]) & np.isfinite(share)
+    return cols[int(np.argmax(np.where(testable, share, -np.inf)))]
 
 
 def _connectome_tables(cohort, attributions, test):

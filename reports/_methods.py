@@ -293,10 +293,19 @@ def _attribution_sentences(inputs: ReportInputs, cite) -> list[str]:
         out.append(f"Token relevance and each modality's share came from attention rollout {cite('rollout')} "
                    f"through every attention layer, with the generic self- and cross-attention relevance rules "
                    f"{cite('chefer')} extended to three token streams, using {how}.")
-    if s.get("fnc_edge_attribution"):
-        out.append(f"An FNC edge's attribution was the {s['fnc_edge_attribution']}; a node's was the sum over its "
-                   f"edges; a locus's the sum over its SNPs (integrated gradients are additive) and a region's the "
-                   f"{s.get('region_attribution') or 'mean over its voxels'}.")
+    tables = inputs.tables
+    parts = []
+    if "connections" in tables and s.get("fnc_edge_attribution"):
+        parts.append(f"an FNC edge's attribution was the {s['fnc_edge_attribution']}")
+    if "nodes" in tables:
+        parts.append("a node's the sum over its edges")
+    if "loci" in tables:
+        parts.append("a locus's the sum over its SNPs")
+    if "regions" in tables:
+        parts.append(f"a region's the {s.get('region_attribution') or 'mean over its voxels'}")
+    if parts:
+        text = "; ".join(parts)
+        out.append(f"{text[0].upper()}{text[1:]} (integrated gradients are additive).")
     return out
 
 

@@ -169,15 +169,13 @@ def test_relative_delta_is_relative_to_the_output_change():
 
 
 
+_TESTED = ("attribution", "contrast", "stat", "p_perm", "p_fwer", "q_fdr")
 CONTRACT = {
-    "snps": ["snp", "chrom", "pos", "a1", "a2", "gene", "locus", "attribution", "stat", "p_perm", "p_fwer", "q_fdr",
-             "beta_assoc", "p_assoc", "rank"],
-    "loci": ["locus", "chrom", "start", "end", "n_snps", "lead_snp", "genes", "stat", "p_perm", "p_fwer", "q_fdr",
-             "rank"],
-    "regions": ["region", "atlas", "n_voxels", "attribution", "stat", "p_perm", "p_fwer", "q_fdr", "rank"],
-    "connections": ["node_i", "node_j", "domain_i", "domain_j", "attribution", "stat", "p_perm", "p_fwer", "q_fdr",
-                    "rank"],
-    "nodes": ["node", "domain", "x", "y", "z", "attribution", "stat", "p_perm", "p_fwer", "q_fdr", "rank"],
+    "snps": ["snp", "chrom", "pos", "a1", "a2", "gene", "locus", *_TESTED, "beta_assoc", "p_assoc", "rank"],
+    "loci": ["locus", "chrom", "start", "end", "n_snps", "lead_snp", "genes", *_TESTED, "rank"],
+    "regions": ["region", "atlas", "n_voxels", *_TESTED, "rank"],
+    "connections": ["node_i", "node_j", "domain_i", "domain_j", *_TESTED, "rank"],
+    "nodes": ["node", "domain", "x", "y", "z", *_TESTED, "rank"],
     "modalities": ["modality", "rollout_share", "ig_share", "ablation_auc_drop"],
 }
 
@@ -205,12 +203,17 @@ def test_result_tables_follow_the_contract(explained, baseline_run, sim_cohort, 
     loci = tables["loci"].set_index("locus")
     assert loci["n_snps"].sum() == 200
     by_snp = snps.set_index("snp")
-    for _, row in snps.head(20).iterrows():
-        # the lead SNP is the member with the largest contrast: the top-ranked SNP leads its locus
-        lead = loci.loc[row["locus"], "lead_snp"]
-        assert by_snp.loc[lead, "locus"] == row["locus"]
-        assert by_snp.loc[lead, "contrast"] == by_snp.loc[by_snp["locus"] == row["locus"], "contrast"].max()
-    assert loci.loc[snps["locus"].iloc[0], "lead_snp"] == snps["snp"].iloc[0]
+    for locus, row in loci.iterrows():
+        # the lead SNP: the testable member with the largest contrast in the locus's direction
+        members = by_snp[(by_snp["locus"] == locus) & by_snp["p_perm"].notna()]
+        if len(members):
+            share = members["contrast"] * (1 if row["contrast"] >= 0 else -1)
+            assert row["lead_snp"] == share.idxmax(), locus
+        assert by_snp.loc[row["lead_snp"], "locus"] == locus
+    top = snps.iloc[0]
+    if loci.loc[top["locus"], "contrast"] >= 0:  # the top SNP leads its locus when that locus helps too
+        assert loci.loc[top["locus"], "lead_snp"] == top["snp"]
+    assert (loci["contrast"] < 0).any() and loci["p_perm"].notna().all()
     assert (snps["gene"].str.len() > 0).all()
     regions = tables["regions"]
     assert regions["n_voxels"].sum() <= int(sim_cohort.mask.sum()) and (regions["atlas"] == "aal").all()

@@ -125,6 +125,18 @@ def test_methods_names_the_actual_settings(report, folder):
     assert "B = 123 permutations" in html and "d_model = 48" in html
 
 
+def test_methods_name_only_the_aggregations_of_the_tables_present(folder):
+    report_dir, run_dir, _ = folder
+    text = build_methods(report_dir, run_dir).text
+    assert ("An FNC edge's attribution was the sum of the (i, j) and (j, i) entries; a node's the sum over its "
+            "edges; a locus's the sum over its SNPs; a region's the sum over its voxels") in text
+    for name in ("connections", "nodes", "loci", "snps"):
+        (report_dir / f"{name}.csv").unlink()
+    text = build_methods(report_dir, run_dir).text
+    assert "A region's the sum over its voxels (integrated gradients are additive)." in text
+    assert "FNC edge's attribution" not in text and "locus's" not in text
+
+
 def test_methods_and_summary_describe_the_explanation_set_and_drop_the_caveat(folder):
     report_dir, run_dir, figures = folder
     config = (run_dir / "config.toml").read_text()
