@@ -44,10 +44,10 @@ def result_tables(oof, attributions, *, n_permutations=1000, genes=None, atlas="
     Each feature (SNP, locus, region, connection, node) gets its mean attribution, its ``contrast`` (mean
     attribution of the cases minus the controls within the permutation strata, in log-odds of the positive
     class), ``stat`` (that contrast over its permutation SD; see `permutation_test`) and its permutation
-    p-values. Loci sum their SNPs' attributions, regions their
-    voxels', nodes their edges'. Rows are ranked by ``contrast``: rank 1 accounts for the most of the
-    log-odds gap between cases and controls; features the model barely uses rank low however small their
-    p, and features whose attributions work against the labels rank last among the testable ones.
+    p-values. Loci sum their SNPs' attributions, regions their voxels', nodes their edges'. Rows are ranked
+    by ``contrast``: rank 1 accounts for the most of the log-odds gap between cases and controls; features
+    the model barely uses rank low however small their p, and features whose attributions work against the
+    labels rank last among the testable ones.
 
     Parameters
     ----------
