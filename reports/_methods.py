@@ -317,25 +317,27 @@ def _statistics_sentences(inputs: ReportInputs, cite) -> list[str]:
     units = [u for k, u in _FEATURE_UNITS.items() if k in inputs.tables]
     scheme = s.get("permutation_scheme", "labels shuffled")
     statistic = str(s.get("statistic", "a test statistic"))
-    if statistic.startswith("two-sample t (pooled variance)"):
-        statistic = "a two-sample t statistic with pooled variance (cases minus controls)"
-    elif statistic.startswith("contrast within strata"):
-        statistic = ("the contrast (the mean of cases minus that of controls within each permutation stratum, "
-                     "averaged with weights n1 n0 / n) divided by its exact standard deviation under the "
-                     "permutations (a z statistic)")
     out_of_fold = s.get("out_of_fold", True)
     whose = "out-of-fold attributions of the two groups" if out_of_fold else \
         "attributions of the explanation set's two groups"
     effects = "fold and site effects" if out_of_fold else "site effects"
-    out = [f"For each feature ({_join(units) if units else 'every feature'}), {statistic} contrasted the "
-           f"{whose}. Its null distribution came from B = {_num(B)} permutations ({scheme}, so that {effects} "
-           f"cannot masquerade as group differences), with p = (R + 1)/(B + 1) {cite('phipson')}, R the number of "
-           f"permutations at least as extreme."]
+    features = _join(units) if units else "every feature"
+    null = (f"Its null distribution came from B = {_num(B)} permutations ({scheme}, so that {effects} cannot "
+            f"masquerade as group differences), with p = (R + 1)/(B + 1) {cite('phipson')}, R the number of "
+            f"permutations at least as extreme.")
+    if statistic.startswith("contrast within strata"):
+        out = [f"For each feature ({features}), the {whose} were compared by their contrast: the mean "
+               f"attribution of cases minus that of controls within each permutation stratum, averaged over "
+               f"strata with weights n1 n0 / n (in log-odds). The test statistic was the contrast divided by its "
+               f"exact standard deviation under the permutations (a z statistic). " + null]
+    else:
+        if statistic.startswith("two-sample t (pooled variance)"):
+            statistic = "a two-sample t statistic with pooled variance (cases minus controls)"
+        out = [f"For each feature ({features}), {statistic} contrasted the {whose}. " + null]
     if str(s.get("ranking", "")).startswith("contrast"):
-        out.append("Features were ranked by their contrast: the mean attribution of cases minus that of controls "
-                   "within the permutation strata (strata weighted by n1 n0 / n), in log-odds. By completeness the "
-                   "contrasts of all inputs add up to the gap in mean log-odds the model opens between the groups, "
-                   "so the ranking follows how much the model's separation rests on a feature.")
+        out.append("Features were ranked by their contrast, largest first. By completeness the contrasts of all "
+                   "inputs add up to the gap in mean log-odds the model opens between the groups, so the ranking "
+                   "follows how much the model's separation rests on a feature.")
     if not out_of_fold:
         out.append("As no model learned from the explanation set's labels, permuting them with the models fixed "
                    "gives an exact null distribution.")

@@ -116,8 +116,9 @@ def test_methods_names_the_actual_settings(report, folder):
                      "One seed (11)", "PyTorch 9.9.9 (training) and", "one linear read of each modality",
                      "group-lasso proximal step shrank each feature's column of read weights by 0.4 x",
                      "Caveat: the permutations hold the attributions fixed", "a region's the sum over its voxels",
-                     "Features were ranked by their contrast: the mean attribution of cases minus that of controls",
-                     "divided by its exact standard deviation under the permutations (a z statistic)"):
+                     "were compared by their contrast: the mean attribution of cases minus that of controls within "
+                     "each permutation stratum", "divided by its exact standard deviation under the permutations (a "
+                     "z statistic)", "Features were ranked by their contrast, largest first"):
         assert expected in text, expected
     for ref in ("Sundararajan", "Kokhlikyan", "Abnar", "Chefer", "Westfall", "Benjamini", "Abraham", "Shaik"):
         assert ref in text, ref
@@ -135,6 +136,17 @@ def test_methods_name_only_the_aggregations_of_the_tables_present(folder):
     text = build_methods(report_dir, run_dir).text
     assert "A region's the sum over its voxels (integrated gradients are additive)." in text
     assert "FNC edge's attribution" not in text and "locus's" not in text
+
+
+def test_methods_of_a_report_made_before_the_contrast_name_its_pooled_t(folder):
+    report_dir, run_dir, _ = folder
+    settings = json.loads((report_dir / "settings.json").read_text())
+    settings["statistic"] = "two-sample t (pooled variance), cases - controls"
+    del settings["ranking"]
+    (report_dir / "settings.json").write_text(json.dumps(settings))
+    text = build_methods(report_dir, run_dir).text
+    assert "a two-sample t statistic with pooled variance (cases minus controls) contrasted the out-of-fold" in text
+    assert "z statistic" not in text and "ranked by their contrast" not in text
 
 
 def test_methods_and_summary_describe_the_explanation_set_and_drop_the_caveat(folder):
