@@ -8,23 +8,7 @@ import pandas as pd
 from scipy import stats
 
 from migtrans._errors import ParameterError
-
-
-def covariate_matrix(covariates: pd.DataFrame | None, n: int) -> tuple[np.ndarray, list[str]]:
-    """Intercept + numeric covariates (as is) + categorical covariates dummy-coded (first level dropped)."""
-    columns, names = [np.ones(n)], ["intercept"]
-    if covariates is not None:
-        for name in covariates.columns:
-            values = covariates[name]
-            if pd.api.types.is_numeric_dtype(values):
-                columns.append(values.to_numpy(float))
-                names.append(name)
-            else:
-                levels = sorted(values.astype(str).unique())
-                for level in levels[1:]:
-                    columns.append((values.astype(str) == level).to_numpy(float))
-                    names.append(f"{name}[{level}]")
-    return np.column_stack(columns), names
+from migtrans.data import covariate_matrix
 
 
 def logistic_association(genotypes, labels, covariates=None, *, chunk=2048, max_iter=25, tol=1e-10):
@@ -63,7 +47,8 @@ def logistic_association(genotypes, labels, covariates=None, *, chunk=2048, max_
     n, m = g_all.shape
     if y.shape != (n,) or not np.isin(y, (0, 1)).all():
         raise ParameterError("labels: expected n values in {0, 1}")
-    C, _ = covariate_matrix(covariates, n)
+    C, names = covariate_matrix(covariates, n)
+    _check_null_model(C, y, names)
     k = C.shape[1] + 1
     out = np.full((m, 4), np.nan)
     n_obs = np.zeros(m, dtype=np.int64)
@@ -105,8 +90,33 @@ def logistic_association(genotypes, labels, covariates=None, *, chunk=2048, max_
         rows = slice(start, start + c)
         out[rows] = np.where(ok[:, None], np.column_stack([b, se, z, pval]), np.nan)
         n_obs[rows] = present.sum(axis=1)
+    polymorphic = np.nanmax(g_all, axis=0, initial=-np.inf) > np.nanmin(g_all, axis=0, initial=np.inf)
+    if polymorphic.any() and np.isnan(out[:, 3]).all():
+        raise ParameterError(f"association: the logistic fit failed for all {int(polymorphic.sum())} polymorphic "
+                             "SNPs (covariates " + (", ".join(names[1:]) or "none") + "); check the covariates")
     return pd.DataFrame({"beta_assoc": out[:, 0], "se_assoc": out[:, 1], "z_assoc": out[:, 2],
                          "p_assoc": out[:, 3], "n_obs": n_obs})
+
+
+def _check_null_model(C, y, names, max_iter=50):
+    """Refuse covariates that alone predict the label perfectly: then no SNP fit converges and every
+    p-value would be NaN (complete or quasi-complete separation of the covariates-only model)."""
+    if C.shape[1] == 1:
+        return
+    beta = np.zeros(C.shape[1])
+    for _ in range(max_iter):
+        eta = C @ beta
+        p = 1 / (1 + np.exp(-np.clip(eta, -40, 40)))
+        w = p * (1 - p)
+        step = np.linalg.lstsq(C.T @ (w[:, None] * C), C.T @ (y - p), rcond=None)[0]
+        beta = beta + step
+        if np.abs(step).max() < 1e-8 * (1 + np.abs(beta).max()):
+            break
+    eta = C @ beta
+    if np.abs(eta).max() > 15 or not np.isfinite(eta).all():
+        raise ParameterError("covariates: " + ", ".join(names[1:]) + " separate cases from controls almost "
+                             "perfectly (the covariates-only logistic model has fitted probabilities of 0 or 1), "
+                             "so no SNP effect can be estimated beyond them; drop or recode the covariate at fault")
 
 
 def _safe_solve(a, b):

@@ -50,11 +50,22 @@ class OutOfFold:
         self.device = resolve_device(device)
         self.modalities = self.run.train.modalities
         row = {s: i for i, s in enumerate(self.cohort.subject_ids)}
+
+        def rows_of(subjects, k):
+            missing = [s for s in subjects if s not in row]
+            if missing:
+                why = self.cohort.dropped.get(missing[0])
+                raise RunError(f"{self.run.fold_dir(k) / 'fold.json'}: subject {missing[0]!r} of the run is not in "
+                               f"the cohort {'any more (' + why + ')' if why else ''}"
+                               + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+            return np.array([row[s] for s in subjects], dtype=np.int64)
+
         self.folds, held = [], set()
         for k in range(1, self.run.n_folds + 1):
             model, prep, info = load_fold(self.run, k, self.cohort)
             held.add(tuple(info.get("explanation_subjects", ())))
-            test_idx = np.array([row[s] for s in info["test_subjects"]], dtype=np.int64)
+            rows_of(info["explanation_subjects"] if "explanation_subjects" in info else [], k)
+            test_idx = rows_of(info["test_subjects"], k)
             self.folds.append(FoldModel(k, model.to(self.device).eval(), prep, test_idx))
         if len(held) > 1:
             raise RunError(f"{self.run.path}: the folds disagree on the explanation set (fold.json files edited?)")

@@ -64,6 +64,19 @@ def write_toml(sections: dict) -> str:
     return "\n".join(lines)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def shareable(path) -> None:
+    """Give ``path`` the permissions a plain ``open``/``mkdir`` would (``mkstemp`` and ``mkdtemp`` make
+    private ones): outputs are meant to be read by colleagues as the user's umask allows."""
+    mode = 0o777 if Path(path).is_dir() else 0o666
+    os.chmod(path, mode & ~_umask())
+
+
 def atomic_write_bytes(path, data: bytes) -> None:
     """Write a file so that readers see either the old or the complete new content."""
     path = Path(path)
@@ -71,6 +84,7 @@ def atomic_write_bytes(path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        shareable(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -81,24 +95,136 @@ def atomic_write_text(path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def prepare_out_dir(out_dir, overwrite: bool, *, option="out_dir") -> Path:
-    """Absolute path of an output folder that is new or empty (or may be replaced)."""
+# What each kind of output folder always holds: --overwrite replaces a folder only when it is of the kind
+# the command writes (or empty), never a user's own folder or another kind of migtrans output.
+OUTPUT_KINDS = {
+    "run": ("config.toml", "manifest.json"),
+    "report": ("report.html", "settings.json"),
+    "cohort": ("cohort.toml", "truth.json"),
+}
+
+
+def output_kind(folder) -> str | None:
+    """Which kind of migtrans output ``folder`` is ("run", "report", "cohort"), or None."""
+    folder = Path(folder)
+    for kind, files in OUTPUT_KINDS.items():
+        if all((folder / name).is_file() for name in files):
+            return kind
+    return None
+
+
+def check_outside_inputs(out_dir, inputs, *, option="--out") -> None:
+    """Refuse an output folder that is, contains, or sits inside one of the command's inputs.
+
+    Parameters
+    ----------
+    out_dir : path
+    inputs : iterable of (description, path)
+        Files and folders the command reads (the cohort folder and every file its TOML names, a run folder,
+        an atlas...). Symbolic links are resolved, so another name for the same place is caught too.
+    """
+    out = Path(out_dir).expanduser().resolve()
+    for what, path in inputs:
+        path = Path(path).expanduser().resolve()
+        if out == path or out in path.parents:
+            verb = "is" if out == path else "contains"
+            raise ParameterError(f"{option}: expected a folder apart from the inputs, found {str(out)!r}, which "
+                                 f"{verb} the {what} {str(path)!r}")
+        if path in out.parents and path.is_dir():
+            raise ParameterError(f"{option}: expected a folder apart from the inputs, found {str(out)!r} inside "
+                                 f"the {what} {str(path)!r}")
+
+
+def prepare_out_dir(out_dir, overwrite: bool, *, option="out_dir", kind=None) -> Path:
+    """Absolute path of an output folder that is new or empty (or, with ``overwrite``, an output of ``kind``)."""
     out_dir = Path(out_dir).expanduser().absolute()
     if out_dir.exists():
         if not out_dir.is_dir():
             raise ParameterError(f"{option}: expected a folder, found a file at {str(out_dir)!r}")
-        if any(out_dir.iterdir()) and not overwrite:
-            raise ParameterError(
-                f"{option}: expected a new or empty folder, found {str(out_dir)!r} not empty "
-                "(use --overwrite to replace it)"
-            )
+        if any(out_dir.iterdir()):
+            if not overwrite:
+                raise ParameterError(
+                    f"{option}: expected a new or empty folder, found {str(out_dir)!r} not empty "
+                    "(use --overwrite to replace it)"
+                )
+            found = output_kind(out_dir)
+            if kind is not None and found != kind:
+                what = f"a migtrans {found} folder" if found else f"not a migtrans {kind} folder"
+                raise ParameterError(
+                    f"{option}: --overwrite replaces only a {kind} folder, and {str(out_dir)!r} is {what} "
+                    "(nothing was changed; choose another folder, or remove it yourself)"
+                )
     return out_dir
 
 
+# A staging folder ".<name>.tmp-XXXX" is announced by a lock file ".<name>.tmp-XXXX.lock", created and
+# locked first and removed last: the lock dies with its process, even under kill -9, so a staging folder
+# whose lock can be taken (or that has none) was left by a process that is gone, and is removed.
+_LOCKS = {}
+
+
+def _stale(lock: Path) -> bool:
+    import fcntl
+
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def clean_stale_staging(parent: Path, name: str) -> None:
+    """Remove staging and swap folders of ``name`` in ``parent`` left by processes that were killed."""
+    for leftover in parent.glob(f".{name}.tmp-*"):
+        if leftover.suffix == ".lock" or not leftover.is_dir():
+            continue
+        lock = leftover.with_name(leftover.name + ".lock")
+        if _stale(lock):
+            shutil.rmtree(leftover, ignore_errors=True)
+            lock.unlink(missing_ok=True)
+    for lock in parent.glob(f".{name}.tmp-*.lock"):
+        if not lock.with_suffix("").exists() and _stale(lock):
+            lock.unlink(missing_ok=True)
+    if (parent / name).exists():  # a swap that was killed after the new folder went in
+        for trash in parent.glob(f".{name}.old-*"):
+            shutil.rmtree(trash, ignore_errors=True)
+
+
 def staging_dir(out_dir: Path) -> Path:
-    """A temporary sibling of ``out_dir`` to build outputs in before `move_into_place`."""
+    """A temporary sibling of ``out_dir`` to build outputs in before `move_into_place` (leftovers of killed
+    runs beside it are removed first)."""
+    import fcntl
+
+    out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    clean_stale_staging(out_dir.parent, out_dir.name)
+    fd, lock = tempfile.mkstemp(prefix=f".{out_dir.name}.tmp-", suffix=".lock", dir=out_dir.parent)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    tmp = Path(lock[: -len(".lock")])
+    tmp.mkdir()
+    shareable(tmp)
+    _LOCKS[tmp] = (fd, Path(lock))
+    return tmp
+
+
+def release_staging(tmp: Path) -> None:
+    """Drop the lock of a staging folder that was moved into place or removed."""
+    fd, lock = _LOCKS.pop(Path(tmp), (None, None))
+    if fd is not None:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def discard_staging(tmp: Path) -> None:
+    """Remove a staging folder after a failure."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    release_staging(tmp)
 
 
 def move_into_place(tmp: Path, out_dir: Path) -> None:
@@ -111,6 +237,7 @@ def move_into_place(tmp: Path, out_dir: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(tmp, out_dir)
+    release_staging(tmp)
 
 
 def sha256_file(path, chunk=1 << 20) -> str:

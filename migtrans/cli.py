@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from pathlib import Path
 
 from ._errors import MigtransError, ParameterError
 
@@ -93,13 +94,20 @@ def _is_worker() -> bool:
 def _cmd_compare(args) -> int:
     from .training import compare_runs, format_comparison
 
+    from ._io import atomic_write_text, check_outside_inputs
+
+    if args.out:
+        out = Path(args.out).expanduser().absolute()
+        if out.is_dir():
+            raise ParameterError(f"--out: expected a CSV file name, found the folder {str(out)!r}")
+        if not out.parent.is_dir():
+            raise ParameterError(f"--out: the folder {str(out.parent)!r} does not exist")
+        check_outside_inputs(out, [("run folder", run) for run in args.runs])
     table = compare_runs(args.runs)
     print(format_comparison(table))
     if args.out:
-        from ._io import atomic_write_text
-
-        atomic_write_text(args.out, table.to_csv(index=False, float_format="%.17g"))
-        print(f"table written to {args.out}")
+        atomic_write_text(out, table.to_csv(index=False, float_format="%.17g"))
+        print(f"table written to {out}")
     return 0
 
 
@@ -164,23 +172,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 def report_errors(prog: str, func, *args) -> int:
     """Call ``func(*args)`` the way a command should: a user error (`MigtransError`) becomes one line
-    ``PROG: error: ...`` on stderr and exit status 2, a cohort warning one line ``PROG: warning: ...``;
-    other warnings pass on (deprecation notices from dependencies are dropped), bugs still raise."""
-    from .data import CohortWarning
-
+    ``PROG: error: ...`` on stderr and exit status 2; every warning becomes one line ``PROG: warning: ...``
+    (the first line of its message, each distinct message once), deprecation notices of dependencies are
+    dropped; bugs still raise with a traceback."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             status = func(*args)
         except MigtransError as exc:
             status = 2
-            print(f"{prog}: error: {exc}", file=sys.stderr)
-    for warning in caught:
-        if issubclass(warning.category, CohortWarning):
-            print(f"{prog}: warning: {warning.message}", file=sys.stderr)
-        elif not issubclass(warning.category, (DeprecationWarning, FutureWarning)):
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+            print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+        except KeyboardInterrupt:
+            status = 130
+            print(f"{prog}: interrupted", file=sys.stderr)
+        finally:
+            _print_warnings(prog, caught)
     return status
+
+
+def _one_line(message) -> str:
+    return " ".join(str(message).split())
+
+
+def _print_warnings(prog, caught) -> None:
+    counts = {}
+    for warning in caught:
+        if issubclass(warning.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning)):
+            continue
+        text = _one_line(str(warning.message).strip().splitlines()[0] if str(warning.message).strip() else
+                         warning.category.__name__)
+        counts[text] = counts.get(text, 0) + 1
+    for text, count in counts.items():
+        print(f"{prog}: warning: {text}" + (f" ({count} times)" if count > 1 else ""), file=sys.stderr)
 
 
 def main(argv=None) -> int:

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from explain import explain_run, gene_table, region_atlas
 from migtrans._errors import ParameterError
-from migtrans._io import move_into_place, prepare_out_dir, staging_dir
-from migtrans.data import CohortWarning, load_cohort
+from migtrans._io import check_outside_inputs, discard_staging, move_into_place, prepare_out_dir, staging_dir
+from migtrans.data import CohortWarning, load_cohort, read_cohort_spec
 from migtrans.training import open_run
+from migtrans.validation import check_device, check_number, check_seed
 
 from ._figures import make_figures
 from ._report import render_report
@@ -30,12 +31,14 @@ def _say(progress, text):
         print(text, file=sys.stderr, flush=True)
 
 
-def check_options(*, n_permutations, n_steps, top_k, formats, atlas, genes):
+def check_options(*, n_permutations, n_steps, top_k, formats, atlas, genes, device, random_state):
     """Validate the report options before any work starts; returns the normalised formats."""
-    for name, value, minimum in (("permutations", n_permutations, 1), ("ig_steps", n_steps, 2),
-                                 ("top_k", top_k, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ParameterError(f"{name}: expected an integer >= {minimum}, found {value!r}")
+    # the upper bounds keep a typo from asking for days of work or more memory than any machine has
+    check_number("permutations", n_permutations, minimum=1, maximum=1_000_000, integer=True)
+    check_number("ig_steps", n_steps, minimum=2, maximum=4096, integer=True)
+    check_number("top_k", top_k, minimum=1, integer=True)
+    check_device("device", device)
+    check_seed("seed", random_state)
     formats = tuple(dict.fromkeys(f.strip().lower() for f in formats if f.strip()))
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
@@ -53,12 +56,12 @@ def _keep_run_summary(run_dir: Path, folder: Path) -> Path:
     """Copy the run's small files (config, manifest, metrics, predictions, per-fold history) into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in RUN_FILES:
-        if (run_dir / name).is_file():
-            shutil.copy2(run_dir / name, folder / name)
+        if (run_dir / name).is_file():  # copyfile, not copy2: the copy takes the report's permissions
+            shutil.copyfile(run_dir / name, folder / name)
     for history in sorted(run_dir.glob("folds/*/history.csv")):
         target = folder / history.relative_to(run_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(history, target)
+        shutil.copyfile(history, target)
     return folder
 
 
@@ -94,21 +97,21 @@ def _build(stage: Path, run_dir: Path, run_summary: Path, run_record: Path, *, n
 
 def _run_guarded(out_dir, overwrite, work):
     """Run ``work(stage)`` in a staging folder beside ``out_dir``; move it into place only on success."""
-    out = prepare_out_dir(out_dir, overwrite, option="--out")
+    out = prepare_out_dir(out_dir, overwrite, option="--out", kind="report")
     stage = staging_dir(out)
     collected = []
     try:
         work(stage, out, collected)
         move_into_place(stage, out)
     except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
+        discard_staging(stage)
         raise
     return out / "report.html"
 
 
 def explain_and_report(run_dir, out_dir, *, n_permutations=1000, n_steps=32, top_k=20, atlas="aal", genes=None,
                        formats=("png", "pdf"), faithfulness=True, device="auto", random_state=0, overwrite=False,
-                       progress=True, command=None) -> Path:
+                       allow_changed_inputs=False, progress=True, command=None) -> Path:
     """Explain a trained run and write its report folder.
 
     The folder holds ``report.html`` (self-contained), the ranked tables (``snps.csv``, ``loci.csv``,
@@ -136,6 +139,9 @@ def explain_and_report(run_dir, out_dir, *, n_permutations=1000, n_steps=32, top
     device : str
     random_state : int
     overwrite, progress : bool
+    allow_changed_inputs : bool
+        Explain even when an input file differs from the checksum recorded at training (each is then a
+        warning, in the report too) instead of refusing.
     command : sequence of str, optional
         The command line, shown under Provenance.
 
@@ -144,14 +150,25 @@ def explain_and_report(run_dir, out_dir, *, n_permutations=1000, n_steps=32, top
     Path of ``report.html``.
     """
     formats = check_options(n_permutations=n_permutations, n_steps=n_steps, top_k=top_k, formats=formats,
-                            atlas=atlas, genes=genes)
+                            atlas=atlas, genes=genes, device=device, random_state=random_state)
     run = open_run(run_dir)
     if run.train.model != "migtrans":
         raise ParameterError(f"run_dir: {run.path} is a {run.train.model} baseline run; only MIGTrans runs "
                              "have fold models to explain")
-    _ = run.cohort_path  # fails early, with one line, when the cohort has moved away
+    # fails early, with one line, when the cohort has moved away
+    inputs = [("run folder", run.path), *read_cohort_spec(run.cohort_path).inputs()]
+    if str(atlas).lower() not in ("aal", "harvard-oxford"):
+        inputs += [("atlas", Path(atlas)), ("atlas labels", Path(atlas).with_name(Path(atlas).name.split(".")[0]
+                                                                                   + ".tsv"))]
+    if genes is not None and str(genes).lower() not in ("grch37", "grch38"):
+        inputs.append(("gene file", Path(genes)))
+    check_outside_inputs(out_dir, inputs)
+    changed = run.check_inputs(allow_changed=allow_changed_inputs)
+    for line in changed:
+        warnings.warn(line, CohortWarning, stacklevel=2)
 
     def work(stage, out, collected):
+        collected += [f"Inputs: {line} (explained with --allow-changed-inputs)" for line in changed]
         summary = _keep_run_summary(run.path, stage / "run")
         _build(stage, run.path, summary, run.path, n_permutations=n_permutations, n_steps=n_steps, top_k=top_k,
                atlas=atlas, genes=genes, formats=formats, faithfulness=faithfulness, device=device,
@@ -169,7 +186,7 @@ def demo(out_dir, *, n_subjects=600, n_snps=5000, n_folds=5, epochs=12, n_permut
     from migtrans.training import TrainConfig, train
 
     formats = check_options(n_permutations=n_permutations, n_steps=n_steps, top_k=top_k, formats=formats,
-                            atlas="aal", genes=None)
+                            atlas="aal", genes=None, device=device, random_state=random_state)
     config = TrainConfig(n_folds=n_folds, epochs=epochs, seed=random_state, device=device)
 
     def work(stage, out, collected):

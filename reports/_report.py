@@ -7,7 +7,6 @@ import base64
 import hashlib
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,8 @@ from urllib.parse import quote
 import jinja2
 import markupsafe
 import pandas as pd
+
+from migtrans._io import atomic_write_text
 
 from ._figure import SECTIONS, FigureFile
 from ._inputs import ReportInputs, load_inputs, rank_rule
@@ -647,16 +648,5 @@ def render_report(report_dir, run_dir=None, figures=(), *, command=None, warning
         version=methods.versions.get("migtrans", {}).get("now") or "",
         written=time.strftime("%Y-%m-%d %H:%M"))
     target = report_dir / REPORT_FILE
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html.tmp", dir=report_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(html)
-        # mkstemp makes the file private (0600); a report is meant to be shared like the CSVs beside it
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(target, html)
     return target

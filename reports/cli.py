@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda[:i]")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0; the demo uses 1)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
+    parser.add_argument("--allow-changed-inputs", action="store_true",
+                        help="explain even if a cohort file changed since training (a warning instead of an error)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.add_argument("--version", action="version", version=f"migtrans {__version__}")
     return parser
@@ -56,6 +58,7 @@ def _run(args, argv) -> int:
         if not args.run_dir:
             raise ParameterError("RUN_DIR: expected a run folder to explain (or --demo)")
         report = explain_and_report(args.run_dir, args.out, atlas=args.atlas, genes=args.genes,
+                                    allow_changed_inputs=args.allow_changed_inputs,
                                     random_state=0 if args.seed is None else args.seed, **options)
     print(f"report written to {report}")
     return 0

@@ -96,7 +96,7 @@ def write_tiny_cohort(folder, seed=0):
     rng.shuffle(labels)
     lines = ["subject_id\tdiagnosis\tage\tsex\tsite"]
     for i, s in enumerate(ids):
-        lines.append(f"{s}\t{labels[i]}\t{30 + i}\t{'MF'[i % 2]}\tsite{i % 2 + 1}")
+        lines.append(f"{s}\t{labels[i]}\t{30 + i}\t{'MF'[i // 2 % 2]}\tsite{i % 2 + 1}")
     (folder / "phenotypes.tsv").write_text("\n".join(lines) + "\n")
 
     dosages = rng.integers(0, 3, size=(N_SUBJECTS, N_SNPS)).astype(np.float32)

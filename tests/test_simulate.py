@@ -309,7 +309,8 @@ def test_sites_shift_imaging(sim_sites):
 def test_overwrite_and_nonempty_dir(tmp_path):
     out = tmp_path / "c"
     out.mkdir()
-    (out / "old.txt").write_text("x")
+    for name in ("cohort.toml", "truth.json", "old.txt"):  # an earlier simulated cohort (only those are replaced)
+        (out / name).write_text("x")
     with pytest.raises(ParameterError, match="out_dir.*overwrite"):
         simulate_cohort(out, n_subjects=20, n_snps=100, resolution=8)
     assert (out / "old.txt").exists()

@@ -2,5 +2,6 @@
 
 from ._cohort import Cohort, CohortWarning, load_cohort
 from ._config import CohortSpec, read_cohort_spec
+from ._phenotypes import covariate_matrix
 
-__all__ = ["Cohort", "CohortSpec", "CohortWarning", "load_cohort", "read_cohort_spec"]
+__all__ = ["Cohort", "CohortSpec", "CohortWarning", "covariate_matrix", "load_cohort", "read_cohort_spec"]

@@ -11,9 +11,10 @@ import pandas as pd
 
 from .._errors import CohortError
 from ._config import CohortSpec, read_cohort_spec
+from ._files import subject_path
 from ._fnc import fnc_sources, read_fnc, read_nodes
 from ._genotypes import check_bed, read_bim, read_dosages, read_fam
-from ._phenotypes import read_phenotypes
+from ._phenotypes import check_covariates, read_phenotypes
 from ._smri import auto_mask, cache_voxels, check_grid, read_mask, smri_available, smri_path
 
 
@@ -84,7 +85,7 @@ class Cohort:
             if spec.fnc.path:
                 files += [spec.fnc.path] + ([spec.fnc.subjects] if spec.fnc.subjects else [])
             else:
-                files += [Path(spec.fnc.template.format(subject_id=s)) for s in self.subject_ids]
+                files += [subject_path(spec.fnc.template, s) for s in self.subject_ids]
         if spec.smri:
             files += [smri_path(spec.smri, s) for s in self.subject_ids]
             if spec.smri.mask:
@@ -219,6 +220,9 @@ def load_cohort(path, *, strict=None, cache_dir=None) -> Cohort:
               if spec.phenotypes.site_column else None),
         dropped=dropped,
     )
+    for note in check_covariates(cohort.covariates, cohort.site, labels, label_names, file=spec.phenotypes.path,
+                                 site_column=spec.phenotypes.site_column):
+        warnings.warn(note, CohortWarning, stacklevel=2)
     if spec.fnc:
         cohort.nodes = nodes
         cohort.fnc = read_fnc(spec.fnc, fnc_handle, subjects, len(nodes))

@@ -74,6 +74,53 @@ class CohortSpec:
     strict: bool = False
     modalities: tuple[str, ...] = field(default=())
 
+    def inputs(self) -> list[tuple[str, Path]]:
+        """(description, path) of every place the cohort is read from: its folder, its TOML, every file it
+        names, and the fixed folder part of each path template (outputs must stay apart from all of them)."""
+        out = [("cohort folder", self.toml_path.parent), ("cohort file", self.toml_path),
+               ("phenotype file", self.phenotypes.path)]
+        if self.genotypes:
+            out += [("genotype file", self.genotypes.bfile.with_suffix(s)) for s in (".bed", ".bim", ".fam")]
+        if self.fnc:
+            out.append(("FNC node table", self.fnc.nodes))
+            if self.fnc.path:
+                out.append(("FNC file", self.fnc.path))
+            if self.fnc.subjects:
+                out.append(("FNC subject list", self.fnc.subjects))
+            if self.fnc.template:
+                out.append(("FNC folder", template_folder(self.fnc.template)))
+        if self.smri:
+            out.append(("sMRI folder", template_folder(self.smri.template)))
+            if self.smri.mask:
+                out.append(("sMRI mask", self.smri.mask))
+        return out
+
+
+def template_folder(template: str) -> Path:
+    """The folder of a path template above its first ``{subject_id}`` (where every subject's file lies)."""
+    parts = Path(template).parts
+    fixed = next(i for i, part in enumerate(parts) if "{" in part)
+    return Path(*parts[:fixed])
+
+
+def check_template(template: str, *, key: str, toml_path) -> None:
+    """A path template may hold ``{subject_id}`` (at least once) and literal braces written ``{{``/``}}``."""
+    import string
+
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template)
+                  if name is not None]
+    except ValueError as exc:
+        raise CohortError(f"key '{key}': malformed template {template!r} ({exc}; write {{{{ and }}}} for "
+                          "literal braces)", file=toml_path) from None
+    for name, spec, conv in fields:
+        if name != "subject_id" or spec or conv:
+            shown = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+            raise CohortError(f"key '{key}': unknown placeholder {shown!r} in {template!r}; the only one "
+                              "allowed is {subject_id} (write {{ and }} for literal braces)", file=toml_path)
+    if not fields:
+        raise CohortError(f"key '{key}' must contain '{{subject_id}}', found {template!r}", file=toml_path)
+
 
 def _expect(value, kind, toml_path, key, what):
     if not isinstance(value, kind):
@@ -136,11 +183,7 @@ def read_cohort_spec(toml_path) -> CohortSpec:
 
     def template_of(section, key, table):
         value = _expect(table[key], str, toml_path, f"{section}.{key}", "a path template string")
-        if "{subject_id}" not in value:
-            raise CohortError(
-                f"key '{section}.{key}' must contain '{{subject_id}}', found {value!r}",
-                file=toml_path,
-            )
+        check_template(value, key=f"{section}.{key}", toml_path=toml_path)
         return str(base / Path(value).expanduser())
 
     p = raw["phenotypes"]
@@ -153,6 +196,12 @@ def read_cohort_spec(toml_path) -> CohortSpec:
     for key in ("id_column", "label_column", "site_column"):
         if key in p:
             _expect(p[key], str, toml_path, f"phenotypes.{key}", "a column name")
+    for key in ("id_column", "label_column"):
+        if p[key] in covariates:
+            raise CohortError(f"key 'phenotypes.covariates' lists the {key.split('_')[0]} column {p[key]!r}; "
+                              "a covariate must be another column", file=toml_path)
+    if len(set(covariates)) != len(covariates):
+        raise CohortError(f"key 'phenotypes.covariates' lists a column twice: {covariates!r}", file=toml_path)
     positive = p["positive_label"]
     if isinstance(positive, bool) or not isinstance(positive, (str, int)):
         raise CohortError(
@@ -210,9 +259,9 @@ def read_cohort_spec(toml_path) -> CohortSpec:
         mask = s.get("mask", "auto")
         _expect(mask, str, toml_path, "smri.mask", "'auto' or a NIfTI path")
         threshold = s.get("mask_threshold", 0.2)
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold < 1e30:
             raise CohortError(
-                f"key 'smri.mask_threshold' must be a number, found {threshold!r}", file=toml_path
+                f"key 'smri.mask_threshold' must be a finite number >= 0, found {threshold!r}", file=toml_path
             )
         smri = SmriSpec(
             template=template_of("smri", "template", s),

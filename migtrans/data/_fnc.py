@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 from .._errors import CohortError
+from ..validation import real_values
 from ._config import FncSpec
-from ._files import check_file
+from ._files import check_file, subject_path
 from ._phenotypes import read_table
 
 NODE_COLUMNS = ("name", "domain", "x", "y", "z")
@@ -33,11 +34,11 @@ def read_nodes(path: Path) -> pd.DataFrame:
         if values.isna().any():
             row = int(np.flatnonzero(values.isna())[0])
             raise CohortError(
-                f"row {row + 1}: coordinate must be a number, found {table[column].iloc[row]!r}",
+                f"line {table.attrs['lines'][row]}: coordinate must be a number, found {table[column].iloc[row]!r}",
                 file=path,
                 column=column,
             )
-        table[column] = values.astype(float)
+        table[column] = real_values(values.to_numpy(), what="node coordinates", file=path, column=column)
     dup = table["name"][table["name"].duplicated()]
     if len(dup):
         raise CohortError(f"duplicate node name {dup.iloc[0]!r}", file=path, column="name")
@@ -56,9 +57,15 @@ def to_matrices(values: np.ndarray, n_nodes: int, *, file, subjects) -> np.ndarr
     The diagonal is set to 0 (it holds 1 for Pearson r and inf for Fisher z).
     """
     values = np.asarray(values)
-    if not np.issubdtype(values.dtype, np.number):
-        raise CohortError(f"FNC values must be numeric, found dtype {values.dtype}", file=file)
-    values = values.astype(np.float64, copy=False)
+    if values.ndim not in (2, 3):
+        raise CohortError(
+            f"expected an array of shape (n, K, K) or (n, K(K-1)/2), found shape {values.shape}", file=file
+        )
+    if values.ndim == 3 and values.shape[1] == values.shape[2] and np.issubdtype(values.dtype, np.floating):
+        # the diagonal holds 1 (Pearson r) or inf (Fisher z): not data, and set to 0 anyway
+        values = values.copy()
+        values[:, np.arange(values.shape[1]), np.arange(values.shape[1])] = 0
+    values = real_values(values, what="FNC values", file=file, subjects=list(subjects))
     n = values.shape[0]
     if values.ndim == 2:
         k = n_nodes_from_vector(values.shape[1])
@@ -83,14 +90,6 @@ def to_matrices(values: np.ndarray, n_nodes: int, *, file, subjects) -> np.ndarr
         values = values.copy()
         idx = np.arange(n_nodes)
         values[:, idx, idx] = 0.0
-    else:
-        raise CohortError(
-            f"expected an array of shape (n, K, K) or (n, K(K-1)/2), found shape {values.shape}",
-            file=file,
-        )
-    bad = ~np.isfinite(values).reshape(n, -1).all(axis=1)
-    if bad.any():
-        raise CohortError("FNC contains NaN or infinite values", file=file, subject=subjects[int(np.argmax(bad))])
     asym = np.abs(values - values.transpose(0, 2, 1)).reshape(n, -1).max(axis=1)
     scale = np.maximum(1.0, np.abs(values).reshape(n, -1).max(axis=1))
     bad = asym > _SYMMETRY_TOL * scale
@@ -162,7 +161,7 @@ def fnc_sources(spec: FncSpec, candidates) -> tuple[list[str], object]:
             raise CohortError("[fnc] 'path' needs 'subjects'", file=spec.path)
         check_file(spec.path)
         return ids, ("stacked", ids)
-    available = [s for s in candidates if Path(spec.template.format(subject_id=s)).exists()]
+    available = [s for s in candidates if subject_path(spec.template, s).exists()]
     return available, ("template", None)
 
 
@@ -182,7 +181,7 @@ def read_fnc(spec: FncSpec, handle, subjects, n_nodes: int) -> np.ndarray:
         return to_matrices(values[take], n_nodes, file=spec.path, subjects=list(subjects))
     out = np.empty((len(subjects), n_nodes, n_nodes), dtype=np.float32)
     for i, subject in enumerate(subjects):
-        path = Path(spec.template.format(subject_id=subject))
+        path = subject_path(spec.template, subject)
         values = _load_array(path, subject)
         if values.ndim == 2 and values.shape[0] == 1:  # a vector stored as one row
             values = values[0]

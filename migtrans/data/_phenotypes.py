@@ -6,20 +6,64 @@ import numpy as np
 import pandas as pd
 
 from .._errors import CohortError
+from ..validation import check_subject_ids, real_values
 from ._config import PhenotypeSpec
 from ._files import check_file
 
+# Spellings of "no value" in lab spreadsheets (compared case-insensitively).
+MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "-", "."})
 
-def read_table(path, **kwargs) -> pd.DataFrame:
-    """Read a TSV/CSV by extension (``.csv`` is comma-separated, anything else tab-separated)."""
+
+def is_missing(values: pd.Series) -> pd.Series:
+    return values.str.strip().str.lower().isin(MISSING)
+
+
+def read_table(path) -> pd.DataFrame:
+    """Read a TSV/CSV by extension (``.csv`` is comma-separated, anything else tab-separated) as strings.
+
+    Blank lines are skipped; the returned frame's ``attrs["lines"]`` holds each row's line number in the
+    file, so errors can point at it. Trailing empty fields (a delimiter at the end of a line) are dropped;
+    any other row whose field count differs from the header's is an error naming its line.
+    """
+    import csv
+
     check_file(path)
     sep = "," if str(path).lower().endswith(".csv") else "\t"
     try:
-        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, **kwargs)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, delimiter=sep)
+            rows, lines = [], []
+            for fields in reader:
+                if not any(f.strip() for f in fields):
+                    continue
+                rows.append(fields)
+                lines.append(reader.line_num)
+    except (csv.Error, UnicodeDecodeError) as exc:
         raise CohortError(f"cannot be read as a table ({exc})", file=path) from None
-    table.columns = [c.strip() for c in table.columns]
+    if not rows:
+        raise CohortError("file has no header line", file=path)
+    header = _trim(rows[0])
+    names = [c.strip() for c in header]
+    if "" in names:
+        raise CohortError(f"column {names.index('') + 1} of the header has no name", file=path)
+    body = []
+    for fields, line in zip(rows[1:], lines[1:]):
+        fields = _trim(fields, len(names))
+        if len(fields) != len(names):
+            hint = " (a tab or comma inside a value?)" if len(fields) > len(names) else ""
+            raise CohortError(f"line {line} has {len(fields)} fields, the header {len(names)}{hint}", file=path)
+        body.append(fields)
+    table = pd.DataFrame(body, columns=names, dtype=str) if body else pd.DataFrame(columns=names, dtype=str)
+    table.attrs["lines"] = lines[1:]
     return table
+
+
+def _trim(fields, keep=0):
+    """Drop trailing empty fields beyond the first ``keep``."""
+    fields = list(fields)
+    while len(fields) > keep and not fields[-1].strip():
+        fields.pop()
+    return fields
 
 
 def read_phenotypes(spec: PhenotypeSpec):
@@ -44,15 +88,19 @@ def read_phenotypes(spec: PhenotypeSpec):
     ids = table[spec.id_column].str.strip()
     empty = ids == ""
     if empty.any():
-        row = int(np.flatnonzero(empty)[0]) + 2
-        raise CohortError(f"empty subject id on line {row}", file=path, column=spec.id_column)
+        line = table.attrs["lines"][int(np.flatnonzero(empty)[0])]
+        raise CohortError(f"empty subject id on line {line}", file=path, column=spec.id_column)
+    check_subject_ids(ids, file=path, column=spec.id_column)
     duplicated = ids[ids.duplicated()]
     if len(duplicated):
-        raise CohortError("duplicate subject id", file=path, subject=duplicated.iloc[0])
+        first = table.attrs["lines"][int(np.flatnonzero(ids == duplicated.iloc[0])[0])]
+        again = table.attrs["lines"][int(np.flatnonzero(ids.duplicated())[0])]
+        raise CohortError(f"duplicate subject id (lines {first} and {again})", file=path,
+                          subject=duplicated.iloc[0])
     table = table.set_axis(pd.Index(ids, name="subject_id"), axis=0)
 
     raw_labels = table[spec.label_column].str.strip()
-    missing = raw_labels[raw_labels.isin(["", "NA", "NaN", "nan"])]
+    missing = raw_labels[is_missing(raw_labels)]
     if len(missing):
         raise CohortError("missing label", file=path, subject=missing.index[0], column=spec.label_column)
     # The "other" label is the commonest non-positive value; any rarer one is the stray.
@@ -82,9 +130,101 @@ def read_phenotypes(spec: PhenotypeSpec):
     out = pd.DataFrame(index=table.index)
     for column in columns:
         values = table[column].str.strip()
-        bad = values[values.isin(["", "NA", "NaN", "nan"])]
+        bad = values[is_missing(values)]
         if len(bad):
-            raise CohortError("missing value", file=path, subject=bad.index[0], column=column)
-        numeric = pd.to_numeric(values, errors="coerce")
-        out[column] = numeric.astype(float) if (numeric.notna().all() and column != spec.site_column) else values
+            raise CohortError(f"missing value {bad.iloc[0]!r}", file=path, subject=bad.index[0], column=column)
+        out[column] = values if column == spec.site_column else _covariate(values, path, column)
     return out, labels, label_names
+
+
+def _covariate(values: pd.Series, path, column):
+    """Numbers when the column reads as numbers, else categories; a column that is numeric but for a few
+    values is a typo, not a category (each value would become its own level)."""
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.notna().all():
+        return pd.Series(real_values(numeric.to_numpy(), what="covariate values", file=path, column=column,
+                                     subjects=list(values.index)), index=values.index)
+    if numeric.notna().mean() >= 0.5 and values.nunique() > 10:
+        odd = values[numeric.isna()]
+        raise CohortError(f"value {odd.iloc[0]!r} is not a number, while {int(numeric.notna().sum())} of "
+                          f"{len(values)} values are (a typo, or a missing-value spelling?)", file=path,
+                          subject=odd.index[0], column=column)
+    return values
+
+
+def covariate_matrix(covariates: pd.DataFrame | None, n: int) -> tuple[np.ndarray, list[str]]:
+    """Intercept + numeric covariates (as is) + categorical covariates dummy-coded (first level dropped)."""
+    columns, names = [np.ones(n)], ["intercept"]
+    if covariates is not None:
+        for name in covariates.columns:
+            values = covariates[name]
+            if pd.api.types.is_numeric_dtype(values):
+                columns.append(values.to_numpy(float))
+                names.append(name)
+            else:
+                levels = sorted(values.astype(str).unique())
+                for level in levels[1:]:
+                    columns.append((values.astype(str) == level).to_numpy(float))
+                    names.append(f"{name}[{level}]")
+    return np.column_stack(columns), names
+
+
+def check_covariates(covariates: pd.DataFrame, site, labels, label_names, *, file=None,
+                     site_column="site") -> list[str]:
+    """Refuse covariates the association cannot use, naming the column (and level); return warnings.
+
+    Refused: a constant column (it adjusts for nothing), a column that is a combination of the others
+    (the design is singular), a category with one subject, or with subjects of one class only (it
+    separates cases from controls, and the association's fit diverges). ``site`` (the site column, or
+    None) stratifies permutations and folds: a site with one subject is refused, a one-class site that is
+    not also a covariate is only a warning.
+
+    Parameters
+    ----------
+    covariates : DataFrame
+        The covariate columns listed in the cohort file, one row per subject.
+    site : array of str or None
+    labels : array of 0/1
+    label_names : (negative, positive)
+    file : path
+        The phenotype file, named in errors.
+    """
+    labels = np.asarray(labels)
+    for column in covariates.columns:
+        values = covariates[column]
+        if values.nunique() < 2:
+            raise CohortError(f"covariate has the same value ({values.iloc[0]!r}) for every subject; it adjusts "
+                              "for nothing: remove it from phenotypes.covariates", file=file, column=column)
+        if not pd.api.types.is_numeric_dtype(values):
+            _check_levels(values, labels, label_names, file=file, column=column, refuse_one_class=True)
+    design, names = covariate_matrix(covariates, len(covariates))
+    rank = 0
+    for j in range(design.shape[1]):
+        grown = np.linalg.matrix_rank(design[:, :j + 1])
+        if grown == rank:
+            raise CohortError(f"covariate {names[j]!r} is a linear combination of the other covariates (and the "
+                              "intercept); remove one of them", file=file, column=names[j].split("[")[0])
+        rank = grown
+    if site is None:
+        return []
+    site = pd.Series(np.asarray(site), index=covariates.index)
+    return _check_levels(site, labels, label_names, file=file, column=site_column, refuse_one_class=False)
+
+
+def _check_levels(values: pd.Series, labels, label_names, *, file, column, refuse_one_class):
+    notes = []
+    for level, count in values.value_counts().sort_index().items():
+        members = (values == level).to_numpy()
+        if count == 1:
+            raise CohortError(f"category {level!r} has a single subject, which no permutation or adjustment can "
+                              "use; merge it with another", file=file, subject=values.index[members][0],
+                              column=column)
+        n_pos = int(labels[members].sum())
+        if n_pos in (0, count):
+            only = label_names[1] if n_pos else label_names[0]
+            message = f"category {level!r} has only {only!r} subjects ({count}), so it is confounded with the label"
+            if refuse_one_class:
+                raise CohortError(message + ": adjusting for it separates cases from controls; merge or drop it",
+                                  file=file, column=column)
+            notes.append(f"{file}: column {column!r}: {message}; permutations within it cannot move its labels")
+    return notes

@@ -4,7 +4,6 @@ in a memory-mapped (n_subjects, n_voxels) float32 file so the cohort never sits 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -13,13 +12,13 @@ import numpy as np
 
 from .._errors import CohortError
 from ._config import SmriSpec
-from ._files import check_file
+from ._files import check_file, subject_path
 
 _AFFINE_TOL = 1e-4
 
 
 def smri_path(spec: SmriSpec, subject: str) -> Path:
-    return Path(spec.template.format(subject_id=subject))
+    return subject_path(spec.template, subject)
 
 
 def smri_available(spec: SmriSpec, candidates) -> list[str]:
@@ -39,6 +38,9 @@ def _header(path: Path, subject=None):
     shape = img.shape[:3] if (len(img.shape) == 3 or (len(img.shape) == 4 and img.shape[3] == 1)) else None
     if shape is None:
         raise CohortError(f"expected a 3D volume, found shape {img.shape}", file=path, subject=subject)
+    dtype = np.dtype(img.get_data_dtype())
+    if dtype.kind not in "uif":
+        raise CohortError(f"expected real-valued voxels, found data type {dtype}", file=path, subject=subject)
     return img, shape
 
 
@@ -50,7 +52,9 @@ def _volume(img, path: Path, subject) -> np.ndarray:
                           subject=subject) from None
     n_bad = int(np.count_nonzero(~np.isfinite(data)))
     if n_bad:
-        raise CohortError(f"{n_bad} NaN or infinite voxels", file=path, subject=subject)
+        # float64 values beyond float32's range arrive here as infinities
+        raise CohortError(f"{n_bad} NaN or infinite voxels (or values beyond float32 range)", file=path,
+                          subject=subject)
     return data
 
 
@@ -109,34 +113,61 @@ def auto_mask(spec: SmriSpec, subjects, shape) -> np.ndarray:
 
 
 def default_cache_dir() -> Path:
-    """``$MIGTRANS_CACHE_DIR`` or a per-user folder in the system temp dir."""
+    """``$MIGTRANS_CACHE_DIR``, else ``$XDG_CACHE_HOME/migtrans``, else ``~/.cache/migtrans``: a folder of the
+    user's own (the cache holds every subject's gray matter)."""
     env = os.environ.get("MIGTRANS_CACHE_DIR")
     if env:
-        return Path(env)
-    return Path(tempfile.gettempdir()) / f"migtrans-cache-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "migtrans"
+
+
+def private_cache_dir(cache_dir=None) -> Path:
+    """The cache folder, created private (0700) if new; refused when another user owns it or others can
+    write to it, since a file planted there would be read as a subject's data."""
+    folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        info = folder.stat()
+    except OSError as exc:
+        raise CohortError(f"cannot create the sMRI cache folder ({exc.strerror}); set MIGTRANS_CACHE_DIR",
+                          file=folder) from None
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise CohortError("the sMRI cache folder belongs to another user; set MIGTRANS_CACHE_DIR to a folder "
+                          "of your own", file=folder)
+    if info.st_mode & 0o022:
+        raise CohortError("the sMRI cache folder is writable by other users; chmod go-w it or set "
+                          "MIGTRANS_CACHE_DIR", file=folder)
+    return folder
 
 
 def _cache_key(spec: SmriSpec, subjects, mask: np.ndarray) -> str:
+    """SHA-256 of every image's bytes, in subject order, and of the mask: the cache is keyed by content, so
+    a rewritten file is read again whatever its name, size or time stamps say."""
     digest = hashlib.sha256()
     for subject in subjects:
-        stat = smri_path(spec, subject).stat()
-        digest.update(f"{smri_path(spec, subject)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        with open(smri_path(spec, subject), "rb") as handle:
+            file_digest = hashlib.file_digest(handle, "sha256") if hasattr(hashlib, "file_digest") else None
+            if file_digest is None:  # Python 3.10
+                file_digest = hashlib.sha256(handle.read())
+        digest.update(file_digest.digest())
+    digest.update(str(mask.shape).encode())
     digest.update(np.packbits(mask).tobytes())
-    return digest.hexdigest()[:24]
+    return digest.hexdigest()[:32]
 
 
 def cache_voxels(spec: SmriSpec, subjects, mask: np.ndarray, cache_dir=None) -> np.memmap:
-    """Masked voxels of every subject as a read-only (n, V) float32 memmap, reused when inputs are unchanged."""
+    """Masked voxels of every subject as a read-only (n, V) float32 memmap, reused when the images' content
+    and the mask are unchanged. The cache folder is private to the user and names no subject."""
     import nibabel as nib
 
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache_dir = private_cache_dir(cache_dir)
     key = _cache_key(spec, subjects, mask)
     target = cache_dir / f"voxels-{key}.f32"
     shape = (len(subjects), int(mask.sum()))
     if target.exists() and target.stat().st_size == 4 * shape[0] * shape[1]:
         return np.memmap(target, dtype=np.float32, mode="r", shape=shape)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".voxels-", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".voxels-", suffix=".tmp")  # 0600
     try:
         # Plain writes, one subject at a time: pages written through a memmap would stay resident.
         with os.fdopen(fd, "wb") as handle:
@@ -147,5 +178,4 @@ def cache_voxels(spec: SmriSpec, subjects, mask: np.ndarray, cache_dir=None) -> 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    (cache_dir / f"voxels-{key}.json").write_text(json.dumps({"subjects": list(subjects), "shape": shape}))
     return np.memmap(target, dtype=np.float32, mode="r", shape=shape)

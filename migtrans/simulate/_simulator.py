@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from migtrans._errors import ParameterError
-from migtrans._io import move_into_place, prepare_out_dir, staging_dir, to_builtin, write_toml
+from migtrans._io import discard_staging, move_into_place, prepare_out_dir, staging_dir, to_builtin, write_toml
 from migtrans._nodes import NODE_NOTE, standin_nodes
 from migtrans.simulate import _fnc, _genotypes, _labels, _smri
+from migtrans.validation import check_number, check_seed
 
 N_CAUSAL_SNPS = 5
 MODALITIES = ("snp", "fnc", "smri")
@@ -94,12 +94,6 @@ def _check_signal(signal):
     return weights
 
 
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ParameterError(f"{name}: expected an integer >= {minimum}, found {value!r}")
-    return int(value)
-
-
 def simulate_cohort(
     out_dir,
     *,
@@ -159,18 +153,14 @@ def simulate_cohort(
     >>> sim.genotypes.shape, int(sim.labels.sum())
     ((40, 300), 20)
     """
-    n_subjects = _check_int("n_subjects", n_subjects, 20)
-    n_snps = _check_int("n_snps", n_snps, 100)
-    n_sites = _check_int("n_sites", n_sites, 1)
-    seed = _check_int("seed", seed, 0)
-    try:
-        resolution = float(resolution)
-    except (TypeError, ValueError):
-        raise ParameterError(f"resolution: expected a voxel size in mm > 0, found {resolution!r}") from None
-    if not np.isfinite(resolution) or resolution <= 0:
-        raise ParameterError(f"resolution: expected a voxel size in mm > 0, found {resolution!r}")
+    n_subjects = check_number("n_subjects", n_subjects, minimum=20, integer=True)
+    n_snps = check_number("n_snps", n_snps, minimum=100, integer=True)
+    n_sites = check_number("n_sites", n_sites, minimum=1, maximum=max(1, n_subjects // 20), integer=True)
+    seed = check_seed("seed", seed)
+    # at most a 256-voxel-wide grid (0.75 mm); coarser than 32 mm leaves no brain to speak of
+    resolution = check_number("resolution", resolution, minimum=0.75, maximum=32)
     weights = _check_signal(signal)
-    out_dir = prepare_out_dir(out_dir, overwrite)
+    out_dir = prepare_out_dir(out_dir, overwrite, kind="cohort")
 
     tmp = staging_dir(out_dir)
     try:
@@ -187,7 +177,7 @@ def simulate_cohort(
         )
         move_into_place(tmp, out_dir)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        discard_staging(tmp)
         raise
     cohort.out_dir = out_dir
     cohort.toml_path = out_dir / "cohort.toml"

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import pickle
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from .._errors import RunError
+from .._errors import ParameterError, RunError
 from ..preprocess import Preprocessor
 from ._config import TrainConfig
 
@@ -36,6 +38,37 @@ def load_state_dict(path) -> dict:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise RunError(f"{path}: expected a dict of tensors (a state dict)")
     return state
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RunError(f"{path}: not valid TOML ({exc})") from None
+
+
+def read_json(path: Path, what="a JSON object"):
+    """A run file's JSON content, or a `RunError` naming the file."""
+    if not path.is_file():
+        raise RunError(f"{path}: missing (incomplete or damaged run folder)")
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise RunError(f"{path}: expected {what}, found {type(value).__name__}")
+    return value
+
+
+def _without_none(value):
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_without_none(v) for v in value]
+    return value
+
+
+_FOLD_LISTS = ("train_subjects", "val_subjects", "test_subjects")
 
 
 @dataclass
@@ -64,26 +97,115 @@ class Run:
         return self.path / "folds" / str(k)
 
     def fold_info(self, k: int) -> dict:
-        return json.loads((self.fold_dir(k) / "fold.json").read_text())
+        """``folds/<k>/fold.json``, checked: the subject lists are lists of strings."""
+        path = self.fold_dir(k) / "fold.json"
+        info = read_json(path)
+        for key in _FOLD_LISTS + ("explanation_subjects",):
+            value = info.get(key, [] if key == "explanation_subjects" else None)
+            if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise RunError(f"{path}: '{key}' must be a list of subject ids, found {str(value)[:60]}")
+        return info
+
+    def check_inputs(self, *, allow_changed=False) -> list[str]:
+        """Compare every input file of the run with the SHA-256 that ``manifest.json`` recorded at training.
+
+        A missing or changed file is a `RunError` naming it; with ``allow_changed`` each is a line of the
+        returned list instead (for warnings). A cohort moved together with the run is found at the same
+        place relative to the cohort file.
+        """
+        from .._io import sha256_file
+
+        manifest = read_json(self.path / "manifest.json")
+        inputs = manifest.get("inputs")
+        if not isinstance(inputs, dict):
+            raise RunError(f"{self.path / 'manifest.json'}: no 'inputs' checksums (made by another migtrans?)")
+        was, now = Path(self.config["run"]["cohort"]).parent, self.cohort_path.parent
+        problems = []
+        for recorded, digest in inputs.items():
+            path = Path(recorded)
+            if now != was and path.is_relative_to(was):
+                path = now / path.relative_to(was)
+            if not path.is_file():
+                problems.append(f"{path}: input file of the run is missing (listed in manifest.json)")
+            elif sha256_file(path) != digest:
+                problems.append(f"{path}: changed since the run was trained (its SHA-256 differs from manifest.json)")
+        if problems and not allow_changed:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise RunError(f"{problems[0]}{more}; retrain, or pass --allow-changed-inputs to go on anyway")
+        return problems
 
 
 def open_run(path) -> Run:
-    """Check that ``path`` is a complete run folder and read its settings."""
+    """Check that ``path`` is a complete, readable run folder and read its settings (one-line `RunError`s)."""
     path = Path(path).expanduser().absolute()
     if not path.is_dir():
         raise RunError(f"{path}: run folder not found")
     config_path = path / "config.toml"
     if not config_path.is_file():
         raise RunError(f"{path}: not a run folder (no config.toml)")
-    config = tomllib.loads(config_path.read_text())
-    cfg = TrainConfig.from_dict(config["train"])
-    for name in ("metrics.csv", "predictions.csv"):
+    config = _read_toml(config_path)
+    for section in ("run", "train"):
+        if not isinstance(config.get(section), dict):
+            raise RunError(f"{config_path}: missing section [{section}]")
+    if not isinstance(config["run"].get("cohort"), str):
+        raise RunError(f"{config_path}: [run] needs the cohort path ('cohort')")
+    try:
+        cfg = TrainConfig.from_dict(config["train"])
+        if cfg.model == "migtrans":
+            from ..model import ModelConfig
+
+            if not isinstance(config.get("model"), dict):
+                raise RunError(f"{config_path}: missing section [model]")
+            model_modalities = tuple(ModelConfig.from_dict(config["model"]).modalities)
+            if model_modalities != cfg.modalities:
+                raise RunError(f"{config_path}: train.modalities {list(cfg.modalities)} and model.modalities "
+                               f"{list(model_modalities)} disagree (edited after training?)")
+    except (ParameterError, TypeError) as exc:
+        raise RunError(f"{config_path}: {exc}") from None
+    resolved = path / ".resolved.json"
+    if resolved.is_file() and _without_none(read_json(resolved)) != _without_none(config):
+        raise RunError(f"{config_path}: differs from the settings the run was trained with (.resolved.json); "
+                       "restore it, or retrain")
+    for name in ("metrics.csv", "predictions.csv", "manifest.json"):
         if not (path / name).is_file():
             raise RunError(f"{path}: incomplete run, {name} is missing (resume it with --resume)")
     for k in range(1, cfg.n_folds + 1):
         if not (path / "folds" / str(k) / "fold.json").is_file():
             raise RunError(f"{path}: incomplete run, fold {k} is missing (folds/{k}/fold.json)")
     return Run(path=path, config=config, train=cfg, n_folds=cfg.n_folds)
+
+
+def load_preprocessor(path: Path) -> Preprocessor:
+    """A fold's saved preprocessing, refusing pickles and object arrays with a one-line `RunError`."""
+    if not path.is_file():
+        raise RunError(f"{path}: missing (incomplete or damaged run folder)")
+    try:
+        return Preprocessor.load(path)
+    except (ValueError, TypeError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise RunError(f"{path}: refused to load: not a plain-array preprocessing file ({first})") from None
+
+
+def _check_preprocessor(prep: Preprocessor, cohort, modalities, path: Path) -> None:
+    """The fold's statistics must fit the cohort they are applied to (else transforms fail or broadcast)."""
+    expected = {}
+    if "snp" in modalities:
+        expected.update(snp_mean=(cohort.genotypes.shape[1],), snp_sd=(cohort.genotypes.shape[1],))
+    if "fnc" in modalities:
+        expected.update(fnc_mean=cohort.fnc.shape[1:], fnc_sd=cohort.fnc.shape[1:])
+    if "smri" in modalities:
+        expected.update(voxel_mean=(cohort.voxels.shape[1],), voxel_sd=(cohort.voxels.shape[1],),
+                        mask=cohort.mask.shape, bbox=(3, 2))
+    if tuple(prep.modalities) != tuple(modalities):
+        raise RunError(f"{path}: preprocesses {list(prep.modalities)}, the run {list(modalities)}")
+    for name, shape in expected.items():
+        value = getattr(prep, name)
+        if value is None or tuple(value.shape) != tuple(shape) or value.dtype.kind not in "biuf":
+            found = "nothing" if value is None else f"{value.dtype} {tuple(value.shape)}"
+            raise RunError(f"{path}: '{name}' does not fit the cohort (expected shape {tuple(shape)}, found "
+                           f"{found}); was the cohort changed after training?")
+    if "smri" in modalities and not np.array_equal(prep.mask, cohort.mask):
+        raise RunError(f"{path}: the sMRI mask differs from the cohort's (was the cohort changed after training?)")
 
 
 def load_fold(run: Run, k: int, cohort):
@@ -94,7 +216,8 @@ def load_fold(run: Run, k: int, cohort):
     if run.train.model != "migtrans":
         raise RunError(f"{run.path}: fold models exist only for MIGTrans runs, this is a {run.train.model} run")
     fold_dir = run.fold_dir(k)
-    prep = Preprocessor.load(fold_dir / "preprocess.npz")
+    prep = load_preprocessor(fold_dir / "preprocess.npz")
+    _check_preprocessor(prep, cohort, run.train.modalities, fold_dir / "preprocess.npz")
     mcfg = ModelConfig.from_dict(run.config["model"])
     loci = run.train.loci(cohort) if "snp" in run.train.modalities else None
     model = build_model(mcfg, cohort, prep, loci)
@@ -117,4 +240,4 @@ def fold_of_subjects(run: Run) -> dict:
     return out
 
 
-__all__ = ["Run", "fold_of_subjects", "load_fold", "load_state_dict", "open_run"]
+__all__ = ["Run", "fold_of_subjects", "load_fold", "load_preprocessor", "load_state_dict", "open_run", "read_json"]

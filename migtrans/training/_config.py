@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from .._errors import ParameterError
+from ..validation import check_device, check_number, check_seed
 
 MODALITIES = ("snp", "fnc", "smri")
 
@@ -103,34 +104,28 @@ class TrainConfig:
             )
         # keep a canonical order so that "fnc,snp" and "snp,fnc" are the same run
         self.modalities = tuple(m for m in MODALITIES if m in self.modalities)
-        for name in ("n_folds", "epochs", "batch_size", "patience", "max_snps_per_locus"):
-            value = getattr(self, name)
-            minimum = 2 if name == "n_folds" else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ParameterError(f"{name}: expected an integer >= {minimum}, found {value!r}")
-        for name in ("lr", "window_kb"):
-            if not getattr(self, name) > 0:
-                raise ParameterError(f"{name}: expected a positive number, found {getattr(self, name)!r}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ParameterError(f"label_smoothing: expected a value in [0, 1), found {self.label_smoothing!r}")
-        if not 0 < self.val_fraction < 0.5:
-            raise ParameterError(f"val_fraction: expected a value in (0, 0.5), found {self.val_fraction!r}")
-        if not 0 <= self.explain_fraction <= 0.5:
-            raise ParameterError(f"explain_fraction: expected a value in [0, 0.5], found {self.explain_fraction!r}")
-        if self.warmup_epochs < 0 or self.weight_decay < 0 or self.l2 < 0:
-            raise ParameterError("warmup_epochs, weight_decay and l2 must be >= 0")
-        if not 0 <= self.read_sparsity < 1:
-            raise ParameterError(f"read_sparsity: expected a value in [0, 1), found {self.read_sparsity!r}")
-        if not 0 <= self.ld_r2 <= 1:
-            raise ParameterError(f"ld_r2: expected a value in [0, 1], found {self.ld_r2!r}")
+        for name in ("n_folds", "epochs", "batch_size", "patience", "max_snps_per_locus", "warmup_epochs"):
+            minimum = {"n_folds": 2, "warmup_epochs": 0}.get(name, 1)
+            check_number(name, getattr(self, name), minimum=minimum, integer=True)
+        check_number("lr", self.lr, minimum=0, low_open=True)
+        check_number("window_kb", self.window_kb, minimum=0, low_open=True)
+        check_number("weight_decay", self.weight_decay, minimum=0)
+        check_number("l2", self.l2, minimum=0)
+        check_number("label_smoothing", self.label_smoothing, minimum=0, maximum=1, high_open=True)
+        check_number("val_fraction", self.val_fraction, minimum=0, maximum=0.5, low_open=True, high_open=True)
+        check_number("explain_fraction", self.explain_fraction, minimum=0, maximum=0.5)
+        check_number("read_sparsity", self.read_sparsity, minimum=0, maximum=1, high_open=True)
+        check_number("ld_r2", self.ld_r2, minimum=0, maximum=1)
+        check_seed("seed", self.seed)
         if self.select not in ("val_loss", "val_auc", "last"):
             raise ParameterError(f"select: expected val_loss, val_auc or last, found {self.select!r}")
         if self.model not in ("migtrans", "logistic", "svm", "mlp"):
             raise ParameterError(
                 f"model: expected one of migtrans, logistic, svm, mlp, found {self.model!r}"
             )
-        if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
-            raise ParameterError(f"device: expected auto, cpu or cuda[:i], found {self.device!r}")
+        check_device("device", self.device)
+        if not isinstance(self.amp, bool):
+            raise ParameterError(f"amp: expected true or false, found {self.amp!r}")
 
     def loci(self, cohort):
         """The run's locus partition of ``cohort``'s SNPs (model tokens and locus ranking share it)."""

@@ -18,11 +18,21 @@ import torch
 
 from .. import __version__
 from .._errors import ParameterError, RunError
-from .._io import atomic_write_text, prepare_out_dir, sha256_file, staging_dir, to_builtin, write_toml
-from ..data import load_cohort
+from .._io import (
+    atomic_write_text,
+    check_outside_inputs,
+    prepare_out_dir,
+    release_staging,
+    sha256_file,
+    staging_dir,
+    to_builtin,
+    write_toml,
+)
+from ..data import load_cohort, read_cohort_spec
 from ..folds import explanation_split, inner_split, make_folds
 from ..preprocess import Preprocessor
 from ._baselines import fit_baseline, flatten_features
+from ._checkpoint import read_json
 from ._config import TrainConfig
 from ._distributed import close_distributed, init_distributed
 from ._loop import Progress, fit_fold, predict_logits, resolve_device
@@ -112,7 +122,7 @@ def _check_resume(out_dir: Path, resolved: dict):
     if not path.is_file():
         raise RunError(f"{out_dir}: cannot resume, no {CONFIG_FILE} (was this a migtrans run folder?)")
     saved = (out_dir / ".resolved.json")
-    if saved.is_file() and json.loads(saved.read_text()) != resolved:
+    if saved.is_file() and read_json(saved) != resolved:
         raise RunError(f"{out_dir}: cannot resume with different settings than the interrupted run "
                        f"(see {CONFIG_FILE})")
 
@@ -189,8 +199,10 @@ def _train(cohort_path, out_dir, cfg, model_config, resume, overwrite, progress,
     if resume and overwrite:
         raise ParameterError("resume and overwrite exclude each other")
     out_dir = Path(out_dir).expanduser().absolute()
+    # the run folder may never be, hold or sit inside what it is trained from (--overwrite empties it)
+    check_outside_inputs(out_dir, read_cohort_spec(cohort_path).inputs())
     if not resume:
-        prepare_out_dir(out_dir, overwrite)
+        prepare_out_dir(out_dir, overwrite, option="--out", kind="run")
     mcfg = _model_config(cfg, model_config) if cfg.model == "migtrans" else None
     resolved = _resolved(cohort_path, out_dir, cfg, mcfg)
     if resume:
@@ -320,4 +332,5 @@ def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
         if fold_dir.exists():
             shutil.rmtree(fold_dir)
         tmp.rename(fold_dir)
+        release_staging(tmp)
     dist.barrier()
