@@ -62,10 +62,11 @@ class OutOfFold:
 
         self.folds, held = [], set()
         for k in range(1, self.run.n_folds + 1):
-            model, prep, info = load_fold(self.run, k, self.cohort)
+            info = self.run.fold_info(k)
             held.add(tuple(info.get("explanation_subjects", ())))
-            rows_of(info["explanation_subjects"] if "explanation_subjects" in info else [], k)
+            rows_of(info.get("explanation_subjects", []), k)
             test_idx = rows_of(info["test_subjects"], k)
+            model, prep, _ = load_fold(self.run, k, self.cohort)
             self.folds.append(FoldModel(k, model.to(self.device).eval(), prep, test_idx))
         if len(held) > 1:
             raise RunError(f"{self.run.path}: the folds disagree on the explanation set (fold.json files edited?)")

@@ -92,9 +92,8 @@ def _is_worker() -> bool:
 
 
 def _cmd_compare(args) -> int:
-    from .training import compare_runs, format_comparison
-
     from ._io import atomic_write_text, check_outside_inputs
+    from .training import compare_runs, format_comparison
 
     if args.out:
         out = Path(args.out).expanduser().absolute()
@@ -175,18 +174,19 @@ def report_errors(prog: str, func, *args) -> int:
     ``PROG: error: ...`` on stderr and exit status 2; every warning becomes one line ``PROG: warning: ...``
     (the first line of its message, each distinct message once), deprecation notices of dependencies are
     dropped; bugs still raise with a traceback."""
+    error = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             status = func(*args)
         except MigtransError as exc:
-            status = 2
-            print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+            status, error = 2, f"error: {_one_line(exc)}"
         except KeyboardInterrupt:
-            status = 130
-            print(f"{prog}: interrupted", file=sys.stderr)
-        finally:
+            status, error = 130, "interrupted"
+        finally:  # the warnings first, the error (if any) as the last line
             _print_warnings(prog, caught)
+    if error:
+        print(f"{prog}: {error}", file=sys.stderr)
     return status
 
 

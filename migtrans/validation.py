@@ -58,12 +58,14 @@ def check_number(name, value, *, minimum=None, maximum=None, integer=False, low_
 
 def _describe(integer, minimum, maximum, low_open, high_open):
     what = "an integer" if integer else "a finite number"
+    low, high = (f"{v:,}" if isinstance(v, int) and abs(v) >= 10_000 else f"{v:g}"
+                 for v in (minimum or 0, maximum or 0))
     if minimum is not None and maximum is not None:
-        return f"{what} in {'(' if low_open else '['}{minimum:g}, {maximum:g}{')' if high_open else ']'}"
+        return f"{what} in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
     if minimum is not None:
-        return f"{what} {'>' if low_open else '>='} {minimum:g}"
+        return f"{what} {'>' if low_open else '>='} {low}"
     if maximum is not None:
-        return f"{what} {'<' if high_open else '<='} {maximum:g}"
+        return f"{what} {'<' if high_open else '<='} {high}"
     return what
 
 

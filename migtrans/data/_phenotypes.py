@@ -46,6 +46,9 @@ def read_table(path) -> pd.DataFrame:
     names = [c.strip() for c in header]
     if "" in names:
         raise CohortError(f"column {names.index('') + 1} of the header has no name", file=path)
+    twice = [c for i, c in enumerate(names) if c in names[:i]]
+    if twice:
+        raise CohortError(f"the header names column {twice[0]!r} twice", file=path)
     body = []
     for fields, line in zip(rows[1:], lines[1:]):
         fields = _trim(fields, len(names))

@@ -46,7 +46,8 @@ def _header(path: Path, subject=None):
 
 def _volume(img, path: Path, subject) -> np.ndarray:
     try:
-        data = np.asarray(img.get_fdata(dtype=np.float32)).reshape(img.shape[:3])
+        with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 become inf: refused below
+            data = np.asarray(img.get_fdata(dtype=np.float32)).reshape(img.shape[:3])
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt gzip, bad data block
         raise CohortError(f"corrupt or truncated image data ({type(exc).__name__}: {exc})", file=path,
                           subject=subject) from None

@@ -172,7 +172,32 @@ def open_run(path) -> Run:
     for k in range(1, cfg.n_folds + 1):
         if not (path / "folds" / str(k) / "fold.json").is_file():
             raise RunError(f"{path}: incomplete run, fold {k} is missing (folds/{k}/fold.json)")
+    read_run_csv(path / "metrics.csv", ("fold", "accuracy", "roc_auc"), rows=("mean", "sd"))
+    read_run_csv(path / "predictions.csv", ("subject_id", "fold", "label", "prob_positive"))
+    if (path / "explanation_predictions.csv").is_file():
+        read_run_csv(path / "explanation_predictions.csv", ("subject_id", "label", "prob_positive", "log_odds"))
+    for k in range(1, cfg.n_folds + 1):
+        if (path / "folds" / str(k) / "history.csv").is_file():
+            read_run_csv(path / "folds" / str(k) / "history.csv", ("epoch",))
     return Run(path=path, config=config, train=cfg, n_folds=cfg.n_folds)
+
+
+def read_run_csv(path: Path, columns, rows=()):
+    """A run's CSV table, with the columns (and, in its ``fold`` column, the rows) readers rely on."""
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path, dtype={"subject_id": str, "fold": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise RunError(f"{path}: not a readable CSV table ({first})") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise RunError(f"{path}: column {missing[0]!r} is missing (damaged run folder?)")
+    absent = [r for r in rows if r not in set(table["fold"])]
+    if absent:
+        raise RunError(f"{path}: row {absent[0]!r} is missing (damaged run folder?)")
+    return table
 
 
 def load_preprocessor(path: Path) -> Preprocessor:
@@ -240,4 +265,5 @@ def fold_of_subjects(run: Run) -> dict:
     return out
 
 
-__all__ = ["Run", "fold_of_subjects", "load_fold", "load_preprocessor", "load_state_dict", "open_run", "read_json"]
+__all__ = ["Run", "fold_of_subjects", "load_fold", "load_preprocessor", "load_state_dict", "open_run", "read_json",
+           "read_run_csv"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ._checkpoint import open_run
+from ._checkpoint import open_run, read_run_csv
 from ._metrics import METRIC_COLUMNS
 
 
@@ -15,7 +15,7 @@ def compare_runs(paths) -> pd.DataFrame:
     rows = []
     for path in paths:
         run = open_run(path)
-        table = pd.read_csv(run.path / "metrics.csv", dtype={"fold": str}).set_index("fold")
+        table = read_run_csv(run.path / "metrics.csv", ("fold", *METRIC_COLUMNS), rows=("mean", "sd")).set_index("fold")
         row = {"run": run.path.name, "model": run.train.model, "modalities": "+".join(run.train.modalities),
                "folds": run.n_folds}
         for metric in METRIC_COLUMNS:
