@@ -26,8 +26,10 @@ def run_child(code: str) -> dict:
 
     The child's peak resident memory (ru_maxrss, MiB) is added as ``peak_rss_mib``.
     """
-    wrapper = code + "\nimport resource, json as _j\nprint(_j.dumps({'peak_rss_mib': " \
+    wrapper = (
+        code + "\nimport resource, json as _j\nprint(_j.dumps({'peak_rss_mib': "
         "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
+    )
     out = subprocess.run([sys.executable, "-c", wrapper], check=True, capture_output=True, text=True).stdout
     result = {}
     for line in out.strip().splitlines():

@@ -44,10 +44,16 @@ def measure(label, n, m, res, results):
     sim = run_child(SIMULATE.format(out=out, n=n, m=m, res=res))
     load = run_child(LOAD.format(cache=cache, toml=os.path.join(out, "cohort.toml")))
     results[label] = {
-        "subjects": n, "snps": m, "resolution_mm": res,
-        "simulate_seconds": sim["seconds"], "simulate_peak_rss_mib": round(sim["peak_rss_mib"]),
-        "load_seconds": load["seconds"], "load_peak_rss_mib": round(load["peak_rss_mib"]),
-        "grid": load["grid"], "voxels_in_mask": load["n_voxels"], "raw_volumes_gib": load["raw_volume_gib"],
+        "subjects": n,
+        "snps": m,
+        "resolution_mm": res,
+        "simulate_seconds": sim["seconds"],
+        "simulate_peak_rss_mib": round(sim["peak_rss_mib"]),
+        "load_seconds": load["seconds"],
+        "load_peak_rss_mib": round(load["peak_rss_mib"]),
+        "grid": load["grid"],
+        "voxels_in_mask": load["n_voxels"],
+        "raw_volumes_gib": load["raw_volume_gib"],
     }
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(cache, ignore_errors=True)

@@ -45,7 +45,7 @@ def _fold_t(M, Y, fold, n_folds):
     out = []
     for k in range(n_folds):
         Mk = M[fold == k]
-        out.append(pooled_t(Mk.T, Y[:, fold == k].T.astype(float), (Mk.sum(0), (Mk ** 2).sum(0))).T)
+        out.append(pooled_t(Mk.T, Y[:, fold == k].T.astype(float), (Mk.sum(0), (Mk**2).sum(0))).T)
     return np.stack(out, 1)
 
 
@@ -101,13 +101,23 @@ def main():
     rng = np.random.default_rng(0)
     rows = [one_cohort(rng, seed, n, f, n_folds, B) for seed in range(n_cohorts)]
     margin = int(stats.binom.ppf(0.95, n_cohorts, 0.05))
-    results = {"cohorts": n_cohorts, "subjects": n, "features": f, "folds": n_folds, "permutations": B,
-               "fwer_allowed_count": margin, "tests": {}}
+    results = {
+        "cohorts": n_cohorts,
+        "subjects": n,
+        "features": f,
+        "folds": n_folds,
+        "permutations": B,
+        "fwer_allowed_count": margin,
+        "tests": {},
+    }
     for key in rows[0]:
         p = np.concatenate([r[key][0] for r in rows])
         hits = int(sum((r[key][1] <= 0.05).any() for r in rows))
-        results["tests"][key] = {"share_p_perm_below_0.05": round(float((p <= 0.05).mean()), 4),
-                                 "fwer_false_positive_cohorts": hits, "fwer_ok": hits <= margin}
+        results["tests"][key] = {
+            "share_p_perm_below_0.05": round(float((p <= 0.05).mean()), 4),
+            "fwer_false_positive_cohorts": hits,
+            "fwer_ok": hits <= margin,
+        }
         print(key, results["tests"][key], flush=True)
     save("coupling" + ("_quick" if args.quick else ""), results)
 

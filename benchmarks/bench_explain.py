@@ -31,7 +31,9 @@ torch.manual_seed(0)
 model = build_model(ModelConfig(), cohort, prep, partition_loci(cohort.snps)).eval()
 """
 
-SPEED = SETUP + """
+SPEED = (
+    SETUP
+    + """
 from captum.attr import IntegratedGradients
 from explain import integrated_gradients, relative_delta
 from explain._ig import _LogOdds
@@ -65,8 +67,11 @@ print(json.dumps({{"subjects": n, "n_steps": steps, "batched_seconds": round(bat
                   "speedup_vs_loop": round(loop / batched, 2), "ratio_to_floor": round(batched / floor, 3),
                   "median_relative_delta": float(relative_delta(delta, attr).median())}}))
 """
+)
 
-MEMORY = SETUP + """
+MEMORY = (
+    SETUP
+    + """
 from explain import integrated_gradients
 t = time.perf_counter()
 for start in range(0, cohort.n_subjects, 64):
@@ -75,6 +80,7 @@ for start in range(0, cohort.n_subjects, 64):
     integrated_gradients(model, inputs, n_steps={steps})
 print(json.dumps({{"subjects": {n}, "seconds": round(time.perf_counter() - t, 1)}}))
 """
+)
 
 
 def main():

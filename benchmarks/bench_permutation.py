@@ -54,7 +54,8 @@ def main():
     holes = g.copy()
     holes[rng.random(holes.shape) < 0.01] = np.nan  # 1% missing calls, as after a typical call-rate QC
     results["trend_snps_1pct_missing_seconds"] = best_seconds(
-        lambda: trend_permutation_test(holes, y, n_permutations=B))
+        lambda: trend_permutation_test(holes, y, n_permutations=B)
+    )
 
     if shutil.which("plink1.9"):
         from bed_reader import to_bed
@@ -62,14 +63,37 @@ def main():
         folder = SCRATCH / "permutation"
         folder.mkdir(parents=True, exist_ok=True)
         ids = [f"i{k}" for k in range(n)]
-        to_bed(folder / "d.bed", g, properties={
-            "fid": ids, "iid": ids, "sid": [f"rs{j}" for j in range(m)], "chromosome": ["1"] * m,
-            "bp_position": np.arange(1, m + 1) * 100, "allele_1": ["A"] * m, "allele_2": ["G"] * m,
-            "pheno": (y + 1).astype(str)})
-        command = ["plink1.9", "--bfile", str(folder / "d"), "--assoc", f"mperm={B}", "--allow-no-sex",
-                   "--threads", "2", "--seed", "1", "--out", str(folder / "out")]
+        to_bed(
+            folder / "d.bed",
+            g,
+            properties={
+                "fid": ids,
+                "iid": ids,
+                "sid": [f"rs{j}" for j in range(m)],
+                "chromosome": ["1"] * m,
+                "bp_position": np.arange(1, m + 1) * 100,
+                "allele_1": ["A"] * m,
+                "allele_2": ["G"] * m,
+                "pheno": (y + 1).astype(str),
+            },
+        )
+        command = [
+            "plink1.9",
+            "--bfile",
+            str(folder / "d"),
+            "--assoc",
+            f"mperm={B}",
+            "--allow-no-sex",
+            "--threads",
+            "2",
+            "--seed",
+            "1",
+            "--out",
+            str(folder / "out"),
+        ]
         results["plink_assoc_mperm_seconds"] = best_seconds(
-            lambda: subprocess.run(command, check=True, capture_output=True))
+            lambda: subprocess.run(command, check=True, capture_output=True)
+        )
     results["timing"] = f"best of {REPEATS} runs"
     save("permutation" + ("_quick" if args.quick else ""), results)
 

@@ -43,8 +43,11 @@ def recovery(report: Path) -> dict:
     regions, edges = pd.read_csv(report / "regions.csv"), pd.read_csv(report / "connections.csv")
     causal = {s["snp"] for s in truth["causal_snps"]}
     is_causal = snps["snp"].isin(causal).to_numpy()
-    out = {"subjects": truth["settings"]["n_subjects"], "causal_snps": len(causal & set(snps["snp"])),
-           "snps": len(snps)}
+    out = {
+        "subjects": truth["settings"]["n_subjects"],
+        "causal_snps": len(causal & set(snps["snp"])),
+        "snps": len(snps),
+    }
     for column in ("p_perm", "p_assoc"):
         out[f"snp_auc_{column}"] = round(float(roc_auc_score(is_causal, _score(snps, column))), 4)
     if "contrast" in snps:  # the tables' ranking
@@ -54,11 +57,15 @@ def recovery(report: Path) -> dict:
     causal_loci = set(snps.loc[is_causal, "locus"])
     out["causal_locus_ranks"] = sorted(int(r) for r in loci.loc[loci["locus"].isin(causal_loci), "rank"])
     names = {r["region"] for r in truth["smri_regions"]}
-    out["planted_region_ranks"] = {r: int(regions.loc[regions["region"] == r, "rank"].iloc[0])
-                                   for r in sorted(names) if (regions["region"] == r).any()}
+    out["planted_region_ranks"] = {
+        r: int(regions.loc[regions["region"] == r, "rank"].iloc[0])
+        for r in sorted(names)
+        if (regions["region"] == r).any()
+    }
     rank_of = {frozenset(k): int(r) for k, r in zip(zip(edges["node_i"], edges["node_j"]), edges["rank"])}
-    out["planted_edge_ranks"] = {f"{e['node_i']}-{e['node_j']}": rank_of[frozenset((e["node_i"], e["node_j"]))]
-                                 for e in truth["fnc_edges"]}
+    out["planted_edge_ranks"] = {
+        f"{e['node_i']}-{e['node_j']}": rank_of[frozenset((e["node_i"], e["node_j"]))] for e in truth["fnc_edges"]
+    }
     out["targets"] = {
         "snp_auc_p_perm>=0.9": out["snp_auc_p_perm"] >= 0.9,
         "causal_loci_in_top10": all(r <= 10 for r in out["causal_locus_ranks"]),
@@ -76,7 +83,8 @@ def recovery(report: Path) -> dict:
         deletion = pd.read_csv(report / "deletion.csv")
         deletion = deletion[deletion["fraction"] > 0]
         out["deletion_top_below_random"] = {
-            m: f"{int((g['auc_top'] < g['auc_random_mean']).sum())}/{len(g)}" for m, g in deletion.groupby("modality")}
+            m: f"{int((g['auc_top'] < g['auc_random_mean']).sum())}/{len(g)}" for m, g in deletion.groupby("modality")
+        }
         out["deletion"] = deletion.round(4).to_dict("records")
     return out
 
@@ -86,19 +94,30 @@ def retable(report: Path):
 
     attributions = Attributions.load(report)
     s = attributions.settings
-    tables = result_tables(OutOfFold(report / "run"), attributions, n_permutations=s["n_permutations"],
-                           genes=s.get("genes"), atlas=s.get("atlas", "aal"), random_state=s["random_state"])
+    tables = result_tables(
+        OutOfFold(report / "run"),
+        attributions,
+        n_permutations=s["n_permutations"],
+        genes=s.get("genes"),
+        atlas=s.get("atlas", "aal"),
+        random_state=s["random_state"],
+    )
     write_tables(tables, report)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", help="a report folder from `migtrans-explain --demo` (default: build one)")
-    parser.add_argument("--subjects", type=int, default=600,
-                        help="cohort size of the demo it builds (default 600, the `make demo` size)")
+    parser.add_argument(
+        "--subjects",
+        type=int,
+        default=600,
+        help="cohort size of the demo it builds (default 600, the `make demo` size)",
+    )
     parser.add_argument("--quick", action="store_true", help="a tiny demo, to check the script runs")
-    parser.add_argument("--retable", action="store_true",
-                        help="with --report: rebuild its tables from the saved attributions first")
+    parser.add_argument(
+        "--retable", action="store_true", help="with --report: rebuild its tables from the saved attributions first"
+    )
     args = parser.parse_args()
     if args.report:
         report = Path(args.report)
@@ -108,8 +127,11 @@ def main():
         from reports import demo
 
         report = SCRATCH / f"recovery_{args.subjects}"
-        sizes = (dict(n_subjects=60, n_snps=300, n_folds=2, epochs=2, n_permutations=99) if args.quick
-                 else dict(n_subjects=args.subjects))
+        sizes = (
+            dict(n_subjects=60, n_snps=300, n_folds=2, epochs=2, n_permutations=99)
+            if args.quick
+            else dict(n_subjects=args.subjects)
+        )
         demo(report, overwrite=True, progress=True, **sizes)
     result = recovery(report)
     print(json.dumps(result, indent=2))

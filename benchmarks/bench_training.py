@@ -62,17 +62,22 @@ def main():
         run_dirs.append(result.out_dir)
         metrics = result.metrics.set_index("fold")
         mean = metrics.loc["mean"]
-        results["runs"][name] = {"seconds": round(seconds, 1), "accuracy": float(mean["accuracy"]),
-                                 "roc_auc": float(mean["roc_auc"])}
+        results["runs"][name] = {
+            "seconds": round(seconds, 1),
+            "accuracy": float(mean["accuracy"]),
+            "roc_auc": float(mean["roc_auc"]),
+        }
         if "explanation_set" in metrics.index:  # the fold models' ensemble on the held-out quarter
             results["runs"][name].update(
                 explanation_set_accuracy=float(metrics.loc["explanation_set", "accuracy"]),
-                explanation_set_roc_auc=float(metrics.loc["explanation_set", "roc_auc"]))
+                explanation_set_roc_auc=float(metrics.loc["explanation_set", "roc_auc"]),
+            )
         print(name, results["runs"][name], flush=True)
         if name == "migtrans_all":
             run = open_run(result.out_dir)
-            n_train = sum(len(run.fold_info(k)["train_subjects"]) * _epochs_run(run, k)
-                          for k in range(1, run.n_folds + 1))
+            n_train = sum(
+                len(run.fold_info(k)["train_subjects"]) * _epochs_run(run, k) for k in range(1, run.n_folds + 1)
+            )
             results["five_fold_seconds"] = round(seconds, 1)
             results["train_subjects_per_second"] = round(n_train / seconds, 1)
             results["parameters"] = _n_parameters(result.out_dir)

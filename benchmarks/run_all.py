@@ -12,10 +12,18 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RUNS = [["bench_cohort_io.py"], ["bench_training.py"], ["bench_training.py", "--subjects", "1000"],
-        ["bench_explain.py"], ["bench_permutation.py"], ["bench_calibration.py", "--cohorts", "200"],
-        ["bench_coupling.py"], ["bench_recovery.py"], ["bench_recovery.py", "--subjects", "1000"],
-        ["bench_recovery.py", "--subjects", "2000"]]
+RUNS = [
+    ["bench_cohort_io.py"],
+    ["bench_training.py"],
+    ["bench_training.py", "--subjects", "1000"],
+    ["bench_explain.py"],
+    ["bench_permutation.py"],
+    ["bench_calibration.py", "--cohorts", "200"],
+    ["bench_coupling.py"],
+    ["bench_recovery.py"],
+    ["bench_recovery.py", "--subjects", "1000"],
+    ["bench_recovery.py", "--subjects", "2000"],
+]
 
 
 def main():

@@ -23,17 +23,28 @@ def latex_table(table: pd.DataFrame) -> str:
     """The comparison as a LaTeX tabular (booktabs): accuracy-type metrics in percent, AUC as a fraction."""
     from migtrans.training._metrics import METRIC_COLUMNS
 
-    names = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced acc.", "precision": "Precision",
-             "recall": "Recall", "f1": "F1", "roc_auc": "ROC AUC"}
+    names = {
+        "accuracy": "Accuracy",
+        "balanced_accuracy": "Balanced acc.",
+        "precision": "Precision",
+        "recall": "Recall",
+        "f1": "F1",
+        "roc_auc": "ROC AUC",
+    }
     header = ["Run", "Model", "Modalities", *(names[m] for m in METRIC_COLUMNS)]
-    lines = [r"\begin{tabular}{lll" + "c" * len(METRIC_COLUMNS) + "}", r"\toprule", " & ".join(header) + r" \\",
-             r"\midrule"]
+    lines = [
+        r"\begin{tabular}{lll" + "c" * len(METRIC_COLUMNS) + "}",
+        r"\toprule",
+        " & ".join(header) + r" \\",
+        r"\midrule",
+    ]
     for _, row in table.iterrows():
         cells = [str(row["run"]).replace("_", r"\_"), row["model"], row["modalities"].replace("+", " + ")]
         for metric in METRIC_COLUMNS:
             mean, sd = row[f"{metric}_mean"], row[f"{metric}_sd"]
-            cells.append(f"{mean:.3f} $\\pm$ {sd:.3f}" if metric == "roc_auc"
-                         else f"{100 * mean:.1f} $\\pm$ {100 * sd:.1f}")
+            cells.append(
+                f"{mean:.3f} $\\pm$ {sd:.3f}" if metric == "roc_auc" else f"{100 * mean:.1f} $\\pm$ {100 * sd:.1f}"
+            )
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
@@ -63,8 +74,9 @@ def main(argv=None):
             display = ManhattanDisplay.from_table(pd.read_csv(report / "snps.csv")).plot()
             written += save_figure(display.figure_, out / "figures", "figure_manhattan", formats)
         if (report / "connections.csv").is_file() and (report / "nodes.csv").is_file():
-            display = ConnectomeDisplay.from_tables(pd.read_csv(report / "connections.csv"),
-                                                    pd.read_csv(report / "nodes.csv"), top_k=20).plot()
+            display = ConnectomeDisplay.from_tables(
+                pd.read_csv(report / "connections.csv"), pd.read_csv(report / "nodes.csv"), top_k=20
+            ).plot()
             written += save_figure(display.figure_, out / "figures", "figure_connectome", formats)
         if (report / "smri_attribution.nii.gz").is_file():
             display = AttributionMapDisplay.from_image(nib.load(report / "smri_attribution.nii.gz")).plot("glass")

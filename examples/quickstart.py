@@ -34,27 +34,40 @@ def main(argv=None):
     args = parser.parse_args(argv)
     out = Path(args.out)
 
-    cohort = simulate_cohort(out / "cohort", n_subjects=args.subjects, n_snps=args.snps, seed=args.seed,
-                             overwrite=True)
+    cohort = simulate_cohort(out / "cohort", n_subjects=args.subjects, n_snps=args.snps, seed=args.seed, overwrite=True)
     print(f"1/4 simulated {args.subjects} subjects x {args.snps} SNPs -> {cohort.toml_path}")
 
-    result = train(cohort.toml_path, out / "run", TrainConfig(n_folds=args.folds, epochs=args.epochs,
-                                                             seed=args.seed), overwrite=True)
+    result = train(
+        cohort.toml_path,
+        out / "run",
+        TrainConfig(n_folds=args.folds, epochs=args.epochs, seed=args.seed),
+        overwrite=True,
+    )
     print("2/4 cross-validated MIGTrans:")
     print(format_comparison(compare_runs([result.out_dir])))
 
-    report = explain_and_report(result.out_dir, out / "report", n_permutations=args.permutations,
-                                n_steps=args.ig_steps, random_state=args.seed, overwrite=True)
+    report = explain_and_report(
+        result.out_dir,
+        out / "report",
+        n_permutations=args.permutations,
+        n_steps=args.ig_steps,
+        random_state=args.seed,
+        overwrite=True,
+    )
     print(f"3/4 explained the held-out explanation set and tested -> {report.parent}")
 
     truth = json.loads((cohort.out_dir / "truth.json").read_text())
     planted = {s["snp"] for s in truth["causal_snps"]}
     snps = pd.read_csv(report.parent / "snps.csv")
-    print(f"planted causal SNPs and their ranks among {len(snps)} (by the model's contrast; p_perm tests it; "
-          "p_assoc is the classical test):")
+    print(
+        f"planted causal SNPs and their ranks among {len(snps)} (by the model's contrast; p_perm tests it; "
+        "p_assoc is the classical test):"
+    )
     for _, row in snps[snps["snp"].isin(planted)].iterrows():
-        print(f"  {row['snp']:>18}  gene {row['gene']:<10} rank {int(row['rank']):>5}  "
-              f"contrast {row['contrast']:+.3f}  p_perm {row['p_perm']:.3g}  p_assoc {row['p_assoc']:.3g}")
+        print(
+            f"  {row['snp']:>18}  gene {row['gene']:<10} rank {int(row['rank']):>5}  "
+            f"contrast {row['contrast']:+.3f}  p_perm {row['p_perm']:.3g}  p_assoc {row['p_assoc']:.3g}"
+        )
     print(f"4/4 report: {report}")
     return report
 

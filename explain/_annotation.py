@@ -36,14 +36,19 @@ def gene_table(source="grch37", *, coding_only=True) -> pd.DataFrame:
     else:
         path = Path(source)
         if not path.is_file():
-            raise ParameterError(
-                f"genes: expected grch37, grch38 or a BED file, found {str(source)!r} (no such file)")
+            raise ParameterError(f"genes: expected grch37, grch38 or a BED file, found {str(source)!r} (no such file)")
         try:
             bed = pd.read_csv(path, sep="\t", header=None, comment="#", usecols=[0, 1, 2, 3], dtype={0: str})
         except (ValueError, pd.errors.ParserError) as exc:
             raise ParameterError(f"genes: {path} is not a BED file with at least 4 columns ({exc})") from None
-        table = pd.DataFrame({"chrom": bed[0], "start": bed[1].astype(np.int64) + 1, "end": bed[2].astype(np.int64),
-                              "gene": bed[3].astype(str)})
+        table = pd.DataFrame(
+            {
+                "chrom": bed[0],
+                "start": bed[1].astype(np.int64) + 1,
+                "end": bed[2].astype(np.int64),
+                "gene": bed[3].astype(str),
+            }
+        )
     table["chrom"] = table["chrom"].map(normalise_chrom)
     return table.sort_values(["chrom", "start"], kind="stable").reset_index(drop=True)
 
@@ -69,7 +74,7 @@ def nearest_genes(chrom, pos, genes: pd.DataFrame, *, chunk=2048) -> pd.DataFram
         starts, ends, names = on["start"].to_numpy(), on["end"].to_numpy(), on["gene"].to_numpy()
         rows = np.asarray(rows)
         for s in range(0, len(rows), chunk):
-            idx = rows[s:s + chunk]
+            idx = rows[s : s + chunk]
             p = pos[idx][:, None]
             d = np.maximum(np.maximum(starts[None, :] - p, p - ends[None, :]), 0)
             best = d.min(axis=1)

@@ -53,7 +53,7 @@ def logistic_association(genotypes, labels, covariates=None, *, chunk=2048, max_
     out = np.full((m, 4), np.nan)
     n_obs = np.zeros(m, dtype=np.int64)
     for start in range(0, m, chunk):
-        g = g_all[:, start:start + chunk].T  # (c, n)
+        g = g_all[:, start : start + chunk].T  # (c, n)
         present = ~np.isnan(g)
         g = np.where(present, g, 0.0)
         c = g.shape[0]
@@ -92,10 +92,13 @@ def logistic_association(genotypes, labels, covariates=None, *, chunk=2048, max_
         n_obs[rows] = present.sum(axis=1)
     polymorphic = np.nanmax(g_all, axis=0, initial=-np.inf) > np.nanmin(g_all, axis=0, initial=np.inf)
     if polymorphic.any() and np.isnan(out[:, 3]).all():
-        raise ParameterError(f"association: the logistic fit failed for all {int(polymorphic.sum())} polymorphic "
-                             "SNPs (covariates " + (", ".join(names[1:]) or "none") + "); check the covariates")
-    return pd.DataFrame({"beta_assoc": out[:, 0], "se_assoc": out[:, 1], "z_assoc": out[:, 2],
-                         "p_assoc": out[:, 3], "n_obs": n_obs})
+        raise ParameterError(
+            f"association: the logistic fit failed for all {int(polymorphic.sum())} polymorphic "
+            "SNPs (covariates " + (", ".join(names[1:]) or "none") + "); check the covariates"
+        )
+    return pd.DataFrame(
+        {"beta_assoc": out[:, 0], "se_assoc": out[:, 1], "z_assoc": out[:, 2], "p_assoc": out[:, 3], "n_obs": n_obs}
+    )
 
 
 def _check_null_model(C, y, names, max_iter=50):
@@ -114,9 +117,11 @@ def _check_null_model(C, y, names, max_iter=50):
             break
     eta = C @ beta
     if np.abs(eta).max() > 15 or not np.isfinite(eta).all():
-        raise ParameterError("covariates: " + ", ".join(names[1:]) + " separate cases from controls almost "
-                             "perfectly (the covariates-only logistic model has fitted probabilities of 0 or 1), "
-                             "so no SNP effect can be estimated beyond them; drop or recode the covariate at fault")
+        raise ParameterError(
+            "covariates: " + ", ".join(names[1:]) + " separate cases from controls almost "
+            "perfectly (the covariates-only logistic model has fitted probabilities of 0 or 1), "
+            "so no SNP effect can be estimated beyond them; drop or recode the covariate at fault"
+        )
 
 
 def _safe_solve(a, b):
@@ -142,8 +147,9 @@ def genomic_inflation(p_values) -> float:
     return float(np.median(stats.chi2.isf(p, 1)) / stats.chi2.ppf(0.5, 1))
 
 
-def trend_permutation_test(genotypes, labels, *, strata=None, n_permutations=1000, random_state=0, perm_chunk=512,
-                           snp_chunk=1024):
+def trend_permutation_test(
+    genotypes, labels, *, strata=None, n_permutations=1000, random_state=0, perm_chunk=512, snp_chunk=1024
+):
     """Max-T permutation test of the per-SNP trend (score) statistic of dosage, for genome-wide FWER.
 
     The statistic is the Armitage trend / score test on mean-imputed dosage,
@@ -199,7 +205,7 @@ def trend_permutation_test(genotypes, labels, *, strata=None, n_permutations=100
     total = calls.sum(axis=0, dtype=np.int64)
     squares = (filled * filled).sum(axis=0, dtype=np.float64)
     mean = total / np.maximum(count, 1)
-    var = np.maximum(squares - count * mean ** 2, 0) / n
+    var = np.maximum(squares - count * mean**2, 0) / n
     scale = np.sqrt(var * n1 * (n - n1) / n)
     scale = np.where(scale > 1e-12, scale, np.nan)
 
@@ -210,7 +216,7 @@ def trend_permutation_test(genotypes, labels, *, strata=None, n_permutations=100
     # observed and the permuted labels.
     def blocks(matrix):
         # contiguous SNP blocks: the integer kernel reads its operands as dense row-major matrices
-        return [torch.from_numpy(np.ascontiguousarray(matrix[:, s:s + snp_chunk])) for s in range(0, m, snp_chunk)]
+        return [torch.from_numpy(np.ascontiguousarray(matrix[:, s : s + snp_chunk])) for s in range(0, m, snp_chunk)]
 
     int_type = torch.int32 if 2 * n * n < 2**31 else torch.int64
     call_blocks = blocks(calls)
@@ -248,12 +254,18 @@ def trend_permutation_test(genotypes, labels, *, strata=None, n_permutations=100
             cols = slice(starts[k], starts[k] + d.shape[1])
             exceed[cols] += (d >= observed_d[cols]).sum(dim=0)
             block_max = torch.maximum(block_max, (d.float() * weight[cols]).max(dim=1).values)
-        max_null[done:done + Y.shape[0]] = block_max
+        max_null[done : done + Y.shape[0]] = block_max
         done += Y.shape[0]
     exceed, max_null, threshold = exceed.numpy(), max_null.numpy().astype(np.float64), threshold.numpy()
     valid = np.isfinite(observed)
     p_perm = np.where(valid, (exceed + 1) / (n_permutations + 1), np.nan)
     n_ge = n_permutations - np.searchsorted(np.sort(max_null), threshold, side="left")
     p_fwer = np.where(valid, (n_ge + 1) / (n_permutations + 1), np.nan)
-    return PermutationResult(stat=observed, p_perm=p_perm, p_fwer=p_fwer, q_fdr=bh_fdr(p_perm),
-                             n_permutations=n_permutations, max_null=max_null)
+    return PermutationResult(
+        stat=observed,
+        p_perm=p_perm,
+        p_fwer=p_fwer,
+        q_fdr=bh_fdr(p_perm),
+        n_permutations=n_permutations,
+        max_null=max_null,
+    )

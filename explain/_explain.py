@@ -26,10 +26,27 @@ def _say(progress, text):
         print(text, file=sys.stderr, flush=True)
 
 
-def explain_run(run_dir, *, out_dir=None, n_steps=32, baseline="mean", internal_batch_size=None,
-                smoothgrad_samples=0, noise_level=None, rollout_method="gradient", faithfulness=True,
-                deletion_fractions=None, n_permutations=0, genes=None, atlas="aal", batch_size=64, device="auto",
-                random_state=0, progress=False, cohort=None) -> Attributions:
+def explain_run(
+    run_dir,
+    *,
+    out_dir=None,
+    n_steps=32,
+    baseline="mean",
+    internal_batch_size=None,
+    smoothgrad_samples=0,
+    noise_level=None,
+    rollout_method="gradient",
+    faithfulness=True,
+    deletion_fractions=None,
+    n_permutations=0,
+    genes=None,
+    atlas="aal",
+    batch_size=64,
+    device="auto",
+    random_state=0,
+    progress=False,
+    cohort=None,
+) -> Attributions:
     """Attribute the held-out predictions of a run.
 
     With an explanation set (the default of `migtrans train`), its subjects are explained by the ensemble of
@@ -79,13 +96,20 @@ def explain_run(run_dir, *, out_dir=None, n_steps=32, baseline="mean", internal_
     cohort, n = oof.cohort, len(oof.rows)
     mods = oof.modalities
     first = oof.folds[0].prep
-    who = (f"the {n} subjects of the explanation set with all {len(oof.folds)} fold models"
-           if oof.has_explanation_set else f"{n} subjects out of fold ({len(oof.folds)} fold models)")
-    _say(progress, f"explaining {who}, {n_steps} IG steps"
-         + (f", {n_permutations} permutations" if n_permutations else ""))
-    ig = {"snp": np.zeros((n, cohort.genotypes.shape[1]), np.float32) if "snp" in mods else None,
-          "fnc": np.zeros((n, *cohort.fnc.shape[1:]), np.float32) if "fnc" in mods else None,
-          "smri": np.zeros((n, cohort.voxels.shape[1]), np.float32) if "smri" in mods else None}
+    who = (
+        f"the {n} subjects of the explanation set with all {len(oof.folds)} fold models"
+        if oof.has_explanation_set
+        else f"{n} subjects out of fold ({len(oof.folds)} fold models)"
+    )
+    _say(
+        progress,
+        f"explaining {who}, {n_steps} IG steps" + (f", {n_permutations} permutations" if n_permutations else ""),
+    )
+    ig = {
+        "snp": np.zeros((n, cohort.genotypes.shape[1]), np.float32) if "snp" in mods else None,
+        "fnc": np.zeros((n, *cohort.fnc.shape[1:]), np.float32) if "fnc" in mods else None,
+        "smri": np.zeros((n, cohort.voxels.shape[1]), np.float32) if "smri" in mods else None,
+    }
     roll = {m: None for m in mods}
     shares = np.zeros((n, len(mods)))
     log_odds, delta, attr_sum = np.zeros(n), np.zeros(n), np.zeros(n)
@@ -96,16 +120,23 @@ def explain_run(run_dir, *, out_dir=None, n_steps=32, baseline="mean", internal_
         _say(progress, f"explaining {len(rows)} subjects with fold model {fold.fold}/{len(oof.folds)}")
         base = oof.baselines(fold, baseline)
         for s in range(0, len(rows), batch_size):
-            idx = rows[s:s + batch_size]
+            idx = rows[s : s + batch_size]
             pos = oof.position(idx)
             inputs = oof.inputs(fold, idx)
-            attr, d = integrated_gradients(fold.model, inputs, base, n_steps=n_steps,
-                                           internal_batch_size=internal_batch_size,
-                                           smoothgrad_samples=smoothgrad_samples, noise_level=noise_level,
-                                           random_state=random_state + fold.fold)
+            attr, d = integrated_gradients(
+                fold.model,
+                inputs,
+                base,
+                n_steps=n_steps,
+                internal_batch_size=internal_batch_size,
+                smoothgrad_samples=smoothgrad_samples,
+                noise_level=noise_level,
+                random_state=random_state + fold.fold,
+            )
             delta[pos] += weight * d.double().cpu().numpy()
-            attr_sum[pos] += weight * sum(a.reshape(len(idx), -1).double().sum(dim=1).cpu().numpy()
-                                          for a in attr.values())
+            attr_sum[pos] += weight * sum(
+                a.reshape(len(idx), -1).double().sum(dim=1).cpu().numpy() for a in attr.values()
+            )
             if "snp" in mods:
                 ig["snp"][pos] += weight * attr["snp"].cpu().numpy()
             if "fnc" in mods:
@@ -125,33 +156,57 @@ def explain_run(run_dir, *, out_dir=None, n_steps=32, baseline="mean", internal_
     # completeness of the explained function (one model, or the ensemble mean): |delta| / |f(x) - f(baseline)|
     rel = np.abs(delta) / np.maximum(np.abs(attr_sum - delta), 1e-12)
 
-    subjects = pd.DataFrame({
-        "subject_id": cohort.subject_ids[oof.rows], "fold": oof.fold_of_row[oof.rows],
-        "label": oof.labels.astype(int), "prob_positive": 1 / (1 + np.exp(-log_odds)), "log_odds": log_odds,
-        "ig_delta": delta, "ig_relative_delta": rel,
-    })
+    subjects = pd.DataFrame(
+        {
+            "subject_id": cohort.subject_ids[oof.rows],
+            "fold": oof.fold_of_row[oof.rows],
+            "label": oof.labels.astype(int),
+            "prob_positive": 1 / (1 + np.exp(-log_odds)),
+            "log_odds": log_odds,
+            "ig_delta": delta,
+            "ig_relative_delta": rel,
+        }
+    )
     for j, m in enumerate(mods):
         subjects[f"rollout_share_{m}"] = shares[:, j]
     total = sum(np.abs(ig[m].reshape(n, -1)).sum(axis=1, dtype=np.float64) for m in mods)
     for m in mods:
-        subjects[f"ig_abs_share_{m}"] = (np.abs(ig[m].reshape(n, -1)).sum(axis=1, dtype=np.float64)
-                                         / np.maximum(total, 1e-12))
+        subjects[f"ig_abs_share_{m}"] = np.abs(ig[m].reshape(n, -1)).sum(axis=1, dtype=np.float64) / np.maximum(
+            total, 1e-12
+        )
 
     settings = {
-        "run": str(oof.run.path), "method": "integrated_gradients", "target": "positive-class log-odds",
-        "n_steps": n_steps, "quadrature": "gausslegendre", "baseline": baseline,
-        "internal_batch_size": internal_batch_size, "smoothgrad_samples": smoothgrad_samples,
-        "noise_level": noise_level, "rollout_method": rollout_method, "random_state": random_state,
+        "run": str(oof.run.path),
+        "method": "integrated_gradients",
+        "target": "positive-class log-odds",
+        "n_steps": n_steps,
+        "quadrature": "gausslegendre",
+        "baseline": baseline,
+        "internal_batch_size": internal_batch_size,
+        "smoothgrad_samples": smoothgrad_samples,
+        "noise_level": noise_level,
+        "rollout_method": rollout_method,
+        "random_state": random_state,
         "fnc_edge_attribution": "sum of the (i, j) and (j, i) entries",
-        "ig_relative_delta_median": float(np.median(rel)), "ig_relative_delta_max": float(np.max(rel)),
-        "explained": ("explanation set, ensemble of the fold models" if oof.has_explanation_set
-                      else "every subject, out of fold"),
-        "out_of_fold": not oof.has_explanation_set, "n_explained": n, "folds": len(oof.folds),
+        "ig_relative_delta_median": float(np.median(rel)),
+        "ig_relative_delta_max": float(np.max(rel)),
+        "explained": (
+            "explanation set, ensemble of the fold models" if oof.has_explanation_set else "every subject, out of fold"
+        ),
+        "out_of_fold": not oof.has_explanation_set,
+        "n_explained": n,
+        "folds": len(oof.folds),
     }
     attributions = Attributions(
-        subjects=subjects, snp=ig["snp"], fnc=ig["fnc"], smri=ig["smri"],
-        rollout_snp=roll.get("snp"), rollout_fnc=roll.get("fnc"), rollout_smri=roll.get("smri"),
-        mask=first.mask if "smri" in mods else None, affine=cohort.affine if "smri" in mods else None,
+        subjects=subjects,
+        snp=ig["snp"],
+        fnc=ig["fnc"],
+        smri=ig["smri"],
+        rollout_snp=roll.get("snp"),
+        rollout_fnc=roll.get("fnc"),
+        rollout_smri=roll.get("smri"),
+        mask=first.mask if "smri" in mods else None,
+        affine=cohort.affine if "smri" in mods else None,
         settings=settings,
     )
     attributions.ablation = attributions.deletion = None
@@ -160,21 +215,31 @@ def explain_run(run_dir, *, out_dir=None, n_steps=32, baseline="mean", internal_
         attributions.ablation = modality_ablation(oof, baseline=baseline)
         kwargs = {"fractions": deletion_fractions} if deletion_fractions is not None else {}
         attributions.deletion = pd.concat(
-            [deletion_curve(oof, attributions, m, baseline=baseline, random_state=random_state, **kwargs)
-             for m in mods], ignore_index=True)
+            [
+                deletion_curve(oof, attributions, m, baseline=baseline, random_state=random_state, **kwargs)
+                for m in mods
+            ],
+            ignore_index=True,
+        )
     attributions.tables = {}
     if n_permutations:
         scheme = "site" if oof.has_explanation_set else "fold x site"
         _say(progress, f"statistics: {n_permutations} permutations within {scheme}")
-        attributions.tables = result_tables(oof, attributions, n_permutations=n_permutations, genes=genes,
-                                            atlas=atlas, random_state=random_state)
-        settings.update(n_permutations=n_permutations, permutation_scheme=f"labels shuffled within {scheme}",
-                        statistic=STATISTIC,
-                        fwer="max-T", fdr="Benjamini-Hochberg", atlas=str(atlas), ranking=RANKING,
-                        region_attribution=REGION_ATTRIBUTION if "smri" in mods else None,
-                        genes=str(genes or cohort.spec.genotypes.build.lower()) if "snp" in mods else None,
-                        lambda_gc=attributions.tables["snps"].attrs.get("lambda_gc") if "snps" in attributions.tables
-                        else None)
+        attributions.tables = result_tables(
+            oof, attributions, n_permutations=n_permutations, genes=genes, atlas=atlas, random_state=random_state
+        )
+        settings.update(
+            n_permutations=n_permutations,
+            permutation_scheme=f"labels shuffled within {scheme}",
+            statistic=STATISTIC,
+            fwer="max-T",
+            fdr="Benjamini-Hochberg",
+            atlas=str(atlas),
+            ranking=RANKING,
+            region_attribution=REGION_ATTRIBUTION if "smri" in mods else None,
+            genes=str(genes or cohort.spec.genotypes.build.lower()) if "snp" in mods else None,
+            lambda_gc=attributions.tables["snps"].attrs.get("lambda_gc") if "snps" in attributions.tables else None,
+        )
     settings["seconds"] = round(time.perf_counter() - start, 1)
     if out_dir is not False:
         folder = Path(out_dir) if out_dir else oof.run.path / "explanations"

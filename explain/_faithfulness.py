@@ -24,14 +24,16 @@ def modality_ablation(oof, *, baseline="mean") -> pd.DataFrame:
     full = _auc(labels, oof.log_odds())
     rows = []
     for modality in oof.modalities:
+
         def modify(inputs, fold, modality=modality):
             base = oof.baselines(fold, baseline)[modality]
             inputs[modality] = base.expand_as(inputs[modality]).clone()
             return inputs
 
         ablated = _auc(labels, oof.log_odds(modify))
-        rows.append({"modality": modality, "auc_full": full, "auc_ablated": ablated,
-                     "ablation_auc_drop": full - ablated})
+        rows.append(
+            {"modality": modality, "auc_full": full, "auc_ablated": ablated, "ablation_auc_drop": full - ablated}
+        )
     return pd.DataFrame(rows)
 
 
@@ -64,11 +66,13 @@ def _feature_setter(modality, prep, features):
             x = x.clone()
             x[:, i, j, kk] = base.expand_as(x)[:, i, j, kk]
             return x
+
     return apply
 
 
-def deletion_curve(oof, attributions, modality, *, fractions=DEFAULT_FRACTIONS, n_random=3, baseline="mean",
-                   random_state=0) -> pd.DataFrame:
+def deletion_curve(
+    oof, attributions, modality, *, fractions=DEFAULT_FRACTIONS, n_random=3, baseline="mean", random_state=0
+) -> pd.DataFrame:
     """AUC as the most-attributed features of one modality are replaced by the baseline, against random
     sets of the same size.
 
@@ -102,6 +106,14 @@ def deletion_curve(oof, attributions, modality, *, fractions=DEFAULT_FRACTIONS, 
             k = max(k, 1)
         top = auc_without(order[:k])
         randoms = [auc_without(rng.choice(n_features, size=k, replace=False)) for _ in range(n_random if k else 1)]
-        rows.append({"modality": modality, "fraction": fraction, "n_features": k, "auc_top": top,
-                     "auc_random_mean": float(np.mean(randoms)), "auc_random_sd": float(np.std(randoms))})
+        rows.append(
+            {
+                "modality": modality,
+                "fraction": fraction,
+                "n_features": k,
+                "auc_top": top,
+                "auc_random_mean": float(np.mean(randoms)),
+                "auc_random_sd": float(np.std(randoms)),
+            }
+        )
     return pd.DataFrame(rows)

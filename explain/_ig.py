@@ -22,8 +22,18 @@ class _LogOdds(torch.nn.Module):
         return (logits[:, 1] - logits[:, 0]).float()
 
 
-def integrated_gradients(model, inputs, baselines=None, *, n_steps=32, method="gausslegendre",
-                         internal_batch_size=None, smoothgrad_samples=0, noise_level=None, random_state=0):
+def integrated_gradients(
+    model,
+    inputs,
+    baselines=None,
+    *,
+    n_steps=32,
+    method="gausslegendre",
+    internal_batch_size=None,
+    smoothgrad_samples=0,
+    noise_level=None,
+    random_state=0,
+):
     """Integrated gradients of the positive-class log-odds with respect to every input modality.
 
     Parameters
@@ -97,12 +107,20 @@ def integrated_gradients(model, inputs, baselines=None, *, n_steps=32, method="g
         b = tuple(_baseline(baselines.get(m), inputs[m], rows, device) for m in names)
         for _ in range(repeats):
             if smoothgrad_samples:
-                x_noisy = tuple(t + levels[m] * sd[m] * torch.randn(t.shape, generator=generator).to(device)
-                                for m, t in zip(names, x))
+                x_noisy = tuple(
+                    t + levels[m] * sd[m] * torch.randn(t.shape, generator=generator).to(device)
+                    for m, t in zip(names, x)
+                )
             else:
                 x_noisy = x
-            attr, d = ig.attribute(x_noisy, baselines=b, n_steps=n_steps, method=method,
-                                   internal_batch_size=internal_batch_size, return_convergence_delta=True)
+            attr, d = ig.attribute(
+                x_noisy,
+                baselines=b,
+                n_steps=n_steps,
+                method=method,
+                internal_batch_size=internal_batch_size,
+                return_convergence_delta=True,
+            )
             for m, a in zip(names, attr):
                 attributions[m][rows] += a.detach().float() / repeats
             delta[rows] += d.detach().float().cpu() / repeats

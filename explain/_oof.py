@@ -55,9 +55,11 @@ class OutOfFold:
             missing = [s for s in subjects if s not in row]
             if missing:
                 why = self.cohort.dropped.get(missing[0])
-                raise RunError(f"{self.run.fold_dir(k) / 'fold.json'}: subject {missing[0]!r} of the run is not in "
-                               f"the cohort {'any more (' + why + ')' if why else ''}"
-                               + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+                raise RunError(
+                    f"{self.run.fold_dir(k) / 'fold.json'}: subject {missing[0]!r} of the run is not in "
+                    f"the cohort {'any more (' + why + ')' if why else ''}"
+                    + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                )
             return np.array([row[s] for s in subjects], dtype=np.int64)
 
         self.folds, held = [], set()
@@ -116,8 +118,10 @@ class OutOfFold:
         key = (fold.fold, batch_size)
         if key in self._prepared:
             return self._prepared[key]
-        batches = [(rows[s:s + batch_size], self.inputs(fold, rows[s:s + batch_size]))
-                   for s in range(0, len(rows), batch_size)]
+        batches = [
+            (rows[s : s + batch_size], self.inputs(fold, rows[s : s + batch_size]))
+            for s in range(0, len(rows), batch_size)
+        ]
         size = sum(t.numel() * t.element_size() for _, inputs in batches for t in inputs.values())
         held = sum(t.numel() * t.element_size() for b in self._prepared.values() for _, i in b for t in i.values())
         if held + size <= self.cache_mb * 2**20:

@@ -97,22 +97,24 @@ def stratified_design(X, labels, strata):
 class PermutationResult:
     """Observed statistics and permutation p-values of one family of features."""
 
-    stat: np.ndarray      # observed statistic (cases - controls), e.g. the standardised stratified contrast
-    p_perm: np.ndarray    # (R + 1) / (B + 1), two-sided on |stat|
-    p_fwer: np.ndarray    # max-T across the family
-    q_fdr: np.ndarray     # Benjamini-Hochberg on p_perm
+    stat: np.ndarray  # observed statistic (cases - controls), e.g. the standardised stratified contrast
+    p_perm: np.ndarray  # (R + 1) / (B + 1), two-sided on |stat|
+    p_fwer: np.ndarray  # max-T across the family
+    q_fdr: np.ndarray  # Benjamini-Hochberg on p_perm
     n_permutations: int
     max_null: np.ndarray  # max |stat| over the family, per permutation (for thresholds)
     contrast: np.ndarray | None = None  # difference of means, cases - controls, within strata (features' units)
 
     def table(self) -> pd.DataFrame:
         columns = {} if self.contrast is None else {"contrast": self.contrast}
-        return pd.DataFrame({**columns, "stat": self.stat, "p_perm": self.p_perm, "p_fwer": self.p_fwer,
-                             "q_fdr": self.q_fdr})
+        return pd.DataFrame(
+            {**columns, "stat": self.stat, "p_perm": self.p_perm, "p_fwer": self.p_fwer, "q_fdr": self.q_fdr}
+        )
 
 
-def permutation_test(X, labels, *, strata=None, n_permutations=1000, random_state=0, perm_chunk=250,
-                     memory_mb=256, dtype=np.float32) -> PermutationResult:
+def permutation_test(
+    X, labels, *, strata=None, n_permutations=1000, random_state=0, perm_chunk=250, memory_mb=256, dtype=np.float32
+) -> PermutationResult:
     """Per-feature contrast of cases vs controls within strata, standardised, with permutation p-values.
 
     The contrast is the difference of the case and control means within each stratum, averaged over
@@ -189,11 +191,18 @@ def permutation_test(X, labels, *, strata=None, n_permutations=1000, random_stat
             # a tiny relative tolerance so ties with the observed value count as "as extreme"
             exceed[cols] += (z >= abs_obs[cols, None] * (1 - 1e-6)).sum(axis=1)
             block_max = np.maximum(block_max, z.max(axis=0))
-        max_null[done:done + Y.shape[0]] = block_max
+        max_null[done : done + Y.shape[0]] = block_max
         done += Y.shape[0]
     p_perm = np.where(valid, (exceed + 1) / (n_permutations + 1), np.nan)
     sorted_max = np.sort(max_null)
     n_ge = n_permutations - np.searchsorted(sorted_max, abs_obs * (1 - 1e-6), side="left")
     p_fwer = np.where(valid, (n_ge + 1) / (n_permutations + 1), np.nan)
-    return PermutationResult(stat=observed, p_perm=p_perm, p_fwer=p_fwer, q_fdr=bh_fdr(p_perm),
-                             n_permutations=n_permutations, max_null=max_null, contrast=contrast)
+    return PermutationResult(
+        stat=observed,
+        p_perm=p_perm,
+        p_fwer=p_fwer,
+        q_fdr=bh_fdr(p_perm),
+        n_permutations=n_permutations,
+        max_null=max_null,
+        contrast=contrast,
+    )

@@ -122,8 +122,9 @@ def _normalise_self(block):
     eye = torch.eye(block.shape[-1], dtype=block.dtype, device=block.device)
     residual = block - eye
     sums = residual.sum(dim=-1, keepdim=True)
-    residual = torch.where(sums > 0, residual / torch.where(sums > 0, sums, torch.ones_like(sums)),
-                           torch.zeros_like(residual))
+    residual = torch.where(
+        sums > 0, residual / torch.where(sums > 0, sums, torch.ones_like(sums)), torch.zeros_like(residual)
+    )
     return residual + eye
 
 
@@ -351,8 +352,9 @@ def relevance_rollout(model, inputs, *, target=1, method="gradient", batch_size=
     """
     _check_option("method", method, _METHODS)
     _check_option("target", target, _TARGETS)
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
-                                   or batch_size < 1):
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1
+    ):
         raise ParameterError(f"batch_size: expected a positive integer or None, found {batch_size!r}")
     if not hasattr(model, "attention_specs") or not hasattr(model, "token_streams"):
         raise ParameterError(f"model: expected a MIGTrans model, found {type(model).__name__}")
@@ -363,7 +365,7 @@ def relevance_rollout(model, inputs, *, target=1, method="gradient", batch_size=
     rows, matrices, logits = [], [], []
     try:
         for start in range(0, n, step):
-            chunk = {m: x[start:start + step] for m, x in prepared.items()}
+            chunk = {m: x[start : start + step] for m, x in prepared.items()}
             relevance, chunk_logits = _relevance_chunk(model, chunk, method, target)
             rows.append(relevance[:, 0].cpu().numpy())
             logits.append(chunk_logits.cpu().numpy())
@@ -376,7 +378,7 @@ def relevance_rollout(model, inputs, *, target=1, method="gradient", batch_size=
     streams = OrderedDict(model.token_streams())
     per_stream, start = {}, 0
     for name, count in streams.items():
-        per_stream[name] = cls_row[:, start:start + count]
+        per_stream[name] = cls_row[:, start : start + count]
         start += count
     modalities = tuple(s for s in streams if s != "cls")
     totals = np.stack([per_stream[m].sum(axis=1) for m in modalities], axis=1)
@@ -384,7 +386,15 @@ def relevance_rollout(model, inputs, *, target=1, method="gradient", batch_size=
     with np.errstate(invalid="ignore", divide="ignore"):
         shares = np.where(denominator > 0, totals / denominator, np.nan)
     return RelevanceResult(
-        cls=cls_row, snp=per_stream.get("snp"), fnc=per_stream.get("fnc"), smri=per_stream.get("smri"),
-        shares=shares, modalities=modalities, token_streams=dict(streams), logits=logits, method=method,
-        target=target, matrix=np.concatenate(matrices) if return_matrix else None,
+        cls=cls_row,
+        snp=per_stream.get("snp"),
+        fnc=per_stream.get("fnc"),
+        smri=per_stream.get("smri"),
+        shares=shares,
+        modalities=modalities,
+        token_streams=dict(streams),
+        logits=logits,
+        method=method,
+        target=target,
+        matrix=np.concatenate(matrices) if return_matrix else None,
     )

@@ -25,8 +25,13 @@ def _ranked(table: pd.DataFrame) -> pd.DataFrame:
     """Rank 1 = largest contrast (the most log-odds separating cases from controls), ties by smaller p_perm;
     untestable rows (NaN p) last."""
     testable = np.isfinite(table["p_perm"].to_numpy())
-    order = np.lexsort((np.nan_to_num(table["p_perm"].to_numpy(), nan=np.inf),
-                        -np.nan_to_num(table["contrast"].to_numpy(), nan=-np.inf), ~testable))
+    order = np.lexsort(
+        (
+            np.nan_to_num(table["p_perm"].to_numpy(), nan=np.inf),
+            -np.nan_to_num(table["contrast"].to_numpy(), nan=-np.inf),
+            ~testable,
+        )
+    )
     table = table.iloc[order].reset_index(drop=True)
     table["rank"] = np.arange(1, len(table) + 1)
     return table
@@ -70,10 +75,12 @@ def result_tables(oof, attributions, *, n_permutations=1000, genes=None, atlas="
     site = np.zeros(cohort.n_subjects, dtype=int) if cohort.site is None else pd.factorize(cohort.site)[0]
     # the fold number is 0 for every subject of an explanation set: then strata are the sites alone
     strata = subjects["fold"].to_numpy() * 10_000 + site[oof.rows]
-    test = dict(labels=subjects["label"].to_numpy(), strata=strata, n_permutations=n_permutations,
-                random_state=random_state)
-    every = dict(labels=cohort.labels.astype(int), strata=site, n_permutations=n_permutations,
-                 random_state=random_state)
+    test = dict(
+        labels=subjects["label"].to_numpy(), strata=strata, n_permutations=n_permutations, random_state=random_state
+    )
+    every = dict(
+        labels=cohort.labels.astype(int), strata=site, n_permutations=n_permutations, random_state=random_state
+    )
     tables = {}
     if attributions.snp is not None:
         tables.update(_genomic_tables(oof, attributions, genes, test, every))
@@ -100,19 +107,34 @@ def _genomic_tables(oof, attributions, genes, test, every):
     # its genome-wide family-wise p: max-T over the trend statistic
     trend = trend_permutation_test(cohort.genotypes, **every)
     nearest = nearest_genes(snps["chrom"], snps["pos"], annotation)
-    snp_table = pd.concat([snps[["snp", "chrom", "pos", "a1", "a2"]], nearest[["gene"]],
-                           pd.DataFrame({"locus": locus_of}), snp_stats,
-                           assoc[["beta_assoc", "p_assoc"]], pd.DataFrame({"p_fwer_assoc": trend.p_fwer})], axis=1)
+    snp_table = pd.concat(
+        [
+            snps[["snp", "chrom", "pos", "a1", "a2"]],
+            nearest[["gene"]],
+            pd.DataFrame({"locus": locus_of}),
+            snp_stats,
+            assoc[["beta_assoc", "p_assoc"]],
+            pd.DataFrame({"p_fwer_assoc": trend.p_fwer}),
+        ],
+        axis=1,
+    )
     snp_table.attrs["lambda_gc"] = genomic_inflation(assoc["p_assoc"])
 
     # a locus's attribution per subject is the sum of its SNPs' (IG is additive)
     X_loci = np.column_stack([X[:, cols].sum(axis=1) for cols in loci["columns"]])
     locus_stats = _tested(X_loci, **test)
-    lead = [snps["snp"].iloc[_lead(cols, snp_stats, sign)]
-            for cols, sign in zip(loci["columns"], np.sign(np.nan_to_num(locus_stats["contrast"].to_numpy())))]
-    locus_table = pd.concat([loci[["locus", "chrom", "start", "end", "n_snps"]].reset_index(drop=True),
-                             pd.DataFrame({"lead_snp": lead, "genes": locus_genes(loci, annotation)}),
-                             locus_stats], axis=1)
+    lead = [
+        snps["snp"].iloc[_lead(cols, snp_stats, sign)]
+        for cols, sign in zip(loci["columns"], np.sign(np.nan_to_num(locus_stats["contrast"].to_numpy())))
+    ]
+    locus_table = pd.concat(
+        [
+            loci[["locus", "chrom", "start", "end", "n_snps"]].reset_index(drop=True),
+            pd.DataFrame({"lead_snp": lead, "genes": locus_genes(loci, annotation)}),
+            locus_stats,
+        ],
+        axis=1,
+    )
     return {"snps": _ranked(snp_table), "loci": _ranked(locus_table)}
 
 
@@ -129,14 +151,25 @@ def _connectome_tables(cohort, attributions, test):
     k = len(nodes)
     iu = np.triu_indices(k, 1)
     edge_stats = _tested(attributions.edges(), **test)
-    connections = pd.concat([pd.DataFrame({
-        "node_i": nodes["name"].to_numpy()[iu[0]], "node_j": nodes["name"].to_numpy()[iu[1]],
-        "domain_i": nodes["domain"].to_numpy()[iu[0]], "domain_j": nodes["domain"].to_numpy()[iu[1]]}),
-        edge_stats], axis=1)
+    connections = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "node_i": nodes["name"].to_numpy()[iu[0]],
+                    "node_j": nodes["name"].to_numpy()[iu[1]],
+                    "domain_i": nodes["domain"].to_numpy()[iu[0]],
+                    "domain_j": nodes["domain"].to_numpy()[iu[1]],
+                }
+            ),
+            edge_stats,
+        ],
+        axis=1,
+    )
     # a node's attribution per subject is the sum over its edges
     node_stats = _tested(np.asarray(attributions.fnc).sum(axis=2), **test)
-    node_table = pd.concat([nodes[["name", "domain", "x", "y", "z"]].rename(columns={"name": "node"}), node_stats],
-                           axis=1)
+    node_table = pd.concat(
+        [nodes[["name", "domain", "x", "y", "z"]].rename(columns={"name": "node"}), node_stats], axis=1
+    )
     if "note" in nodes.columns:  # e.g. stand-in labels: the report warns about them
         node_table["note"] = nodes["note"].to_numpy()
     return {"connections": _ranked(connections), "nodes": _ranked(node_table)}
@@ -152,9 +185,19 @@ def _region_table(attributions, atlas, test):
     # a region's attribution per subject is the sum over its voxels (log-odds, like every other table)
     X_regions = np.column_stack([X[:, voxel_label == v].sum(axis=1, dtype=np.float64) for v in present])
     region_stats = _tested(X_regions, **test)
-    table = pd.concat([pd.DataFrame({
-        "region": [names[v] for v in present], "atlas": str(atlas),
-        "n_voxels": [int((voxel_label == v).sum()) for v in present]}), region_stats], axis=1)
+    table = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "region": [names[v] for v in present],
+                    "atlas": str(atlas),
+                    "n_voxels": [int((voxel_label == v).sum()) for v in present],
+                }
+            ),
+            region_stats,
+        ],
+        axis=1,
+    )
     return _ranked(table)
 
 
@@ -180,7 +223,8 @@ def region_atlas(atlas="aal"):
     table = path.with_name(path.name.split(".")[0] + ".tsv")
     if not path.is_file():
         raise ParameterError(
-            f"atlas: expected aal, harvard-oxford or a label image, found {str(atlas)!r} (no such file)")
+            f"atlas: expected aal, harvard-oxford or a label image, found {str(atlas)!r} (no such file)"
+        )
     if not table.is_file():
         raise ParameterError(f"atlas: {path} needs its labels beside it in {table.name} (columns index, name)")
     try:
@@ -203,8 +247,14 @@ def _modality_table(attributions):
         drop = np.nan
         if ablation is not None and m in set(ablation["modality"]):
             drop = float(ablation.set_index("modality").loc[m, "ablation_auc_drop"])
-        rows.append({"modality": m, "rollout_share": subjects[f"rollout_share_{m}"].mean(),
-                     "ig_share": subjects[f"ig_abs_share_{m}"].mean(), "ablation_auc_drop": drop})
+        rows.append(
+            {
+                "modality": m,
+                "rollout_share": subjects[f"rollout_share_{m}"].mean(),
+                "ig_share": subjects[f"ig_abs_share_{m}"].mean(),
+                "ablation_auc_drop": drop,
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -128,11 +128,14 @@ def check_outside_inputs(out_dir, inputs, *, option="--out") -> None:
         path = Path(path).expanduser().resolve()
         if out == path or out in path.parents:
             verb = "is" if out == path else "contains"
-            raise ParameterError(f"{option}: expected a folder apart from the inputs, found {str(out)!r}, which "
-                                 f"{verb} the {what} {str(path)!r}")
+            raise ParameterError(
+                f"{option}: expected a folder apart from the inputs, found {str(out)!r}, which "
+                f"{verb} the {what} {str(path)!r}"
+            )
         if path in out.parents and path.is_dir():
-            raise ParameterError(f"{option}: expected a folder apart from the inputs, found {str(out)!r} inside "
-                                 f"the {what} {str(path)!r}")
+            raise ParameterError(
+                f"{option}: expected a folder apart from the inputs, found {str(out)!r} inside the {what} {str(path)!r}"
+            )
 
 
 def prepare_out_dir(out_dir, overwrite: bool, *, option="out_dir", kind=None) -> Path:

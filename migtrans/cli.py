@@ -68,17 +68,36 @@ def _cmd_info(args) -> int:
 def _cmd_train(args) -> int:
     from .training import TrainConfig, compare_runs, format_comparison, train
 
-    overrides = {k: v for k, v in {
-        "n_folds": args.folds, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "l2": args.l2,
-        "read_sparsity": args.read_sparsity, "explain_fraction": args.explain_fraction, "ld_r2": args.ld_r2,
-        "device": args.device, "seed": args.seed, "model": args.model,
-        "modalities": tuple(m.strip() for m in args.modalities.split(",")) if args.modalities else None,
-    }.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {
+            "n_folds": args.folds,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "l2": args.l2,
+            "read_sparsity": args.read_sparsity,
+            "explain_fraction": args.explain_fraction,
+            "ld_r2": args.ld_r2,
+            "device": args.device,
+            "seed": args.seed,
+            "model": args.model,
+            "modalities": tuple(m.strip() for m in args.modalities.split(",")) if args.modalities else None,
+        }.items()
+        if v is not None
+    }
     if args.no_amp:
         overrides["amp"] = False
     config = TrainConfig(**overrides)
-    result = train(args.cohort, args.out, config, resume=args.resume, overwrite=args.overwrite,
-                   progress=not args.quiet, argv=["migtrans", *args.argv])
+    result = train(
+        args.cohort,
+        args.out,
+        config,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        argv=["migtrans", *args.argv],
+    )
     if not _is_worker():
         print(format_comparison(compare_runs([result.out_dir])))
         print(f"run written to {result.out_dir}")
@@ -146,11 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="batch size (default 32)")
     p.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
     p.add_argument("--l2", type=float, help="coupled L2 penalty on weight matrices (default 2e-3)")
-    p.add_argument("--read-sparsity", type=float,
-                   help="feature selection in the modality reads, in [0, 1) (default 0.5; 0: off)")
-    p.add_argument("--explain-fraction", type=float,
-                   help="share of subjects held out of every fold and explained with exact permutation p-values, "
-                        "in [0, 0.5] (default 0.25; 0: explain every subject out of fold, p-values anti-conservative)")
+    p.add_argument(
+        "--read-sparsity", type=float, help="feature selection in the modality reads, in [0, 1) (default 0.5; 0: off)"
+    )
+    p.add_argument(
+        "--explain-fraction",
+        type=float,
+        help="share of subjects held out of every fold and explained with exact permutation p-values, "
+        "in [0, 0.5] (default 0.25; 0: explain every subject out of fold, p-values anti-conservative)",
+    )
     p.add_argument("--ld-r2", type=float, help="merge neighbouring SNP windows in LD (r² >= this; default 0: off)")
     p.add_argument("--modalities", help="comma-separated subset of snp,fnc,smri (default all three)")
     p.add_argument("--model", choices=["migtrans", "logistic", "svm", "mlp"], help="default migtrans")
@@ -199,8 +222,9 @@ def _print_warnings(prog, caught) -> None:
     for warning in caught:
         if issubclass(warning.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning)):
             continue
-        text = _one_line(str(warning.message).strip().splitlines()[0] if str(warning.message).strip() else
-                         warning.category.__name__)
+        text = _one_line(
+            str(warning.message).strip().splitlines()[0] if str(warning.message).strip() else warning.category.__name__
+        )
         counts[text] = counts.get(text, 0) + 1
     for text, count in counts.items():
         print(f"{prog}: warning: {text}" + (f" ({count} times)" if count > 1 else ""), file=sys.stderr)

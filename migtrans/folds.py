@@ -56,9 +56,7 @@ def make_folds(labels, site=None, *, n_folds=5, random_state=0) -> np.ndarray:
     if n_folds < 2:
         raise ParameterError(f"n_folds must be at least 2, found {n_folds}")
     if per_class.min() < n_folds:
-        raise ParameterError(
-            f"n_folds={n_folds} needs at least {n_folds} subjects per class, found {per_class.min()}"
-        )
+        raise ParameterError(f"n_folds={n_folds} needs at least {n_folds} subjects per class, found {per_class.min()}")
     strata = _safe_strata(labels, site, n_folds)
     folds = np.empty(len(labels), dtype=np.int64)
     splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
@@ -101,8 +99,10 @@ def explanation_split(labels, site=None, *, fraction=0.25, random_state=0) -> np
         raise ParameterError(f"explain_fraction must be in [0, 1), found {fraction}")
     _, per_class = np.unique(labels, return_counts=True)
     if len(per_class) < 2 or (per_class * fraction).min() < 2:
-        raise ParameterError(f"explain_fraction={fraction} leaves fewer than 2 subjects of a class in the "
-                             f"explanation set ({per_class.min()} in the smaller class)")
+        raise ParameterError(
+            f"explain_fraction={fraction} leaves fewer than 2 subjects of a class in the "
+            f"explanation set ({per_class.min()} in the smaller class)"
+        )
     strata = _safe_strata(labels, site, 2)
     splitter = StratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=random_state)
     with warnings.catch_warnings():

@@ -107,8 +107,12 @@ def partition_loci(snps: pd.DataFrame, *, window_kb: float = 250, max_snps: int 
     missing = [c for c in ("snp", "chrom", "pos") if c not in snps.columns]
     if missing:
         raise ParameterError(f"snps: expected columns snp, chrom, pos; missing {', '.join(missing)}")
-    if isinstance(window_kb, bool) or not isinstance(window_kb, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(window_kb) or window_kb <= 0:
+    if (
+        isinstance(window_kb, bool)
+        or not isinstance(window_kb, (int, float, np.integer, np.floating))
+        or not np.isfinite(window_kb)
+        or window_kb <= 0
+    ):
         raise ParameterError(f"window_kb: expected a positive number, found {window_kb!r}")
     if isinstance(max_snps, bool) or not isinstance(max_snps, (int, np.integer)) or max_snps < 1:
         raise ParameterError(f"max_snps: expected a positive integer, found {max_snps!r}")
@@ -139,18 +143,20 @@ def partition_loci(snps: pd.DataFrame, *, window_kb: float = 250, max_snps: int 
         while i < len(chrom_pos):
             j = int(np.searchsorted(chrom_pos, chrom_pos[i] + window, side="right"))
             j = min(j, i + int(max_snps))
-            columns = order[lo + i:lo + j].astype(np.int64)
+            columns = order[lo + i : lo + j].astype(np.int64)
             name = names[columns[0]]
             start, end = int(chrom_pos[i]), int(chrom_pos[j - 1])
-            rows.append({
-                "locus": f"chr{name}:{start}-{end}",
-                "chrom": name,
-                "chrom_code": chrom_code(name),
-                "start": start,
-                "end": end,
-                "n_snps": len(columns),
-                "columns": columns,
-            })
+            rows.append(
+                {
+                    "locus": f"chr{name}:{start}-{end}",
+                    "chrom": name,
+                    "chrom_code": chrom_code(name),
+                    "start": start,
+                    "end": end,
+                    "n_snps": len(columns),
+                    "columns": columns,
+                }
+            )
             i = j
     columns = ["locus", "chrom", "chrom_code", "start", "end", "n_snps", "columns"]
     table = pd.DataFrame(rows, columns=columns)
@@ -204,8 +210,8 @@ def locus_index(loci, n_snps: int) -> tuple[np.ndarray, np.ndarray]:
                 f"loci: locus {row} points at SNP columns outside [0, {n_snps}), found "
                 f"{int(group.min())}..{int(group.max())}"
             )
-        index[row, :len(group)] = group
-        valid[row, :len(group)] = True
+        index[row, : len(group)] = group
+        valid[row, : len(group)] = True
     return index, valid
 
 
@@ -214,7 +220,7 @@ def _standardised(genotypes, columns):
     x = np.asarray(genotypes[:, columns], dtype=np.float64)
     mean = np.nanmean(x, axis=0)
     x = np.where(np.isnan(x), mean, x) - mean
-    norm = np.sqrt((x ** 2).sum(axis=0))
+    norm = np.sqrt((x**2).sum(axis=0))
     return x / np.where(norm > 0, norm, np.inf)
 
 
@@ -259,8 +265,12 @@ def merge_loci_by_ld(loci: pd.DataFrame, genotypes, *, r2: float = 0.5, max_snps
             b = _standardised(genotypes, row["columns"])
             if ((a.T @ b) ** 2).max() >= r2:
                 columns = np.concatenate([last["columns"], row["columns"]])
-                last.update(end=row["end"], n_snps=len(columns), columns=columns,
-                            locus=f"chr{row['chrom']}:{last['start']}-{row['end']}")
+                last.update(
+                    end=row["end"],
+                    n_snps=len(columns),
+                    columns=columns,
+                    locus=f"chr{row['chrom']}:{last['start']}-{row['end']}",
+                )
                 continue
         rows.append(dict(row))
     table = pd.DataFrame(rows, columns=loci.columns)

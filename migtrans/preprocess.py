@@ -57,13 +57,13 @@ class Preprocessor:
             total = np.zeros(v.shape[1])
             total_sq = np.zeros(v.shape[1])
             for start in range(0, len(train_idx), _CHUNK):
-                block = np.asarray(v[train_idx[start:start + _CHUNK]], dtype=np.float64)
+                block = np.asarray(v[train_idx[start : start + _CHUNK]], dtype=np.float64)
                 total += block.sum(axis=0)
-                total_sq += (block ** 2).sum(axis=0)
+                total_sq += (block**2).sum(axis=0)
             n = len(train_idx)
             mean = total / n
             self.voxel_mean = mean.astype(np.float32)
-            self.voxel_sd = _safe_sd(np.sqrt(np.maximum(total_sq / n - mean ** 2, 0.0)))
+            self.voxel_sd = _safe_sd(np.sqrt(np.maximum(total_sq / n - mean**2, 0.0)))
             self.mask = np.asarray(cohort.mask, dtype=bool)
             where = np.argwhere(self.mask)
             self.bbox = np.stack([where.min(axis=0), where.max(axis=0) + 1], axis=1)
@@ -126,5 +126,8 @@ class Preprocessor:
             kwargs = {k: data[k] for k in cls._ARRAYS if k in data.files}
             if "mask" in kwargs:
                 kwargs["mask"] = kwargs["mask"].astype(bool)
-            return cls(modalities=tuple(str(m) for m in data["modalities"]),
-                       n_imputed_train=int(data["n_imputed_train"]), **kwargs)
+            return cls(
+                modalities=tuple(str(m) for m in data["modalities"]),
+                n_imputed_train=int(data["n_imputed_train"]),
+                **kwargs,
+            )

@@ -51,15 +51,17 @@ def check_number(name, value, *, minimum=None, maximum=None, integer=False, low_
     if ok and maximum is not None:
         ok = value < maximum if high_open else value <= maximum
     if not ok:
-        raise ParameterError(f"{name}: expected {_describe(integer, minimum, maximum, low_open, high_open)}, "
-                             f"found {value!r}")
+        raise ParameterError(
+            f"{name}: expected {_describe(integer, minimum, maximum, low_open, high_open)}, found {value!r}"
+        )
     return int(value) if integer else float(value)
 
 
 def _describe(integer, minimum, maximum, low_open, high_open):
     what = "an integer" if integer else "a finite number"
-    low, high = (f"{v:,}" if isinstance(v, int) and abs(v) >= 10_000 else f"{v:g}"
-                 for v in (minimum or 0, maximum or 0))
+    low, high = (
+        f"{v:,}" if isinstance(v, int) and abs(v) >= 10_000 else f"{v:g}" for v in (minimum or 0, maximum or 0)
+    )
     if minimum is not None and maximum is not None:
         return f"{what} in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
     if minimum is not None:
@@ -123,8 +125,9 @@ def real_values(values, *, what, file, subjects=None, column=None) -> np.ndarray
     """
     values = np.asarray(values)
     if np.iscomplexobj(values):
-        raise CohortError(f"{what} must be real numbers, found complex values (dtype {values.dtype})", file=file,
-                          column=column)
+        raise CohortError(
+            f"{what} must be real numbers, found complex values (dtype {values.dtype})", file=file, column=column
+        )
     if values.dtype == bool or not np.issubdtype(values.dtype, np.number):
         raise CohortError(f"{what} must be numeric, found dtype {values.dtype}", file=file, column=column)
     values = values.astype(np.float64, copy=False)
@@ -135,10 +138,22 @@ def real_values(values, *, what, file, subjects=None, column=None) -> np.ndarray
         found = values[first]
         kind = "NaN" if np.isnan(found) else ("infinite" if np.isinf(found) else f"{found:g}, beyond float32")
         subject = subjects[first[0]] if subjects is not None and values.ndim else None
-        raise CohortError(f"{what} must be finite numbers within float32 range, found {kind}", file=file,
-                          subject=subject, column=column)
+        raise CohortError(
+            f"{what} must be finite numbers within float32 range, found {kind}",
+            file=file,
+            subject=subject,
+            column=column,
+        )
     return values
 
 
-__all__ = ["MAX_ID_LENGTH", "MAX_SEED", "check_device", "check_number", "check_seed", "check_subject_ids",
-           "real_values", "subject_id_problem"]
+__all__ = [
+    "MAX_ID_LENGTH",
+    "MAX_SEED",
+    "check_device",
+    "check_number",
+    "check_seed",
+    "check_subject_ids",
+    "real_values",
+    "subject_id_problem",
+]

@@ -96,8 +96,16 @@ class AttributionMapDisplay:
         # Interior slices only: the first and last masked planes hold a few voxels each.
         z_cuts = list(np.linspace(z_lo, z_hi, n_cuts + 2)[1:-1].round(1))
         clean = nib.Nifti1Image(masked.astype(np.float32), img.affine)
-        return cls(clean, vmax=vmax, threshold=threshold, threshold_percentile=threshold_percentile,
-                   vmax_percentile=vmax_percentile, n_voxels=int(inside.sum()), peak_mm=peak_mm, z_cuts=z_cuts)
+        return cls(
+            clean,
+            vmax=vmax,
+            threshold=threshold,
+            threshold_percentile=threshold_percentile,
+            vmax_percentile=vmax_percentile,
+            n_voxels=int(inside.sum()),
+            peak_mm=peak_mm,
+            z_cuts=z_cuts,
+        )
 
     def plot(self, kind="glass", *, figure=None, bg_img=None, cmap=MAP_CMAP, title=None):
         """Draw the map with nilearn.
@@ -130,20 +138,37 @@ class AttributionMapDisplay:
         # Attributions are tiny numbers (1e-6 and so on): draw them in units of a power of ten so that the
         # colour-bar labels stay short, and say the unit once under the bar.
         exponent = int(np.floor(np.log10(self.vmax)))
-        scale = 10.0 ** -exponent
+        scale = 10.0**-exponent
         img = nib.Nifti1Image(np.asarray(self.img.dataobj, dtype=np.float32) * scale, self.img.affine)
-        common = dict(threshold=self.threshold * scale, vmax=self.vmax * scale, cmap=cmap, symmetric_cbar=True,
-                      colorbar=True, cbar_tick_format="%.1f", title=title, annotate=True)
+        common = dict(
+            threshold=self.threshold * scale,
+            vmax=self.vmax * scale,
+            cmap=cmap,
+            symmetric_cbar=True,
+            colorbar=True,
+            cbar_tick_format="%.1f",
+            title=title,
+            annotate=True,
+        )
         if kind == "glass":
             figure = figure or plt.figure(figsize=(7.2, 2.4))
-            self.display_ = plotting.plot_glass_brain(img, display_mode="lyrz", plot_abs=False,
-                                                      black_bg=False, figure=figure, **common)
+            self.display_ = plotting.plot_glass_brain(
+                img, display_mode="lyrz", plot_abs=False, black_bg=False, figure=figure, **common
+            )
         else:
             figure = figure or plt.figure(figsize=(7.2, 1.7))
             bg = bg_img if bg_img is not None else datasets.load_mni152_template(resolution=2)
-            self.display_ = plotting.plot_stat_map(img, bg_img=bg, display_mode="z", cut_coords=self.z_cuts,
-                                                   black_bg=False, draw_cross=False, dim=-0.3, figure=figure,
-                                                   **common)
+            self.display_ = plotting.plot_stat_map(
+                img,
+                bg_img=bg,
+                display_mode="z",
+                cut_coords=self.z_cuts,
+                black_bg=False,
+                draw_cross=False,
+                dim=-0.3,
+                figure=figure,
+                **common,
+            )
         unit = "attribution" if exponent == 0 else f"attribution (×1e{exponent})"
         cbar = getattr(self.display_, "_cbar", None)  # nilearn keeps its colour bar private
         if cbar is not None:
@@ -221,13 +246,22 @@ class RegionBarDisplay:
         span = np.nanmax(np.abs(values)) if n else 1.0
         ax.set_xlim(-span * 1.35, span * 1.35)
         for yi, v, p in zip(y, values, self.regions["p_perm"]):
-            ax.text(v + np.sign(v or 1) * span * 0.02, yi, f"p={p:.2g}", va="center",
-                    ha="left" if v >= 0 else "right", fontsize=5.5, color="0.25")
+            ax.text(
+                v + np.sign(v or 1) * span * 0.02,
+                yi,
+                f"p={p:.2g}",
+                va="center",
+                ha="left" if v >= 0 else "right",
+                fontsize=5.5,
+                color="0.25",
+            )
         labels = {"stat": "stat (cases − controls)", "contrast": "contrast (log-odds, cases − controls)"}
         ax.set_xlabel(labels.get(self.value, self.value), fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
         ax.spines[["top", "right"]].set_visible(False)
-        handles = [Patch(color=POSITIVE, label="attribution higher in cases"),
-                   Patch(color=NEGATIVE, label="attribution lower in cases")]
+        handles = [
+            Patch(color=POSITIVE, label="attribution higher in cases"),
+            Patch(color=NEGATIVE, label="attribution lower in cases"),
+        ]
         ax.legend(handles=handles, fontsize=6, frameon=False, loc="lower right")
         return self

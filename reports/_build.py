@@ -42,8 +42,9 @@ def check_options(*, n_permutations, n_steps, top_k, formats, atlas, genes, devi
     formats = tuple(dict.fromkeys(f.strip().lower() for f in formats if f.strip()))
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
-        raise ParameterError(f"formats: expected a comma-separated subset of {','.join(FORMATS)}, "
-                             f"found {','.join(formats) or 'nothing'}")
+        raise ParameterError(
+            f"formats: expected a comma-separated subset of {','.join(FORMATS)}, found {','.join(formats) or 'nothing'}"
+        )
     if "png" not in formats:  # the HTML report embeds the PNGs
         formats = ("png", *formats)
     region_atlas(atlas)
@@ -65,8 +66,25 @@ def _keep_run_summary(run_dir: Path, folder: Path) -> Path:
     return folder
 
 
-def _build(stage: Path, run_dir: Path, run_summary: Path, run_record: Path, *, n_permutations, n_steps, top_k,
-           atlas, genes, formats, faithfulness, device, random_state, progress, command, collected):
+def _build(
+    stage: Path,
+    run_dir: Path,
+    run_summary: Path,
+    run_record: Path,
+    *,
+    n_permutations,
+    n_steps,
+    top_k,
+    atlas,
+    genes,
+    formats,
+    faithfulness,
+    device,
+    random_state,
+    progress,
+    command,
+    collected,
+):
     start = time.perf_counter()
     run = open_run(run_dir)
     with warnings.catch_warnings(record=True) as caught:
@@ -76,9 +94,19 @@ def _build(stage: Path, run_dir: Path, run_summary: Path, run_record: Path, *, n
         if issubclass(w.category, CohortWarning):
             collected.append(f"Cohort: {w.message}")
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    explain_run(run_dir, out_dir=stage, n_steps=n_steps, n_permutations=n_permutations, genes=genes,
-                atlas=atlas, faithfulness=faithfulness, device=device, random_state=random_state,
-                progress=progress, cohort=cohort)
+    explain_run(
+        run_dir,
+        out_dir=stage,
+        n_steps=n_steps,
+        n_permutations=n_permutations,
+        genes=genes,
+        atlas=atlas,
+        faithfulness=faithfulness,
+        device=device,
+        random_state=random_state,
+        progress=progress,
+        cohort=cohort,
+    )
     settings_path = stage / "settings.json"
     settings = json.loads(settings_path.read_text())
     settings["run"] = str(run_record)  # where the run will be once the report folder is in place
@@ -109,9 +137,24 @@ def _run_guarded(out_dir, overwrite, work):
     return out / "report.html"
 
 
-def explain_and_report(run_dir, out_dir, *, n_permutations=1000, n_steps=32, top_k=20, atlas="aal", genes=None,
-                       formats=("png", "pdf"), faithfulness=True, device="auto", random_state=0, overwrite=False,
-                       allow_changed_inputs=False, progress=True, command=None) -> Path:
+def explain_and_report(
+    run_dir,
+    out_dir,
+    *,
+    n_permutations=1000,
+    n_steps=32,
+    top_k=20,
+    atlas="aal",
+    genes=None,
+    formats=("png", "pdf"),
+    faithfulness=True,
+    device="auto",
+    random_state=0,
+    overwrite=False,
+    allow_changed_inputs=False,
+    progress=True,
+    command=None,
+) -> Path:
     """Explain a trained run and write its report folder.
 
     The folder holds ``report.html`` (self-contained), the ranked tables (``snps.csv``, ``loci.csv``,
@@ -149,17 +192,28 @@ def explain_and_report(run_dir, out_dir, *, n_permutations=1000, n_steps=32, top
     -------
     Path of ``report.html``.
     """
-    formats = check_options(n_permutations=n_permutations, n_steps=n_steps, top_k=top_k, formats=formats,
-                            atlas=atlas, genes=genes, device=device, random_state=random_state)
+    formats = check_options(
+        n_permutations=n_permutations,
+        n_steps=n_steps,
+        top_k=top_k,
+        formats=formats,
+        atlas=atlas,
+        genes=genes,
+        device=device,
+        random_state=random_state,
+    )
     run = open_run(run_dir)
     if run.train.model != "migtrans":
-        raise ParameterError(f"run_dir: {run.path} is a {run.train.model} baseline run; only MIGTrans runs "
-                             "have fold models to explain")
+        raise ParameterError(
+            f"run_dir: {run.path} is a {run.train.model} baseline run; only MIGTrans runs have fold models to explain"
+        )
     # fails early, with one line, when the cohort has moved away
     inputs = [("run folder", run.path), *read_cohort_spec(run.cohort_path).inputs()]
     if str(atlas).lower() not in ("aal", "harvard-oxford"):
-        inputs += [("atlas", Path(atlas)), ("atlas labels", Path(atlas).with_name(Path(atlas).name.split(".")[0]
-                                                                                   + ".tsv"))]
+        inputs += [
+            ("atlas", Path(atlas)),
+            ("atlas labels", Path(atlas).with_name(Path(atlas).name.split(".")[0] + ".tsv")),
+        ]
     if genes is not None and str(genes).lower() not in ("grch37", "grch38"):
         inputs.append(("gene file", Path(genes)))
     check_outside_inputs(out_dir, inputs)
@@ -170,23 +224,61 @@ def explain_and_report(run_dir, out_dir, *, n_permutations=1000, n_steps=32, top
     def work(stage, out, collected):
         collected += [f"Inputs: {line} (explained with --allow-changed-inputs)" for line in changed]
         summary = _keep_run_summary(run.path, stage / "run")
-        _build(stage, run.path, summary, run.path, n_permutations=n_permutations, n_steps=n_steps, top_k=top_k,
-               atlas=atlas, genes=genes, formats=formats, faithfulness=faithfulness, device=device,
-               random_state=random_state, progress=progress, command=command, collected=collected)
+        _build(
+            stage,
+            run.path,
+            summary,
+            run.path,
+            n_permutations=n_permutations,
+            n_steps=n_steps,
+            top_k=top_k,
+            atlas=atlas,
+            genes=genes,
+            formats=formats,
+            faithfulness=faithfulness,
+            device=device,
+            random_state=random_state,
+            progress=progress,
+            command=command,
+            collected=collected,
+        )
 
     return _run_guarded(out_dir, overwrite, work)
 
 
-def demo(out_dir, *, n_subjects=600, n_snps=5000, n_folds=5, epochs=12, n_permutations=1000, n_steps=32,
-         top_k=20, formats=("png", "pdf"), faithfulness=True, device="auto", random_state=1, overwrite=False,
-         progress=True, command=None) -> Path:
+def demo(
+    out_dir,
+    *,
+    n_subjects=600,
+    n_snps=5000,
+    n_folds=5,
+    epochs=12,
+    n_permutations=1000,
+    n_steps=32,
+    top_k=20,
+    formats=("png", "pdf"),
+    faithfulness=True,
+    device="auto",
+    random_state=1,
+    overwrite=False,
+    progress=True,
+    command=None,
+) -> Path:
     """Simulate a cohort with planted biomarkers, cross-validate MIGTrans on it, explain it and write the
     report: ``out_dir`` holds ``cohort/``, ``run/`` and the report files (as `explain_and_report`)."""
     from migtrans.simulate import simulate_cohort
     from migtrans.training import TrainConfig, train
 
-    formats = check_options(n_permutations=n_permutations, n_steps=n_steps, top_k=top_k, formats=formats,
-                            atlas="aal", genes=None, device=device, random_state=random_state)
+    formats = check_options(
+        n_permutations=n_permutations,
+        n_steps=n_steps,
+        top_k=top_k,
+        formats=formats,
+        atlas="aal",
+        genes=None,
+        device=device,
+        random_state=random_state,
+    )
     config = TrainConfig(n_folds=n_folds, epochs=epochs, seed=random_state, device=device)
 
     def work(stage, out, collected):
@@ -194,10 +286,24 @@ def demo(out_dir, *, n_subjects=600, n_snps=5000, n_folds=5, epochs=12, n_permut
         sim = simulate_cohort(stage / "cohort", n_subjects=n_subjects, n_snps=n_snps, seed=random_state)
         _say(progress, f"cross-validating MIGTrans ({n_folds} folds, {epochs} epochs)")
         train(sim.toml_path, stage / "run", config, progress=progress)
-        collected.append("Demo cohort: simulated data with planted biomarkers (cohort/truth.json), not real "
-                         "subjects.")
-        _build(stage, stage / "run", stage / "run", out / "run", n_permutations=n_permutations, n_steps=n_steps,
-               top_k=top_k, atlas="aal", genes=None, formats=formats, faithfulness=faithfulness, device=device,
-               random_state=random_state, progress=progress, command=command, collected=collected)
+        collected.append("Demo cohort: simulated data with planted biomarkers (cohort/truth.json), not real subjects.")
+        _build(
+            stage,
+            stage / "run",
+            stage / "run",
+            out / "run",
+            n_permutations=n_permutations,
+            n_steps=n_steps,
+            top_k=top_k,
+            atlas="aal",
+            genes=None,
+            formats=formats,
+            faithfulness=faithfulness,
+            device=device,
+            random_state=random_state,
+            progress=progress,
+            command=command,
+            collected=collected,
+        )
 
     return _run_guarded(out_dir, overwrite, work)

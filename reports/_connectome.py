@@ -11,8 +11,18 @@ import pandas as pd
 # Domain order of the NeuroMark template (subcortical, auditory, sensorimotor, visual, cognitive control,
 # default mode, cerebellar); other domains follow alphabetically.
 NEUROMARK_ORDER = ("SC", "AU", "SM", "VI", "CC", "DM", "CB")
-DOMAIN_PALETTE = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666",
-                  "#1f78b4", "#b15928")
+DOMAIN_PALETTE = (
+    "#1b9e77",
+    "#d95f02",
+    "#7570b3",
+    "#e7298a",
+    "#66a61e",
+    "#e6ab02",
+    "#a6761d",
+    "#666666",
+    "#1f78b4",
+    "#b15928",
+)
 POSITIVE, NEGATIVE = "#b2182b", "#2166ac"
 
 
@@ -45,8 +55,12 @@ def node_order(connections, nodes=None, *, domain_order=None):
     if nodes is not None:
         table = nodes.copy()
     else:
-        table = pd.concat([connections[["node_i", "domain_i"]].set_axis(["node", "domain"], axis=1),
-                           connections[["node_j", "domain_j"]].set_axis(["node", "domain"], axis=1)])
+        table = pd.concat(
+            [
+                connections[["node_i", "domain_i"]].set_axis(["node", "domain"], axis=1),
+                connections[["node_j", "domain_j"]].set_axis(["node", "domain"], axis=1),
+            ]
+        )
     table = table.drop_duplicates("node").copy()
     table["domain"] = table["domain"].astype(str)
     if domain_order is not None:
@@ -149,8 +163,7 @@ class FNCMatrixDisplay:
         cbar.ax.yaxis.get_offset_text().set_fontsize(7)
         si, sj = np.nonzero(self.significant)
         if si.size:
-            ax.scatter(sj, si, s=6, facecolors="none", edgecolors="k", linewidths=0.5,
-                       label=f"p_fwer ≤ {self.alpha:g}")
+            ax.scatter(sj, si, s=6, facecolors="none", edgecolors="k", linewidths=0.5, label=f"p_fwer ≤ {self.alpha:g}")
             ax.legend(loc="upper right", bbox_to_anchor=(1.0, 1.08), fontsize=6, frameon=False, handletextpad=0.2)
         domains = self.nodes["domain"].to_numpy()
         colors = domain_colors(domains)
@@ -234,20 +247,42 @@ class ConnectomeDisplay:
         node_color = [colors[d] for d in self.nodes["domain"]]
         vmax = float(np.abs(self.adjacency).max()) or 1.0
         exponent = int(np.floor(np.log10(vmax)))
-        scale = 10.0 ** -exponent
+        scale = 10.0**-exponent
         # Edge values are drawn in units of a power of ten so that the colour bar keeps short labels.
         self.display_ = plotting.plot_connectome(
-            self.adjacency * scale, self.coords, node_color=node_color, node_size=node_size, edge_cmap=cmap,
-            edge_vmin=-vmax * scale, edge_vmax=vmax * scale, display_mode="ortho", figure=figure,
-            axes=(0.0, 0.14, 1.0, 0.86), colorbar=True, annotate=True, edge_kwargs={"linewidth": 1.4},
-            node_kwargs={"edgecolors": "k", "linewidths": 0.3})
+            self.adjacency * scale,
+            self.coords,
+            node_color=node_color,
+            node_size=node_size,
+            edge_cmap=cmap,
+            edge_vmin=-vmax * scale,
+            edge_vmax=vmax * scale,
+            display_mode="ortho",
+            figure=figure,
+            axes=(0.0, 0.14, 1.0, 0.86),
+            colorbar=True,
+            annotate=True,
+            edge_kwargs={"linewidth": 1.4},
+            node_kwargs={"edgecolors": "k", "linewidths": 0.3},
+        )
         cbar = getattr(self.display_, "_cbar", None)  # nilearn keeps its colour bar private
         if cbar is not None:
             cbar.set_label(self.value if exponent == 0 else f"{self.value} (×1e{exponent})", fontsize=7)
-        handles = [Line2D([], [], marker="o", ls="", color=c, markeredgecolor="k", markeredgewidth=0.3,
-                          markersize=5, label=d) for d, c in colors.items()]
-        figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 10), fontsize=7, frameon=False,
-                      title="domain", title_fontsize=7, bbox_to_anchor=(0.5, 0.0), columnspacing=1.0)
+        handles = [
+            Line2D([], [], marker="o", ls="", color=c, markeredgecolor="k", markeredgewidth=0.3, markersize=5, label=d)
+            for d, c in colors.items()
+        ]
+        figure.legend(
+            handles=handles,
+            loc="lower center",
+            ncol=min(len(handles), 10),
+            fontsize=7,
+            frameon=False,
+            title="domain",
+            title_fontsize=7,
+            bbox_to_anchor=(0.5, 0.0),
+            columnspacing=1.0,
+        )
         self.figure_ = figure
         return self
 
@@ -312,23 +347,40 @@ class ConnectogramDisplay:
         self.figure_, self.ax_ = ax.figure, ax
         colors = domain_colors(self.nodes["domain"])
         theta = self.nodes["angle"].to_numpy()
-        ax.scatter(np.cos(theta), np.sin(theta), s=9, c=[colors[d] for d in self.nodes["domain"]], zorder=3,
-                   linewidths=0)
+        ax.scatter(
+            np.cos(theta), np.sin(theta), s=9, c=[colors[d] for d in self.nodes["domain"]], zorder=3, linewidths=0
+        )
         step = abs(theta[1] - theta[0]) if len(theta) > 1 else 0.1
         for domain, group in self.nodes.groupby("domain", sort=False):
             t = group["angle"].to_numpy()
             arc = np.linspace(t.max() + step / 2.5, t.min() - step / 2.5, 40)
             ax.plot(1.1 * np.cos(arc), 1.1 * np.sin(arc), color=colors[domain], lw=5, solid_capstyle="butt")
             mid = t.mean()
-            ax.text(1.45 * np.cos(mid), 1.45 * np.sin(mid), domain, ha="center", va="center", fontsize=8,
-                    fontweight="bold", color=colors[domain])
+            ax.text(
+                1.45 * np.cos(mid),
+                1.45 * np.sin(mid),
+                domain,
+                ha="center",
+                va="center",
+                fontsize=8,
+                fontweight="bold",
+                color=colors[domain],
+            )
         if label_nodes:
             for name, t in zip(self.nodes["node"], theta):
                 degrees = np.degrees(t) % 360
                 flip = 90 < degrees < 270
-                ax.text(1.17 * np.cos(t), 1.17 * np.sin(t), name, fontsize=3.6, color="0.3",
-                        rotation=degrees + (180 if flip else 0), rotation_mode="anchor",
-                        ha="right" if flip else "left", va="center")
+                ax.text(
+                    1.17 * np.cos(t),
+                    1.17 * np.sin(t),
+                    name,
+                    fontsize=3.6,
+                    color="0.3",
+                    rotation=degrees + (180 if flip else 0),
+                    rotation_mode="anchor",
+                    ha="right" if flip else "left",
+                    va="center",
+                )
         values = self.edges["value"].to_numpy()
         vmax = np.abs(values).max() if values.size and np.abs(values).max() > 0 else 1.0
         # Weakest first so that the strongest chords are drawn on top.
@@ -340,12 +392,21 @@ class ConnectogramDisplay:
             control = (p0 + p2) / 2 * max(0.0, 1.0 - np.linalg.norm(p0 - p2) / 2) * 0.8
             path = MplPath([p0, control, p2], [MplPath.MOVETO, MplPath.CURVE3, MplPath.CURVE3])
             color = POSITIVE if edge["value"] >= 0 else NEGATIVE
-            ax.add_patch(PathPatch(path, facecolor="none", edgecolor=color, alpha=0.8,
-                                   lw=0.6 + 2.4 * abs(edge["value"]) / vmax, zorder=2))
-        handles = [Line2D([], [], color=POSITIVE, lw=2, label=f"{self.value} > 0"),
-                   Line2D([], [], color=NEGATIVE, lw=2, label=f"{self.value} < 0")]
-        ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=7,
-                  frameon=False)
+            ax.add_patch(
+                PathPatch(
+                    path,
+                    facecolor="none",
+                    edgecolor=color,
+                    alpha=0.8,
+                    lw=0.6 + 2.4 * abs(edge["value"]) / vmax,
+                    zorder=2,
+                )
+            )
+        handles = [
+            Line2D([], [], color=POSITIVE, lw=2, label=f"{self.value} > 0"),
+            Line2D([], [], color=NEGATIVE, lw=2, label=f"{self.value} < 0"),
+        ]
+        ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=7, frameon=False)
         ax.set_xlim(-1.6, 1.6)
         ax.set_ylim(-1.6, 1.6)
         ax.set_aspect("equal")

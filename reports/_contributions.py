@@ -6,8 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 MODALITY_NAMES = {"snp": "SNPs", "fnc": "FNC", "smri": "sMRI"}
-MEASURES = {"rollout_share": "Attention-rollout share", "ig_share": "Integrated-gradients share",
-            "ablation_auc_drop": "AUC drop when ablated"}
+MEASURES = {
+    "rollout_share": "Attention-rollout share",
+    "ig_share": "Integrated-gradients share",
+    "ablation_auc_drop": "AUC drop when ablated",
+}
 MODALITY_COLORS = {"snp": "#1f3f73", "fnc": "#1b9e77", "smri": "#d95f02"}
 
 
@@ -61,8 +64,7 @@ class ModalityContributionDisplay:
             for xi, v in zip(x, values):
                 text = "n/a" if not np.isfinite(v) else (f"{v:.0%}" if column.endswith("share") else f"{v:+.3f}")
                 below = np.isfinite(v) and v < 0
-                ax.text(xi, v if np.isfinite(v) else 0, text, ha="center", va="top" if below else "bottom",
-                        fontsize=7)
+                ax.text(xi, v if np.isfinite(v) else 0, text, ha="center", va="top" if below else "bottom", fontsize=7)
             ax.set_xticks(x, names, fontsize=7)
             ax.set_title(MEASURES[column], fontsize=8)
             ax.tick_params(axis="y", labelsize=7)
@@ -99,8 +101,10 @@ class DeletionCurveDisplay:
         missing = [c for c in needed if c not in deletion.columns]
         if missing:
             raise ValueError(f"deletion table: missing columns {missing}")
-        curves = {str(m): t.sort_values("fraction").reset_index(drop=True)
-                  for m, t in deletion.groupby("modality", sort=False)}
+        curves = {
+            str(m): t.sort_values("fraction").reset_index(drop=True)
+            for m, t in deletion.groupby("modality", sort=False)
+        }
         return cls(curves)
 
     def plot(self, fig=None):

@@ -7,8 +7,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Report sections, in the order they appear.
-SECTIONS = ("Summary", "Performance", "Modality contributions", "Genomics", "Connectome", "Morphology",
-            "Methods", "Provenance", "Warnings")
+SECTIONS = (
+    "Summary",
+    "Performance",
+    "Modality contributions",
+    "Genomics",
+    "Connectome",
+    "Morphology",
+    "Methods",
+    "Provenance",
+    "Warnings",
+)
 
 
 @dataclass(frozen=True)

@@ -68,11 +68,14 @@ class _Context:
         scheme = self.settings.get("permutation_scheme", "labels permuted")
         if not b:
             return "Permutation p-values (number of permutations not recorded)."
-        return (f"Permutation p = (R + 1)/(B + 1) with B = {b} ({scheme}); the smallest attainable p is "
-                f"1/(B + 1) = {1 / (b + 1):.2g}.")
+        return (
+            f"Permutation p = (R + 1)/(B + 1) with B = {b} ({scheme}); the smallest attainable p is "
+            f"1/(B + 1) = {1 / (b + 1):.2g}."
+        )
 
 
 # Each figure function returns None when its inputs are absent, else (title, display, caption, data files).
+
 
 def _roc_curves(ctx, opts):
     predictions = ctx.table("predictions", run=True)
@@ -81,11 +84,15 @@ def _roc_curves(ctx, opts):
     d = RocCurvesDisplay.from_predictions(predictions)
     if not d.folds:
         return None
-    return ("ROC curves (out of fold)", d.plot(),
-            f"Receiver-operating characteristic of each of the {len(d.folds)} cross-validation folds (thin lines), "
-            f"computed on the subjects that fold's model did not train on, and their mean on a common "
-            f"false-positive grid (thick) with ± 1 SD across folds. Mean AUC {d.mean_auc:.3f} ± {d.sd_auc:.3f} "
-            f"(SD) over {len(predictions)} subjects.", ctx.data("predictions.csv", run=True))
+    return (
+        "ROC curves (out of fold)",
+        d.plot(),
+        f"Receiver-operating characteristic of each of the {len(d.folds)} cross-validation folds (thin lines), "
+        f"computed on the subjects that fold's model did not train on, and their mean on a common "
+        f"false-positive grid (thick) with ± 1 SD across folds. Mean AUC {d.mean_auc:.3f} ± {d.sd_auc:.3f} "
+        f"(SD) over {len(predictions)} subjects.",
+        ctx.data("predictions.csv", run=True),
+    )
 
 
 def _confusion_matrix(ctx, opts):
@@ -93,10 +100,13 @@ def _confusion_matrix(ctx, opts):
     if predictions is None:
         return None
     d = ConfusionDisplay.from_predictions(predictions)
-    return ("Confusion matrix (out of fold)", d.plot(),
-            f"Out-of-fold predictions of all {int(d.matrix.sum())} subjects pooled across folds: counts and, in "
-            f"brackets, the share of each true class. Positive class: {d.labels[1]}.",
-            ctx.data("predictions.csv", run=True))
+    return (
+        "Confusion matrix (out of fold)",
+        d.plot(),
+        f"Out-of-fold predictions of all {int(d.matrix.sum())} subjects pooled across folds: counts and, in "
+        f"brackets, the share of each true class. Positive class: {d.labels[1]}.",
+        ctx.data("predictions.csv", run=True),
+    )
 
 
 def _training_history(ctx, opts):
@@ -106,9 +116,13 @@ def _training_history(ctx, opts):
     if not d.histories:
         return None
     files = tuple(ctx.rel(ctx.run_dir / "folds" / f / "history.csv") for f in d.histories)
-    return ("Training history", d.plot(),
-            f"Per-epoch training (dashed) and validation (solid) loss and validation metrics of each of the "
-            f"{len(d.histories)} folds; dots mark the epoch whose weights each fold kept.", files)
+    return (
+        "Training history",
+        d.plot(),
+        f"Per-epoch training (dashed) and validation (solid) loss and validation metrics of each of the "
+        f"{len(d.histories)} folds; dots mark the epoch whose weights each fold kept.",
+        files,
+    )
 
 
 def _metrics_table(ctx, opts):
@@ -116,11 +130,18 @@ def _metrics_table(ctx, opts):
     if metrics is None:
         return None
     d = MetricsTableDisplay.from_table(metrics)
-    held = (" Explanation set: the fold models' ensemble (mean log-odds) on the subjects held out of all training."
-            if d.held_out else "")
-    return ("Cross-validated metrics", d.plot(),
-            f"Test-fold metrics of each of the {len(d.folds)} folds and their mean ± SD across folds, as written in "
-            f"metrics.csv.{held}", ctx.data("metrics.csv", run=True))
+    held = (
+        " Explanation set: the fold models' ensemble (mean log-odds) on the subjects held out of all training."
+        if d.held_out
+        else ""
+    )
+    return (
+        "Cross-validated metrics",
+        d.plot(),
+        f"Test-fold metrics of each of the {len(d.folds)} folds and their mean ± SD across folds, as written in "
+        f"metrics.csv.{held}",
+        ctx.data("metrics.csv", run=True),
+    )
 
 
 def _modality_contributions(ctx, opts):
@@ -128,14 +149,19 @@ def _modality_contributions(ctx, opts):
     if modalities is None:
         return None
     d = ModalityContributionDisplay.from_table(modalities)
-    described = {"rollout_share": "share of attention-rollout relevance reaching each modality's tokens",
-                 "ig_share": "share of the summed absolute integrated-gradients attribution",
-                 "ablation_auc_drop": "drop in the explained subjects' held-out ROC AUC when the modality is "
-                                      "replaced by its baseline"}
+    described = {
+        "rollout_share": "share of attention-rollout relevance reaching each modality's tokens",
+        "ig_share": "share of the summed absolute integrated-gradients attribution",
+        "ablation_auc_drop": "drop in the explained subjects' held-out ROC AUC when the modality is "
+        "replaced by its baseline",
+    }
     missing = "" if "ablation_auc_drop" in d.measures else " Modality ablation was not run."
-    return ("Modality contributions", d.plot(),
-            "Per modality: " + "; ".join(described[m] for m in d.measures) + "." + missing,
-            ctx.data("modalities.csv"))
+    return (
+        "Modality contributions",
+        d.plot(),
+        "Per modality: " + "; ".join(described[m] for m in d.measures) + "." + missing,
+        ctx.data("modalities.csv"),
+    )
 
 
 def _deletion_curves(ctx, opts):
@@ -143,11 +169,15 @@ def _deletion_curves(ctx, opts):
     if deletion is None:
         return None
     d = DeletionCurveDisplay.from_table(deletion)
-    return ("Deletion curves", d.plot(),
-            "Held-out ROC AUC of the explained subjects as the most-attributed features of one modality (ranked "
-            "by mean |attribution| across subjects) are replaced by the baseline, against the same number of random "
-            "features (mean ± SD over random draws). A faithful attribution makes the AUC fall faster for the top "
-            "features; the dotted line is chance.", ctx.data("deletion.csv"))
+    return (
+        "Deletion curves",
+        d.plot(),
+        "Held-out ROC AUC of the explained subjects as the most-attributed features of one modality (ranked "
+        "by mean |attribution| across subjects) are replaced by the baseline, against the same number of random "
+        "features (mean ± SD over random draws). A faithful attribution makes the AUC fall faster for the top "
+        "features; the dotted line is chance.",
+        ctx.data("deletion.csv"),
+    )
 
 
 def _snps_with_p(ctx):
@@ -159,21 +189,30 @@ def _manhattan(ctx, opts):
     snps = _snps_with_p(ctx)
     if snps is None:
         return None
-    d = ManhattanDisplay.from_table(snps, build=opts["build"], n_permutations=ctx.n_permutations,
-                                    n_labels=opts["n_labels"])
+    d = ManhattanDisplay.from_table(
+        snps, build=opts["build"], n_permutations=ctx.n_permutations, n_labels=opts["n_labels"]
+    )
     lines = []
     for p in d.panels:
-        what = {"p_perm": "model: permutation p of the case-control contrast of held-out attributions",
-                "p_assoc": "classical: per-SNP logistic-regression association p"}.get(p.column, p.column)
+        what = {
+            "p_perm": "model: permutation p of the case-control contrast of held-out attributions",
+            "p_assoc": "classical: per-SNP logistic-regression association p",
+        }.get(p.column, p.column)
         dropped = f", {p.n_dropped} missing p left out" if p.n_dropped else ""
-        lines.append(f"{p.column} ({what}; {p.n_features} SNPs{dropped}): dashed line {p.threshold_rule}, "
-                     f"p = {p.threshold:.2g}; dotted suggestive line 1/m = {p.suggestive:.2g} (one false positive "
-                     f"expected per scan)")
-    caption = (f"Manhattan plot of {len(snps)} SNPs on {len(d.axis.chromosomes)} chromosomes (x offsets from "
-               f"{opts['build']} chromosome lengths). " + "; ".join(lines) + ". "
-               + (ctx.permutation_text() + " " if "p_perm" in d.n_dropped else "")
-               + f"Labels: the gene of the lead SNP of the {opts['n_labels']} loci with the smallest p in each "
-               "panel, whether or not they pass a line; red points pass the dashed line.")
+        lines.append(
+            f"{p.column} ({what}; {p.n_features} SNPs{dropped}): dashed line {p.threshold_rule}, "
+            f"p = {p.threshold:.2g}; dotted suggestive line 1/m = {p.suggestive:.2g} (one false positive "
+            f"expected per scan)"
+        )
+    caption = (
+        f"Manhattan plot of {len(snps)} SNPs on {len(d.axis.chromosomes)} chromosomes (x offsets from "
+        f"{opts['build']} chromosome lengths). "
+        + "; ".join(lines)
+        + ". "
+        + (ctx.permutation_text() + " " if "p_perm" in d.n_dropped else "")
+        + f"Labels: the gene of the lead SNP of the {opts['n_labels']} loci with the smallest p in each "
+        "panel, whether or not they pass a line; red points pass the dashed line."
+    )
     return "Manhattan plot", d.plot(), caption, ctx.data("snps.csv", "settings.json")
 
 
@@ -183,12 +222,16 @@ def _qq(ctx, opts):
         return None
     d = QQDisplay.from_table(snps, lambda_gc=ctx.settings.get("lambda_gc"), n_permutations=ctx.n_permutations)
     parts = [f"{p['column']}: n = {p['n']}, λ = {p['lambda_gc']:.3f} ({p['lambda_source']})" for p in d.panels]
-    return ("QQ plot", d.plot(),
-            f"Observed against expected −log10 p under the uniform null, with a pointwise {d.confidence:.0%} band "
-            f"(quantiles of Beta(i, n − i + 1) for the i-th smallest p). " + "; ".join(parts)
-            + ". λ = median of χ²(1) quantiles of the p-values / 0.455 (genomic inflation). "
-            + (ctx.permutation_text() if any(p["column"] == "p_perm" for p in d.panels) else ""),
-            ctx.data("snps.csv", "settings.json"))
+    return (
+        "QQ plot",
+        d.plot(),
+        f"Observed against expected −log10 p under the uniform null, with a pointwise {d.confidence:.0%} band "
+        f"(quantiles of Beta(i, n − i + 1) for the i-th smallest p). "
+        + "; ".join(parts)
+        + ". λ = median of χ²(1) quantiles of the p-values / 0.455 (genomic inflation). "
+        + (ctx.permutation_text() if any(p["column"] == "p_perm" for p in d.panels) else ""),
+        ctx.data("snps.csv", "settings.json"),
+    )
 
 
 def _regional_top_locus(ctx, opts):
@@ -196,11 +239,14 @@ def _regional_top_locus(ctx, opts):
     if snps is None or (loci is None and "locus" not in snps.columns):
         return None
     d = RegionalDisplay.from_tables(snps, loci, n_permutations=ctx.n_permutations)
-    return (f"Top locus {d.locus}", d.plot(),
-            f"−log10 p of the {len(d.snps)} SNPs in {d.window[0]:,}-{d.window[1]:,} bp of chromosome {d.chrom} "
-            f"around the rank-1 locus {d.locus} (shaded; {int(d.snps['in_locus'].sum())} SNPs, lead SNP "
-            f"{d.lead_snp}). Gene bars span the SNPs annotated to each gene (the tables hold no gene coordinates).",
-            ctx.data("snps.csv", "loci.csv"))
+    return (
+        f"Top locus {d.locus}",
+        d.plot(),
+        f"−log10 p of the {len(d.snps)} SNPs in {d.window[0]:,}-{d.window[1]:,} bp of chromosome {d.chrom} "
+        f"around the rank-1 locus {d.locus} (shaded; {int(d.snps['in_locus'].sum())} SNPs, lead SNP "
+        f"{d.lead_snp}). Gene bars span the SNPs annotated to each gene (the tables hold no gene coordinates).",
+        ctx.data("snps.csv", "loci.csv"),
+    )
 
 
 def _fnc_matrix(ctx, opts):
@@ -209,11 +255,14 @@ def _fnc_matrix(ctx, opts):
         return None
     d = FNCMatrixDisplay.from_tables(connections, ctx.table("nodes"))
     n_sig = int(d.significant.sum() // 2)
-    return ("FNC attribution matrix", d.plot(),
-            f"Mean integrated-gradients attribution of each of the {len(connections)} functional connections between "
-            f"{len(d.nodes)} nodes, sorted by domain (lines mark domain boundaries). Circles: {n_sig} "
-            f"connection(s) with max-T family-wise p_fwer ≤ 0.05. {ctx.permutation_text()}",
-            ctx.data("connections.csv", "nodes.csv"))
+    return (
+        "FNC attribution matrix",
+        d.plot(),
+        f"Mean integrated-gradients attribution of each of the {len(connections)} functional connections between "
+        f"{len(d.nodes)} nodes, sorted by domain (lines mark domain boundaries). Circles: {n_sig} "
+        f"connection(s) with max-T family-wise p_fwer ≤ 0.05. {ctx.permutation_text()}",
+        ctx.data("connections.csv", "nodes.csv"),
+    )
 
 
 def _ranked_value(table):
@@ -230,10 +279,13 @@ def _connectome_top_edges(ctx, opts):
     value, what = _ranked_value(connections)
     d = ConnectomeDisplay.from_tables(connections, nodes, top_k=opts["top_k"], value=value)
     n = len(d.edges)
-    return (f"Top {n} connections", d.plot(),
-            f"The {n} top-ranked connections ({rank_rule(connections)}; ranks 1-{n} of {len(connections)}) on a glass "
-            f"brain (nilearn), coloured by {what}; nodes at their MNI coordinates, coloured by domain.",
-            ctx.data("connections.csv", "nodes.csv"))
+    return (
+        f"Top {n} connections",
+        d.plot(),
+        f"The {n} top-ranked connections ({rank_rule(connections)}; ranks 1-{n} of {len(connections)}) on a glass "
+        f"brain (nilearn), coloured by {what}; nodes at their MNI coordinates, coloured by domain.",
+        ctx.data("connections.csv", "nodes.csv"),
+    )
 
 
 def _connectogram(ctx, opts):
@@ -242,11 +294,14 @@ def _connectogram(ctx, opts):
         return None
     value, what = _ranked_value(connections)
     d = ConnectogramDisplay.from_tables(connections, ctx.table("nodes"), top_k=opts["top_k"], value=value)
-    return ("Connectogram", d.plot(),
-            f"The {len(d.edges)} top-ranked connections ({rank_rule(connections)}) as chords between "
-            f"{len(d.nodes)} nodes grouped by domain; red: positive {what}, blue: negative; "
-            f"chord width ∝ |{value}|.",
-            ctx.data("connections.csv", "nodes.csv"))
+    return (
+        "Connectogram",
+        d.plot(),
+        f"The {len(d.edges)} top-ranked connections ({rank_rule(connections)}) as chords between "
+        f"{len(d.nodes)} nodes grouped by domain; red: positive {what}, blue: negative; "
+        f"chord width ∝ |{value}|.",
+        ctx.data("connections.csv", "nodes.csv"),
+    )
 
 
 def _smri_map(ctx, kind):
@@ -255,12 +310,17 @@ def _smri_map(ctx, kind):
         return None
     mask = ctx.report_dir / "mask.nii.gz"
     d = AttributionMapDisplay.from_image(image, mask if mask.is_file() else None)
-    view = ("Glass-brain projections (nilearn) of the" if kind == "glass"
-            else "Axial slices on the MNI152 template (nilearn's packaged copy) of the")
-    caption = (f"{view} signed mean integrated-gradients attribution per voxel ({d.n_voxels} voxels in the mask, "
-               f"MNI space): red pushes towards the positive class, blue away. Voxels below the "
-               f"{d.threshold_percentile:g}th percentile of |attribution| ({d.threshold:.2g}) are hidden; the "
-               f"symmetric colour scale ends at the {d.vmax_percentile:g}th percentile ({d.vmax:.2g}).")
+    view = (
+        "Glass-brain projections (nilearn) of the"
+        if kind == "glass"
+        else "Axial slices on the MNI152 template (nilearn's packaged copy) of the"
+    )
+    caption = (
+        f"{view} signed mean integrated-gradients attribution per voxel ({d.n_voxels} voxels in the mask, "
+        f"MNI space): red pushes towards the positive class, blue away. Voxels below the "
+        f"{d.threshold_percentile:g}th percentile of |attribution| ({d.threshold:.2g}) are hidden; the "
+        f"symmetric colour scale ends at the {d.vmax_percentile:g}th percentile ({d.vmax:.2g})."
+    )
     title = "sMRI attribution (glass brain)" if kind == "glass" else "sMRI attribution (axial slices)"
     return title, d.plot(kind), caption, ctx.data("smri_attribution.nii.gz", "mask.nii.gz")
 
@@ -272,13 +332,19 @@ def _top_regions(ctx, opts):
     value = "contrast" if "contrast" in regions else "stat"
     d = RegionBarDisplay.from_table(regions, top_k=opts["top_k"], value=value)
     atlas = ", ".join(sorted(set(regions["atlas"].dropna().astype(str)))) if "atlas" in regions else "atlas"
-    bar = ("contrast: the region's summed attribution, mean of cases minus controls (log-odds)" if value == "contrast"
-           else "signed statistic (cases − controls)")
-    return (f"Top {len(d.regions)} regions", d.plot(),
-            f"The {len(d.regions)} top-ranked of {d.n_total} {atlas} regions ({rank_rule(regions)}); "
-            f"bar: {bar}, text: permutation p of the case-control contrast (p_perm); "
-            f"* p_fwer ≤ 0.05 (max-T), † q_fdr ≤ 0.05 (Benjamini-Hochberg). {ctx.permutation_text()}",
-            ctx.data("regions.csv"))
+    bar = (
+        "contrast: the region's summed attribution, mean of cases minus controls (log-odds)"
+        if value == "contrast"
+        else "signed statistic (cases − controls)"
+    )
+    return (
+        f"Top {len(d.regions)} regions",
+        d.plot(),
+        f"The {len(d.regions)} top-ranked of {d.n_total} {atlas} regions ({rank_rule(regions)}); "
+        f"bar: {bar}, text: permutation p of the case-control contrast (p_perm); "
+        f"* p_fwer ≤ 0.05 (max-T), † q_fdr ≤ 0.05 (Benjamini-Hochberg). {ctx.permutation_text()}",
+        ctx.data("regions.csv"),
+    )
 
 
 # (section, file stem, builder), in report order.

@@ -159,8 +159,9 @@ class ManhattanDisplay:
         self.n_dropped = {p.column: p.n_dropped for p in panels}
 
     @classmethod
-    def from_table(cls, snps, *, columns=("p_perm", "p_assoc"), build="GRCh37", n_permutations=None, alpha=0.05,
-                   n_labels=5):
+    def from_table(
+        cls, snps, *, columns=("p_perm", "p_assoc"), build="GRCh37", n_permutations=None, alpha=0.05, n_labels=5
+    ):
         """Read the per-SNP table (``snps.csv``).
 
         Parameters
@@ -219,15 +220,32 @@ class ManhattanDisplay:
             order = pd.DataFrame({"p": p, "strength": strength, "x": x_all, "group": groups})[ok]
             order = order.sort_values(["p", "strength", "x"], kind="mergesort")
             leads = order.drop_duplicates("group").head(n_labels).index.to_numpy()
-            texts = [gene_label(table["gene"].iloc[i] if "gene" in table else None,
-                                table["snp"].iloc[i] if "snp" in table else f"chr{table['_chrom'].iloc[i]}")
-                     for i in leads]
-            panels.append(ManhattanPanel(
-                column=column, title=P_COLUMN_TITLES.get(column, column), x=x_all[ok], logp=-np.log10(p[ok]),
-                chrom_index=chrom_index[ok], threshold=threshold, threshold_rule=rule,
-                suggestive=1.0 / m if m else float("nan"), n_features=m, n_dropped=int((~ok).sum()),
-                n_raised=n_raised, label_x=x_all[leads], label_logp=-np.log10(p[leads]), label_text=texts,
-                floor=1.0 / (n_permutations + 1) if column == "p_perm" and n_permutations else float("nan")))
+            texts = [
+                gene_label(
+                    table["gene"].iloc[i] if "gene" in table else None,
+                    table["snp"].iloc[i] if "snp" in table else f"chr{table['_chrom'].iloc[i]}",
+                )
+                for i in leads
+            ]
+            panels.append(
+                ManhattanPanel(
+                    column=column,
+                    title=P_COLUMN_TITLES.get(column, column),
+                    x=x_all[ok],
+                    logp=-np.log10(p[ok]),
+                    chrom_index=chrom_index[ok],
+                    threshold=threshold,
+                    threshold_rule=rule,
+                    suggestive=1.0 / m if m else float("nan"),
+                    n_features=m,
+                    n_dropped=int((~ok).sum()),
+                    n_raised=n_raised,
+                    label_x=x_all[leads],
+                    label_logp=-np.log10(p[leads]),
+                    label_text=texts,
+                    floor=1.0 / (n_permutations + 1) if column == "p_perm" and n_permutations else float("nan"),
+                )
+            )
         return cls(panels, axis, n_unplaced=n_unplaced, build=build)
 
     @property
@@ -265,8 +283,9 @@ class ManhattanDisplay:
         if axes is None:
             fig, axes = plt.subplots(n, 1, sharex=True, figsize=(7.2, 1.1 + 2.1 * n), squeeze=False)
             axes = axes[:, 0]
-            fig.subplots_adjust(left=0.085, right=0.99, bottom=0.09 if n > 1 else 0.16, top=0.9 if n > 1 else 0.82,
-                                hspace=0.32)
+            fig.subplots_adjust(
+                left=0.085, right=0.99, bottom=0.09 if n > 1 else 0.16, top=0.9 if n > 1 else 0.82, hspace=0.32
+            )
         axes = list(np.atleast_1d(axes))
         if len(axes) != n:
             raise ValueError(f"axes: expected {n} axes (one per panel), got {len(axes)}")
@@ -283,38 +302,70 @@ class ManhattanDisplay:
             handles = []
             if np.isfinite(thr):
                 ax.axhline(thr, color=HIGHLIGHT, lw=0.8, ls="--")
-                handles.append(Line2D([], [], color=HIGHLIGHT, lw=0.8, ls="--",
-                                      label=f"{panel.threshold_rule.split(' (')[0]} (p = {panel.threshold:.2g})"))
+                handles.append(
+                    Line2D(
+                        [],
+                        [],
+                        color=HIGHLIGHT,
+                        lw=0.8,
+                        ls="--",
+                        label=f"{panel.threshold_rule.split(' (')[0]} (p = {panel.threshold:.2g})",
+                    )
+                )
             if np.isfinite(sug):
                 ax.axhline(sug, color="#2b7bba", lw=0.8, ls=":")
-                handles.append(Line2D([], [], color="#2b7bba", lw=0.8, ls=":",
-                                      label=f"suggestive 1/m (p = {panel.suggestive:.2g})"))
+                handles.append(
+                    Line2D(
+                        [], [], color="#2b7bba", lw=0.8, ls=":", label=f"suggestive 1/m (p = {panel.suggestive:.2g})"
+                    )
+                )
             if np.isfinite(panel.floor):
                 # With B permutations no p_perm can be below 1/(B+1): say so, or an empty band under a
                 # Bonferroni line reads as "nothing found" rather than "nothing findable".
                 ax.axhline(-np.log10(panel.floor), color="0.55", lw=0.6, ls="-.")
-                handles.append(Line2D([], [], color="0.55", lw=0.6, ls="-.",
-                                      label=f"smallest attainable 1/(B+1) (p = {panel.floor:.2g})"))
+                handles.append(
+                    Line2D(
+                        [],
+                        [],
+                        color="0.55",
+                        lw=0.6,
+                        ls="-.",
+                        label=f"smallest attainable 1/(B+1) (p = {panel.floor:.2g})",
+                    )
+                )
             top = np.nanmax([panel.logp.max() if panel.logp.size else 0.0, thr, sug, 1.0])
             ax.set_ylim(0, top * 1.08)
             ax.set_xlim(0, self.axis.total)
             # The panel is named on its y axis, which leaves the full width above it for the line legend.
-            ax.set_ylabel(f"{P_COLUMN_TITLES.get(panel.column, panel.column).split(':')[0]}\n"
-                          rf"$-\log_{{10}}$ {panel.column}", fontsize=8)
+            ax.set_ylabel(
+                f"{P_COLUMN_TITLES.get(panel.column, panel.column).split(':')[0]}\n"
+                rf"$-\log_{{10}}$ {panel.column}",
+                fontsize=8,
+            )
             ax.tick_params(labelsize=7)
             ax.tick_params(axis="x", labelsize=tick_fontsize, length=2, pad=1.5)
             ax.spines[["top", "right"]].set_visible(False)
             if handles:
-                ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=len(handles),
-                          fontsize=6, frameon=False, borderaxespad=0.1, handlelength=2.2, columnspacing=1.2)
+                ax.legend(
+                    handles=handles,
+                    loc="lower left",
+                    bbox_to_anchor=(0.0, 1.0),
+                    ncol=len(handles),
+                    fontsize=6,
+                    frameon=False,
+                    borderaxespad=0.1,
+                    handlelength=2.2,
+                    columnspacing=1.2,
+                )
         self._set_chromosome_ticks(axes[-1], tick_fontsize)
         for ax in axes[:-1]:
             ax.tick_params(axis="x", labelbottom=False)
         axes[-1].set_xlabel("Chromosome", fontsize=8)
         if label:
             for ax, panel in zip(axes, self.panels):
-                labels, _ = place_labels(ax, panel.label_x, panel.label_logp, panel.label_text,
-                                         fontsize=label_fontsize, style="italic")
+                labels, _ = place_labels(
+                    ax, panel.label_x, panel.label_logp, panel.label_text, fontsize=label_fontsize, style="italic"
+                )
                 self.labels_.extend(labels)
         return self
 
@@ -356,8 +407,7 @@ class QQDisplay:
         self.confidence = confidence
 
     @classmethod
-    def from_table(cls, table, *, columns=("p_assoc", "p_perm"), lambda_gc=None, n_permutations=None,
-                   confidence=0.95):
+    def from_table(cls, table, *, columns=("p_assoc", "p_perm"), lambda_gc=None, n_permutations=None, confidence=0.95):
         """Read p columns of a table (``snps.csv``).
 
         Parameters
@@ -394,12 +444,19 @@ class QQDisplay:
                 source = "computed from this column for display"
             else:
                 lam, source = float("nan"), "no p-values"
-            panels.append({
-                "column": column, "n": n, "n_dropped": int((~ok).sum()),
-                "expected": -np.log10(i / (n + 1)), "observed": -np.log10(obs),
-                "lower": -np.log10(stats.beta.ppf(1 - tail, i, n - i + 1)),
-                "upper": -np.log10(stats.beta.ppf(tail, i, n - i + 1)),
-                "lambda_gc": lam, "lambda_source": source})
+            panels.append(
+                {
+                    "column": column,
+                    "n": n,
+                    "n_dropped": int((~ok).sum()),
+                    "expected": -np.log10(i / (n + 1)),
+                    "observed": -np.log10(obs),
+                    "lower": -np.log10(stats.beta.ppf(1 - tail, i, n - i + 1)),
+                    "upper": -np.log10(stats.beta.ppf(tail, i, n - i + 1)),
+                    "lambda_gc": lam,
+                    "lambda_source": source,
+                }
+            )
         return cls(panels, confidence)
 
     def plot(self, axes=None, *, point_size=4.0):
@@ -418,10 +475,19 @@ class QQDisplay:
             # The band is smooth: ~2000 vertices (all of the 1000 smallest p, log-spaced beyond) draw it exactly
             # and keep vector files small for 100k-SNP scans.
             n = panel["n"]
-            keep = np.unique(np.concatenate([np.arange(min(n, 1000)),
-                                             np.geomspace(1, max(n, 1), 1000).astype(int) - 1])) if n else []
-            ax.fill_between(e[keep], panel["lower"][keep], panel["upper"][keep], color="0.85", lw=0,
-                            label=f"{self.confidence:.0%} band")
+            keep = (
+                np.unique(np.concatenate([np.arange(min(n, 1000)), np.geomspace(1, max(n, 1), 1000).astype(int) - 1]))
+                if n
+                else []
+            )
+            ax.fill_between(
+                e[keep],
+                panel["lower"][keep],
+                panel["upper"][keep],
+                color="0.85",
+                lw=0,
+                label=f"{self.confidence:.0%} band",
+            )
             lim = max(e.max() if e.size else 1.0, panel["observed"].max() if panel["n"] else 1.0) * 1.05
             ax.plot([0, lim], [0, lim], color="0.3", lw=0.8)
             ax.scatter(e, panel["observed"], s=point_size, c=color, linewidths=0, rasterized=True)
@@ -431,10 +497,16 @@ class QQDisplay:
             ax.set_xlabel(r"expected $-\log_{10}\,p$", fontsize=8)
             ax.set_ylabel(r"observed $-\log_{10}\,p$", fontsize=8)
             ax.tick_params(labelsize=7)
-            ax.set_title(P_COLUMN_TITLES.get(panel["column"], panel["column"]),
-                         fontsize=8)
-            ax.text(0.04, 0.96, f"λ = {panel['lambda_gc']:.3f}\nn = {panel['n']}", transform=ax.transAxes,
-                    va="top", ha="left", fontsize=7)
+            ax.set_title(P_COLUMN_TITLES.get(panel["column"], panel["column"]), fontsize=8)
+            ax.text(
+                0.04,
+                0.96,
+                f"λ = {panel['lambda_gc']:.3f}\nn = {panel['n']}",
+                transform=ax.transAxes,
+                va="top",
+                ha="left",
+                fontsize=7,
+            )
             ax.legend(loc="lower right", fontsize=6, frameon=False)
             ax.spines[["top", "right"]].set_visible(False)
         return self
@@ -464,8 +536,9 @@ class RegionalDisplay:
         self.snps, self.genes, self.columns = snps, genes, columns
 
     @classmethod
-    def from_tables(cls, snps, loci=None, *, locus=None, flank=250_000, columns=("p_perm", "p_assoc"),
-                    n_permutations=None):
+    def from_tables(
+        cls, snps, loci=None, *, locus=None, flank=250_000, columns=("p_perm", "p_assoc"), n_permutations=None
+    ):
         """Read ``snps.csv`` (and ``loci.csv``, for the locus bounds and rank).
 
         Parameters
@@ -488,8 +561,13 @@ class RegionalDisplay:
         table = snps.copy()
         table["_chrom"] = [normalise_chromosome(c) for c in table["chrom"]]
         if loci is not None and len(loci):
-            row = loci.set_index("locus").loc[locus] if locus is not None else \
-                loci.sort_values("rank", kind="mergesort").iloc[0] if "rank" in loci else loci.iloc[0]
+            row = (
+                loci.set_index("locus").loc[locus]
+                if locus is not None
+                else loci.sort_values("rank", kind="mergesort").iloc[0]
+                if "rank" in loci
+                else loci.iloc[0]
+            )
             name = locus if locus is not None else row["locus"]
             chrom, start, end = normalise_chromosome(row["chrom"]), int(row["start"]), int(row["end"])
             lead = row.get("lead_snp", None)
@@ -503,13 +581,17 @@ class RegionalDisplay:
             chrom = members["_chrom"].iloc[0]
             start, end = int(members["pos"].min()), int(members["pos"].max())
             lead = members.sort_values(present[0])["snp"].iloc[0] if "snp" in members else None
-            genes_text = ";".join(dict.fromkeys(g for gs in members.get("gene", pd.Series(dtype=str)).dropna()
-                                                for g in str(gs).split(";")))
+            genes_text = ";".join(
+                dict.fromkeys(
+                    g for gs in members.get("gene", pd.Series(dtype=str)).dropna() for g in str(gs).split(";")
+                )
+            )
         window = (max(0, start - flank), end + flank)
         near = table[(table["_chrom"] == chrom) & table["pos"].between(*window)].copy()
         out = pd.DataFrame({"pos": near["pos"].to_numpy(dtype=float)})
-        out["in_locus"] = ((near["locus"] == name).to_numpy() if "locus" in near
-                           else near["pos"].between(start, end).to_numpy())
+        out["in_locus"] = (
+            (near["locus"] == name).to_numpy() if "locus" in near else near["pos"].between(start, end).to_numpy()
+        )
         out["is_lead"] = (near["snp"] == lead).to_numpy() if "snp" in near and lead is not None else False
         for column in present:
             ok, p, _ = _clean_p(table[column], column, n_permutations)
@@ -520,12 +602,29 @@ class RegionalDisplay:
             for pos, gs in zip(near["pos"], near["gene"]):
                 if isinstance(gs, str):
                     gene_rows.extend((g.strip(), pos) for g in gs.split(";") if g.strip())
-        genes = (pd.DataFrame(gene_rows, columns=["gene", "pos"]).groupby("gene", sort=False)["pos"]
-                 .agg(["min", "max"]).rename(columns={"min": "start", "max": "end"}).reset_index()
-                 .sort_values(["start", "gene"], kind="mergesort").reset_index(drop=True)
-                 if gene_rows else pd.DataFrame(columns=["gene", "start", "end"]))
-        return cls(name, chrom, start, end, lead, genes_text if isinstance(genes_text, str) else "", window, out,
-                   genes, present)
+        genes = (
+            pd.DataFrame(gene_rows, columns=["gene", "pos"])
+            .groupby("gene", sort=False)["pos"]
+            .agg(["min", "max"])
+            .rename(columns={"min": "start", "max": "end"})
+            .reset_index()
+            .sort_values(["start", "gene"], kind="mergesort")
+            .reset_index(drop=True)
+            if gene_rows
+            else pd.DataFrame(columns=["gene", "start", "end"])
+        )
+        return cls(
+            name,
+            chrom,
+            start,
+            end,
+            lead,
+            genes_text if isinstance(genes_text, str) else "",
+            window,
+            out,
+            genes,
+            present,
+        )
 
     def plot(self, fig=None, *, point_size=14.0):
         """Draw one panel per p column and a gene track underneath. Returns self."""
@@ -534,8 +633,9 @@ class RegionalDisplay:
         n = len(self.columns)
         if fig is None:
             fig = plt.figure(figsize=(6.4, 1.9 * n + 1.3))
-        grid = fig.add_gridspec(n + 1, 1, height_ratios=[3] * n + [1.4], hspace=0.35, left=0.1, right=0.98,
-                                top=0.9, bottom=0.1)
+        grid = fig.add_gridspec(
+            n + 1, 1, height_ratios=[3] * n + [1.4], hspace=0.35, left=0.1, right=0.98, top=0.9, bottom=0.1
+        )
         axes = [fig.add_subplot(grid[0])]
         axes += [fig.add_subplot(grid[i], sharex=axes[0]) for i in range(1, n + 1)]
         self.figure_, self.axes_, self.ax_ = fig, axes, axes[0]
@@ -546,19 +646,26 @@ class RegionalDisplay:
             color = MODEL_COLORS[0] if column == "p_perm" else CLASSICAL_COLORS[0]
             ax.axvspan(self.start / 1e6, self.end / 1e6, color="#fdf0d5", lw=0, zorder=0)
             ax.scatter(mb[~inside], y[~inside], s=point_size, c="0.7", linewidths=0, label="outside the locus")
-            ax.scatter(mb[inside & ~lead], y[inside & ~lead], s=point_size, c=color, linewidths=0,
-                       label="in the locus")
-            ax.scatter(mb[lead], y[lead], s=point_size * 3, c=HIGHLIGHT, marker="D", linewidths=0.4,
-                       edgecolors="k", label=f"lead SNP {self.lead_snp}" if self.lead_snp else "lead SNP")
+            ax.scatter(mb[inside & ~lead], y[inside & ~lead], s=point_size, c=color, linewidths=0, label="in the locus")
+            ax.scatter(
+                mb[lead],
+                y[lead],
+                s=point_size * 3,
+                c=HIGHLIGHT,
+                marker="D",
+                linewidths=0.4,
+                edgecolors="k",
+                label=f"lead SNP {self.lead_snp}" if self.lead_snp else "lead SNP",
+            )
             ax.set_ylim(0, max(np.nanmax(y) if np.isfinite(y).any() else 1.0, 1.0) * 1.15)
             ax.set_ylabel(r"$-\log_{10}\,p$", fontsize=8)
             ax.set_title(P_COLUMN_TITLES.get(column, column), fontsize=8, loc="left", pad=3)
             ax.tick_params(labelsize=7, labelbottom=False)
             ax.spines[["top", "right"]].set_visible(False)
-        axes[0].legend(fontsize=6, frameon=False, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=3,
-                       borderaxespad=0.1)
-        fig.suptitle(f"Locus {self.locus}; genes: {gene_label(self.genes_text, '—', 4)}",
-                     fontsize=8.5, y=0.985)
+        axes[0].legend(
+            fontsize=6, frameon=False, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=3, borderaxespad=0.1
+        )
+        fig.suptitle(f"Locus {self.locus}; genes: {gene_label(self.genes_text, '—', 4)}", fontsize=8.5, y=0.985)
         track = axes[-1]
         track.set_xlim(self.window[0] / 1e6, self.window[1] / 1e6)
         self._draw_genes(track)
@@ -571,8 +678,16 @@ class RegionalDisplay:
     def _draw_genes(self, ax):
         """Genes as segments over the SNPs annotated to them, packed into rows so that names never overlap."""
         if not len(self.genes):
-            ax.text(0.5, 0.5, "no annotated genes in the window", transform=ax.transAxes, ha="center",
-                    va="center", fontsize=7, color="0.4")
+            ax.text(
+                0.5,
+                0.5,
+                "no annotated genes in the window",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="0.4",
+            )
             return
         fig = ax.figure
         renderer = fig.canvas.get_renderer()

@@ -20,8 +20,28 @@ else:  # pragma: no cover - Python 3.10
 # Explanation tables the report knows, by file stem.
 TABLE_FILES = ("snps", "loci", "regions", "connections", "nodes", "modalities", "subjects", "ablation", "deletion")
 # Identifier columns read as text, so that "1" stays a chromosome name and "<script>" stays a string.
-_TEXT_COLUMNS = ("snp", "a1", "a2", "gene", "genes", "locus", "lead_snp", "region", "atlas", "node", "node_i",
-                 "node_j", "domain", "domain_i", "domain_j", "subject_id", "modality", "note", "label_name", "chrom")
+_TEXT_COLUMNS = (
+    "snp",
+    "a1",
+    "a2",
+    "gene",
+    "genes",
+    "locus",
+    "lead_snp",
+    "region",
+    "atlas",
+    "node",
+    "node_i",
+    "node_j",
+    "domain",
+    "domain_i",
+    "domain_j",
+    "subject_id",
+    "modality",
+    "note",
+    "label_name",
+    "chrom",
+)
 
 
 @dataclass

@@ -72,8 +72,9 @@ def _overlaps_any(segments, boxes):
     return [s for s in segments if len(_overlaps(s, boxes, 0.0))]
 
 
-def place_labels(ax, x, y, texts, *, fontsize=7, offset_points=4, pad_points=1.5, max_rounds=6, leader_color="0.4",
-                 **text_kw):
+def place_labels(
+    ax, x, y, texts, *, fontsize=7, offset_points=4, pad_points=1.5, max_rounds=6, leader_color="0.4", **text_kw
+):
     """Write ``texts`` above the points (``x``, ``y``) of ``ax`` without overlaps.
 
     Parameters
@@ -123,8 +124,9 @@ def place_labels(ax, x, y, texts, *, fontsize=7, offset_points=4, pad_points=1.5
     ax.set_ylim(ax.get_ylim())
     renderer = fig.canvas.get_renderer()
     px = fig.dpi / 72.0
-    labels = [ax.text(0, 0, t, fontsize=fontsize, ha="left", va="bottom", zorder=5, clip_on=False, **text_kw)
-              for t in texts]
+    labels = [
+        ax.text(0, 0, t, fontsize=fontsize, ha="left", va="bottom", zorder=5, clip_on=False, **text_kw) for t in texts
+    ]
     sizes = []
     for label in labels:
         extent = label.get_window_extent(renderer)
@@ -148,7 +150,15 @@ def place_labels(ax, x, y, texts, *, fontsize=7, offset_points=4, pad_points=1.5
     for label, box, xi, yi in zip(labels, boxes, x, y):
         label.set_position(inverse.transform((box[0], box[1])))
         bottom_centre = inverse.transform(((box[0] + box[2]) / 2, box[1]))
-        (line,) = ax.plot([xi, bottom_centre[0]], [yi, bottom_centre[1]], color=leader_color, lw=0.5, zorder=4,
-                          clip_on=False, scalex=False, scaley=False)
+        (line,) = ax.plot(
+            [xi, bottom_centre[0]],
+            [yi, bottom_centre[1]],
+            color=leader_color,
+            lw=0.5,
+            zorder=4,
+            clip_on=False,
+            scalex=False,
+            scaley=False,
+        )
         leaders.append(line)
     return labels, leaders

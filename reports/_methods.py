@@ -13,59 +13,111 @@ __all__ = ["Methods", "build_methods", "software_versions", "REFERENCES"]
 
 #: Reference list entries by citation key: (in-text form, full reference).
 REFERENCES = {
-    "migtrans": ("Shaik et al., 2024",
-                 "Shaik NS, Cherukuri TK, Calhoun VD, Ye DH. Multi-modal imaging genomics transformer: attentive "
-                 "integration of imaging with genomic biomarkers for schizophrenia classification. arXiv:2407.19385, "
-                 "2024."),
-    "ig": ("Sundararajan et al., 2017",
-           "Sundararajan M, Taly A, Yan Q. Axiomatic attribution for deep networks. Proceedings of the 34th "
-           "International Conference on Machine Learning (ICML), PMLR 70:3319-3328, 2017."),
-    "captum": ("Kokhlikyan et al., 2020",
-               "Kokhlikyan N, Miglani V, Martin M, Wang E, Alsallakh B, Reynolds J, Melnikov A, Kliushkina N, "
-               "Araya C, Yan S, Reblitz-Richardson O. Captum: a unified and generic model interpretability library "
-               "for PyTorch. arXiv:2009.07896, 2020."),
-    "rollout": ("Abnar & Zuidema, 2020",
-                "Abnar S, Zuidema W. Quantifying attention flow in transformers. Proceedings of the 58th Annual "
-                "Meeting of the Association for Computational Linguistics (ACL), 4190-4197, 2020."),
-    "chefer": ("Chefer et al., 2021",
-               "Chefer H, Gur S, Wolf L. Generic attention-model explainability for interpreting bi-modal and "
-               "encoder-decoder transformers. Proceedings of the IEEE/CVF International Conference on Computer "
-               "Vision (ICCV), 397-406, 2021."),
-    "phipson": ("Phipson & Smyth, 2010",
-                "Phipson B, Smyth GK. Permutation p-values should never be zero: calculating exact p-values when "
-                "permutations are randomly drawn. Statistical Applications in Genetics and Molecular Biology "
-                "9(1):39, 2010."),
-    "maxt": ("Westfall & Young, 1993",
-             "Westfall PH, Young SS. Resampling-Based Multiple Testing: Examples and Methods for p-Value "
-             "Adjustment. New York: Wiley, 1993."),
-    "bh": ("Benjamini & Hochberg, 1995",
-           "Benjamini Y, Hochberg Y. Controlling the false discovery rate: a practical and powerful approach to "
-           "multiple testing. Journal of the Royal Statistical Society, Series B 57(1):289-300, 1995."),
-    "gc": ("Devlin & Roeder, 1999",
-           "Devlin B, Roeder K. Genomic control for association studies. Biometrics 55(4):997-1004, 1999."),
-    "nilearn": ("Abraham et al., 2014",
-                "Abraham A, Pedregosa F, Eickenberg M, Gervais P, Mueller A, Kossaifi J, Gramfort A, Thirion B, "
-                "Varoquaux G. Machine learning for neuroimaging with scikit-learn. Frontiers in Neuroinformatics "
-                "8:14, 2014."),
-    "aal": ("Tzourio-Mazoyer et al., 2002",
-            "Tzourio-Mazoyer N, Landeau B, Papathanassiou D, Crivello F, Etard O, Delcroix N, Mazoyer B, Joliot M. "
-            "Automated anatomical labeling of activations in SPM using a macroscopic anatomical parcellation of the "
-            "MNI MRI single-subject brain. NeuroImage 15(1):273-289, 2002."),
-    "gencode": ("Frankish et al., 2019",
-                "Frankish A, Diekhans M, Ferreira AM, et al. GENCODE reference annotation for the human and mouse "
-                "genomes. Nucleic Acids Research 47(D1):D766-D773, 2019."),
+    "migtrans": (
+        "Shaik et al., 2024",
+        "Shaik NS, Cherukuri TK, Calhoun VD, Ye DH. Multi-modal imaging genomics transformer: attentive "
+        "integration of imaging with genomic biomarkers for schizophrenia classification. arXiv:2407.19385, "
+        "2024.",
+    ),
+    "ig": (
+        "Sundararajan et al., 2017",
+        "Sundararajan M, Taly A, Yan Q. Axiomatic attribution for deep networks. Proceedings of the 34th "
+        "International Conference on Machine Learning (ICML), PMLR 70:3319-3328, 2017.",
+    ),
+    "captum": (
+        "Kokhlikyan et al., 2020",
+        "Kokhlikyan N, Miglani V, Martin M, Wang E, Alsallakh B, Reynolds J, Melnikov A, Kliushkina N, "
+        "Araya C, Yan S, Reblitz-Richardson O. Captum: a unified and generic model interpretability library "
+        "for PyTorch. arXiv:2009.07896, 2020.",
+    ),
+    "rollout": (
+        "Abnar & Zuidema, 2020",
+        "Abnar S, Zuidema W. Quantifying attention flow in transformers. Proceedings of the 58th Annual "
+        "Meeting of the Association for Computational Linguistics (ACL), 4190-4197, 2020.",
+    ),
+    "chefer": (
+        "Chefer et al., 2021",
+        "Chefer H, Gur S, Wolf L. Generic attention-model explainability for interpreting bi-modal and "
+        "encoder-decoder transformers. Proceedings of the IEEE/CVF International Conference on Computer "
+        "Vision (ICCV), 397-406, 2021.",
+    ),
+    "phipson": (
+        "Phipson & Smyth, 2010",
+        "Phipson B, Smyth GK. Permutation p-values should never be zero: calculating exact p-values when "
+        "permutations are randomly drawn. Statistical Applications in Genetics and Molecular Biology "
+        "9(1):39, 2010.",
+    ),
+    "maxt": (
+        "Westfall & Young, 1993",
+        "Westfall PH, Young SS. Resampling-Based Multiple Testing: Examples and Methods for p-Value "
+        "Adjustment. New York: Wiley, 1993.",
+    ),
+    "bh": (
+        "Benjamini & Hochberg, 1995",
+        "Benjamini Y, Hochberg Y. Controlling the false discovery rate: a practical and powerful approach to "
+        "multiple testing. Journal of the Royal Statistical Society, Series B 57(1):289-300, 1995.",
+    ),
+    "gc": (
+        "Devlin & Roeder, 1999",
+        "Devlin B, Roeder K. Genomic control for association studies. Biometrics 55(4):997-1004, 1999.",
+    ),
+    "nilearn": (
+        "Abraham et al., 2014",
+        "Abraham A, Pedregosa F, Eickenberg M, Gervais P, Mueller A, Kossaifi J, Gramfort A, Thirion B, "
+        "Varoquaux G. Machine learning for neuroimaging with scikit-learn. Frontiers in Neuroinformatics "
+        "8:14, 2014.",
+    ),
+    "aal": (
+        "Tzourio-Mazoyer et al., 2002",
+        "Tzourio-Mazoyer N, Landeau B, Papathanassiou D, Crivello F, Etard O, Delcroix N, Mazoyer B, Joliot M. "
+        "Automated anatomical labeling of activations in SPM using a macroscopic anatomical parcellation of the "
+        "MNI MRI single-subject brain. NeuroImage 15(1):273-289, 2002.",
+    ),
+    "gencode": (
+        "Frankish et al., 2019",
+        "Frankish A, Diekhans M, Ferreira AM, et al. GENCODE reference annotation for the human and mouse "
+        "genomes. Nucleic Acids Research 47(D1):D766-D773, 2019.",
+    ),
 }
 
 # Distributions whose versions the Methods name, in the order they are named.
-_PACKAGES = ("migtrans", "torch", "captum", "numpy", "scipy", "pandas", "statsmodels", "scikit-learn", "nilearn",
-             "nibabel")
-_DISPLAY = {"torch": "PyTorch", "captum": "Captum", "numpy": "NumPy", "scipy": "SciPy", "pandas": "pandas",
-            "statsmodels": "statsmodels", "scikit-learn": "scikit-learn", "nilearn": "nilearn", "nibabel": "NiBabel",
-            "migtrans": "migtrans", "python": "Python"}
-_MODALITY_NAMES = {"snp": "genotypes (SNP dosages)", "fnc": "functional network connectivity (FNC)",
-                   "smri": "structural MRI (gray-matter maps)"}
-_FEATURE_UNITS = {"snps": "SNP", "loci": "locus", "regions": "atlas region", "connections": "FNC edge",
-                  "nodes": "FNC node"}
+_PACKAGES = (
+    "migtrans",
+    "torch",
+    "captum",
+    "numpy",
+    "scipy",
+    "pandas",
+    "statsmodels",
+    "scikit-learn",
+    "nilearn",
+    "nibabel",
+)
+_DISPLAY = {
+    "torch": "PyTorch",
+    "captum": "Captum",
+    "numpy": "NumPy",
+    "scipy": "SciPy",
+    "pandas": "pandas",
+    "statsmodels": "statsmodels",
+    "scikit-learn": "scikit-learn",
+    "nilearn": "nilearn",
+    "nibabel": "NiBabel",
+    "migtrans": "migtrans",
+    "python": "Python",
+}
+_MODALITY_NAMES = {
+    "snp": "genotypes (SNP dosages)",
+    "fnc": "functional network connectivity (FNC)",
+    "smri": "structural MRI (gray-matter maps)",
+}
+_FEATURE_UNITS = {
+    "snps": "SNP",
+    "loci": "locus",
+    "regions": "atlas region",
+    "connections": "FNC edge",
+    "nodes": "FNC node",
+}
 
 
 @dataclass(frozen=True)
@@ -174,44 +226,60 @@ def _model_sentences(inputs: ReportInputs, cite) -> list[str]:
     mods = _join(_MODALITY_NAMES.get(m, m) for m in modalities)
     if kind != "migtrans":
         return [f"A {kind} baseline classifier was trained on {mods}."]
-    out = [f"We classified subjects with MIGTrans {cite('migtrans')}, a multi-modal transformer, in our "
-           f"implementation (migtrans), using {mods}."]
+    out = [
+        f"We classified subjects with MIGTrans {cite('migtrans')}, a multi-modal transformer, in our "
+        f"implementation (migtrans), using {mods}."
+    ]
     if model:
-        parts = [f"tokens of width d_model = {_num(model.get('d_model'))}",
-                 f"{_num(model.get('n_heads'))} attention heads",
-                 f"feed-forward width {_num(model.get('ffn_mult'))} x d_model",
-                 f"dropout {_num(model.get('dropout'))}"]
+        parts = [
+            f"tokens of width d_model = {_num(model.get('d_model'))}",
+            f"{_num(model.get('n_heads'))} attention heads",
+            f"feed-forward width {_num(model.get('ffn_mult'))} x d_model",
+            f"dropout {_num(model.get('dropout'))}",
+        ]
         out.append("The network used " + _join(parts) + ".")
         enc = []
         if "snp" in modalities:
             if model.get("snp_encoder", "locus") == "locus":
-                enc.append(f"the genomic encoder made one token per locus (contiguous windows of "
-                           f"{_num(train.get('window_kb'))} kb with at most {_num(train.get('max_snps_per_locus'))} "
-                           f"SNPs, each projected to {_num(model.get('locus_hidden'))} units)")
+                enc.append(
+                    f"the genomic encoder made one token per locus (contiguous windows of "
+                    f"{_num(train.get('window_kb'))} kb with at most {_num(train.get('max_snps_per_locus'))} "
+                    f"SNPs, each projected to {_num(model.get('locus_hidden'))} units)"
+                )
             else:
-                enc.append(f"the genomic encoder was a dense MLP ({_num(model.get('snp_mlp_hidden'))} hidden units, "
-                           f"{_num(model.get('snp_mlp_tokens'))} tokens)")
+                enc.append(
+                    f"the genomic encoder was a dense MLP ({_num(model.get('snp_mlp_hidden'))} hidden units, "
+                    f"{_num(model.get('snp_mlp_tokens'))} tokens)"
+                )
         if "fnc" in modalities:
-            enc.append(f"the connectome encoder made one token per node from its FNC row "
-                       f"({model.get('fnc_projection', 'shared')} projection)")
+            enc.append(
+                f"the connectome encoder made one token per node from its FNC row "
+                f"({model.get('fnc_projection', 'shared')} projection)"
+            )
         if "smri" in modalities:
             channels = model.get("smri_cnn_channels") or []
-            enc.append(f"the sMRI encoder ran a 2D CNN (channels {', '.join(map(str, channels))}) over slices along "
-                       f"axis {_num(model.get('smri_slice_axis'))} after {_num(model.get('smri_downsample'))}-fold "
-                       f"average pooling, followed by a bidirectional {str(model.get('smri_rnn', 'gru')).upper()} and "
-                       f"{_count(model.get('n_slice_attention_layers'), 'slice self-attention layer')}")
+            enc.append(
+                f"the sMRI encoder ran a 2D CNN (channels {', '.join(map(str, channels))}) over slices along "
+                f"axis {_num(model.get('smri_slice_axis'))} after {_num(model.get('smri_downsample'))}-fold "
+                f"average pooling, followed by a bidirectional {str(model.get('smri_rnn', 'gru')).upper()} and "
+                f"{_count(model.get('n_slice_attention_layers'), 'slice self-attention layer')}"
+            )
         if enc:
             out.append(enc[0][0].upper() + "; ".join(enc)[1:] + ".")
         steps = model.get("cross_attention") or []
         if steps:
-            out.append(f"Modalities were fused by stepwise cross-attention ({', '.join(steps)}; q<-k: the tokens of q "
-                       f"attend to those of k) and {_count(model.get('n_fusion_layers'), 'self-attention layer')} over "
-                       f"the [CLS] and all modality tokens.")
+            out.append(
+                f"Modalities were fused by stepwise cross-attention ({', '.join(steps)}; q<-k: the tokens of q "
+                f"attend to those of k) and {_count(model.get('n_fusion_layers'), 'self-attention layer')} over "
+                f"the [CLS] and all modality tokens."
+            )
         if model.get("modality_reads"):
-            out.append("The [CLS] token started from the sum of one linear read of each modality's whole input "
-                       "(every SNP, FNC entry and average-pooled voxel), so that weak evidence spread over many "
-                       "features is summed rather than averaged by attention; attention rollout does not see this "
-                       "path, integrated gradients do.")
+            out.append(
+                "The [CLS] token started from the sum of one linear read of each modality's whole input "
+                "(every SNP, FNC entry and average-pooled voxel), so that weak evidence spread over many "
+                "features is summed rather than averaged by attention; attention rollout does not see this "
+                "path, integrated gradients do."
+            )
     return out
 
 
@@ -221,40 +289,52 @@ def _training_sentences(inputs: ReportInputs) -> list[str]:
         return []
     site = (inputs.cohort.get("phenotypes", {}) or {}).get("site_column")
     strata = f"diagnosis x site ({site})" if site else "diagnosis"
-    k = _num(train.get('n_folds'))
+    k = _num(train.get("n_folds"))
     explain_share = float(train.get("explain_fraction", 0) or 0)
     if explain_share:
-        out = [f"A stratified {_num(round(100 * explain_share, 1))}% of subjects (diagnosis x site), the explanation "
-               f"set, was held out of all training. Performance was estimated on the other subjects by {k}-fold "
-               f"cross-validation stratified by {strata}, with out-of-fold predictions; the explanation set was "
-               f"scored by the mean log-odds of the {k} fold models."]
+        out = [
+            f"A stratified {_num(round(100 * explain_share, 1))}% of subjects (diagnosis x site), the explanation "
+            f"set, was held out of all training. Performance was estimated on the other subjects by {k}-fold "
+            f"cross-validation stratified by {strata}, with out-of-fold predictions; the explanation set was "
+            f"scored by the mean log-odds of the {k} fold models."
+        ]
     else:
-        out = [f"Performance was estimated by {k}-fold cross-validation stratified by {strata}; "
-               f"all predictions and explanations are out of fold."]
+        out = [
+            f"Performance was estimated by {k}-fold cross-validation stratified by {strata}; "
+            f"all predictions and explanations are out of fold."
+        ]
     if train.get("model", "migtrans") == "migtrans":
         share = _num(round(100 * float(train.get("val_fraction", 0)), 1))
         select = train.get("select", "val_loss")
         if select == "last":
-            held = (f"In each training fold, {share}% of subjects were held out (stratified) and only monitored; "
-                    f"every fold trained for a fixed budget of {_num(train.get('epochs'))} epochs and kept the last "
-                    f"epoch's weights")
+            held = (
+                f"In each training fold, {share}% of subjects were held out (stratified) and only monitored; "
+                f"every fold trained for a fixed budget of {_num(train.get('epochs'))} epochs and kept the last "
+                f"epoch's weights"
+            )
         else:
             criterion = "validation ROC AUC" if select == "val_auc" else "validation loss"
-            held = (f"In each training fold, {share}% of subjects were held out (stratified) for early stopping on "
-                    f"the {criterion} (patience {_num(train.get('patience'))} epochs, at most "
-                    f"{_num(train.get('epochs'))} epochs)")
-        sentence = (held + ". We used AdamW "
-                    f"(peak learning rate {_num(train.get('lr'))} after {_num(train.get('warmup_epochs'))} warm-up "
-                    f"epochs, then cosine decay; weight decay {_num(train.get('weight_decay'))}), batch size "
-                    f"{_num(train.get('batch_size'))} and label smoothing {_num(train.get('label_smoothing'))}")
+            held = (
+                f"In each training fold, {share}% of subjects were held out (stratified) for early stopping on "
+                f"the {criterion} (patience {_num(train.get('patience'))} epochs, at most "
+                f"{_num(train.get('epochs'))} epochs)"
+            )
+        sentence = (
+            held + ". We used AdamW "
+            f"(peak learning rate {_num(train.get('lr'))} after {_num(train.get('warmup_epochs'))} warm-up "
+            f"epochs, then cosine decay; weight decay {_num(train.get('weight_decay'))}), batch size "
+            f"{_num(train.get('batch_size'))} and label smoothing {_num(train.get('label_smoothing'))}"
+        )
         if train.get("l2"):
             sentence += f", with an L2 penalty of {_num(train.get('l2'))} on weight matrices"
         out.append(sentence + ".")
         if train.get("read_sparsity") and (inputs.model or {}).get("modality_reads"):
-            out.append(f"The modality reads selected their input features: after every optimizer step, a group-lasso "
-                       f"proximal step shrank each feature's column of read weights by "
-                       f"{_num(train.get('read_sparsity'))} x learning rate x sqrt(model width) in norm, setting "
-                       f"to zero the features whose gradients did not keep a consistent sign.")
+            out.append(
+                f"The modality reads selected their input features: after every optimizer step, a group-lasso "
+                f"proximal step shrank each feature's column of read weights by "
+                f"{_num(train.get('read_sparsity'))} x learning rate x sqrt(model width) in norm, setting "
+                f"to zero the features whose gradients did not keep a consistent sign."
+            )
     if train.get("seed") is not None:
         out.append(f"One seed ({_num(train.get('seed'))}) fixed folds, initialisation and batch order.")
     return out
@@ -264,35 +344,49 @@ def _attribution_sentences(inputs: ReportInputs, cite) -> list[str]:
     s = inputs.settings
     if not s:
         return []
-    baseline = {"mean": "the training fold's mean of each input",
-                "zero": "zero input (zero dosage, connectivity and gray matter)"}.get(s.get("baseline"),
-                                                                                     str(s.get("baseline")))
+    baseline = {
+        "mean": "the training fold's mean of each input",
+        "zero": "zero input (zero dosage, connectivity and gray matter)",
+    }.get(s.get("baseline"), str(s.get("baseline")))
     quad = {"gausslegendre": "Gauss-Legendre quadrature", "riemann_trapezoid": "the trapezoid rule"}.get(
-        s.get("quadrature"), str(s.get("quadrature")))
+        s.get("quadrature"), str(s.get("quadrature"))
+    )
     out = []
     if s.get("out_of_fold", True):
         out.append("Every subject was explained by the fold model that had not been trained on it.")
     else:
-        out.append(f"The {_num(s.get('n_explained'))} subjects of the explanation set, whose labels no model had "
-                   f"seen, were explained by the ensemble of the {_num(s.get('folds'))} fold models: each "
-                   f"attribution is the mean of the models' attributions, which is the attribution of their mean "
-                   f"log-odds.")
-    out.append(f"Integrated gradients {cite('ig')}, computed with Captum {cite('captum')}, attributed the "
-               f"{s.get('target', 'positive-class log-odds')} to all inputs at once along the straight path from a "
-               f"baseline equal to {baseline}, with {_num(s.get('n_steps'))} points of {quad}.")
+        out.append(
+            f"The {_num(s.get('n_explained'))} subjects of the explanation set, whose labels no model had "
+            f"seen, were explained by the ensemble of the {_num(s.get('folds'))} fold models: each "
+            f"attribution is the mean of the models' attributions, which is the attribution of their mean "
+            f"log-odds."
+        )
+    out.append(
+        f"Integrated gradients {cite('ig')}, computed with Captum {cite('captum')}, attributed the "
+        f"{s.get('target', 'positive-class log-odds')} to all inputs at once along the straight path from a "
+        f"baseline equal to {baseline}, with {_num(s.get('n_steps'))} points of {quad}."
+    )
     if s.get("smoothgrad_samples"):
-        out.append(f"Attributions were averaged over {_num(s['smoothgrad_samples'])} noisy copies of each input "
-                   f"(SmoothGrad).")
+        out.append(
+            f"Attributions were averaged over {_num(s['smoothgrad_samples'])} noisy copies of each input (SmoothGrad)."
+        )
     if s.get("ig_relative_delta_median") is not None:
-        out.append(f"The completeness error (sum of attributions minus the change in output, relative to that change) "
-                   f"had a median of {s['ig_relative_delta_median']:.2g} and a maximum of "
-                   f"{s['ig_relative_delta_max']:.2g} across subjects.")
+        out.append(
+            f"The completeness error (sum of attributions minus the change in output, relative to that change) "
+            f"had a median of {s['ig_relative_delta_median']:.2g} and a maximum of "
+            f"{s['ig_relative_delta_max']:.2g} across subjects."
+        )
     if s.get("rollout_method"):
-        how = ("gradient-weighted attention maps (positive part of gradient x attention, averaged over heads)"
-               if s["rollout_method"] == "gradient" else "attention maps averaged over heads")
-        out.append(f"Token relevance and each modality's share came from attention rollout {cite('rollout')} "
-                   f"through every attention layer, with the generic self- and cross-attention relevance rules "
-                   f"{cite('chefer')} extended to three token streams, using {how}.")
+        how = (
+            "gradient-weighted attention maps (positive part of gradient x attention, averaged over heads)"
+            if s["rollout_method"] == "gradient"
+            else "attention maps averaged over heads"
+        )
+        out.append(
+            f"Token relevance and each modality's share came from attention rollout {cite('rollout')} "
+            f"through every attention layer, with the generic self- and cross-attention relevance rules "
+            f"{cite('chefer')} extended to three token streams, using {how}."
+        )
     tables = inputs.tables
     parts = []
     if "connections" in tables and s.get("fnc_edge_attribution"):
@@ -318,50 +412,69 @@ def _statistics_sentences(inputs: ReportInputs, cite) -> list[str]:
     scheme = s.get("permutation_scheme", "labels shuffled")
     statistic = str(s.get("statistic", "a test statistic"))
     out_of_fold = s.get("out_of_fold", True)
-    whose = "out-of-fold attributions of the two groups" if out_of_fold else \
-        "attributions of the explanation set's two groups"
+    whose = (
+        "out-of-fold attributions of the two groups"
+        if out_of_fold
+        else "attributions of the explanation set's two groups"
+    )
     effects = "fold and site effects" if out_of_fold else "site effects"
     features = _join(units) if units else "every feature"
-    null = (f"Its null distribution came from B = {_num(B)} permutations ({scheme}, so that {effects} cannot "
-            f"masquerade as group differences), with p = (R + 1)/(B + 1) {cite('phipson')}, R the number of "
-            f"permutations at least as extreme.")
+    null = (
+        f"Its null distribution came from B = {_num(B)} permutations ({scheme}, so that {effects} cannot "
+        f"masquerade as group differences), with p = (R + 1)/(B + 1) {cite('phipson')}, R the number of "
+        f"permutations at least as extreme."
+    )
     if statistic.startswith("contrast within strata"):
-        out = [f"For each feature ({features}), the {whose} were compared by their contrast: the mean "
-               f"attribution of cases minus that of controls within each permutation stratum, averaged over "
-               f"strata with weights n1 n0 / n (in log-odds). The test statistic was the contrast divided by its "
-               f"exact standard deviation under the permutations (a z statistic). " + null]
+        out = [
+            f"For each feature ({features}), the {whose} were compared by their contrast: the mean "
+            f"attribution of cases minus that of controls within each permutation stratum, averaged over "
+            f"strata with weights n1 n0 / n (in log-odds). The test statistic was the contrast divided by its "
+            f"exact standard deviation under the permutations (a z statistic). " + null
+        ]
     else:
         if statistic.startswith("two-sample t (pooled variance)"):
             statistic = "a two-sample t statistic with pooled variance (cases minus controls)"
         out = [f"For each feature ({features}), {statistic} contrasted the {whose}. " + null]
     if str(s.get("ranking", "")).startswith("contrast"):
-        out.append("Features were ranked by their contrast, largest first. By completeness the contrasts of all "
-                   "inputs add up to the gap in mean log-odds the model opens between the groups, so the ranking "
-                   "follows how much the model's separation rests on a feature.")
+        out.append(
+            "Features were ranked by their contrast, largest first. By completeness the contrasts of all "
+            "inputs add up to the gap in mean log-odds the model opens between the groups, so the ranking "
+            "follows how much the model's separation rests on a feature."
+        )
     if not out_of_fold:
-        out.append("As no model learned from the explanation set's labels, permuting them with the models fixed "
-                   "gives an exact null distribution.")
+        out.append(
+            "As no model learned from the explanation set's labels, permuting them with the models fixed "
+            "gives an exact null distribution."
+        )
     corrections = []
     if s.get("fwer"):
-        corrections.append(f"family-wise error by the {s['fwer']} method across the features of each table "
-                           f"{cite('maxt', note='p_fwer')}")
+        corrections.append(
+            f"family-wise error by the {s['fwer']} method across the features of each table "
+            f"{cite('maxt', note='p_fwer')}"
+        )
     if s.get("fdr"):
-        corrections.append(f"the false discovery rate by {s['fdr']} q-values {cite('bh', note='q_fdr')}, "
-                           f"features without a finite statistic not counted as tests")
+        corrections.append(
+            f"the false discovery rate by {s['fdr']} q-values {cite('bh', note='q_fdr')}, "
+            f"features without a finite statistic not counted as tests"
+        )
     if corrections:
         out.append("We controlled " + _join(corrections) + ".")
     if out_of_fold:
-        out.append("Caveat: the permutations hold the attributions fixed, while the model that explains each fold "
-                   "learned from the other folds' labels, so the null distribution is too narrow. On simulated null "
-                   "cohorts 5.2-8.5% of p_perm fell at or below 0.05, and 6-11.5% of tables held a family-wise "
-                   "false positive at the nominal 5% (migtrans docs/benchmarks.md); read p-values near a threshold "
-                   "with caution.")
+        out.append(
+            "Caveat: the permutations hold the attributions fixed, while the model that explains each fold "
+            "learned from the other folds' labels, so the null distribution is too narrow. On simulated null "
+            "cohorts 5.2-8.5% of p_perm fell at or below 0.05, and 6-11.5% of tables held a family-wise "
+            "false positive at the nominal 5% (migtrans docs/benchmarks.md); read p-values near a threshold "
+            "with caution."
+        )
     if "snps" in inputs.tables:
         phen = inputs.cohort.get("phenotypes", {}) or {}
         cov = list(phen.get("covariates") or []) + ([phen["site_column"]] if phen.get("site_column") else [])
         adj = f" adjusted for {_join(cov)}" if cov else ""
-        sentence = (f"For comparison with a conventional GWAS view, each SNP was also tested by logistic regression "
-                    f"of diagnosis on dosage{adj} (p_assoc)")
+        sentence = (
+            f"For comparison with a conventional GWAS view, each SNP was also tested by logistic regression "
+            f"of diagnosis on dosage{adj} (p_assoc)"
+        )
         if s.get("lambda_gc") is not None:
             sentence += f"; genomic inflation was \u03bbGC = {float(s['lambda_gc']):.3f} {cite('gc')}"
         out.append(sentence + ".")
@@ -378,8 +491,11 @@ def gene_source(inputs: ReportInputs) -> tuple[str | None, bool]:
         return None, False
     key = str(genes).lower()
     if key in ("grch37", "grch38"):
-        return f"GENCODE protein-coding-like genes ({'GRCh37' if key == 'grch37' else 'GRCh38'}) as packaged in " \
-               f"GeneLocator", recorded
+        return (
+            f"GENCODE protein-coding-like genes ({'GRCh37' if key == 'grch37' else 'GRCh38'}) as packaged in "
+            f"GeneLocator",
+            recorded,
+        )
     return f"the user-supplied annotation {genes}", recorded
 
 
@@ -398,13 +514,17 @@ def _annotation_sentences(inputs: ReportInputs, cite) -> list[str]:
         source, _ = gene_source(inputs)
         if source:
             ref = f" {cite('gencode')}" if source.startswith("GENCODE") else ""
-            out.append(f"SNPs were assigned the overlapping or nearest gene, and loci the genes they overlap, from "
-                       f"{source}{ref}.")
+            out.append(
+                f"SNPs were assigned the overlapping or nearest gene, and loci the genes they overlap, from "
+                f"{source}{ref}."
+            )
     atlas = atlas_name(inputs)
     if atlas:
         name = f"the AAL atlas {cite('aal')}" if str(atlas).lower() == "aal" else f"the {atlas} atlas"
-        out.append(f"Voxel attributions were summarised by region of {name}, resampled to the analysis grid by "
-                   f"nearest neighbour.")
+        out.append(
+            f"Voxel attributions were summarised by region of {name}, resampled to the analysis grid by "
+            f"nearest neighbour."
+        )
     if "regions" in inputs.tables or "nodes" in inputs.tables:
         out.append(f"Brain maps and connectome figures were drawn with nilearn {cite('nilearn')}.")
     return out
@@ -448,11 +568,15 @@ def build_methods(report_dir, run_dir=None, *, inputs: ReportInputs | None = Non
     cite = _Citations()
     versions = software_versions(inputs.manifest)
     paragraphs = [
-        " ".join(filter(None, [_cohort_sentence(inputs), *_model_sentences(inputs, cite),
-                               *_training_sentences(inputs)])),
+        " ".join(
+            filter(None, [_cohort_sentence(inputs), *_model_sentences(inputs, cite), *_training_sentences(inputs)])
+        ),
         " ".join(_attribution_sentences(inputs, cite)),
         " ".join([*_statistics_sentences(inputs, cite), *_annotation_sentences(inputs, cite)]),
         _software_sentence(versions),
     ]
-    return Methods(paragraphs=tuple(p for p in paragraphs if p), references=tuple(REFERENCES[k][1] for k in
-                                                                                   cite.keys), versions=versions)
+    return Methods(
+        paragraphs=tuple(p for p in paragraphs if p),
+        references=tuple(REFERENCES[k][1] for k in cite.keys),
+        versions=versions,
+    )

@@ -9,8 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-METRIC_NAMES = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy", "precision": "Precision",
-                "recall": "Recall (sensitivity)", "f1": "F1", "roc_auc": "ROC AUC"}
+METRIC_NAMES = {
+    "accuracy": "Accuracy",
+    "balanced_accuracy": "Balanced accuracy",
+    "precision": "Precision",
+    "recall": "Recall (sensitivity)",
+    "f1": "F1",
+    "roc_auc": "ROC AUC",
+}
 
 
 def _fold_sort(values):
@@ -75,10 +81,18 @@ class RocCurvesDisplay:
         self.figure_, self.ax_ = ax.figure, ax
         for f in self.folds:
             ax.plot(f["fpr"], f["tpr"], lw=0.8, alpha=0.55, label=f"fold {f['fold']} (AUC {f['auc']:.2f})")
-        ax.fill_between(self.mean_fpr, np.clip(self.mean_tpr - self.sd_tpr, 0, 1),
-                        np.clip(self.mean_tpr + self.sd_tpr, 0, 1), color="0.6", alpha=0.3, lw=0, label="± 1 SD")
-        ax.plot(self.mean_fpr, self.mean_tpr, color="k", lw=2,
-                label=f"mean (AUC {self.mean_auc:.2f} ± {self.sd_auc:.2f})")
+        ax.fill_between(
+            self.mean_fpr,
+            np.clip(self.mean_tpr - self.sd_tpr, 0, 1),
+            np.clip(self.mean_tpr + self.sd_tpr, 0, 1),
+            color="0.6",
+            alpha=0.3,
+            lw=0,
+            label="± 1 SD",
+        )
+        ax.plot(
+            self.mean_fpr, self.mean_tpr, color="k", lw=2, label=f"mean (AUC {self.mean_auc:.2f} ± {self.sd_auc:.2f})"
+        )
         ax.plot([0, 1], [0, 1], ls="--", color="0.5", lw=0.8)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.01)
@@ -132,8 +146,15 @@ class ConfusionDisplay:
         share = np.divide(self.matrix, totals, out=np.zeros(self.matrix.shape), where=totals > 0)
         ax.imshow(share, cmap=cmap, vmin=0, vmax=1)
         for (i, j), n in np.ndenumerate(self.matrix):
-            ax.text(j, i, f"{n}\n({share[i, j]:.0%})", ha="center", va="center", fontsize=8,
-                    color="white" if share[i, j] > 0.6 else "black")
+            ax.text(
+                j,
+                i,
+                f"{n}\n({share[i, j]:.0%})",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if share[i, j] > 0.6 else "black",
+            )
         ax.set_xticks([0, 1], [f"{lab}" for lab in self.labels], fontsize=7)
         ax.set_yticks([0, 1], [f"{lab}" for lab in self.labels], fontsize=7)
         ax.set_xlabel("Predicted", fontsize=8)
@@ -205,12 +226,17 @@ class TrainingHistoryDisplay:
                     if column not in table:
                         continue
                     dashed = column.startswith("train")
-                    ax.plot(table["epoch"], table[column], color=color, lw=1, ls="--" if dashed else "-",
-                            label=f"fold {fold}" if column == columns[-1] else None)
+                    ax.plot(
+                        table["epoch"],
+                        table[column],
+                        color=color,
+                        lw=1,
+                        ls="--" if dashed else "-",
+                        label=f"fold {fold}" if column == columns[-1] else None,
+                    )
                     if fold in self.best_epochs and not dashed:
                         at = table[table["epoch"] == self.best_epochs[fold]]
-                        ax.scatter(at["epoch"], at[column], color=color, s=14, zorder=3, edgecolors="k",
-                                   linewidths=0.4)
+                        ax.scatter(at["epoch"], at[column], color=color, s=14, zorder=3, edgecolors="k", linewidths=0.4)
             ax.set_xlabel("Epoch", fontsize=8)
             label = title.replace("val_", "validation ").replace("_", " ")
             ax.set_ylabel(label.replace(" auc", " ROC AUC").replace(" acc", " accuracy"), fontsize=8)
@@ -251,8 +277,11 @@ class MetricsTableDisplay:
         rows = []
         for column in columns:
             values = [f"{table.at[f, column]:.3f}" for f in folds]
-            summary = (f"{table.at['mean', column]:.3f} ± {table.at['sd', column]:.3f}"
-                       if {"mean", "sd"} <= set(table.index) else "")
+            summary = (
+                f"{table.at['mean', column]:.3f} ± {table.at['sd', column]:.3f}"
+                if {"mean", "sd"} <= set(table.index)
+                else ""
+            )
             held = f"{table.at['explanation_set', column]:.3f}" if "explanation_set" in table.index else None
             rows.append((METRIC_NAMES.get(column, column), values, summary, held))
         return cls(rows, folds)
@@ -266,10 +295,15 @@ class MetricsTableDisplay:
             _, ax = plt.subplots(figsize=(min(width, 7.2), 0.35 + 0.24 * len(self.rows)))
         self.figure_, self.ax_ = ax.figure, ax
         ax.axis("off")
-        cells = [[name, *values, summary, *([held] if self.held_out else [])]
-                 for name, values, summary, held in self.rows]
-        header = ["Metric", *[f"Fold {f}" for f in self.folds], "Mean ± SD",
-                  *(["Explanation set"] if self.held_out else [])]
+        cells = [
+            [name, *values, summary, *([held] if self.held_out else [])] for name, values, summary, held in self.rows
+        ]
+        header = [
+            "Metric",
+            *[f"Fold {f}" for f in self.folds],
+            "Mean ± SD",
+            *(["Explanation set"] if self.held_out else []),
+        ]
         table = ax.table(cellText=cells, colLabels=header, loc="center", cellLoc="center")
         table.auto_set_font_size(False)
         table.set_fontsize(7)

@@ -36,20 +36,34 @@ _STATS = ("attribution", "contrast", "stat", "p_perm", "p_fwer", "q_fdr")
 _TABLES = {
     # chrom/start/end are spelled out in the locus name; the CSV keeps them
     "loci": ("Genomics", "Top loci", ("rank", "locus", "n_snps", "lead_snp", "genes", *_STATS), "loci"),
-    "snps": ("Genomics", "Top SNPs", ("rank", "snp", "chrom", "pos", "a1", "a2", "gene", "locus", *_STATS,
-                                     "beta_assoc", "p_assoc"), "SNPs"),
-    "connections": ("Connectome", "Top connections", ("rank", "node_i", "node_j", "domain_i", "domain_j", *_STATS),
-                    "edges"),
+    "snps": (
+        "Genomics",
+        "Top SNPs",
+        ("rank", "snp", "chrom", "pos", "a1", "a2", "gene", "locus", *_STATS, "beta_assoc", "p_assoc"),
+        "SNPs",
+    ),
+    "connections": (
+        "Connectome",
+        "Top connections",
+        ("rank", "node_i", "node_j", "domain_i", "domain_j", *_STATS),
+        "edges",
+    ),
     "nodes": ("Connectome", "Top nodes", ("rank", "node", "domain", "x", "y", "z", *_STATS), "nodes"),
     "regions": ("Morphology", "Top regions", ("rank", "region", "atlas", "n_voxels", *_STATS), "regions"),
 }
 _ABSENT = {
-    "Genomics": ("snps.csv and loci.csv are absent: the run did not use genotypes, or the explanation was run "
-                 "without permutation statistics."),
-    "Connectome": ("connections.csv and nodes.csv are absent: the run did not use FNC, or the explanation was run "
-                   "without permutation statistics."),
-    "Morphology": ("regions.csv is absent: the run did not use structural MRI, or the explanation was run without "
-                   "permutation statistics."),
+    "Genomics": (
+        "snps.csv and loci.csv are absent: the run did not use genotypes, or the explanation was run "
+        "without permutation statistics."
+    ),
+    "Connectome": (
+        "connections.csv and nodes.csv are absent: the run did not use FNC, or the explanation was run "
+        "without permutation statistics."
+    ),
+    "Morphology": (
+        "regions.csv is absent: the run did not use structural MRI, or the explanation was run without "
+        "permutation statistics."
+    ),
     "Modality contributions": "modalities.csv is absent.",
 }
 _HELP = {
@@ -176,8 +190,9 @@ def _cells(series: pd.Series, column: str) -> tuple[list[_Cell], bool]:
     return [_Cell("NA", None) if pd.isna(v) else _Cell(fmt(v), float(v)) for v in series], True
 
 
-def _table(table_id: str, title: str, df: pd.DataFrame, columns=None, *, note="", links=(), sortable=True,
-           formatter=None) -> _Table:
+def _table(
+    table_id: str, title: str, df: pd.DataFrame, columns=None, *, note="", links=(), sortable=True, formatter=None
+) -> _Table:
     columns = [c for c in (columns or df.columns) if c in df.columns]
     cols, per_column = [], []
     for c in columns:
@@ -225,6 +240,7 @@ def _count_significant(df: pd.DataFrame, column: str, alpha: float = 0.05) -> in
 
 # -- sections ---------------------------------------------------------------------------------------------------
 
+
 def _cohort_counts(inputs: ReportInputs):
     pred = inputs.predictions if inputs.predictions is not None else inputs.tables.get("subjects")
     if pred is None:
@@ -247,8 +263,10 @@ def _contrast_text(row) -> str:
 
 def _top_line(df: pd.DataFrame, label_of, unit: str, n_top: int = 3) -> str:
     top = _top(df, n_top)
-    items = [f"{label_of(row)} ({_contrast_text(row)}p_FWER {format_p(row.get('p_fwer', float('nan')))})"
-             for _, row in top.iterrows()]
+    items = [
+        f"{label_of(row)} ({_contrast_text(row)}p_FWER {format_p(row.get('p_fwer', float('nan')))})"
+        for _, row in top.iterrows()
+    ]
     hits = _count_significant(df, "p_fwer")
     tail = f" — {hits} of {len(df)} {unit} with p_FWER < 0.05" if hits is not None else ""
     return ", ".join(items) + tail
@@ -263,15 +281,22 @@ def _summary(inputs: ReportInputs) -> list:
         text = f"{n} subjects" + (f": {cases} cases{pos}, {controls} controls{neg}" if cases is not None else "")
         explained = inputs.settings.get("n_explained")
         if n_folds and inputs.settings.get("out_of_fold", True) is False and explained:
-            text += (f"; {explained} held out of all training as the explanation set (explained by the ensemble of "
-                     f"the {n_folds} fold models), {n_folds}-fold cross-validation on the others")
+            text += (
+                f"; {explained} held out of all training as the explanation set (explained by the ensemble of "
+                f"the {n_folds} fold models), {n_folds}-fold cross-validation on the others"
+            )
         elif n_folds:
             text += f"; {n_folds}-fold cross-validation, every prediction and explanation out of fold"
         lines.append(("Cohort", text))
     auc = inputs.metric("roc_auc")
     if auc is not None and auc < CHANCE_AUC:
-        lines.append(("Caution", f"the model is near chance (mean ROC AUC {auc:.3f}): the attributions below describe "
-                                 f"the model, not the disease (see Warnings)"))
+        lines.append(
+            (
+                "Caution",
+                f"the model is near chance (mean ROC AUC {auc:.3f}): the attributions below describe "
+                f"the model, not the disease (see Warnings)",
+            )
+        )
     perf = []
     for name, label in (("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"), ("roc_auc", "ROC AUC")):
         mean, sd = inputs.metric(name), inputs.metric(name, "sd")
@@ -282,26 +307,36 @@ def _summary(inputs: ReportInputs) -> list:
         held_acc, held_auc = inputs.metric("accuracy", "explanation_set"), inputs.metric("roc_auc", "explanation_set")
         if held_acc is not None:
             text += f"; explanation set, fold models' ensemble: accuracy {held_acc:.3f}" + (
-                f", ROC AUC {held_auc:.3f}" if held_auc is not None else "")
+                f", ROC AUC {held_auc:.3f}" if held_auc is not None else ""
+            )
         lines.append(("Performance", text))
     mods = inputs.tables.get("modalities")
     if mods is not None and "modality" in mods:
         parts = []
         for _, row in mods.iterrows():
-            shares = [f"{100 * row[c]:.0f}% {lbl}" for c, lbl in (("rollout_share", "rollout"), ("ig_share", "IG"))
-                      if c in row and pd.notna(row[c])]
+            shares = [
+                f"{100 * row[c]:.0f}% {lbl}"
+                for c, lbl in (("rollout_share", "rollout"), ("ig_share", "IG"))
+                if c in row and pd.notna(row[c])
+            ]
             parts.append(f"{row['modality']} {' / '.join(shares)}")
         lines.append(("Modality shares", "; ".join(parts)))
     if "loci" in inputs.tables:
+
         def locus(row):
             genes = row.get("genes", "")
             return f"{row['locus']}" + (f" [{genes}]" if genes else "")
+
         lines.append(("Top loci", _top_line(inputs.tables["loci"], locus, "loci")))
     if "regions" in inputs.tables:
         lines.append(("Top regions", _top_line(inputs.tables["regions"], lambda r: str(r["region"]), "regions")))
     if "connections" in inputs.tables:
-        lines.append(("Top connections", _top_line(inputs.tables["connections"],
-                                                   lambda r: f"{r['node_i']} – {r['node_j']}", "edges")))
+        lines.append(
+            (
+                "Top connections",
+                _top_line(inputs.tables["connections"], lambda r: f"{r['node_i']} – {r['node_j']}", "edges"),
+            )
+        )
     return lines
 
 
@@ -323,9 +358,9 @@ def _png_size(data: bytes, default_dpi: float = 300.0) -> tuple[int, int] | None
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     dpi, pos = default_dpi, 8
     while pos + 8 <= len(data):
-        length, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
+        length, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
         if kind == b"pHYs" and length >= 9:
-            ppu, unit = int.from_bytes(data[pos + 8:pos + 12], "big"), data[pos + 16]
+            ppu, unit = int.from_bytes(data[pos + 8 : pos + 12], "big"), data[pos + 16]
             if unit == 1 and ppu > 0:  # pixels per metre
                 dpi = ppu * 0.0254
             break
@@ -344,35 +379,57 @@ def _figure_block(fig: FigureFile, report_dir: Path, index: int, problems: list)
         return None
     src = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
     # the PNG is linked too: it opens at full resolution; PDF/SVG are linked, never inlined (size)
-    links = [_file_link(_resolve(f, report_dir).absolute(), report_dir, Path(f).suffix.lstrip(".").upper())
-             for f in fig.files]
+    links = [
+        _file_link(_resolve(f, report_dir).absolute(), report_dir, Path(f).suffix.lstrip(".").upper())
+        for f in fig.files
+    ]
     names = [Path(d).name for d in fig.data]
     for d, name in zip(fig.data, names):
         # files of the same name (folds/1/history.csv, folds/2/history.csv) are told apart by their folders
         label = name if names.count(name) == 1 else "/".join(p for p in Path(d).parts[-3:] if p != "..")
         links.append(_file_link(d, report_dir, label))
     size = _png_size(data) or (None, None)
-    return _Block("figure", _Figure(f"fig-{index}-{section_id(fig.name)}", fig.title, fig.caption, src, links,
-                                    *size))
+    return _Block("figure", _Figure(f"fig-{index}-{section_id(fig.name)}", fig.title, fig.caption, src, links, *size))
 
 
 def _performance(inputs: ReportInputs) -> list:
     blocks = []
     run = inputs.run_dir
     if inputs.metrics is not None:
-        links = [_file_link((run / name).absolute(), inputs.report_dir)
-                 for name in ("metrics.csv", "predictions.csv", "explanation_predictions.csv")
-                 if name != "explanation_predictions.csv" or (run / name).is_file()]
+        links = [
+            _file_link((run / name).absolute(), inputs.report_dir)
+            for name in ("metrics.csv", "predictions.csv", "explanation_predictions.csv")
+            if name != "explanation_predictions.csv" or (run / name).is_file()
+        ]
         note = "Per outer fold on out-of-fold predictions, then mean and SD."
         if "explanation_set" in inputs.metrics["fold"].astype(str).tolist():
-            note += (" explanation_set: the fold models' ensemble (mean log-odds) on the subjects held out of all "
-                     "training, the ones explained below.")
-        blocks.append(_Block("table", _table("table-metrics", "Cross-validated performance", inputs.metrics,
-                                             note=note,
-                                             links=links, sortable=False, formatter=lambda v: f"{v:.3f}")))
+            note += (
+                " explanation_set: the fold models' ensemble (mean log-odds) on the subjects held out of all "
+                "training, the ones explained below."
+            )
+        blocks.append(
+            _Block(
+                "table",
+                _table(
+                    "table-metrics",
+                    "Cross-validated performance",
+                    inputs.metrics,
+                    note=note,
+                    links=links,
+                    sortable=False,
+                    formatter=lambda v: f"{v:.3f}",
+                ),
+            )
+        )
     else:
-        blocks.append(_Block("note", "metrics.csv not found in the run folder"
-                             + (f" ({run})" if run else " (no run folder given or recorded)") + "."))
+        blocks.append(
+            _Block(
+                "note",
+                "metrics.csv not found in the run folder"
+                + (f" ({run})" if run else " (no run folder given or recorded)")
+                + ".",
+            )
+        )
     return blocks
 
 
@@ -383,16 +440,43 @@ def _modalities(inputs: ReportInputs) -> list:
         note = "Shares of relevance (attention rollout) and of absolute attribution (IG), averaged over subjects."
         if "ablation_auc_drop" in mods and mods["ablation_auc_drop"].isna().all():
             note += " ablation_auc_drop is NA: the faithfulness checks (modality ablation) were not run."
-        blocks.append(_Block("table", _table(
-            "table-modalities", "Modality contributions", mods, note=note,
-            links=[_file_link("modalities.csv", inputs.report_dir)])))
+        blocks.append(
+            _Block(
+                "table",
+                _table(
+                    "table-modalities",
+                    "Modality contributions",
+                    mods,
+                    note=note,
+                    links=[_file_link("modalities.csv", inputs.report_dir)],
+                ),
+            )
+        )
     if "ablation" in inputs.tables:
-        blocks.append(_Block("table", _table("table-ablation", "Modality ablation", inputs.tables["ablation"],
-                                             links=[_file_link("ablation.csv", inputs.report_dir)])))
+        blocks.append(
+            _Block(
+                "table",
+                _table(
+                    "table-ablation",
+                    "Modality ablation",
+                    inputs.tables["ablation"],
+                    links=[_file_link("ablation.csv", inputs.report_dir)],
+                ),
+            )
+        )
     if "deletion" in inputs.tables:
-        blocks.append(_Block("links", [_file_link("deletion.csv", inputs.report_dir,
-                                                  "deletion.csv (deletion curves: output as top-attributed "
-                                                  "features are removed)")]))
+        blocks.append(
+            _Block(
+                "links",
+                [
+                    _file_link(
+                        "deletion.csv",
+                        inputs.report_dir,
+                        "deletion.csv (deletion curves: output as top-attributed features are removed)",
+                    )
+                ],
+            )
+        )
     return blocks
 
 
@@ -416,24 +500,44 @@ def _provenance(inputs: ReportInputs, methods: Methods, command) -> list:
         kv.append(("Explanation random_state", str(s["random_state"])))
     kv.append(("Report written", time.strftime("%Y-%m-%d %H:%M:%S %z")))
     blocks = [_Block("kv", kv)]
-    rows = pd.DataFrame([{"package": k, "training run (manifest)": v["run"] or "", "this report": v["now"] or ""}
-                         for k, v in methods.versions.items()])
+    rows = pd.DataFrame(
+        [
+            {"package": k, "training run (manifest)": v["run"] or "", "this report": v["now"] or ""}
+            for k, v in methods.versions.items()
+        ]
+    )
     blocks.append(_Block("table", _table("table-versions", "Software versions", rows, sortable=False)))
     if s:
         settings = pd.DataFrame({"setting": list(s), "value": [str(v) for v in s.values()]})
-        blocks.append(_Block("details", _table("table-settings", "Explanation settings (settings.json)", settings,
-                                               sortable=False, links=[_file_link("settings.json", inputs.report_dir)]),
-                             title=f"Explanation settings ({len(s)})"))
+        blocks.append(
+            _Block(
+                "details",
+                _table(
+                    "table-settings",
+                    "Explanation settings (settings.json)",
+                    settings,
+                    sortable=False,
+                    links=[_file_link("settings.json", inputs.report_dir)],
+                ),
+                title=f"Explanation settings ({len(s)})",
+            )
+        )
     inputs_ = m.get("inputs") or {}
     if inputs_:
         checks = pd.DataFrame({"file": list(inputs_), "sha256": list(inputs_.values())})
         links = [_file_link((inputs.run_dir / "manifest.json").absolute(), inputs.report_dir)] if inputs.run_dir else []
-        blocks.append(_Block("details", _table("table-inputs", "Input checksums (SHA-256)", checks, sortable=False,
-                                               links=links), title=f"Input checksums ({len(inputs_)} files)"))
+        blocks.append(
+            _Block(
+                "details",
+                _table("table-inputs", "Input checksums (SHA-256)", checks, sortable=False, links=links),
+                title=f"Input checksums ({len(inputs_)} files)",
+            )
+        )
     return blocks
 
 
 # -- warnings ---------------------------------------------------------------------------------------------------
+
 
 def _ids(values, limit=5) -> str:
     values = [str(v) for v in values]
@@ -481,28 +585,36 @@ def detect_warnings(inputs: ReportInputs) -> list[str]:
     s, tables = inputs.settings, inputs.tables
     auc = inputs.metric("roc_auc")
     if auc is not None and auc < CHANCE_AUC:
-        out.append(f"The model is near chance: mean out-of-fold ROC AUC {auc:.3f} (< {CHANCE_AUC}). Explanations of "
-                   f"a model at chance are not evidence about the disease; the attributions below describe the "
-                   f"model only.")
+        out.append(
+            f"The model is near chance: mean out-of-fold ROC AUC {auc:.3f} (< {CHANCE_AUC}). Explanations of "
+            f"a model at chance are not evidence about the disease; the attributions below describe the "
+            f"model only."
+        )
     if inputs.run_dir is None or not inputs.run_dir.is_dir():
-        out.append("The run folder was not found" + (f" ({inputs.run_dir})" if inputs.run_dir else "")
-                   + ": performance, Methods and provenance are incomplete.")
+        out.append(
+            "The run folder was not found"
+            + (f" ({inputs.run_dir})" if inputs.run_dir else "")
+            + ": performance, Methods and provenance are incomplete."
+        )
     if not s:
         out.append("settings.json is absent: the Methods cannot describe how the explanations were computed.")
 
     subjects = tables.get("subjects")
     delta_max = s.get("ig_relative_delta_max")
     if subjects is not None and "ig_relative_delta" in subjects:
-        bad = subjects[subjects["ig_relative_delta"] > IG_DELTA_LIMIT].sort_values("ig_relative_delta",
-                                                                                   ascending=False)
+        bad = subjects[subjects["ig_relative_delta"] > IG_DELTA_LIMIT].sort_values("ig_relative_delta", ascending=False)
         if len(bad):
             worst = [f"{sid} ({d:.3g})" for sid, d in zip(bad.get("subject_id", bad.index), bad["ig_relative_delta"])]
-            out.append(f"Integrated gradients did not converge for {len(bad)} of {len(subjects)} subjects: relative "
-                       f"completeness error above {IG_DELTA_LIMIT} ({_ids(worst)}). Raise n_steps "
-                       f"(now {s.get('n_steps', '?')}).")
+            out.append(
+                f"Integrated gradients did not converge for {len(bad)} of {len(subjects)} subjects: relative "
+                f"completeness error above {IG_DELTA_LIMIT} ({_ids(worst)}). Raise n_steps "
+                f"(now {s.get('n_steps', '?')})."
+            )
     elif delta_max is not None and delta_max > IG_DELTA_LIMIT:
-        out.append(f"Integrated gradients: largest relative completeness error {delta_max:.3g} (> {IG_DELTA_LIMIT}); "
-                   f"raise n_steps (now {s.get('n_steps', '?')}).")
+        out.append(
+            f"Integrated gradients: largest relative completeness error {delta_max:.3g} (> {IG_DELTA_LIMIT}); "
+            f"raise n_steps (now {s.get('n_steps', '?')})."
+        )
 
     id_columns = {"snps": "snp", "loci": "locus", "regions": "region", "nodes": "node"}
     for name in ("snps", "loci", "regions", "connections", "nodes"):
@@ -516,37 +628,48 @@ def detect_warnings(inputs: ReportInputs) -> list[str]:
             else:
                 ids = list(missing.get(id_columns[name], missing.index))
             one = len(missing) == 1
-            out.append(f"{name}.csv: {len(missing)} of {len(df)} features {'has' if one else 'have'} no p-value "
-                       f"({'its' if one else 'their'} attribution is constant across subjects, e.g. a monomorphic "
-                       f"SNP): {_ids(ids)}. {'It is' if one else 'They are'} ranked last and not counted in the FWER "
-                       f"and FDR corrections.")
+            out.append(
+                f"{name}.csv: {len(missing)} of {len(df)} features {'has' if one else 'have'} no p-value "
+                f"({'its' if one else 'their'} attribution is constant across subjects, e.g. a monomorphic "
+                f"SNP): {_ids(ids)}. {'It is' if one else 'They are'} ranked last and not counted in the FWER "
+                f"and FDR corrections."
+            )
 
     dropped = inputs.manifest.get("dropped") or {}
     if dropped:
-        out.append(f"The cohort loader dropped {len(dropped)} subject(s): "
-                   + _ids([f"{k} ({v})" for k, v in dropped.items()], limit=10) + ".")
+        out.append(
+            f"The cohort loader dropped {len(dropped)} subject(s): "
+            + _ids([f"{k} ({v})" for k, v in dropped.items()], limit=10)
+            + "."
+        )
     listed = inputs.manifest.get("subjects")
     if listed and subjects is not None and len(listed) != len(subjects):
         out.append(f"The run manifest lists {len(listed)} subjects but subjects.csv explains {len(subjects)}.")
 
     note = _standin_note(inputs)
     if note and ("nodes" in tables or "connections" in tables):
-        out.append(f"FNC node labels are stand-ins: {note}. Node names and domains in the Connectome section do "
-                   f"not name real components.")
+        out.append(
+            f"FNC node labels are stand-ins: {note}. Node names and domains in the Connectome section do "
+            f"not name real components."
+        )
 
     lam = s.get("lambda_gc")
     if lam is not None and not 0.9 <= float(lam) <= 1.1:
-        out.append(f"Genomic inflation \u03bbGC = {float(lam):.3f} is outside [0.9, 1.1]: the classical association "
-                   f"p-values (p_assoc) may be miscalibrated (population structure, relatedness or a covariate "
-                   f"missing).")
+        out.append(
+            f"Genomic inflation \u03bbGC = {float(lam):.3f} is outside [0.9, 1.1]: the classical association "
+            f"p-values (p_assoc) may be miscalibrated (population structure, relatedness or a covariate "
+            f"missing)."
+        )
     B = s.get("n_permutations")
     if B and B < 1000:
         out.append(f"Only {B} permutations: the smallest attainable p-value is 1/(B + 1) = {1 / (B + 1):.3g}.")
     if "snps" in tables or "loci" in tables:
         source, recorded = gene_source(inputs)
         if not recorded:
-            out.append("settings.json does not record the gene annotation source; the Methods assume the default "
-                       f"({source or 'unknown'}, from the cohort's genotype build).")
+            out.append(
+                "settings.json does not record the gene annotation source; the Methods assume the default "
+                f"({source or 'unknown'}, from the cohort's genotype build)."
+            )
     if "regions" in tables and atlas_name(inputs) is None:
         out.append("The atlas of regions.csv is not recorded.")
     return out
@@ -554,10 +677,16 @@ def detect_warnings(inputs: ReportInputs) -> list[str]:
 
 # -- rendering --------------------------------------------------------------------------------------------------
 
+
 def _environment() -> jinja2.Environment:
     # autoescape everywhere: subject, SNP and node names come from user files and are never trusted as markup
-    return jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("reports", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def render_report(report_dir, run_dir=None, figures=(), *, command=None, warnings=(), top_k=20) -> Path:
@@ -618,17 +747,33 @@ def render_report(report_dir, run_dir=None, figures=(), *, command=None, warning
         if name in inputs.tables:
             sections[_TABLES[name][0]].blocks.append(_table_block(name, inputs, top_k))
     if (report_dir / "smri_attribution.nii.gz").is_file():
-        sections["Morphology"].blocks.append(_Block("links", [_file_link(
-            "smri_attribution.nii.gz", report_dir, "smri_attribution.nii.gz (voxel-wise mean attribution, NIfTI)")]))
+        sections["Morphology"].blocks.append(
+            _Block(
+                "links",
+                [
+                    _file_link(
+                        "smri_attribution.nii.gz",
+                        report_dir,
+                        "smri_attribution.nii.gz (voxel-wise mean attribution, NIfTI)",
+                    )
+                ],
+            )
+        )
     for title, text in _ABSENT.items():
         has_table = any(_TABLES[n][0] == title for n in _TABLES if n in inputs.tables) or (
-            title == "Modality contributions" and "modalities" in inputs.tables)
+            title == "Modality contributions" and "modalities" in inputs.tables
+        )
         if not has_table:
             sections[title].blocks.append(_Block("note", text))
     if "snps" in inputs.tables and inputs.settings.get("lambda_gc") is not None:
-        sections["Genomics"].blocks.append(_Block("note", f"Genomic inflation of the classical association "
-                                                          f"(p_assoc): \u03bbGC = "
-                                                          f"{float(inputs.settings['lambda_gc']):.3f}."))
+        sections["Genomics"].blocks.append(
+            _Block(
+                "note",
+                f"Genomic inflation of the classical association "
+                f"(p_assoc): \u03bbGC = "
+                f"{float(inputs.settings['lambda_gc']):.3f}.",
+            )
+        )
     sections["Methods"].blocks.append(_Block("methods", methods))
     sections["Provenance"].blocks += _provenance(inputs, methods, command)
     sections["Warnings"].blocks.insert(0, _Block("warnings", all_warnings))
@@ -641,12 +786,16 @@ def render_report(report_dir, run_dir=None, figures=(), *, command=None, warning
     script, style = (env.loader.get_source(env, name)[0] for name in ("report.js", "report.css"))
     html = env.get_template("report.html.j2").render(
         # our own static files, inserted verbatim; the CSP allows exactly this script (by its hash) and no other
-        script=markupsafe.Markup(script), style=markupsafe.Markup(style),
+        script=markupsafe.Markup(script),
+        style=markupsafe.Markup(style),
         script_hash="sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii"),
-        sections=[sections[t] for t in SECTIONS], n_warnings=len(all_warnings),
-        title="MIGTrans explanation report", run=inputs.run_label,
+        sections=[sections[t] for t in SECTIONS],
+        n_warnings=len(all_warnings),
+        title="MIGTrans explanation report",
+        run=inputs.run_label,
         version=methods.versions.get("migtrans", {}).get("now") or "",
-        written=time.strftime("%Y-%m-%d %H:%M"))
+        written=time.strftime("%Y-%m-%d %H:%M"),
+    )
     target = report_dir / REPORT_FILE
     atomic_write_text(target, html)
     return target

@@ -21,24 +21,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("run_dir", nargs="?", help="a finished run folder (migtrans train ... --out RUN_DIR)")
     parser.add_argument("--out", required=True, help="report folder to write (refused if not empty)")
-    parser.add_argument("--demo", action="store_true",
-                        help="simulate a cohort, train and explain it (no RUN_DIR); writes cohort/ and run/ too")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="simulate a cohort, train and explain it (no RUN_DIR); writes cohort/ and run/ too",
+    )
     parser.add_argument("--permutations", type=int, default=1000, help="label permutations (default 1000)")
     parser.add_argument("--ig-steps", type=int, default=32, help="integrated-gradients steps (default 32)")
-    parser.add_argument("--top-k", type=int, default=20, help="rows per table and edges/regions per figure "
-                        "(default 20)")
-    parser.add_argument("--atlas", default="aal", help="aal (default), harvard-oxford, or a label image with "
-                        "<stem>.tsv (index, name) beside it")
+    parser.add_argument(
+        "--top-k", type=int, default=20, help="rows per table and edges/regions per figure (default 20)"
+    )
+    parser.add_argument(
+        "--atlas",
+        default="aal",
+        help="aal (default), harvard-oxford, or a label image with <stem>.tsv (index, name) beside it",
+    )
     parser.add_argument("--genes", help="grch37, grch38 or a BED file (default: the cohort's build)")
-    parser.add_argument("--formats", default="png,pdf", help="figure formats, subset of png,pdf,svg "
-                        "(default png,pdf; PNG is always written)")
-    parser.add_argument("--no-faithfulness", action="store_true",
-                        help="skip modality ablation and deletion curves (faster)")
+    parser.add_argument(
+        "--formats",
+        default="png,pdf",
+        help="figure formats, subset of png,pdf,svg (default png,pdf; PNG is always written)",
+    )
+    parser.add_argument(
+        "--no-faithfulness", action="store_true", help="skip modality ablation and deletion curves (faster)"
+    )
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda[:i]")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0; the demo uses 1)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
-    parser.add_argument("--allow-changed-inputs", action="store_true",
-                        help="explain even if a cohort file changed since training (a warning instead of an error)")
+    parser.add_argument(
+        "--allow-changed-inputs",
+        action="store_true",
+        help="explain even if a cohort file changed since training (a warning instead of an error)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.add_argument("--version", action="version", version=f"migtrans {__version__}")
     return parser
@@ -47,9 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args, argv) -> int:
     from ._build import demo, explain_and_report
 
-    options = dict(n_permutations=args.permutations, n_steps=args.ig_steps, top_k=args.top_k,
-                   formats=args.formats.split(","), faithfulness=not args.no_faithfulness, device=args.device,
-                   overwrite=args.overwrite, progress=not args.quiet, command=["migtrans-explain", *argv])
+    options = dict(
+        n_permutations=args.permutations,
+        n_steps=args.ig_steps,
+        top_k=args.top_k,
+        formats=args.formats.split(","),
+        faithfulness=not args.no_faithfulness,
+        device=args.device,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        command=["migtrans-explain", *argv],
+    )
     if args.demo:
         if args.run_dir:
             raise ParameterError("--demo: simulates its own cohort and run; do not pass RUN_DIR with it")
@@ -57,9 +79,15 @@ def _run(args, argv) -> int:
     else:
         if not args.run_dir:
             raise ParameterError("RUN_DIR: expected a run folder to explain (or --demo)")
-        report = explain_and_report(args.run_dir, args.out, atlas=args.atlas, genes=args.genes,
-                                    allow_changed_inputs=args.allow_changed_inputs,
-                                    random_state=0 if args.seed is None else args.seed, **options)
+        report = explain_and_report(
+            args.run_dir,
+            args.out,
+            atlas=args.atlas,
+            genes=args.genes,
+            allow_changed_inputs=args.allow_changed_inputs,
+            random_state=0 if args.seed is None else args.seed,
+            **options,
+        )
     print(f"report written to {report}")
     return 0
 

@@ -22,8 +22,11 @@ def model_inputs(batch=BATCH, seed=1):
 
     g = torch.Generator().manual_seed(seed)
     fnc = torch.randn(batch, N_NODES, N_NODES, generator=g)
-    return dict(snp=torch.randn(batch, N_SNPS, generator=g), fnc=(fnc + fnc.transpose(1, 2)) / 2,
-                smri=torch.randn(batch, *GRID, generator=g))
+    return dict(
+        snp=torch.randn(batch, N_SNPS, generator=g),
+        fnc=(fnc + fnc.transpose(1, 2)) / 2,
+        smri=torch.randn(batch, *GRID, generator=g),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -156,8 +159,14 @@ template = "smri/{subject_id}.nii.gz"
 mask = "auto"
 """
     )
-    arrays = {"ids": ids, "labels": labels, "dosages": dosages, "fnc": fnc, "volumes": np.stack(volumes),
-              "affine": affine}
+    arrays = {
+        "ids": ids,
+        "labels": labels,
+        "dosages": dosages,
+        "fnc": fnc,
+        "volumes": np.stack(volumes),
+        "affine": affine,
+    }
     return folder / "cohort.toml", arrays
 
 
@@ -169,5 +178,3 @@ def tiny_cohort(tmp_path):
 
 def files_under(folder) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*") if p.is_file())
-
-

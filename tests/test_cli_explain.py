@@ -31,8 +31,7 @@ def report(baseline_run, tmp_path_factory):
 
 def test_report_folder_holds_the_report_tables_maps_and_run_summary(report):
     assert (report / "report.html").stat().st_size > 10_000
-    for name in ("snps", "loci", "regions", "connections", "nodes", "modalities", "subjects", "ablation",
-                 "deletion"):
+    for name in ("snps", "loci", "regions", "connections", "nodes", "modalities", "subjects", "ablation", "deletion"):
         assert (report / f"{name}.csv").is_file(), name
     assert (report / "smri_attribution.nii.gz").is_file()
     for name in ("metrics.csv", "predictions.csv", "config.toml", "manifest.json", "folds/1/history.csv"):
@@ -62,8 +61,10 @@ def test_existing_output_is_refused_and_kept(baseline_run, report, capsys):
     assert files_under(report) == before
 
 
-@pytest.mark.parametrize("case", ["missing_run", "missing_fold", "bad_format", "bad_atlas", "zero_perms",
-                                  "demo_with_run", "no_run", "baseline_run"])
+@pytest.mark.parametrize(
+    "case",
+    ["missing_run", "missing_fold", "bad_format", "bad_atlas", "zero_perms", "demo_with_run", "no_run", "baseline_run"],
+)
 def test_bad_invocations_are_one_line_and_write_nothing(case, baseline_run, sim_cohort, tmp_path, capsys):
     run = str(baseline_run.out_dir)
     out = tmp_path / "out" / "report"
@@ -85,8 +86,11 @@ def test_bad_invocations_are_one_line_and_write_nothing(case, baseline_run, sim_
     elif case == "baseline_run":
         from migtrans.training import TrainConfig, train
 
-        run = str(train(sim_cohort.toml_path, tmp_path / "logistic", TrainConfig(n_folds=2, model="logistic"),
-                        progress=False).out_dir)
+        run = str(
+            train(
+                sim_cohort.toml_path, tmp_path / "logistic", TrainConfig(n_folds=2, model="logistic"), progress=False
+            ).out_dir
+        )
     argv = ([] if case == "no_run" else [run]) + ["--out", str(out), *FAST, *extra]
     status = cli.main(argv)
     err = capsys.readouterr().err.strip()
@@ -115,15 +119,26 @@ def test_overwrite_replaces_a_report(baseline_run, tmp_path):
     out.mkdir()
     for name in ("report.html", "settings.json", "stale.txt"):  # an earlier report (only those are replaced)
         (out / name).write_text("old")
-    status = cli.main([str(baseline_run.out_dir), "--out", str(out), *FAST, "--quiet", "--no-faithfulness",
-                       "--overwrite"])
+    status = cli.main(
+        [str(baseline_run.out_dir), "--out", str(out), *FAST, "--quiet", "--no-faithfulness", "--overwrite"]
+    )
     assert status == 0 and (out / "report.html").is_file() and not (out / "stale.txt").exists()
     assert not (out / "deletion.csv").exists()  # --no-faithfulness
 
 
 def test_demo_simulates_trains_and_reports(tmp_path):
-    report = run_demo(tmp_path / "demo", n_subjects=40, n_snps=200, n_folds=2, epochs=2, n_permutations=19,
-                      n_steps=4, faithfulness=False, device="cpu", progress=False)
+    report = run_demo(
+        tmp_path / "demo",
+        n_subjects=40,
+        n_snps=200,
+        n_folds=2,
+        epochs=2,
+        n_permutations=19,
+        n_steps=4,
+        faithfulness=False,
+        device="cpu",
+        progress=False,
+    )
     folder = report.parent
     assert report.name == "report.html" and report.is_file()
     assert (folder / "cohort/truth.json").is_file() and (folder / "run/folds/2/model.pt").is_file()
@@ -142,7 +157,7 @@ def _readme_columns() -> dict:
     import re
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    table = readme[readme.index("Columns of every CSV"):]
+    table = readme[readme.index("Columns of every CSV") :]
     out = {}
     lines = table.splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith("| `"))

@@ -236,7 +236,7 @@ def test_mask_on_another_grid(tiny_cohort, capsys):
     ("old", "new", "culprit"),
     [
         ('bfile = "genotypes"', 'bfile = "genotypes"\nbfiles = "x"', "genotypes.bfiles"),
-        ('[smri]', '[smry]\nx = 1\n[smri]', "[smry]"),
+        ("[smri]", "[smry]\nx = 1\n[smri]", "[smry]"),
         ('label_column = "diagnosis"', 'label_colum = "diagnosis"', "phenotypes.label_colum"),
     ],
 )
@@ -249,7 +249,7 @@ def test_unknown_toml_key_lists_allowed_keys(tiny_cohort, capsys, old, new, culp
 
 def test_invalid_toml_syntax(tiny_cohort, capsys):
     toml, _ = tiny_cohort
-    edit(toml, 'build = "GRCh37"', 'build = GRCh37')
+    edit(toml, 'build = "GRCh37"', "build = GRCh37")
     status, _, err = run_info(capsys, toml)
     assert_one_line_error(status, err, "cohort.toml", "TOML")
 

@@ -22,9 +22,24 @@ def _load(name):
 
 
 def test_quickstart_writes_a_report_and_ranks_the_planted_snps(tmp_path, capsys):
-    report = _load("quickstart").main(["--out", str(tmp_path / "qs"), "--subjects", "40", "--snps", "200",
-                                       "--folds", "2", "--epochs", "2", "--permutations", "19",
-                                       "--ig-steps", "4"])
+    report = _load("quickstart").main(
+        [
+            "--out",
+            str(tmp_path / "qs"),
+            "--subjects",
+            "40",
+            "--snps",
+            "200",
+            "--folds",
+            "2",
+            "--epochs",
+            "2",
+            "--permutations",
+            "19",
+            "--ig-steps",
+            "4",
+        ]
+    )
     out = capsys.readouterr().out
     assert "planted causal SNPs" in out and "4/4 report" in out
     assert report == tmp_path / "qs/report/report.html" and report.is_file()
@@ -47,14 +62,47 @@ def test_bring_your_own_cohort_toml_reads_a_cohort_laid_out_like_it(sim_cohort, 
 def test_paper_results_regenerates_table_and_figures(baseline_run, tmp_path, capsys):
     from reports import cli
 
-    assert cli.main([str(baseline_run.out_dir), "--out", str(tmp_path / "report"), "--permutations", "19",
-                     "--ig-steps", "4", "--no-faithfulness", "--quiet"]) == 0
-    written = _load("paper_results").main([str(baseline_run.out_dir), "--report", str(tmp_path / "report"),
-                                           "--out", str(tmp_path / "paper"), "--formats", "pdf,png"])
+    assert (
+        cli.main(
+            [
+                str(baseline_run.out_dir),
+                "--out",
+                str(tmp_path / "report"),
+                "--permutations",
+                "19",
+                "--ig-steps",
+                "4",
+                "--no-faithfulness",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    written = _load("paper_results").main(
+        [
+            str(baseline_run.out_dir),
+            "--report",
+            str(tmp_path / "report"),
+            "--out",
+            str(tmp_path / "paper"),
+            "--formats",
+            "pdf,png",
+        ]
+    )
     names = sorted(p.name for p in written)
-    assert names == sorted(["table_models.csv", "table_models.md", "table_models.tex", "figure_manhattan.png",
-                            "figure_manhattan.pdf", "figure_connectome.png", "figure_connectome.pdf",
-                            "figure_glass_brain.png", "figure_glass_brain.pdf"])
+    assert names == sorted(
+        [
+            "table_models.csv",
+            "table_models.md",
+            "table_models.tex",
+            "figure_manhattan.png",
+            "figure_manhattan.pdf",
+            "figure_connectome.png",
+            "figure_connectome.pdf",
+            "figure_glass_brain.png",
+            "figure_glass_brain.pdf",
+        ]
+    )
     table = pd.read_csv(tmp_path / "paper/table_models.csv")
     metrics = pd.read_csv(baseline_run.out_dir / "metrics.csv", dtype={"fold": str}).set_index("fold")
     assert table.loc[0, "accuracy_mean"] == metrics.loc["mean", "accuracy"]

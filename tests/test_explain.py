@@ -50,8 +50,9 @@ def test_smoothgrad_with_zero_noise_equals_ig(rng):
     model = _MultiLinear(rng)
     x = {"snp": torch.randn(3, 7), "fnc": torch.randn(3, 5, 5), "smri": torch.randn(3, 3, 4, 2)}
     plain, _ = integrated_gradients(model, x, n_steps=8)
-    smooth, _ = integrated_gradients(model, x, n_steps=8, smoothgrad_samples=3,
-                                     noise_level={"snp": 0.0, "fnc": 0.0, "smri": 0.0})
+    smooth, _ = integrated_gradients(
+        model, x, n_steps=8, smoothgrad_samples=3, noise_level={"snp": 0.0, "fnc": 0.0, "smri": 0.0}
+    )
     for m in x:
         torch.testing.assert_close(plain[m], smooth[m])
 
@@ -59,8 +60,9 @@ def test_smoothgrad_with_zero_noise_equals_ig(rng):
 @pytest.fixture(scope="module")
 def explained(baseline_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("expl")
-    return explain_run(baseline_run.out_dir, out_dir=out, n_steps=16, deletion_fractions=(0.0, 0.05, 0.2),
-                       n_permutations=49), out
+    return explain_run(
+        baseline_run.out_dir, out_dir=out, n_steps=16, deletion_fractions=(0.0, 0.05, 0.2), n_permutations=49
+    ), out
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +92,10 @@ def test_explanation_set_attributions_are_the_mean_of_each_fold_models(explained
     attributions, _ = explained
     oof = OutOfFold(baseline_run.out_dir)
     row = int(oof.rows[3])
-    per_model = [integrated_gradients(f.model, oof.inputs(f, [row]), oof.baselines(f), n_steps=16)[0]["snp"][0]
-                 for f in oof.folds]
+    per_model = [
+        integrated_gradients(f.model, oof.inputs(f, [row]), oof.baselines(f), n_steps=16)[0]["snp"][0]
+        for f in oof.folds
+    ]
     np.testing.assert_allclose(attributions.snp[3], np.mean(per_model, axis=0), rtol=1e-4, atol=1e-6)
     assert not np.allclose(per_model[0], per_model[1], rtol=1e-3)
 
@@ -103,8 +107,9 @@ def test_every_subject_explained_by_its_held_out_fold(out_of_fold_run):
     assert len(subjects) == 40 and attributions.settings["out_of_fold"] is True
     assert (subjects["fold"] == preds.loc[subjects.index, "fold"]).all()
     # the explained model's output is the held-out prediction written by training
-    np.testing.assert_allclose(subjects["prob_positive"], preds.loc[subjects.index, "prob_positive"], rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        subjects["prob_positive"], preds.loc[subjects.index, "prob_positive"], rtol=1e-4, atol=1e-5
+    )
 
 
 def test_attributions_match_a_direct_ig_with_the_own_fold_model_only(out_of_fold_run):
@@ -167,8 +172,6 @@ def test_relative_delta_is_relative_to_the_output_change():
     torch.testing.assert_close(relative_delta(delta, attr), torch.tensor([0.05, 0.0]))
 
 
-
-
 _TESTED = ("attribution", "contrast", "stat", "p_perm", "p_fwer", "q_fdr")
 CONTRACT = {
     "snps": ["snp", "chrom", "pos", "a1", "a2", "gene", "locus", *_TESTED, "beta_assoc", "p_assoc", "rank"],
@@ -197,7 +200,7 @@ def test_result_tables_follow_the_contract(explained, baseline_run, sim_cohort, 
             tested = table.dropna(subset=["p_perm"])
             assert (tested["p_fwer"] >= tested["p_perm"] - 1e-12).all()
             assert (tested["contrast"].diff().dropna() <= 0).all()  # ranked by contrast, untestable rows last
-            assert table["p_perm"].iloc[len(tested):].isna().all()
+            assert table["p_perm"].iloc[len(tested) :].isna().all()
     snps = tables["snps"]
     assert len(snps) == 200 and set(snps["snp"]) == set(sim_cohort.snps["snp"])
     loci = tables["loci"].set_index("locus")
@@ -218,8 +221,7 @@ def test_result_tables_follow_the_contract(explained, baseline_run, sim_cohort, 
     regions = tables["regions"]
     assert regions["n_voxels"].sum() <= int(sim_cohort.mask.sum()) and (regions["atlas"] == "aal").all()
     assert len(tables["connections"]) == 53 * 52 // 2 and len(tables["nodes"]) == 53
-    np.testing.assert_allclose(tables["modalities"]["ablation_auc_drop"],
-                               attributions.ablation["ablation_auc_drop"])
+    np.testing.assert_allclose(tables["modalities"]["ablation_auc_drop"], attributions.ablation["ablation_auc_drop"])
 
 
 def test_user_label_atlas_gives_its_regions_with_exact_voxel_counts(explained, baseline_run, tmp_path):
@@ -236,10 +238,10 @@ def test_user_label_atlas_gives_its_regions_with_exact_voxel_counts(explained, b
     x_mm = affine[0, 0] * np.arange(shape[0]) + affine[0, 3]
     labels = np.broadcast_to(np.where(x_mm < 0, 1, 2)[:, None, None], shape).astype(np.int16)
     nib.save(nib.Nifti1Image(labels, affine), tmp_path / "halves.nii.gz")
-    pd.DataFrame({"index": [1, 2], "name": ["Left", "Right"]}).to_csv(tmp_path / "halves.tsv", sep="\t",
-                                                                       index=False)
-    tables = result_tables(OutOfFold(baseline_run.out_dir), attributions, n_permutations=19,
-                           atlas=tmp_path / "halves.nii.gz")
+    pd.DataFrame({"index": [1, 2], "name": ["Left", "Right"]}).to_csv(tmp_path / "halves.tsv", sep="\t", index=False)
+    tables = result_tables(
+        OutOfFold(baseline_run.out_dir), attributions, n_permutations=19, atlas=tmp_path / "halves.nii.gz"
+    )
     regions = tables["regions"].set_index("region")
     # expected counts from the mask voxels' own MNI x coordinate (left of 0 mm, or right)
     ijk = np.argwhere(attributions.mask)
@@ -249,8 +251,9 @@ def test_user_label_atlas_gives_its_regions_with_exact_voxel_counts(explained, b
     assert (regions["atlas"] == str(tmp_path / "halves.nii.gz")).all()
     (tmp_path / "halves.tsv").unlink()
     with pytest.raises(ParameterError, match="halves.tsv"):
-        result_tables(OutOfFold(baseline_run.out_dir), attributions, n_permutations=19,
-                      atlas=tmp_path / "halves.nii.gz")
+        result_tables(
+            OutOfFold(baseline_run.out_dir), attributions, n_permutations=19, atlas=tmp_path / "halves.nii.gz"
+        )
 
 
 def test_tables_test_the_explanation_set_and_the_association_uses_every_subject(explained, baseline_run):
@@ -261,8 +264,9 @@ def test_tables_test_the_explanation_set_and_the_association_uses_every_subject(
     cohort = oof.cohort
     site = np.zeros(cohort.n_subjects, int) if cohort.site is None else pd.factorize(cohort.site)[0]
     # labels of the explanation set shuffled within site: the fold plays no part (one ensemble explains all)
-    expected = permutation_test(attributions.snp, attributions.subjects["label"], strata=site[oof.rows],
-                                n_permutations=49, random_state=0)
+    expected = permutation_test(
+        attributions.snp, attributions.subjects["label"], strata=site[oof.rows], n_permutations=49, random_state=0
+    )
     snps = attributions.tables["snps"].set_index("snp").loc[cohort.snps["snp"]]
     np.testing.assert_allclose(snps["p_perm"], expected.p_perm)
     np.testing.assert_allclose(snps["stat"], expected.stat, rtol=1e-6)
@@ -277,8 +281,10 @@ def test_tables_test_the_explanation_set_and_the_association_uses_every_subject(
     # controls (the ensemble's baseline output is one constant for all subjects), up to the IG error
     log_odds = attributions.subjects["log_odds"].to_numpy()
     gap = log_odds[y].mean() - log_odds[~y].mean()
-    total = sum(float((a[y].mean(0) - a[~y].mean(0)).sum())
-                for a in (snp, np.asarray(attributions.edges(), np.float64), np.asarray(attributions.smri, np.float64)))
+    total = sum(
+        float((a[y].mean(0) - a[~y].mean(0)).sum())
+        for a in (snp, np.asarray(attributions.edges(), np.float64), np.asarray(attributions.smri, np.float64))
+    )
     delta = attributions.subjects["ig_delta"].to_numpy()
     assert abs(total - gap) <= abs(delta[y].mean() - delta[~y].mean()) + 1e-4 * abs(gap) + 1e-6
     # the classical association involves no model: all 40 subjects

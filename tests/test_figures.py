@@ -32,8 +32,15 @@ def snp_table(rng, chroms=("1", "2", "9", "10", "22", "X"), per_chrom=(13, 11, 7
     for c, n in zip(chroms, per_chrom):
         pos = np.sort(rng.choice(np.arange(1_000, 40_000_000, 1_000), n, replace=False))
         for k, p in enumerate(pos):
-            rows.append({"snp": f"rs{c}_{k}", "chrom": f"{prefix}{c}", "pos": int(p), "gene": f"G{c}_{k // 3}",
-                         "locus": f"L{c}_{k // 3}"})
+            rows.append(
+                {
+                    "snp": f"rs{c}_{k}",
+                    "chrom": f"{prefix}{c}",
+                    "pos": int(p),
+                    "gene": f"G{c}_{k // 3}",
+                    "locus": f"L{c}_{k // 3}",
+                }
+            )
     table = pd.DataFrame(rows)
     m = len(table)
     table["p_perm"] = rng.uniform(0.002, 1, m)
@@ -50,10 +57,18 @@ def sorted_points(panel):
 
 # --- chromosome names and the genome axis -------------------------------------------------------------------
 
+
 def test_chromosome_names_normalise_to_one_spelling():
     assert [normalise_chromosome(c) for c in ("chr1", "CHR1", "1", 1, 1.0, "01")] == ["1"] * 6
-    assert [normalise_chromosome(c) for c in ("chrX", "x", "23", "chrM", "MT", "26", "chrY")] == \
-        ["X", "X", "X", "MT", "MT", "MT", "Y"]
+    assert [normalise_chromosome(c) for c in ("chrX", "x", "23", "chrM", "MT", "26", "chrY")] == [
+        "X",
+        "X",
+        "X",
+        "MT",
+        "MT",
+        "MT",
+        "Y",
+    ]
 
 
 def test_manhattan_shuffled_input_gives_the_same_positions_and_ticks(rng):
@@ -160,6 +175,7 @@ def test_manhattan_skips_absent_p_columns(rng):
 
 # --- thresholds ----------------------------------------------------------------------------------------------
 
+
 def test_threshold_is_the_fwer_boundary_between_neighbours():
     p = np.array([0.5, 1e-6, 3e-4, 1e-5, np.nan, 0.02])
     fwer = np.array([1.0, 0.001, 0.3, 0.04, np.nan, 1.0])
@@ -202,6 +218,7 @@ def test_manhattan_panels_use_their_own_threshold_and_suggestive_line(rng):
 
 
 # --- labels --------------------------------------------------------------------------------------------------
+
 
 def boxes_overlap(a, b):
     return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
@@ -267,6 +284,7 @@ def test_manhattan_labels_name_the_lead_snp_gene(rng):
 
 # --- QQ and regional -----------------------------------------------------------------------------------------
 
+
 def test_qq_band_and_lambda(rng):
     n = 400
     table = pd.DataFrame({"p_assoc": rng.uniform(size=n), "p_perm": (np.arange(n) + 1) / (n + 1)})
@@ -289,8 +307,17 @@ def test_qq_band_and_lambda(rng):
 def test_regional_shows_the_rank_one_locus_and_its_neighbourhood(rng):
     table = snp_table(rng, chroms=("4", "7"), per_chrom=(12, 10))
     table.loc[table["chrom"] == "4", "pos"] = 10_000_000 + np.arange(12) * 50_000
-    loci = (table.groupby("locus").agg(chrom=("chrom", "first"), start=("pos", "min"), end=("pos", "max"),
-                                       lead_snp=("snp", "first"), genes=("gene", "first")).reset_index())
+    loci = (
+        table.groupby("locus")
+        .agg(
+            chrom=("chrom", "first"),
+            start=("pos", "min"),
+            end=("pos", "max"),
+            lead_snp=("snp", "first"),
+            genes=("gene", "first"),
+        )
+        .reset_index()
+    )
     loci["rank"] = np.arange(len(loci)) + 1
     target = "L4_1"
     loci.loc[loci["locus"] == target, "rank"] = 0
@@ -308,6 +335,7 @@ def test_regional_shows_the_rank_one_locus_and_its_neighbourhood(rng):
 
 # --- sMRI ------------------------------------------------------------------------------------------------------
 
+
 def mni_map(shape=(45, 54, 45), rng=None):
     """A signed map on a 4 mm MNI grid with a positive and a negative blob; (image, mask)."""
     import nibabel as nib
@@ -323,8 +351,10 @@ def mni_map(shape=(45, 54, 45), rng=None):
     data += 5e-6 * np.exp(-(((mm - [30, -20, 10]) / 12) ** 2).sum(axis=1))
     data -= 4e-6 * np.exp(-(((mm - [-40, 20, 30]) / 12) ** 2).sum(axis=1))
     data[~inside] = 0
-    return (nib.Nifti1Image(data.reshape(shape), affine),
-            nib.Nifti1Image(inside.reshape(shape).astype(np.uint8), affine))
+    return (
+        nib.Nifti1Image(data.reshape(shape), affine),
+        nib.Nifti1Image(inside.reshape(shape).astype(np.uint8), affine),
+    )
 
 
 def test_attribution_map_is_signed_and_symmetric():
@@ -346,9 +376,17 @@ def test_attribution_map_is_signed_and_symmetric():
 
 
 def test_region_bars_keep_the_best_ranked():
-    regions = pd.DataFrame({"region": [f"R{k}" for k in range(9)], "atlas": "aal", "stat": np.linspace(-3, 3, 9),
-                            "p_perm": np.linspace(0.5, 0.01, 9), "p_fwer": [1] * 8 + [0.01],
-                            "q_fdr": [1] * 7 + [0.03, 0.01], "rank": np.arange(9, 0, -1)})
+    regions = pd.DataFrame(
+        {
+            "region": [f"R{k}" for k in range(9)],
+            "atlas": "aal",
+            "stat": np.linspace(-3, 3, 9),
+            "p_perm": np.linspace(0.5, 0.01, 9),
+            "p_fwer": [1] * 8 + [0.01],
+            "q_fdr": [1] * 7 + [0.03, 0.01],
+            "rank": np.arange(9, 0, -1),
+        }
+    )
     d = RegionBarDisplay.from_table(regions, top_k=4).plot()
     assert list(d.regions["region"]) == ["R8", "R7", "R6", "R5"]
     labels = [t.get_text() for t in d.ax_.get_yticklabels()]
@@ -357,6 +395,7 @@ def test_region_bars_keep_the_best_ranked():
 
 
 # --- connectome ------------------------------------------------------------------------------------------------
+
 
 def fnc_tables(rng, domains=("DM", "SC", "VI", "Z"), sizes=(3, 2, 4, 1)):
     nodes = pd.DataFrame([{"node": f"{d}{k + 1}", "domain": d} for d, n in zip(domains, sizes) for k in range(n)])
@@ -417,12 +456,20 @@ def test_connectome_and_connectogram_draw_the_top_edges(rng):
 
 # --- performance and contributions ------------------------------------------------------------------------------
 
+
 def predictions_table(rng, n=37, folds=3):
     label = np.array([0, 1] * n)[:n]
     prob = np.clip(0.5 + (label - 0.5) * 0.4 + rng.normal(0, 0.25, n), 0, 1)
-    return pd.DataFrame({"subject_id": [f"s{k}" for k in range(n)], "fold": np.arange(n) % folds + 1,
-                         "label": label, "prob_positive": prob, "predicted": (prob >= 0.5).astype(int),
-                         "label_name": np.where(label == 1, "SZ", "HC")})
+    return pd.DataFrame(
+        {
+            "subject_id": [f"s{k}" for k in range(n)],
+            "fold": np.arange(n) % folds + 1,
+            "label": label,
+            "prob_positive": prob,
+            "predicted": (prob >= 0.5).astype(int),
+            "label_name": np.where(label == 1, "SZ", "HC"),
+        }
+    )
 
 
 def test_roc_and_confusion_from_predictions(rng):
@@ -442,8 +489,9 @@ def test_roc_and_confusion_from_predictions(rng):
 
 
 def test_metrics_table_shows_the_table_values_not_recomputed():
-    metrics = pd.DataFrame({"fold": ["1", "2", "mean", "sd"], "accuracy": [0.5, 0.7, 0.123, 0.045],
-                            "roc_auc": [0.6, 0.8, 0.7, 0.1]})
+    metrics = pd.DataFrame(
+        {"fold": ["1", "2", "mean", "sd"], "accuracy": [0.5, 0.7, 0.123, 0.045], "roc_auc": [0.6, 0.8, 0.7, 0.1]}
+    )
     d = MetricsTableDisplay.from_table(metrics)
     assert d.folds == ["1", "2"]
     assert d.rows[0] == ("Accuracy", ["0.500", "0.700"], "0.123 ± 0.045", None)
@@ -460,9 +508,14 @@ def test_training_history_reads_folds_and_skips_empty(tmp_path):
     for fold, epochs in (("1", 4), ("2", 6)):
         folder = tmp_path / "folds" / fold
         folder.mkdir(parents=True)
-        pd.DataFrame({"epoch": np.arange(1, epochs + 1), "train_loss": np.linspace(0.7, 0.3, epochs),
-                      "val_loss": np.linspace(0.7, 0.5, epochs), "val_auc": np.linspace(0.5, 0.8, epochs)}
-                     ).to_csv(folder / "history.csv", index=False)
+        pd.DataFrame(
+            {
+                "epoch": np.arange(1, epochs + 1),
+                "train_loss": np.linspace(0.7, 0.3, epochs),
+                "val_loss": np.linspace(0.7, 0.5, epochs),
+                "val_auc": np.linspace(0.5, 0.8, epochs),
+            }
+        ).to_csv(folder / "history.csv", index=False)
         (folder / "fold.json").write_text(json.dumps({"best_epoch": 2}))
     (tmp_path / "folds" / "3").mkdir()
     (tmp_path / "folds" / "3" / "history.csv").write_text("epoch\n")
@@ -474,8 +527,14 @@ def test_training_history_reads_folds_and_skips_empty(tmp_path):
 
 
 def test_modality_contributions_leave_out_an_empty_measure():
-    table = pd.DataFrame({"modality": ["snp", "fnc"], "rollout_share": [0.7, 0.3], "ig_share": [0.4, 0.6],
-                          "ablation_auc_drop": [np.nan, np.nan]})
+    table = pd.DataFrame(
+        {
+            "modality": ["snp", "fnc"],
+            "rollout_share": [0.7, 0.3],
+            "ig_share": [0.4, 0.6],
+            "ablation_auc_drop": [np.nan, np.nan],
+        }
+    )
     d = ModalityContributionDisplay.from_table(table).plot()
     assert list(d.measures) == ["rollout_share", "ig_share"] and len(d.axes_) == 2
     table["ablation_auc_drop"] = [0.1, -0.02]
@@ -486,8 +545,16 @@ def deletion_table():
     rows = []
     for m in ("snp", "smri"):
         for f in (0.0, 0.01, 0.1, 0.2):
-            rows.append({"modality": m, "fraction": f, "n_features": int(f * 100), "auc_top": 0.8 - f,
-                         "auc_random_mean": 0.8 - f / 10, "auc_random_sd": 0.01})
+            rows.append(
+                {
+                    "modality": m,
+                    "fraction": f,
+                    "n_features": int(f * 100),
+                    "auc_top": 0.8 - f,
+                    "auc_random_mean": 0.8 - f / 10,
+                    "auc_random_sd": 0.01,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -498,6 +565,7 @@ def test_deletion_curves_one_panel_per_modality():
 
 
 # --- saving ------------------------------------------------------------------------------------------------------
+
 
 def test_save_figure_writes_png_first_and_closes(tmp_path, rng):
     table = snp_table(rng, per_chrom=(600, 500, 400, 300, 200, 100))
@@ -521,6 +589,7 @@ def test_save_figure_writes_png_first_and_closes(tmp_path, rng):
 
 # --- make_figures -----------------------------------------------------------------------------------------------
 
+
 def write_report(folder, rng, *, modalities=("snp", "fnc", "smri"), deletion=True):
     """A synthetic explanation folder with the tables of the given modalities."""
     import nibabel as nib
@@ -528,16 +597,32 @@ def write_report(folder, rng, *, modalities=("snp", "fnc", "smri"), deletion=Tru
     folder.mkdir(parents=True)
     settings = {"n_permutations": 199, "lambda_gc": 1.02, "permutation_scheme": "within fold"}
     (folder / "settings.json").write_text(json.dumps(settings))
-    rows = [{"modality": m, "rollout_share": 1 / len(modalities), "ig_share": 1 / len(modalities),
-             "ablation_auc_drop": np.nan} for m in modalities]
+    rows = [
+        {
+            "modality": m,
+            "rollout_share": 1 / len(modalities),
+            "ig_share": 1 / len(modalities),
+            "ablation_auc_drop": np.nan,
+        }
+        for m in modalities
+    ]
     pd.DataFrame(rows).to_csv(folder / "modalities.csv", index=False)
     if "snp" in modalities:
         snps = snp_table(rng)
         snps["rank"] = snps["p_perm"].rank(method="first").astype(int)
         snps.to_csv(folder / "snps.csv", index=False)
-        loci = snps.groupby("locus").agg(chrom=("chrom", "first"), start=("pos", "min"), end=("pos", "max"),
-                                         lead_snp=("snp", "first"), genes=("gene", "first"),
-                                         p_perm=("p_perm", "min")).reset_index()
+        loci = (
+            snps.groupby("locus")
+            .agg(
+                chrom=("chrom", "first"),
+                start=("pos", "min"),
+                end=("pos", "max"),
+                lead_snp=("snp", "first"),
+                genes=("gene", "first"),
+                p_perm=("p_perm", "min"),
+            )
+            .reset_index()
+        )
         loci["rank"] = loci["p_perm"].rank(method="first").astype(int)
         loci.to_csv(folder / "loci.csv", index=False)
     if "fnc" in modalities:
@@ -548,9 +633,18 @@ def write_report(folder, rng, *, modalities=("snp", "fnc", "smri"), deletion=Tru
         img, mask = mni_map(rng=rng)
         nib.save(img, folder / "smri_attribution.nii.gz")
         nib.save(mask, folder / "mask.nii.gz")
-        pd.DataFrame({"region": ["A", "B", "C"], "atlas": "aal", "n_voxels": [10, 20, 30], "stat": [2.0, -1.0, 0.5],
-                      "p_perm": [0.01, 0.2, 0.5], "p_fwer": [0.04, 1, 1], "q_fdr": [0.03, 0.3, 0.5],
-                      "rank": [1, 2, 3]}).to_csv(folder / "regions.csv", index=False)
+        pd.DataFrame(
+            {
+                "region": ["A", "B", "C"],
+                "atlas": "aal",
+                "n_voxels": [10, 20, 30],
+                "stat": [2.0, -1.0, 0.5],
+                "p_perm": [0.01, 0.2, 0.5],
+                "p_fwer": [0.04, 1, 1],
+                "q_fdr": [0.03, 0.3, 0.5],
+                "rank": [1, 2, 3],
+            }
+        ).to_csv(folder / "regions.csv", index=False)
     if deletion:
         deletion_table()[lambda t: t["modality"].isin(modalities)].to_csv(folder / "deletion.csv", index=False)
 
@@ -558,17 +652,36 @@ def write_report(folder, rng, *, modalities=("snp", "fnc", "smri"), deletion=Tru
 def write_run(folder, rng, *, history=True):
     folder.mkdir(parents=True)
     predictions_table(rng).to_csv(folder / "predictions.csv", index=False)
-    pd.DataFrame({"fold": ["1", "2", "3", "mean", "sd"], "accuracy": [0.6, 0.7, 0.65, 0.65, 0.05],
-                  "roc_auc": [0.7, 0.75, 0.72, 0.72, 0.03]}).to_csv(folder / "metrics.csv", index=False)
+    pd.DataFrame(
+        {
+            "fold": ["1", "2", "3", "mean", "sd"],
+            "accuracy": [0.6, 0.7, 0.65, 0.65, 0.05],
+            "roc_auc": [0.7, 0.75, 0.72, 0.72, 0.03],
+        }
+    ).to_csv(folder / "metrics.csv", index=False)
     for fold in ("1", "2", "3"):
         (folder / "folds" / fold).mkdir(parents=True)
         text = "epoch,train_loss,val_loss,val_auc\n1,0.7,0.7,0.5\n2,0.6,0.65,0.6\n" if history else "epoch\n"
         (folder / "folds" / fold / "history.csv").write_text(text)
 
 
-ALL_FIGURES = ["roc_curves", "confusion_matrix", "metrics_table", "training_history", "modality_contributions",
-               "deletion_curves", "manhattan", "qq", "regional_top_locus", "fnc_matrix", "connectome_top_edges",
-               "connectogram", "smri_glass_brain", "smri_slices", "top_regions"]
+ALL_FIGURES = [
+    "roc_curves",
+    "confusion_matrix",
+    "metrics_table",
+    "training_history",
+    "modality_contributions",
+    "deletion_curves",
+    "manhattan",
+    "qq",
+    "regional_top_locus",
+    "fnc_matrix",
+    "connectome_top_edges",
+    "connectogram",
+    "smri_glass_brain",
+    "smri_slices",
+    "top_regions",
+]
 
 
 def test_make_figures_builds_every_figure_from_the_tables(tmp_path, rng):
@@ -582,7 +695,8 @@ def test_make_figures_builds_every_figure_from_the_tables(tmp_path, rng):
     sections = [r.section for r in records]
     assert sections == sorted(sections, key=SECTIONS.index)
     assert sorted(p.name for p in (report / "figures").iterdir()) == sorted(
-        f"{n}.{ext}" for n in ALL_FIGURES for ext in ("png", "pdf"))
+        f"{n}.{ext}" for n in ALL_FIGURES for ext in ("png", "pdf")
+    )
     for r in records:
         assert [p.suffix for p in r.files] == [".png", ".pdf"] and r.png == r.files[0]
         with Image.open(r.png) as im:
@@ -593,8 +707,10 @@ def test_make_figures_builds_every_figure_from_the_tables(tmp_path, rng):
         assert r.caption and r.title
     by_name = {r.name: r for r in records}
     assert by_name["roc_curves"].data == ("../predictions.csv",)
-    assert "B = 199" in by_name["manhattan"].caption and f"{len(snp_table(np.random.default_rng(0)))} SNPs" in \
-        by_name["manhattan"].caption
+    assert (
+        "B = 199" in by_name["manhattan"].caption
+        and f"{len(snp_table(np.random.default_rng(0)))} SNPs" in by_name["manhattan"].caption
+    )
     assert "λ = 1.020" in by_name["qq"].caption
     assert "Top 5 connections" == by_name["connectome_top_edges"].title
 
@@ -603,8 +719,9 @@ def test_figures_of_ranked_features_draw_what_the_ranking_follows(tmp_path, rng)
     report = tmp_path / "rep"
     write_report(report, rng, modalities=("fnc", "smri"), deletion=False)
     old = {r.name: r.caption for r in make_figures(report, formats=("png",))}
-    assert "smallest permutation p" in old["top_regions"] and "coloured by mean attribution" in \
-        old["connectome_top_edges"]
+    assert (
+        "smallest permutation p" in old["top_regions"] and "coloured by mean attribution" in old["connectome_top_edges"]
+    )
     # tables ranked by contrast: the top-k figures draw the contrast, and say so
     for name in ("connections", "regions"):
         table = pd.read_csv(report / f"{name}.csv")
@@ -621,8 +738,15 @@ def test_make_figures_skips_absent_modalities_and_history(tmp_path, rng):
     write_run(run, rng, history=False)
     write_report(report, rng, modalities=("snp",), deletion=False)
     names = [r.name for r in make_figures(report, run, formats=("png",))]
-    assert names == ["roc_curves", "confusion_matrix", "metrics_table", "modality_contributions", "manhattan", "qq",
-                     "regional_top_locus"]
+    assert names == [
+        "roc_curves",
+        "confusion_matrix",
+        "metrics_table",
+        "modality_contributions",
+        "manhattan",
+        "qq",
+        "regional_top_locus",
+    ]
     # Without a run folder (none given, none recorded) the performance figures are skipped too.
     names = [r.name for r in make_figures(report, formats=("png",))]
     assert names == ["modality_contributions", "manhattan", "qq", "regional_top_locus"]

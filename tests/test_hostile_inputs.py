@@ -21,8 +21,7 @@ from reports.cli import main as explain_main
 
 from conftest import TINY_MODEL, files_under
 
-FAST = ["--permutations", "9", "--ig-steps", "2", "--top-k", "3", "--device", "cpu", "--no-faithfulness",
-        "--quiet"]
+FAST = ["--permutations", "9", "--ig-steps", "2", "--top-k", "3", "--device", "cpu", "--no-faithfulness", "--quiet"]
 
 
 def snapshot(*folders) -> dict:
@@ -136,8 +135,15 @@ def test_overwrite_replaces_only_a_folder_of_the_same_kind(pair, run_copy, tmp_p
 
 
 # ---------------------------------------------------------------------------------------------- security
-@pytest.mark.parametrize("bad_id, problem", [("../../secret/evil", "path separator"), ("..", "relative folder"),
-                                             ("a\\b", "path separator"), ("s\x01x", "control character")])
+@pytest.mark.parametrize(
+    "bad_id, problem",
+    [
+        ("../../secret/evil", "path separator"),
+        ("..", "relative folder"),
+        ("a\\b", "path separator"),
+        ("s\x01x", "control character"),
+    ],
+)
 def test_4_subject_ids_must_be_path_safe(tiny_cohort, tmp_path, capsys, bad_id, problem):
     toml, _ = tiny_cohort
     secret = tmp_path / "secret"
@@ -153,8 +159,12 @@ def test_5_changed_inputs_are_refused_or_warned(pair, tmp_path, capsys):
     # flip the labels of the explanation set: a silent change of the question
     held = json.loads((run / "folds/1/fold.json").read_text())["explanation_subjects"]
     lines = phenotypes.read_text().splitlines()
-    flipped = [re.sub(r"\t(SZ|HC)\t", lambda m: "\tHC\t" if m.group(1) == "SZ" else "\tSZ\t", line)
-               if line.split("\t")[0] in held else line for line in lines]
+    flipped = [
+        re.sub(r"\t(SZ|HC)\t", lambda m: "\tHC\t" if m.group(1) == "SZ" else "\tSZ\t", line)
+        if line.split("\t")[0] in held
+        else line
+        for line in lines
+    ]
     phenotypes.write_text("\n".join(flipped) + "\n")
     out = tmp_path / "report"
     status = explain_main([str(run), "--out", str(out), *FAST])
@@ -212,10 +222,15 @@ def test_6_the_smri_cache_is_private_and_keyed_by_content(tiny_cohort, tmp_path,
 
 
 # ---------------------------------------------------------------------------- tracebacks instead of one line
-@pytest.mark.parametrize("template, culprit", [("smri/{subject_id}_{session}.nii.gz", "{session}"),
-                                               ("smri/{}.nii.gz", "placeholder"),
-                                               ("smri/{subject_id:>5}.nii.gz", "{subject_id:>5}"),
-                                               ("smri/{subject_id}}.nii.gz", "malformed")])
+@pytest.mark.parametrize(
+    "template, culprit",
+    [
+        ("smri/{subject_id}_{session}.nii.gz", "{session}"),
+        ("smri/{}.nii.gz", "placeholder"),
+        ("smri/{subject_id:>5}.nii.gz", "{subject_id:>5}"),
+        ("smri/{subject_id}}.nii.gz", "malformed"),
+    ],
+)
 def test_7_template_placeholders_are_checked(tiny_cohort, capsys, template, culprit):
     toml, _ = tiny_cohort
     edit(toml, 'template = "smri/{subject_id}.nii.gz"', f'template = "{template}"')
@@ -242,10 +257,23 @@ def test_8_overlong_subject_ids_and_file_names(tiny_cohort, capsys):
     refused(capsys, info(toml), "longer than 255 bytes", long_id[:20])
 
 
-@pytest.mark.parametrize("option, value", [("--lr", "inf"), ("--lr", "nan"), ("--l2", "nan"), ("--l2", "inf"),
-                                           ("--read-sparsity", "nan"), ("--explain-fraction", "inf"),
-                                           ("--ld-r2", "nan"), ("--seed", "-1"), ("--seed", "1099511627776"),
-                                           ("--device", "mps"), ("--device", "cuda:x"), ("--epochs", "0")])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--lr", "inf"),
+        ("--lr", "nan"),
+        ("--l2", "nan"),
+        ("--l2", "inf"),
+        ("--read-sparsity", "nan"),
+        ("--explain-fraction", "inf"),
+        ("--ld-r2", "nan"),
+        ("--seed", "-1"),
+        ("--seed", "1099511627776"),
+        ("--device", "mps"),
+        ("--device", "cuda:x"),
+        ("--epochs", "0"),
+    ],
+)
 def test_9_11_12_train_options_are_checked_before_anything_is_written(sim_cohort, tmp_path, capsys, option, value):
     out = tmp_path / "run"
     status = migtrans_main(["train", str(sim_cohort.toml_path), "--out", str(out), option, value, "--quiet"])
@@ -253,9 +281,17 @@ def test_9_11_12_train_options_are_checked_before_anything_is_written(sim_cohort
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("option, value", [("--seed", "-1"), ("--seed", "1099511627776"), ("--device", "mps"),
-                                           ("--permutations", "0"), ("--ig-steps", "100000000"),
-                                           ("--top-k", "0")])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--seed", "-1"),
+        ("--seed", "1099511627776"),
+        ("--device", "mps"),
+        ("--permutations", "0"),
+        ("--ig-steps", "100000000"),
+        ("--top-k", "0"),
+    ],
+)
 def test_11_12_explain_options_are_checked(baseline_run, tmp_path, capsys, option, value):
     out = tmp_path / "report"
     status = explain_main([str(baseline_run.out_dir), "--out", str(out), *FAST, option, value])
@@ -263,8 +299,17 @@ def test_11_12_explain_options_are_checked(baseline_run, tmp_path, capsys, optio
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("option, value", [("--seed", "-1"), ("--seed", "4294967296"), ("--resolution", "nan"),
-                                           ("--resolution", "0"), ("--sites", "50"), ("--subjects", "0")])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--seed", "-1"),
+        ("--seed", "4294967296"),
+        ("--resolution", "nan"),
+        ("--resolution", "0"),
+        ("--sites", "50"),
+        ("--subjects", "0"),
+    ],
+)
 def test_11_simulate_options_are_checked(tmp_path, capsys, option, value):
     out = tmp_path / "c"
     status = migtrans_main(["simulate", str(out), "--subjects", "40", "--snps", "100", option, value])
@@ -294,8 +339,11 @@ def test_10_smri_values_beyond_float32_are_refused(tiny_cohort, capsys):
 def test_13_compare_out_is_checked(baseline_run, tmp_path, capsys):
     run = str(baseline_run.out_dir)
     before = snapshot(baseline_run.out_dir)
-    for out, culprit in ((tmp_path / "missing" / "x.csv", "does not exist"), (tmp_path, "found the folder"),
-                         (baseline_run.out_dir / "metrics.csv", "run folder")):
+    for out, culprit in (
+        (tmp_path / "missing" / "x.csv", "does not exist"),
+        (tmp_path, "found the folder"),
+        (baseline_run.out_dir / "metrics.csv", "run folder"),
+    ):
         status = migtrans_main(["compare", run, "--out", str(out)])
         refused(capsys, status, "--out", culprit)
     assert snapshot(baseline_run.out_dir) == before and list(tmp_path.iterdir()) == []
@@ -313,32 +361,60 @@ def _object_npz(path):
 
 
 DAMAGE = {
-    "preprocess.npz is a pickle": (lambda run: _pickle_file(run / "folds/1/preprocess.npz"), "preprocess.npz",
-                                   "refused to load"),
-    "preprocess.npz holds an object array": (lambda run: _object_npz(run / "folds/1/preprocess.npz"),
-                                             "preprocess.npz", "refused to load"),
+    "preprocess.npz is a pickle": (
+        lambda run: _pickle_file(run / "folds/1/preprocess.npz"),
+        "preprocess.npz",
+        "refused to load",
+    ),
+    "preprocess.npz holds an object array": (
+        lambda run: _object_npz(run / "folds/1/preprocess.npz"),
+        "preprocess.npz",
+        "refused to load",
+    ),
     "preprocess.npz deleted": (lambda run: (run / "folds/2/preprocess.npz").unlink(), "preprocess.npz", "missing"),
-    "fold.json not JSON": (lambda run: (run / "folds/1/fold.json").write_text("{not json"), "fold.json",
-                           "not valid JSON"),
+    "fold.json not JSON": (
+        lambda run: (run / "folds/1/fold.json").write_text("{not json"),
+        "fold.json",
+        "not valid JSON",
+    ),
     "fold.json a list": (lambda run: (run / "folds/1/fold.json").write_text("[1, 2]"), "fold.json", "expected"),
-    "config.toml not TOML": (lambda run: (run / "config.toml").write_text("[train\n"), "config.toml",
-                             "not valid TOML"),
-    "train.modalities edited": (lambda run: edit(run / "config.toml", 'modalities = ["snp", "fnc", "smri"]',
-                                                 'modalities = ["snp"]'), "config.toml", "modalities"),
-    "unknown training option": (lambda run: edit(run / "config.toml", "[train]\n", "[train]\nturbo = true\n"),
-                                "config.toml", "turbo"),
-    "unknown subject in fold.json": (lambda run: edit(run / "folds/1/fold.json", '"test_subjects": [\n    "',
-                                                      '"test_subjects": [\n    "nobody", "'), "nobody",
-                                     "not in the cohort"),
+    "config.toml not TOML": (lambda run: (run / "config.toml").write_text("[train\n"), "config.toml", "not valid TOML"),
+    "train.modalities edited": (
+        lambda run: edit(run / "config.toml", 'modalities = ["snp", "fnc", "smri"]', 'modalities = ["snp"]'),
+        "config.toml",
+        "modalities",
+    ),
+    "unknown training option": (
+        lambda run: edit(run / "config.toml", "[train]\n", "[train]\nturbo = true\n"),
+        "config.toml",
+        "turbo",
+    ),
+    "unknown subject in fold.json": (
+        lambda run: edit(run / "folds/1/fold.json", '"test_subjects": [\n    "', '"test_subjects": [\n    "nobody", "'),
+        "nobody",
+        "not in the cohort",
+    ),
     "model.pt deleted": (lambda run: (run / "folds/2/model.pt").unlink(), "model.pt", "not found"),
-    "metrics.csv without its mean row": (lambda run: edit(run / "metrics.csv", "\nmean,", "\nmedian,"),
-                                         "metrics.csv", "'mean'"),
-    "history.csv not a table": (lambda run: (run / "folds/1/history.csv").write_bytes(b"\xff\xfe\x00garbage"),
-                                "history.csv", "not a readable CSV"),
-    ".resolved.json edited": (lambda run: (run / ".resolved.json").write_text('{"train": {}}'), "config.toml",
-                              "differs from the settings"),
-    "manifest.json not JSON": (lambda run: (run / "manifest.json").write_text("nope"), "manifest.json",
-                               "not valid JSON"),
+    "metrics.csv without its mean row": (
+        lambda run: edit(run / "metrics.csv", "\nmean,", "\nmedian,"),
+        "metrics.csv",
+        "'mean'",
+    ),
+    "history.csv not a table": (
+        lambda run: (run / "folds/1/history.csv").write_bytes(b"\xff\xfe\x00garbage"),
+        "history.csv",
+        "not a readable CSV",
+    ),
+    ".resolved.json edited": (
+        lambda run: (run / ".resolved.json").write_text('{"train": {}}'),
+        "config.toml",
+        "differs from the settings",
+    ),
+    "manifest.json not JSON": (
+        lambda run: (run / "manifest.json").write_text("nope"),
+        "manifest.json",
+        "not valid JSON",
+    ),
 }
 
 
@@ -359,8 +435,9 @@ def test_14_compare_refuses_a_damaged_run_in_one_line(run_copy, capsys):
 
 def test_a_header_naming_a_column_twice_is_refused(tiny_cohort, capsys):
     toml, _ = tiny_cohort
-    edit(toml.parent / "phenotypes.tsv", "subject_id\tdiagnosis\tage\tsex\tsite",
-         "subject_id\tdiagnosis\tage\tsex\tage")
+    edit(
+        toml.parent / "phenotypes.tsv", "subject_id\tdiagnosis\tage\tsex\tsite", "subject_id\tdiagnosis\tage\tsex\tage"
+    )
     refused(capsys, info(toml), "phenotypes.tsv", "'age' twice")
 
 
@@ -388,9 +465,20 @@ def _set_field(phenotypes, subject, column, value):
     phenotypes.write_text("\n".join(lines) + "\n")
 
 
-@pytest.mark.parametrize("case", ["n/a age", "typo in age", "infinite age", "constant covariate",
-                                  "label as covariate", "id as covariate", "site with one subject",
-                                  "site of cases only", "collinear covariates"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "n/a age",
+        "typo in age",
+        "infinite age",
+        "constant covariate",
+        "label as covariate",
+        "id as covariate",
+        "site with one subject",
+        "site of cases only",
+        "collinear covariates",
+    ],
+)
 def test_16_covariates_the_association_cannot_use(tiny_cohort, capsys, case):
     toml, arrays = tiny_cohort
     phenotypes = toml.parent / "phenotypes.tsv"
@@ -495,10 +583,19 @@ def test_20_outputs_take_the_users_umask(sim_cohort, tmp_path):
     old = os.umask(0o027)
     try:
         sim = simulate_cohort(tmp_path / "cohort", n_subjects=40, n_snps=120, seed=2, resolution=8)
-        run = train(sim.toml_path, tmp_path / "run", TrainConfig(n_folds=2, epochs=1, batch_size=16), TINY_MODEL,
-                    progress=False).out_dir
-        report = explain_and_report(run, tmp_path / "report", n_permutations=9, n_steps=2, top_k=3,
-                                    faithfulness=False, device="cpu", progress=False).parent
+        run = train(
+            sim.toml_path, tmp_path / "run", TrainConfig(n_folds=2, epochs=1, batch_size=16), TINY_MODEL, progress=False
+        ).out_dir
+        report = explain_and_report(
+            run,
+            tmp_path / "report",
+            n_permutations=9,
+            n_steps=2,
+            top_k=3,
+            faithfulness=False,
+            device="cpu",
+            progress=False,
+        ).parent
     finally:
         os.umask(old)
     for folder in (sim.out_dir, run, report):
@@ -545,22 +642,36 @@ def test_22_warnings_reach_stderr_as_one_line_each(capsys):
 
     def noisy():
         for _ in range(3):
-            warnings.warn("invalid value encountered in divide\n  x = a / b\nmore detail", RuntimeWarning,
-                          stacklevel=1)
+            warnings.warn("invalid value encountered in divide\n  x = a / b\nmore detail", RuntimeWarning, stacklevel=1)
         warnings.warn("old API", DeprecationWarning, stacklevel=1)
         warnings.warn("a cohort note", UserWarning, stacklevel=1)
         return 0
 
     assert report_errors("migtrans info", noisy) == 0
     err = capsys.readouterr().err.splitlines()
-    assert err == ["migtrans info: warning: invalid value encountered in divide (3 times)",
-                   "migtrans info: warning: a cohort note"]
+    assert err == [
+        "migtrans info: warning: invalid value encountered in divide (3 times)",
+        "migtrans info: warning: a cohort note",
+    ]
 
 
 def test_22_a_full_explain_prints_nothing_but_its_own_lines(pair, tmp_path, capsys):
     toml, run = pair
-    status = explain_main([str(run), "--out", str(tmp_path / "report"), "--permutations", "9", "--ig-steps", "2",
-                           "--top-k", "3", "--device", "cpu"])
+    status = explain_main(
+        [
+            str(run),
+            "--out",
+            str(tmp_path / "report"),
+            "--permutations",
+            "9",
+            "--ig-steps",
+            "2",
+            "--top-k",
+            "3",
+            "--device",
+            "cpu",
+        ]
+    )
     err = capsys.readouterr().err
     assert status == 0
     for line in err.splitlines():

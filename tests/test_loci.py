@@ -14,13 +14,15 @@ from migtrans.loci import chrom_code, locus_index, partition_loci
 def snps(rng):
     """31 SNPs on chromosomes 1, 2, 10, X and MT with mixed 'chr' prefixes, rows shuffled."""
     chrom = ["1"] * 12 + ["chr2"] * 7 + ["10"] * 5 + ["chrX"] * 4 + ["MT"] * 3
-    pos = np.concatenate([
-        np.arange(12) * 40_000 + 1_000,     # 1: spans 441 kb, so at least two 250 kb windows
-        np.arange(7) * 10_000 + 5,          # 2: one window
-        [100, 200, 900_000, 900_100, 5_000_000],
-        [10, 20, 30, 40],
-        [1, 2, 3],
-    ])
+    pos = np.concatenate(
+        [
+            np.arange(12) * 40_000 + 1_000,  # 1: spans 441 kb, so at least two 250 kb windows
+            np.arange(7) * 10_000 + 5,  # 2: one window
+            [100, 200, 900_000, 900_100, 5_000_000],
+            [10, 20, 30, 40],
+            [1, 2, 3],
+        ]
+    )
     table = pd.DataFrame({"snp": [f"rs{i}" for i in range(31)], "chrom": chrom, "pos": pos})
     return table.iloc[rng.permutation(31)].reset_index(drop=True)
 
@@ -62,12 +64,16 @@ def test_window_and_max_snps_respected(snps, window_kb, max_snps):
 
 
 def test_known_partition():
-    snps = pd.DataFrame({"snp": list("abcdef"), "chrom": ["2", "1", "1", "1", "chr1", "1"],
-                         "pos": [5, 1_000, 251_000, 251_001, 2_000, 600_000]})
+    snps = pd.DataFrame(
+        {
+            "snp": list("abcdef"),
+            "chrom": ["2", "1", "1", "1", "chr1", "1"],
+            "pos": [5, 1_000, 251_000, 251_001, 2_000, 600_000],
+        }
+    )
     loci = partition_loci(snps, window_kb=250)
     # 251_000 - 1_000 is exactly the window (kept); 600_000 - 251_001 exceeds it (new locus).
-    assert loci["locus"].tolist() == ["chr1:1000-251000", "chr1:251001-251001", "chr1:600000-600000",
-                                      "chr2:5-5"]
+    assert loci["locus"].tolist() == ["chr1:1000-251000", "chr1:251001-251001", "chr1:600000-600000", "chr2:5-5"]
     assert [c.tolist() for c in loci["columns"]] == [[1, 4, 2], [3], [5], [0]]
 
 
@@ -79,20 +85,35 @@ def test_locus_index_gathers_the_right_columns(snps, rng):
     x = rng.normal(size=(3, len(snps)))
     gathered = x[:, index] * valid
     for row, cols in enumerate(loci["columns"]):
-        np.testing.assert_array_equal(gathered[:, row, :len(cols)], x[:, cols])
+        np.testing.assert_array_equal(gathered[:, row, : len(cols)], x[:, cols])
         assert valid[row].sum() == len(cols)
-        np.testing.assert_array_equal(gathered[:, row, len(cols):], 0)
+        np.testing.assert_array_equal(gathered[:, row, len(cols) :], 0)
 
 
 def test_chrom_code():
-    assert [chrom_code(c) for c in ["chr1", "22", "X", "chrY", 23, "XY", "M", "chrMT", "GL000192.1"]] == \
-        [1, 22, 23, 24, 23, 25, 26, 26, 0]
+    assert [chrom_code(c) for c in ["chr1", "22", "X", "chrY", 23, "XY", "M", "chrMT", "GL000192.1"]] == [
+        1,
+        22,
+        23,
+        24,
+        23,
+        25,
+        26,
+        26,
+        0,
+    ]
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    (dict(window_kb=0), "window_kb"), (dict(window_kb=-3), "window_kb"), (dict(window_kb=float("nan")), "window_kb"),
-    (dict(max_snps=0), "max_snps"), (dict(max_snps=2.5), "max_snps"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(window_kb=0), "window_kb"),
+        (dict(window_kb=-3), "window_kb"),
+        (dict(window_kb=float("nan")), "window_kb"),
+        (dict(max_snps=0), "max_snps"),
+        (dict(max_snps=2.5), "max_snps"),
+    ],
+)
 def test_invalid_parameters_name_the_field(snps, kwargs, field):
     with pytest.raises(ParameterError, match=field):
         partition_loci(snps, **kwargs)

@@ -19,8 +19,15 @@ from conftest import model_inputs as inputs
 
 
 def small_config(**overrides):
-    values = dict(d_model=8, n_heads=2, smri_cnn_channels=(4,), dropout=0.0, n_fusion_layers=2, smri_downsample=1,
-                  n_slice_attention_layers=2)
+    values = dict(
+        d_model=8,
+        n_heads=2,
+        smri_cnn_channels=(4,),
+        dropout=0.0,
+        n_fusion_layers=2,
+        smri_downsample=1,
+        n_slice_attention_layers=2,
+    )
     values.update(overrides)
     return ModelConfig(**values)
 
@@ -28,8 +35,14 @@ def small_config(**overrides):
 def build(loci, config, seed=0):
     table, index = loci
     torch.manual_seed(seed)
-    return MIGTrans(config, n_snps=N_SNPS, loci_index=index, locus_chrom=table["chrom_code"].to_numpy(),
-                    n_nodes=N_NODES, volume_shape=GRID)
+    return MIGTrans(
+        config,
+        n_snps=N_SNPS,
+        loci_index=index,
+        locus_chrom=table["chrom_code"].to_numpy(),
+        n_nodes=N_NODES,
+        volume_shape=GRID,
+    )
 
 
 def test_attention_matches_closed_form():
@@ -47,8 +60,9 @@ def test_attention_matches_closed_form():
     expected = attn.out((probs @ v).transpose(1, 2).reshape(2, 4, 6))
     torch.testing.assert_close(attn.probs, probs)
     torch.testing.assert_close(out, expected)
-    torch.testing.assert_close(expected, attn.out(
-        F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(2, 4, 6)))
+    torch.testing.assert_close(
+        expected, attn.out(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(2, 4, 6))
+    )
 
 
 @pytest.mark.parametrize("training", [False, True])
@@ -59,16 +73,27 @@ def test_every_attention_map_is_batched_and_normalised(loci, training):
     with model.keep_maps():
         model(**inputs())
     maps = model.attention_maps()
-    assert list(maps) == ["smri.slice.0", "smri.slice.1", "cross.fnc<-smri", "cross.snp<-fnc+smri",
-                          "fusion.0", "fusion.1"]
+    assert list(maps) == [
+        "smri.slice.0",
+        "smri.slice.1",
+        "cross.fnc<-smri",
+        "cross.snp<-fnc+smri",
+        "fusion.0",
+        "fusion.1",
+    ]
     streams = model.token_streams()
     n_loci = len(loci[0])
     assert dict(streams) == {"cls": 1, "snp": n_loci, "fnc": N_NODES, "smri": GRID[2]}
     specs = model.attention_specs()
     total = sum(streams.values())
-    expected = {"smri.slice.0": (GRID[2], GRID[2]), "smri.slice.1": (GRID[2], GRID[2]),
-                "cross.fnc<-smri": (N_NODES, GRID[2]), "cross.snp<-fnc+smri": (n_loci, N_NODES + GRID[2]),
-                "fusion.0": (total, total), "fusion.1": (total, total)}
+    expected = {
+        "smri.slice.0": (GRID[2], GRID[2]),
+        "smri.slice.1": (GRID[2], GRID[2]),
+        "cross.fnc<-smri": (N_NODES, GRID[2]),
+        "cross.snp<-fnc+smri": (n_loci, N_NODES + GRID[2]),
+        "fusion.0": (total, total),
+        "fusion.1": (total, total),
+    }
     for name, probs in maps.items():
         assert probs.shape == (BATCH, 2, *expected[name]), name
         assert (probs >= 0).all()
@@ -195,8 +220,12 @@ def test_deterministic_given_seed(loci):
 
 
 def test_config_json_round_trip():
-    config = ModelConfig(modalities=("smri", "snp"), smri_cnn_channels=(4, 8, 12),
-                         cross_attention=("snp<-smri",), smri_backbone_weights="w.pt")
+    config = ModelConfig(
+        modalities=("smri", "snp"),
+        smri_cnn_channels=(4, 8, 12),
+        cross_attention=("snp<-smri",),
+        smri_backbone_weights="w.pt",
+    )
     text = json.dumps(config.to_dict())
     back = ModelConfig.from_dict(json.loads(text))
     assert back == config
@@ -205,13 +234,28 @@ def test_config_json_round_trip():
     assert ModelConfig.from_dict(ModelConfig().to_dict()) == ModelConfig()
 
 
-@pytest.mark.parametrize("field, value", [
-    ("d_model", 0), ("d_model", 63), ("n_heads", 3), ("dropout", 1.0), ("attention_dropout", -0.1),
-    ("label_smoothing", 1.5), ("modalities", ()), ("modalities", ("snp", "eeg")),
-    ("modalities", ("snp", "snp")), ("snp_encoder", "cnn"), ("smri_slice_axis", 3),
-    ("smri_cnn_channels", ()), ("smri_cnn_channels", (8, 0)), ("smri_rnn", "rnn"),
-    ("n_fusion_layers", 0), ("locus_hidden", 2.5), ("smri_downsample", 0),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("d_model", 0),
+        ("d_model", 63),
+        ("n_heads", 3),
+        ("dropout", 1.0),
+        ("attention_dropout", -0.1),
+        ("label_smoothing", 1.5),
+        ("modalities", ()),
+        ("modalities", ("snp", "eeg")),
+        ("modalities", ("snp", "snp")),
+        ("snp_encoder", "cnn"),
+        ("smri_slice_axis", 3),
+        ("smri_cnn_channels", ()),
+        ("smri_cnn_channels", (8, 0)),
+        ("smri_rnn", "rnn"),
+        ("n_fusion_layers", 0),
+        ("locus_hidden", 2.5),
+        ("smri_downsample", 0),
+    ],
+)
 def test_invalid_config_names_the_field(field, value):
     with pytest.raises(ParameterError, match=field):
         ModelConfig(**{field: value})

@@ -62,8 +62,13 @@ def folder(tmp_path):
 @pytest.fixture
 def report(folder):
     report_dir, run_dir, figures = folder
-    path = render_report(report_dir, run_dir, figures, command=["migtrans-explain", "run", "--out", EVIL],
-                         warnings=["caller warning first"])
+    path = render_report(
+        report_dir,
+        run_dir,
+        figures,
+        command=["migtrans-explain", "run", "--out", EVIL],
+        warnings=["caller warning first"],
+    )
     return path, path.read_text(encoding="utf-8")
 
 
@@ -83,7 +88,7 @@ def test_images_are_inline_png_data_uris_of_the_figure_files(report, folder):
     for img, fig in zip(imgs, figures):
         prefix = "data:image/png;base64,"
         assert img["src"].startswith(prefix)
-        assert base64.b64decode(img["src"][len(prefix):]) == fig.png.read_bytes()
+        assert base64.b64decode(img["src"][len(prefix) :]) == fig.png.read_bytes()
         # a 2 x 1 inch figure saved at 50 dpi is shown at 1.5 x its print size (96 CSS px per inch)
         assert (img["width"], img["height"]) == ("288", "144")
     assert "%PDF" not in html and "application/pdf" not in html
@@ -108,17 +113,36 @@ def test_methods_names_the_actual_settings(report, folder):
     _, html = report
     methods = build_methods(folder[0], folder[1])
     text = methods.text
-    for expected in ("B = 123 permutations", "17 points of Gauss-Legendre quadrature", "3-fold cross-validation",
-                     "diagnosis x site (site)", "d_model = 48", "3 attention heads", "at most 41 epochs",
-                     "patience 6 epochs", "peak learning rate 0.0007 after 3 warm-up epochs",
-                     "weight decay 0.02", "2 self-attention layers", "within fold x site", "max-T",
-                     "Benjamini-Hochberg", "\u03bbGC = 1.230", "GRCh38", "AAL atlas", "adjusted for age, sex and site",
-                     "One seed (11)", "PyTorch 9.9.9 (training) and", "one linear read of each modality",
-                     "group-lasso proximal step shrank each feature's column of read weights by 0.4 x",
-                     "Caveat: the permutations hold the attributions fixed", "a region's the sum over its voxels",
-                     "were compared by their contrast: the mean attribution of cases minus that of controls within "
-                     "each permutation stratum", "divided by its exact standard deviation under the permutations (a "
-                     "z statistic)", "Features were ranked by their contrast, largest first"):
+    for expected in (
+        "B = 123 permutations",
+        "17 points of Gauss-Legendre quadrature",
+        "3-fold cross-validation",
+        "diagnosis x site (site)",
+        "d_model = 48",
+        "3 attention heads",
+        "at most 41 epochs",
+        "patience 6 epochs",
+        "peak learning rate 0.0007 after 3 warm-up epochs",
+        "weight decay 0.02",
+        "2 self-attention layers",
+        "within fold x site",
+        "max-T",
+        "Benjamini-Hochberg",
+        "\u03bbGC = 1.230",
+        "GRCh38",
+        "AAL atlas",
+        "adjusted for age, sex and site",
+        "One seed (11)",
+        "PyTorch 9.9.9 (training) and",
+        "one linear read of each modality",
+        "group-lasso proximal step shrank each feature's column of read weights by 0.4 x",
+        "Caveat: the permutations hold the attributions fixed",
+        "a region's the sum over its voxels",
+        "were compared by their contrast: the mean attribution of cases minus that of controls within "
+        "each permutation stratum",
+        "divided by its exact standard deviation under the permutations (a z statistic)",
+        "Features were ranked by their contrast, largest first",
+    ):
         assert expected in text, expected
     for ref in ("Sundararajan", "Kokhlikyan", "Abnar", "Chefer", "Westfall", "Benjamini", "Abraham", "Shaik"):
         assert ref in text, ref
@@ -129,8 +153,10 @@ def test_methods_names_the_actual_settings(report, folder):
 def test_methods_name_only_the_aggregations_of_the_tables_present(folder):
     report_dir, run_dir, _ = folder
     text = build_methods(report_dir, run_dir).text
-    assert ("An FNC edge's attribution was the sum of the (i, j) and (j, i) entries; a node's the sum over its "
-            "edges; a locus's the sum over its SNPs; a region's the sum over its voxels") in text
+    assert (
+        "An FNC edge's attribution was the sum of the (i, j) and (j, i) entries; a node's the sum over its "
+        "edges; a locus's the sum over its SNPs; a region's the sum over its voxels"
+    ) in text
     for name in ("connections", "nodes", "loci", "snps"):
         (report_dir / f"{name}.csv").unlink()
     text = build_methods(report_dir, run_dir).text
@@ -156,20 +182,34 @@ def test_methods_and_summary_describe_the_explanation_set_and_drop_the_caveat(fo
     settings = json.loads((report_dir / "settings.json").read_text())
     settings.update(out_of_fold=False, n_explained=4, permutation_scheme="labels shuffled within site")
     (report_dir / "settings.json").write_text(json.dumps(settings))
-    pd.DataFrame({"subject_id": ["h1", "h2", "h3", "h4"], "fold": "explanation_set", "label": [1, 0, 1, 0],
-                  "prob_positive": 0.5, "predicted": 1}).to_csv(run_dir / "explanation_predictions.csv", index=False)
+    pd.DataFrame(
+        {
+            "subject_id": ["h1", "h2", "h3", "h4"],
+            "fold": "explanation_set",
+            "label": [1, 0, 1, 0],
+            "prob_positive": 0.5,
+            "predicted": 1,
+        }
+    ).to_csv(run_dir / "explanation_predictions.csv", index=False)
     text = build_methods(report_dir, run_dir).text
-    for expected in ("The cohort comprised 16 subjects",  # 12 cross-validated + 4 held out
-                     "A stratified 25% of subjects (diagnosis x site), the explanation set, was held out of all "
-                     "training", "scored by the mean log-odds of the 3 fold models",
-                     "The 4 subjects of the explanation set, whose labels no model had seen, were explained by the "
-                     "ensemble of the 3 fold models", "attributions of the explanation set's two groups",
-                     "(labels shuffled within site, so that site effects", "gives an exact null distribution"):
+    for expected in (
+        "The cohort comprised 16 subjects",  # 12 cross-validated + 4 held out
+        "A stratified 25% of subjects (diagnosis x site), the explanation set, was held out of all training",
+        "scored by the mean log-odds of the 3 fold models",
+        "The 4 subjects of the explanation set, whose labels no model had seen, were explained by the "
+        "ensemble of the 3 fold models",
+        "attributions of the explanation set's two groups",
+        "(labels shuffled within site, so that site effects",
+        "gives an exact null distribution",
+    ):
         assert expected in text, expected
     assert "Caveat" not in text and "all predictions and explanations are out of fold" not in text
     metrics = pd.read_csv(run_dir / "metrics.csv", dtype={"fold": str})
-    held = {c: 0.5 for c in metrics.columns if c != "fold"} | {"fold": "explanation_set", "accuracy": 0.7125,
-                                                               "roc_auc": 0.8125}
+    held = {c: 0.5 for c in metrics.columns if c != "fold"} | {
+        "fold": "explanation_set",
+        "accuracy": 0.7125,
+        "roc_auc": 0.8125,
+    }
     pd.concat([metrics, pd.DataFrame([held])]).to_csv(run_dir / "metrics.csv", index=False)
     html = render_report(report_dir, run_dir, figures).read_text(encoding="utf-8")
     assert "16 subjects" in html and "4 held out of all training as the explanation set" in html
@@ -221,8 +261,12 @@ def test_absent_tables_are_said_not_fatal(folder):
         (report_dir / f"{name}.csv").unlink()
     html = render_report(report_dir, run_dir, []).read_text(encoding="utf-8")
     assert _parse(html).sections == [section_id(s) for s in SECTIONS]
-    for text in ("snps.csv and loci.csv are absent", "connections.csv and nodes.csv are absent",
-                 "regions.csv is absent", "modalities.csv is absent"):
+    for text in (
+        "snps.csv and loci.csv are absent",
+        "connections.csv and nodes.csv are absent",
+        "regions.csv is absent",
+        "modalities.csv is absent",
+    ):
         assert text in html
 
 
@@ -253,7 +297,7 @@ def test_caller_warnings_come_first_and_bad_figures_are_reported(folder, tmp_pat
     ghost = FigureFile("ghost", "Genomics", "Ghost", "", (tmp_path / "nowhere.png",))
     odd = FigureFile("odd", "Appendix", "Odd", "", figures[0].files)
     html = render_report(report_dir, run_dir, [*figures, ghost, odd], warnings=["first!"]).read_text("utf-8")
-    warnings = html[html.index('id="warnings"'):]
+    warnings = html[html.index('id="warnings"') :]
     assert warnings.index("first!") < warnings.index("near chance")
     assert "figure &#39;ghost&#39;: no readable PNG" in warnings
     assert "unknown section &#39;Appendix&#39;" in warnings
@@ -292,7 +336,9 @@ def test_png_size_reads_dpi(tmp_path):
 def test_relative_figure_paths_resolve_from_the_working_folder(folder, monkeypatch):
     report_dir, run_dir, figures = folder
     monkeypatch.chdir(report_dir.parent.parent)
-    rel = [FigureFile(f.name, f.section, f.title, f.caption, tuple(Path(os.path.relpath(p)) for p in f.files),
-                      f.data) for f in figures]
+    rel = [
+        FigureFile(f.name, f.section, f.title, f.caption, tuple(Path(os.path.relpath(p)) for p in f.files), f.data)
+        for f in figures
+    ]
     html = render_report(Path(os.path.relpath(report_dir)), run_dir, rel).read_text(encoding="utf-8")
     assert len(_parse(html).imgs) == len(figures) and 'href="figures/connectome.pdf"' in html

@@ -14,8 +14,9 @@ from reports._figure import SECTIONS
 from reports._report import render_report, section_id
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; "
-                                                          ".ci/run installs it when it can)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; .ci/run installs it when it can)"
+)
 ARTIFACTS = Path(os.environ.get("MIGTRANS_TEST_ARTIFACTS", Path(__file__).parent / "artifacts"))
 
 
@@ -74,8 +75,9 @@ def test_tables_sort_numerically_with_missing_values_last(opened):
     stat = column.index("stat")
 
     def values():
-        cells = page.eval_on_selector_all(f"#table-snps tbody tr td:nth-child({stat + 1})",
-                                          "els => els.map(e => e.getAttribute('data-v'))")
+        cells = page.eval_on_selector_all(
+            f"#table-snps tbody tr td:nth-child({stat + 1})", "els => els.map(e => e.getAttribute('data-v'))"
+        )
         return [None if v is None else float(v) for v in cells]
 
     header = page.locator("#table-snps thead th").nth(stat)

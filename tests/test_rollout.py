@@ -19,13 +19,26 @@ from conftest import model_inputs as inputs
 
 
 def build(loci, modalities=("snp", "fnc", "smri"), seed=0, **overrides):
-    values = dict(modalities=modalities, d_model=8, n_heads=2, smri_cnn_channels=(4,), dropout=0.0,
-                  smri_downsample=1, n_fusion_layers=2)
+    values = dict(
+        modalities=modalities,
+        d_model=8,
+        n_heads=2,
+        smri_cnn_channels=(4,),
+        dropout=0.0,
+        smri_downsample=1,
+        n_fusion_layers=2,
+    )
     values.update(overrides)
     table, index = loci
     torch.manual_seed(seed)
-    return MIGTrans(ModelConfig(**values), n_snps=N_SNPS, loci_index=index,
-                    locus_chrom=table["chrom_code"].to_numpy(), n_nodes=N_NODES, volume_shape=GRID)
+    return MIGTrans(
+        ModelConfig(**values),
+        n_snps=N_SNPS,
+        loci_index=index,
+        locus_chrom=table["chrom_code"].to_numpy(),
+        n_nodes=N_NODES,
+        volume_shape=GRID,
+    )
 
 
 # --- plain rollout ------------------------------------------------------------------------------------
@@ -41,8 +54,9 @@ def test_rollout_matches_hand_computation():
     # layer 2: A2 = [[0, 1], [1, 0]] in both heads. Â = (A + I) / 2:
     # Â1 = [[1, 0], [.25, .75]], Â2 = [[.5, .5], [.5, .5]], Â2 Â1 = [[.625, .375], [.625, .375]].
     # Subject 1 has identity maps, hence identity rollout.
-    layer1 = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [1.0, 0.0]]],
-                           [[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]]])
+    layer1 = torch.tensor(
+        [[[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [1.0, 0.0]]], [[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]]]
+    )
     layer2 = torch.tensor([[[[0.0, 1.0], [1.0, 0.0]]] * 2, [[[1.0, 0.0], [0.0, 1.0]]] * 2])
     expected = torch.tensor([[[0.625, 0.375], [0.625, 0.375]], [[1.0, 0.0], [0.0, 1.0]]])
     torch.testing.assert_close(rollout([layer1, layer2]), expected)
@@ -95,10 +109,10 @@ def test_relevance_rules_match_hand_computation_cross_then_self():
     # a<-b, eq. 10: R̄_bb = rownorm(R_bb - I) + I = [[1.25, .75], [0, 2]]; R̄_aa = I (no context yet);
     #   R_ab = [.25, .75] R̄_bb = [.3125, 1.6875]. Eq. 11: R_a,(cls,a) += Ā R_b,(cls,a) = 0.
     # fusion, CLS row: e0 + .1 e0 + .2 R_a + .3 R_b1 + .4 R_b2 = [1.1, .2, .4225, 1.1175].
-    expected = torch.tensor([[1.1, 0.2, 0.4225, 1.1175],
-                             [0.0, 1.0, 0.3125, 1.6875],
-                             [0.0, 0.0, 1.2, 0.6],
-                             [0.0, 0.0, 0.0, 1.5]], dtype=torch.float64)
+    expected = torch.tensor(
+        [[1.1, 0.2, 0.4225, 1.1175], [0.0, 1.0, 0.3125, 1.6875], [0.0, 0.0, 1.2, 0.6], [0.0, 0.0, 0.0, 1.5]],
+        dtype=torch.float64,
+    )
     torch.testing.assert_close(_propagate(cams, specs, streams)[0], expected)
 
 
@@ -114,10 +128,15 @@ def test_relevance_rules_match_hand_computation_cross_both_ways():
     cams = _cams(("b.self", [[0.2, 0.6], [0.0, 0.5]]), ("a<-b", [[0.25, 0.75]]), ("b<-a", [[0.5], [1.0]]))
     # b<-a, eq. 10: R_ba += R̄_bbᵀ Ā R̄_aa = [[1.25, 0], [.75, 2]] [[.5], [1]] = [[.625], [2.375]].
     # Eq. 11: R_b,(cls,b1,b2) += Ā R_a,(cls,b1,b2) = [[.5], [1]] [0, .3125, 1.6875].
-    expected = torch.tensor([[1.0, 0.0, 0.0, 0.0],
-                             [0.0, 1.0, 0.3125, 1.6875],
-                             [0.0, 0.625, 1.2 + 0.15625, 0.6 + 0.84375],
-                             [0.0, 2.375, 0.3125, 1.5 + 1.6875]], dtype=torch.float64)
+    expected = torch.tensor(
+        [
+            [1.0, 0.0, 0.0, 0.0],
+            [0.0, 1.0, 0.3125, 1.6875],
+            [0.0, 0.625, 1.2 + 0.15625, 0.6 + 0.84375],
+            [0.0, 2.375, 0.3125, 1.5 + 1.6875],
+        ],
+        dtype=torch.float64,
+    )
     torch.testing.assert_close(_propagate(cams, specs, streams)[0], expected)
 
 
@@ -131,8 +150,11 @@ def test_relevance_rules_with_two_key_streams_match_hand_computation():
     expected_cls = torch.tensor([1.2, 0.4, 0.3, 0.6], dtype=torch.float64)
     fusion_cam = [[0.2, 0.4, 0.2, 0.2]] + [[0.0] * 4] * 3
     for keys, cam in ((("b", "c"), [[0.25, 0.5]]), (("c", "b"), [[0.5, 0.25]])):
-        specs = {"b<-c": dict(kind="cross", queries=("b",), keys=("c",)),
-                 "a<-K": dict(kind="cross", queries=("a",), keys=keys), "fusion": fusion}
+        specs = {
+            "b<-c": dict(kind="cross", queries=("b",), keys=("c",)),
+            "a<-K": dict(kind="cross", queries=("a",), keys=keys),
+            "fusion": fusion,
+        }
         cams = _cams(("b<-c", [[0.5]]), ("a<-K", cam), ("fusion", fusion_cam))
         relevance = _propagate(cams, specs, streams)[0]
         torch.testing.assert_close(relevance[0], expected_cls)
@@ -141,8 +163,7 @@ def test_relevance_rules_with_two_key_streams_match_hand_computation():
 
 def test_normalise_self_keeps_context_free_rows_as_identity():
     block = torch.tensor([[[1.0, 0.0], [0.3, 1.1]]], dtype=torch.float64)
-    torch.testing.assert_close(_normalise_self(block), torch.tensor([[[1.0, 0.0], [0.75, 1.25]]],
-                                                                   dtype=torch.float64))
+    torch.testing.assert_close(_normalise_self(block), torch.tensor([[[1.0, 0.0], [0.75, 1.25]]], dtype=torch.float64))
 
 
 def test_self_attention_relevance_is_unnormalised_rollout():
@@ -151,7 +172,7 @@ def test_self_attention_relevance_is_unnormalised_rollout():
     maps = OrderedDict((f"l{i}", torch.randn(2, 3, 6, 6, generator=g).softmax(-1).double()) for i in range(3))
     specs = {name: dict(kind="self", queries=("x",), keys=("x",)) for name in maps}
     cams = OrderedDict((name, m.mean(1)) for name, m in maps.items())
-    torch.testing.assert_close(_propagate(cams, specs, OrderedDict(x=6)), 2 ** 3 * rollout(maps))
+    torch.testing.assert_close(_propagate(cams, specs, OrderedDict(x=6)), 2**3 * rollout(maps))
 
 
 # --- relevance_rollout on MIGTrans --------------------------------------------------------------------
@@ -172,11 +193,11 @@ def test_batched_relevance_equals_per_subject_for_every_subset(loci, modalities)
         assert (batched.cls >= 0).all()
         assert (batched.shares >= 0).all()
         np.testing.assert_allclose(batched.shares.sum(1), 1.0, rtol=0, atol=1e-12)
-        singles = [relevance_rollout(model, {m: v[i:i + 1] for m, v in x.items()}, method=method)
-                   for i in range(BATCH)]
+        singles = [
+            relevance_rollout(model, {m: v[i : i + 1] for m, v in x.items()}, method=method) for i in range(BATCH)
+        ]
         np.testing.assert_allclose(batched.cls, np.concatenate([s.cls for s in singles]), rtol=1e-5, atol=1e-7)
-        np.testing.assert_allclose(batched.shares, np.concatenate([s.shares for s in singles]),
-                                   rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(batched.shares, np.concatenate([s.shares for s in singles]), rtol=1e-5, atol=1e-7)
 
 
 def test_chunked_relevance_equals_one_pass_and_leaves_model_as_found(loci):
@@ -241,7 +262,7 @@ def test_stream_the_cls_token_looks_at_gets_the_whole_share(loci, method):
     x = inputs()
     with model.keep_maps():
         model.eval()(**x)
-    cls_to_smri = model.attention_maps()["fusion.0"][:, :, 0, -GRID[2]:].sum(-1)
+    cls_to_smri = model.attention_maps()["fusion.0"][:, :, 0, -GRID[2] :].sum(-1)
     torch.testing.assert_close(cls_to_smri, torch.ones_like(cls_to_smri))  # the construction works
     result = relevance_rollout(model, x, method=method)
     assert result.modalities == ("snp", "fnc", "smri")

@@ -45,7 +45,8 @@ def test_simulate_then_load_round_trips(cli_cohort, in_memory):
 def test_plink_reads_the_fileset_and_agrees_on_frequencies(cli_cohort, tmp_path, in_memory):
     result = subprocess.run(
         ["plink1.9", "--bfile", str(cli_cohort / "genotypes"), "--freq", "--out", str(tmp_path / "freq")],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     freq = pd.read_csv(tmp_path / "freq.frq", sep=r"\s+")

@@ -59,8 +59,17 @@ def test_returns_cohort_and_writes_every_file(sim):
     assert isinstance(sim, SimulatedCohort)
     out = sim.out_dir
     for name in [
-        "cohort.toml", "phenotypes.tsv", "genotypes.bed", "genotypes.bim", "genotypes.fam", "fnc.npy",
-        "fnc_subjects.txt", "fnc_nodes.tsv", "mask.nii.gz", "truth.json", "truth_subjects.tsv",
+        "cohort.toml",
+        "phenotypes.tsv",
+        "genotypes.bed",
+        "genotypes.bim",
+        "genotypes.fam",
+        "fnc.npy",
+        "fnc_subjects.txt",
+        "fnc_nodes.tsv",
+        "mask.nii.gz",
+        "truth.json",
+        "truth_subjects.tsv",
     ]:
         assert (out / name).is_file(), name
     assert sorted(p.name for p in (out / "smri").iterdir()) == [f"{s}.nii.gz" for s in sim.subject_ids]
@@ -270,9 +279,7 @@ def test_null_labels_independent_of_scores(tmp_path):
 
 
 def test_signal_zero_removes_a_modality(tmp_path):
-    sim = simulate_cohort(
-        tmp_path / "nofnc", signal={"fnc": 0.0}, seed=6, n_subjects=200, n_snps=300, resolution=8
-    )
+    sim = simulate_cohort(tmp_path / "nofnc", signal={"fnc": 0.0}, seed=6, n_subjects=200, n_snps=300, resolution=8)
     assert sim.truth["label_model"]["weights"] == {"snp": 1.0, "fnc": 0.0, "smri": 1.0}
     subj = pd.read_csv(sim.out_dir / "truth_subjects.tsv", sep="\t")
     assert stats.pointbiserialr(sim.labels, subj["z_fnc"]).pvalue > 0.01

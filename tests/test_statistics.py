@@ -123,8 +123,12 @@ def test_contrast_is_the_label_coefficient_with_stratum_fixed_effects(rng):
     n = 90
     site = np.repeat([0, 1, 2, 3], [30, 30, 25, 5])
     # cases crowd the later sites; site 3 holds cases only
-    y = np.r_[rng.permutation([1] * 5 + [0] * 25), rng.permutation([1] * 10 + [0] * 20),
-              rng.permutation([1] * 20 + [0] * 5), np.ones(5, int)]
+    y = np.r_[
+        rng.permutation([1] * 5 + [0] * 25),
+        rng.permutation([1] * 10 + [0] * 20),
+        rng.permutation([1] * 20 + [0] * 5),
+        np.ones(5, int),
+    ]
     X = rng.normal(size=(n, 4)) + 5.0 * site[:, None] + 0.7 * y[:, None] * np.arange(4)
     # OLS of each feature on the label and site dummies: the label's coefficient is the contrast
     design = np.column_stack([y, pd.get_dummies(site).to_numpy(float)])
@@ -152,8 +156,13 @@ def gwas_data():
     n, m = 600, 120
     g = rng.binomial(2, rng.uniform(0.05, 0.5, m), size=(n, m)).astype(float)
     g[rng.random((n, m)) < 0.01] = np.nan
-    cov = pd.DataFrame({"age": rng.normal(40, 10, n).round(1), "sex": rng.choice(["M", "F"], n),
-                        "site": rng.choice(["s1", "s2", "s3"], n)})
+    cov = pd.DataFrame(
+        {
+            "age": rng.normal(40, 10, n).round(1),
+            "sex": rng.choice(["M", "F"], n),
+            "site": rng.choice(["s1", "s2", "s3"], n),
+        }
+    )
     eta = 0.6 * np.nan_to_num(g[:, 0], nan=1.0) - 0.6 + 0.03 * (cov["age"].to_numpy() - 40)
     y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)
     return g, y, cov
@@ -196,18 +205,41 @@ def test_association_agrees_with_plink_logistic(gwas_data, tmp_path):
     n, m = g.shape
     ids = [f"i{k}" for k in range(n)]
     # plink counts A1 in .bed: our dosage is the A1 count
-    to_bed(tmp_path / "d.bed", g.astype(np.float32), properties={
-        "fid": ids, "iid": ids, "sid": [f"rs{j}" for j in range(m)], "chromosome": ["1"] * m,
-        "bp_position": np.arange(1, m + 1) * 100, "allele_1": ["A"] * m, "allele_2": ["G"] * m,
-        "pheno": (y + 1).astype(str)})
+    to_bed(
+        tmp_path / "d.bed",
+        g.astype(np.float32),
+        properties={
+            "fid": ids,
+            "iid": ids,
+            "sid": [f"rs{j}" for j in range(m)],
+            "chromosome": ["1"] * m,
+            "bp_position": np.arange(1, m + 1) * 100,
+            "allele_1": ["A"] * m,
+            "allele_2": ["G"] * m,
+            "pheno": (y + 1).astype(str),
+        },
+    )
     C, names = covariate_matrix(cov, n)
     cov_file = pd.DataFrame(C[:, 1:], columns=[c.replace("[", "_").replace("]", "") for c in names[1:]])
     cov_file.insert(0, "IID", ids)
     cov_file.insert(0, "FID", ids)
     cov_file.to_csv(tmp_path / "cov.txt", sep=" ", index=False)
-    done = subprocess.run(["plink1.9", "--bfile", str(tmp_path / "d"), "--logistic", "hide-covar", "--covar",
-                           str(tmp_path / "cov.txt"), "--allow-no-sex", "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            "plink1.9",
+            "--bfile",
+            str(tmp_path / "d"),
+            "--logistic",
+            "hide-covar",
+            "--covar",
+            str(tmp_path / "cov.txt"),
+            "--allow-no-sex",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout[-2000:]
     plink = pd.read_csv(tmp_path / "out.assoc.logistic", sep=r"\s+")
     ours = logistic_association(g, y, cov)
@@ -216,8 +248,7 @@ def test_association_agrees_with_plink_logistic(gwas_data, tmp_path):
     assert rho >= 0.999
     # plink reports the sample minor allele as A1; where that is our A2 the effect changes sign
     sign = np.where(plink["A1"] == "A", 1.0, -1.0)
-    np.testing.assert_allclose(sign[both] * np.log(plink["OR"][both]), ours["beta_assoc"][both], rtol=2e-3,
-                               atol=2e-3)
+    np.testing.assert_allclose(sign[both] * np.log(plink["OR"][both]), ours["beta_assoc"][both], rtol=2e-3, atol=2e-3)
 
 
 def test_trend_max_t_equals_a_brute_force_loop_and_the_closed_form(rng):
@@ -229,22 +260,22 @@ def test_trend_max_t_equals_a_brute_force_loop_and_the_closed_form(rng):
     g[rng.random((n, m)) < 0.05] = np.nan
     g[:, :11] = rng.binomial(2, 0.3, size=(n, 11))  # the first block has no missing call
     strata = np.repeat([0, 1, 2], 20)
-    res = trend_permutation_test(g, y, strata=strata, n_permutations=B, random_state=3, perm_chunk=7,
-                                 snp_chunk=11)
+    res = trend_permutation_test(g, y, strata=strata, n_permutations=B, random_state=3, perm_chunk=7, snp_chunk=11)
 
     def trend(labels):
         mean = np.nanmean(g, axis=0)
         c = np.where(np.isnan(g), 0, g - mean)
         n1 = labels.sum()
-        return (labels @ c) / np.sqrt((c ** 2).sum(axis=0) / n * n1 * (n - n1) / n)
+        return (labels @ c) / np.sqrt((c**2).sum(axis=0) / n * n1 * (n - n1) / n)
 
     observed = trend(y)
     perms = np.concatenate(list(permuted_labels(y, strata, B, np.random.default_rng(3), 7)))
     null = np.abs(np.array([trend(p) for p in perms]))
     np.testing.assert_allclose(res.stat, observed, rtol=1e-12)
     np.testing.assert_array_equal(res.p_perm, ((null >= np.abs(observed) * (1 - 1e-9)).sum(0) + 1) / (B + 1))
-    np.testing.assert_array_equal(res.p_fwer,
-                                  ((null.max(1)[:, None] >= np.abs(observed) * (1 - 1e-9)).sum(0) + 1) / (B + 1))
+    np.testing.assert_array_equal(
+        res.p_fwer, ((null.max(1)[:, None] >= np.abs(observed) * (1 - 1e-9)).sum(0) + 1) / (B + 1)
+    )
     # closed form on complete data: T = sqrt(n) * Pearson r (the Armitage trend statistic)
     complete = ~np.isnan(g).any(axis=0)
     r = np.array([stats.pearsonr(y, g[:, j])[0] for j in np.flatnonzero(complete)])

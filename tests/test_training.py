@@ -70,8 +70,7 @@ def test_run_folder_follows_the_contract(baseline_run, sim_cohort):
         for name in ("model.pt", "preprocess.npz", "history.csv", "predictions.csv", "fold.json"):
             assert (out / "folds" / str(k) / name).is_file()
     metrics = pd.read_csv(out / "metrics.csv", dtype={"fold": str})
-    assert list(metrics.columns) == ["fold", "accuracy", "balanced_accuracy", "precision", "recall", "f1",
-                                     "roc_auc"]
+    assert list(metrics.columns) == ["fold", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc"]
     assert list(metrics["fold"]) == ["1", "2", "mean", "sd", "explanation_set"]
     np.testing.assert_allclose(metrics.iloc[2, 1:].astype(float), metrics.iloc[:2, 1:].astype(float).mean())
     preds = pd.read_csv(out / "predictions.csv", dtype={"subject_id": str})
@@ -109,8 +108,7 @@ def test_run_folder_follows_the_contract(baseline_run, sim_cohort):
 def test_same_seed_gives_identical_metrics(baseline_run, sim_cohort, tmp_path):
     again = train(sim_cohort.toml_path, tmp_path / "again", TrainConfig(**TINY_TRAIN), TINY_MODEL, progress=False)
     assert (again.out_dir / "metrics.csv").read_bytes() == (baseline_run.out_dir / "metrics.csv").read_bytes()
-    assert (again.out_dir / "predictions.csv").read_bytes() == \
-        (baseline_run.out_dir / "predictions.csv").read_bytes()
+    assert (again.out_dir / "predictions.csv").read_bytes() == (baseline_run.out_dir / "predictions.csv").read_bytes()
 
 
 def test_resume_after_interruption_matches_uninterrupted(baseline_run, sim_cohort, tmp_path, monkeypatch):
@@ -137,8 +135,14 @@ def test_resume_after_interruption_matches_uninterrupted(baseline_run, sim_cohor
 
 def test_resume_with_other_settings_is_refused(baseline_run, sim_cohort):
     with pytest.raises(RunError, match="different settings"):
-        train(sim_cohort.toml_path, baseline_run.out_dir, TrainConfig(**{**TINY_TRAIN, "epochs": 3}), TINY_MODEL,
-              resume=True, progress=False)
+        train(
+            sim_cohort.toml_path,
+            baseline_run.out_dir,
+            TrainConfig(**{**TINY_TRAIN, "epochs": 3}),
+            TINY_MODEL,
+            resume=True,
+            progress=False,
+        )
 
 
 def _train_with_edited_subject(sim_cohort, subject, tmp_path):
@@ -173,8 +177,9 @@ def test_held_out_subject_changes_nothing_in_its_fold(baseline_run, sim_cohort, 
     subject = next(s for s in info["test_subjects"] if s in fits_fold_2)
     edited = _train_with_edited_subject(sim_cohort, subject, tmp_path)
     assert _same_fold(baseline_run.out_dir, edited.out_dir, 1)
-    assert not np.array_equal(_fold_state(baseline_run.out_dir, 2)[1]["fnc_mean"],
-                              _fold_state(edited.out_dir, 2)[1]["fnc_mean"])
+    assert not np.array_equal(
+        _fold_state(baseline_run.out_dir, 2)[1]["fnc_mean"], _fold_state(edited.out_dir, 2)[1]["fnc_mean"]
+    )
 
 
 def test_explanation_set_trains_no_fold(baseline_run, sim_cohort, tmp_path):
@@ -192,8 +197,13 @@ def test_explanation_set_trains_no_fold(baseline_run, sim_cohort, tmp_path):
 def test_too_many_folds_for_what_the_explanation_set_leaves_names_it(sim_cohort, tmp_path):
     # 40 subjects: the set holds 10, leaving 15 per class for 16 folds
     with pytest.raises(ParameterError, match="n_folds=16 .* explanation set .*explain_fraction=0.25"):
-        train(sim_cohort.toml_path, tmp_path / "r", TrainConfig(**{**TINY_TRAIN, "n_folds": 16}), TINY_MODEL,
-              progress=False)
+        train(
+            sim_cohort.toml_path,
+            tmp_path / "r",
+            TrainConfig(**{**TINY_TRAIN, "n_folds": 16}),
+            TINY_MODEL,
+            progress=False,
+        )
     assert not (tmp_path / "r").exists()
 
 
@@ -205,8 +215,13 @@ def test_logit_of_saturated_float32_probabilities_stays_finite():
 
 
 def test_explanation_fraction_zero_cross_validates_everyone(sim_cohort, tmp_path):
-    result = train(sim_cohort.toml_path, tmp_path / "r", TrainConfig(**{**TINY_TRAIN, "explain_fraction": 0}),
-                   TINY_MODEL, progress=False)
+    result = train(
+        sim_cohort.toml_path,
+        tmp_path / "r",
+        TrainConfig(**{**TINY_TRAIN, "explain_fraction": 0}),
+        TINY_MODEL,
+        progress=False,
+    )
     assert sorted(result.predictions["subject_id"]) == sorted(sim_cohort.subject_ids)
     assert not (result.out_dir / "explanation_predictions.csv").exists()
     assert list(result.metrics["fold"]) == ["1", "2", "mean", "sd"]
@@ -243,8 +258,9 @@ def test_fold_model_reopens_with_its_predictions(baseline_run, sim_cohort):
 
 
 def test_logistic_baseline_and_comparison_table(baseline_run, sim_cohort, tmp_path):
-    result = train(sim_cohort.toml_path, tmp_path / "logit", TrainConfig(**{**TINY_TRAIN, "model": "logistic"}),
-                   progress=False)
+    result = train(
+        sim_cohort.toml_path, tmp_path / "logit", TrainConfig(**{**TINY_TRAIN, "model": "logistic"}), progress=False
+    )
     assert (tmp_path / "logit/folds/1/baseline.npz").is_file()
     table = compare_runs([baseline_run.out_dir, result.out_dir])
     assert list(table["model"]) == ["migtrans", "logistic"]
@@ -285,8 +301,13 @@ def test_two_process_gloo_run_matches_one_process(sim_cohort, baseline_run, tmp_
     script = tmp_path / "ddp_train.py"
     script.write_text(code)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                    str(script)], check=True, env=env, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=600,
+    )
     one = pd.read_csv(baseline_run.out_dir / "metrics.csv", dtype={"fold": str}).set_index("fold")
     two = pd.read_csv(out / "metrics.csv", dtype={"fold": str}).set_index("fold")
     # Same folds and data; batches are split across ranks, so dropout draws differ: results agree
@@ -317,8 +338,13 @@ def test_run_moved_with_its_cohort_still_opens(sim_cohort, tmp_path):
     from explain import OutOfFold
 
     shutil.copytree(sim_cohort.out_dir, tmp_path / "project/cohort")
-    train(tmp_path / "project/cohort/cohort.toml", tmp_path / "project/run", TrainConfig(**TINY_TRAIN), TINY_MODEL,
-          progress=False)
+    train(
+        tmp_path / "project/cohort/cohort.toml",
+        tmp_path / "project/run",
+        TrainConfig(**TINY_TRAIN),
+        TINY_MODEL,
+        progress=False,
+    )
     # the whole project moves (cluster -> laptop): the recorded absolute path no longer exists
     os.replace(tmp_path / "project", tmp_path / "moved")
     run = open_run(tmp_path / "moved/run")
@@ -359,18 +385,26 @@ def test_shrink_reads_is_the_group_lasso_proximal_step():
 
 def test_read_sparsity_keeps_only_features_with_consistent_gradients(sim_cohort, tmp_path):
     base = {**TINY_TRAIN, "epochs": 6, "lr": 1e-2}
-    sparse = train(sim_cohort.toml_path, tmp_path / "sparse", TrainConfig(**base, read_sparsity=0.9), TINY_MODEL,
-                   progress=False)
-    dense = train(sim_cohort.toml_path, tmp_path / "dense", TrainConfig(**base, read_sparsity=0.0), TINY_MODEL,
-                  progress=False)
+    sparse = train(
+        sim_cohort.toml_path, tmp_path / "sparse", TrainConfig(**base, read_sparsity=0.9), TINY_MODEL, progress=False
+    )
+    dense = train(
+        sim_cohort.toml_path, tmp_path / "dense", TrainConfig(**base, read_sparsity=0.0), TINY_MODEL, progress=False
+    )
 
     def zero_columns(run_dir):
         state = load_state_dict(run_dir / "folds/1/model.pt")
-        return {k: int((v.norm(dim=0) == 0).sum()) for k, v in state.items()
-                if k.startswith("reads.") and k.endswith(".weight")}
+        return {
+            k: int((v.norm(dim=0) == 0).sum())
+            for k, v in state.items()
+            if k.startswith("reads.") and k.endswith(".weight")
+        }
 
-    assert set(zero_columns(sparse.out_dir)) == {"reads.snp.proj.weight", "reads.fnc.proj.weight",
-                                                 "reads.smri.proj.weight"}
+    assert set(zero_columns(sparse.out_dir)) == {
+        "reads.snp.proj.weight",
+        "reads.fnc.proj.weight",
+        "reads.smri.proj.weight",
+    }
     assert all(n > 0 for n in zero_columns(sparse.out_dir).values())
     assert all(n == 0 for n in zero_columns(dense.out_dir).values())
     for bad in (-0.1, 1.0):
@@ -382,9 +416,30 @@ def test_cli_read_sparsity_and_explain_fraction_reach_the_run_config(sim_cohort,
     import tomllib
 
     out = tmp_path / "cli"
-    assert main(["train", str(sim_cohort.toml_path), "--out", str(out), "--folds", "2", "--epochs", "1",
-                 "--read-sparsity", "0.25", "--explain-fraction", "0.3", "--modalities", "fnc", "--device", "cpu",
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(sim_cohort.toml_path),
+                "--out",
+                str(out),
+                "--folds",
+                "2",
+                "--epochs",
+                "1",
+                "--read-sparsity",
+                "0.25",
+                "--explain-fraction",
+                "0.3",
+                "--modalities",
+                "fnc",
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     config = tomllib.loads((out / "config.toml").read_text())
     assert config["train"]["read_sparsity"] == 0.25 and config["train"]["explain_fraction"] == 0.3
     assert len(pd.read_csv(out / "explanation_predictions.csv")) == 12

@@ -216,12 +216,19 @@ def load_cohort(path, *, strict=None, cache_dir=None) -> Cohort:
         labels=labels,
         label_names=label_names,
         covariates=covariates.loc[subjects, [c for c in covariates.columns if c in spec.phenotypes.covariates]],
-        site=(covariates.loc[subjects, spec.phenotypes.site_column].to_numpy(str)
-              if spec.phenotypes.site_column else None),
+        site=(
+            covariates.loc[subjects, spec.phenotypes.site_column].to_numpy(str) if spec.phenotypes.site_column else None
+        ),
         dropped=dropped,
     )
-    for note in check_covariates(cohort.covariates, cohort.site, labels, label_names, file=spec.phenotypes.path,
-                                 site_column=spec.phenotypes.site_column):
+    for note in check_covariates(
+        cohort.covariates,
+        cohort.site,
+        labels,
+        label_names,
+        file=spec.phenotypes.path,
+        site_column=spec.phenotypes.site_column,
+    ):
         warnings.warn(note, CohortWarning, stacklevel=2)
     if spec.fnc:
         cohort.nodes = nodes

@@ -77,8 +77,11 @@ class CohortSpec:
     def inputs(self) -> list[tuple[str, Path]]:
         """(description, path) of every place the cohort is read from: its folder, its TOML, every file it
         names, and the fixed folder part of each path template (outputs must stay apart from all of them)."""
-        out = [("cohort folder", self.toml_path.parent), ("cohort file", self.toml_path),
-               ("phenotype file", self.phenotypes.path)]
+        out = [
+            ("cohort folder", self.toml_path.parent),
+            ("cohort file", self.toml_path),
+            ("phenotype file", self.phenotypes.path),
+        ]
         if self.genotypes:
             out += [("genotype file", self.genotypes.bfile.with_suffix(s)) for s in (".bed", ".bim", ".fam")]
         if self.fnc:
@@ -108,16 +111,20 @@ def check_template(template: str, *, key: str, toml_path) -> None:
     import string
 
     try:
-        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template)
-                  if name is not None]
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
     except ValueError as exc:
-        raise CohortError(f"key '{key}': malformed template {template!r} ({exc}; write {{{{ and }}}} for "
-                          "literal braces)", file=toml_path) from None
+        raise CohortError(
+            f"key '{key}': malformed template {template!r} ({exc}; write {{{{ and }}}} for literal braces)",
+            file=toml_path,
+        ) from None
     for name, spec, conv in fields:
         if name != "subject_id" or spec or conv:
             shown = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
-            raise CohortError(f"key '{key}': unknown placeholder {shown!r} in {template!r}; the only one "
-                              "allowed is {subject_id} (write {{ and }} for literal braces)", file=toml_path)
+            raise CohortError(
+                f"key '{key}': unknown placeholder {shown!r} in {template!r}; the only one "
+                "allowed is {subject_id} (write {{ and }} for literal braces)",
+                file=toml_path,
+            )
     if not fields:
         raise CohortError(f"key '{key}' must contain '{{subject_id}}', found {template!r}", file=toml_path)
 
@@ -171,9 +178,7 @@ def read_cohort_spec(toml_path) -> CohortSpec:
     if "phenotypes" not in raw:
         raise CohortError("missing section [phenotypes]", file=toml_path)
     if not {"genotypes", "fnc", "smri"} & set(raw):
-        raise CohortError(
-            "no modality: give at least one of [genotypes], [fnc], [smri]", file=toml_path
-        )
+        raise CohortError("no modality: give at least one of [genotypes], [fnc], [smri]", file=toml_path)
 
     base = toml_path.parent
 
@@ -198,8 +203,11 @@ def read_cohort_spec(toml_path) -> CohortSpec:
             _expect(p[key], str, toml_path, f"phenotypes.{key}", "a column name")
     for key in ("id_column", "label_column"):
         if p[key] in covariates:
-            raise CohortError(f"key 'phenotypes.covariates' lists the {key.split('_')[0]} column {p[key]!r}; "
-                              "a covariate must be another column", file=toml_path)
+            raise CohortError(
+                f"key 'phenotypes.covariates' lists the {key.split('_')[0]} column {p[key]!r}; "
+                "a covariate must be another column",
+                file=toml_path,
+            )
     if len(set(covariates)) != len(covariates):
         raise CohortError(f"key 'phenotypes.covariates' lists a column twice: {covariates!r}", file=toml_path)
     positive = p["positive_label"]
@@ -237,8 +245,7 @@ def read_cohort_spec(toml_path) -> CohortSpec:
         has_path, has_template = "path" in f, "template" in f
         if has_path == has_template:
             raise CohortError(
-                "[fnc] needs exactly one of 'path' (stacked file + 'subjects') or 'template' "
-                "(one file per subject)",
+                "[fnc] needs exactly one of 'path' (stacked file + 'subjects') or 'template' (one file per subject)",
                 file=toml_path,
             )
         if has_path and "subjects" not in f and not str(f["path"]).endswith(".npz"):

@@ -28,6 +28,9 @@ def subject_path(template: str, subject: str) -> Path:
     path = Path(template.format(subject_id=subject))
     for part in path.parts:
         if len(part.encode("utf-8", "surrogateescape")) > _NAME_MAX:
-            raise CohortError(f"file name {part[:40]!r}... is longer than {_NAME_MAX} bytes (shorten the subject "
-                              "id or the template)", file=template, subject=subject)
+            raise CohortError(
+                f"file name {part[:40]!r}... is longer than {_NAME_MAX} bytes (shorten the subject id or the template)",
+                file=template,
+                subject=subject,
+            )
     return path

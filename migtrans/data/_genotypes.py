@@ -20,9 +20,7 @@ def _read_plain(path, n_columns, names) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise CohortError(f"cannot be parsed ({exc})", file=path) from None
     if table.shape[1] != n_columns:
-        raise CohortError(
-            f"expected {n_columns} whitespace-separated columns, found {table.shape[1]}", file=path
-        )
+        raise CohortError(f"expected {n_columns} whitespace-separated columns, found {table.shape[1]}", file=path)
     table.columns = names
     return table
 
@@ -39,8 +37,7 @@ def read_bim(bfile: Path) -> pd.DataFrame:
     if pos.isna().any() or (pos < 0).any():
         row = int(np.flatnonzero(pos.isna() | (pos < 0))[0])
         raise CohortError(
-            f"line {row + 1}: base-pair position must be a non-negative integer, "
-            f"found {bim['pos'].iloc[row]!r}",
+            f"line {row + 1}: base-pair position must be a non-negative integer, found {bim['pos'].iloc[row]!r}",
             file=bfile.with_suffix(".bim"),
         )
     bim["pos"] = pos.astype(np.int64)
@@ -63,8 +60,7 @@ def check_bed(bfile: Path, n_subjects: int, n_snps: int) -> Path:
     if size != expected:
         state = "truncated" if size < expected else "too long"
         raise CohortError(
-            f"{state}: {n_subjects} subjects (.fam) x {n_snps} SNPs (.bim) need {expected} bytes, "
-            f"found {size}",
+            f"{state}: {n_subjects} subjects (.fam) x {n_snps} SNPs (.bim) need {expected} bytes, found {size}",
             file=bed,
         )
     return bed

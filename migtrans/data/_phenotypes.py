@@ -82,9 +82,7 @@ def read_phenotypes(spec: PhenotypeSpec):
         needed.append(spec.site_column)
     for column in needed:
         if column not in table.columns:
-            raise CohortError(
-                f"column not found; columns are: {', '.join(table.columns)}", file=path, column=column
-            )
+            raise CohortError(f"column not found; columns are: {', '.join(table.columns)}", file=path, column=column)
     if table.empty:
         raise CohortError("the table has a header but no subjects", file=path)
 
@@ -98,8 +96,7 @@ def read_phenotypes(spec: PhenotypeSpec):
     if len(duplicated):
         first = table.attrs["lines"][int(np.flatnonzero(ids == duplicated.iloc[0])[0])]
         again = table.attrs["lines"][int(np.flatnonzero(ids.duplicated())[0])]
-        raise CohortError(f"duplicate subject id (lines {first} and {again})", file=path,
-                          subject=duplicated.iloc[0])
+        raise CohortError(f"duplicate subject id (lines {first} and {again})", file=path, subject=duplicated.iloc[0])
     table = table.set_axis(pd.Index(ids, name="subject_id"), axis=0)
 
     raw_labels = table[spec.label_column].str.strip()
@@ -112,8 +109,7 @@ def read_phenotypes(spec: PhenotypeSpec):
     if spec.positive_label not in set(raw_labels) or not others:
         found = ", ".join(repr(v) for v in sorted(set(raw_labels)))
         raise CohortError(
-            f"needs two classes (positive label {spec.positive_label!r} and one other), "
-            f"found only {found}",
+            f"needs two classes (positive label {spec.positive_label!r} and one other), found only {found}",
             file=path,
             column=spec.label_column,
         )
@@ -145,13 +141,21 @@ def _covariate(values: pd.Series, path, column):
     values is a typo, not a category (each value would become its own level)."""
     numeric = pd.to_numeric(values, errors="coerce")
     if numeric.notna().all():
-        return pd.Series(real_values(numeric.to_numpy(), what="covariate values", file=path, column=column,
-                                     subjects=list(values.index)), index=values.index)
+        return pd.Series(
+            real_values(
+                numeric.to_numpy(), what="covariate values", file=path, column=column, subjects=list(values.index)
+            ),
+            index=values.index,
+        )
     if numeric.notna().mean() >= 0.5 and values.nunique() > 10:
         odd = values[numeric.isna()]
-        raise CohortError(f"value {odd.iloc[0]!r} is not a number, while {int(numeric.notna().sum())} of "
-                          f"{len(values)} values are (a typo, or a missing-value spelling?)", file=path,
-                          subject=odd.index[0], column=column)
+        raise CohortError(
+            f"value {odd.iloc[0]!r} is not a number, while {int(numeric.notna().sum())} of "
+            f"{len(values)} values are (a typo, or a missing-value spelling?)",
+            file=path,
+            subject=odd.index[0],
+            column=column,
+        )
     return values
 
 
@@ -172,8 +176,9 @@ def covariate_matrix(covariates: pd.DataFrame | None, n: int) -> tuple[np.ndarra
     return np.column_stack(columns), names
 
 
-def check_covariates(covariates: pd.DataFrame, site, labels, label_names, *, file=None,
-                     site_column="site") -> list[str]:
+def check_covariates(
+    covariates: pd.DataFrame, site, labels, label_names, *, file=None, site_column="site"
+) -> list[str]:
     """Refuse covariates the association cannot use, naming the column (and level); return warnings.
 
     Refused: a constant column (it adjusts for nothing), a column that is a combination of the others
@@ -196,17 +201,25 @@ def check_covariates(covariates: pd.DataFrame, site, labels, label_names, *, fil
     for column in covariates.columns:
         values = covariates[column]
         if values.nunique() < 2:
-            raise CohortError(f"covariate has the same value ({values.iloc[0]!r}) for every subject; it adjusts "
-                              "for nothing: remove it from phenotypes.covariates", file=file, column=column)
+            raise CohortError(
+                f"covariate has the same value ({values.iloc[0]!r}) for every subject; it adjusts "
+                "for nothing: remove it from phenotypes.covariates",
+                file=file,
+                column=column,
+            )
         if not pd.api.types.is_numeric_dtype(values):
             _check_levels(values, labels, label_names, file=file, column=column, refuse_one_class=True)
     design, names = covariate_matrix(covariates, len(covariates))
     rank = 0
     for j in range(design.shape[1]):
-        grown = np.linalg.matrix_rank(design[:, :j + 1])
+        grown = np.linalg.matrix_rank(design[:, : j + 1])
         if grown == rank:
-            raise CohortError(f"covariate {names[j]!r} is a linear combination of the other covariates (and the "
-                              "intercept); remove one of them", file=file, column=names[j].split("[")[0])
+            raise CohortError(
+                f"covariate {names[j]!r} is a linear combination of the other covariates (and the "
+                "intercept); remove one of them",
+                file=file,
+                column=names[j].split("[")[0],
+            )
         rank = grown
     if site is None:
         return []
@@ -219,15 +232,22 @@ def _check_levels(values: pd.Series, labels, label_names, *, file, column, refus
     for level, count in values.value_counts().sort_index().items():
         members = (values == level).to_numpy()
         if count == 1:
-            raise CohortError(f"category {level!r} has a single subject, which no permutation or adjustment can "
-                              "use; merge it with another", file=file, subject=values.index[members][0],
-                              column=column)
+            raise CohortError(
+                f"category {level!r} has a single subject, which no permutation or adjustment can "
+                "use; merge it with another",
+                file=file,
+                subject=values.index[members][0],
+                column=column,
+            )
         n_pos = int(labels[members].sum())
         if n_pos in (0, count):
             only = label_names[1] if n_pos else label_names[0]
             message = f"category {level!r} has only {only!r} subjects ({count}), so it is confounded with the label"
             if refuse_one_class:
-                raise CohortError(message + ": adjusting for it separates cases from controls; merge or drop it",
-                                  file=file, column=column)
+                raise CohortError(
+                    message + ": adjusting for it separates cases from controls; merge or drop it",
+                    file=file,
+                    column=column,
+                )
             notes.append(f"{file}: column {column!r}: {message}; permutations within it cannot move its labels")
     return notes

@@ -33,8 +33,9 @@ def _header(path: Path, subject=None):
     try:
         img = nib.load(path)
     except Exception as exc:  # noqa: BLE001 - any failure to parse is a user-file problem
-        raise CohortError(f"cannot be read as NIfTI ({type(exc).__name__}: {exc})", file=path,
-                          subject=subject) from None
+        raise CohortError(
+            f"cannot be read as NIfTI ({type(exc).__name__}: {exc})", file=path, subject=subject
+        ) from None
     shape = img.shape[:3] if (len(img.shape) == 3 or (len(img.shape) == 4 and img.shape[3] == 1)) else None
     if shape is None:
         raise CohortError(f"expected a 3D volume, found shape {img.shape}", file=path, subject=subject)
@@ -49,13 +50,15 @@ def _volume(img, path: Path, subject) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 become inf: refused below
             data = np.asarray(img.get_fdata(dtype=np.float32)).reshape(img.shape[:3])
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt gzip, bad data block
-        raise CohortError(f"corrupt or truncated image data ({type(exc).__name__}: {exc})", file=path,
-                          subject=subject) from None
+        raise CohortError(
+            f"corrupt or truncated image data ({type(exc).__name__}: {exc})", file=path, subject=subject
+        ) from None
     n_bad = int(np.count_nonzero(~np.isfinite(data)))
     if n_bad:
         # float64 values beyond float32's range arrive here as infinities
-        raise CohortError(f"{n_bad} NaN or infinite voxels (or values beyond float32 range)", file=path,
-                          subject=subject)
+        raise CohortError(
+            f"{n_bad} NaN or infinite voxels (or values beyond float32 range)", file=path, subject=subject
+        )
     return data
 
 
@@ -131,14 +134,17 @@ def private_cache_dir(cache_dir=None) -> Path:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         info = folder.stat()
     except OSError as exc:
-        raise CohortError(f"cannot create the sMRI cache folder ({exc.strerror}); set MIGTRANS_CACHE_DIR",
-                          file=folder) from None
+        raise CohortError(
+            f"cannot create the sMRI cache folder ({exc.strerror}); set MIGTRANS_CACHE_DIR", file=folder
+        ) from None
     if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        raise CohortError("the sMRI cache folder belongs to another user; set MIGTRANS_CACHE_DIR to a folder "
-                          "of your own", file=folder)
+        raise CohortError(
+            "the sMRI cache folder belongs to another user; set MIGTRANS_CACHE_DIR to a folder of your own", file=folder
+        )
     if info.st_mode & 0o022:
-        raise CohortError("the sMRI cache folder is writable by other users; chmod go-w it or set "
-                          "MIGTRANS_CACHE_DIR", file=folder)
+        raise CohortError(
+            "the sMRI cache folder is writable by other users; chmod go-w it or set MIGTRANS_CACHE_DIR", file=folder
+        )
     return folder
 
 

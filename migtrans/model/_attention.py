@@ -140,7 +140,9 @@ class Block(nn.Module):
         self.attn = Attention(d_model, n_heads, dropout=attention_dropout)
         self.ffn_norm = nn.LayerNorm(d_model)
         self.ffn = nn.Sequential(
-            nn.Linear(d_model, ffn_mult * d_model), nn.GELU(), nn.Dropout(dropout),
+            nn.Linear(d_model, ffn_mult * d_model),
+            nn.GELU(),
+            nn.Dropout(dropout),
             nn.Linear(ffn_mult * d_model, d_model),
         )
         self.drop = nn.Dropout(dropout)

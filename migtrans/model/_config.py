@@ -16,20 +16,14 @@ def parse_step(step: str) -> tuple[str, tuple[str, ...]]:
     """'snp<-fnc+smri' -> ('snp', ('fnc', 'smri')); raises ParameterError on a malformed step."""
     match = _STEP.match(step) if isinstance(step, str) else None
     if match is None:
-        raise ParameterError(
-            f"cross_attention: expected steps like 'fnc<-smri' or 'snp<-fnc+smri', found {step!r}"
-        )
+        raise ParameterError(f"cross_attention: expected steps like 'fnc<-smri' or 'snp<-fnc+smri', found {step!r}")
     query = match.group(1)
     keys = tuple(k.strip() for k in match.group(2).split("+"))
     for name in (query, *keys):
         if name not in MODALITIES:
-            raise ParameterError(
-                f"cross_attention: expected modalities from {MODALITIES}, found {name!r} in {step!r}"
-            )
+            raise ParameterError(f"cross_attention: expected modalities from {MODALITIES}, found {name!r} in {step!r}")
     if query in keys or len(set(keys)) != len(keys):
-        raise ParameterError(
-            f"cross_attention: a step's query and key modalities must be distinct, found {step!r}"
-        )
+        raise ParameterError(f"cross_attention: a step's query and key modalities must be distinct, found {step!r}")
     return query, keys
 
 
@@ -177,12 +171,24 @@ class ModelConfig:
                 fail(name, "one of " + ", ".join(repr(o) for o in options))
 
         mods = self.modalities
-        if not isinstance(mods, tuple) or not mods or any(m not in MODALITIES for m in mods) \
-                or len(set(mods)) != len(mods):
+        if (
+            not isinstance(mods, tuple)
+            or not mods
+            or any(m not in MODALITIES for m in mods)
+            or len(set(mods)) != len(mods)
+        ):
             fail("modalities", f"a non-empty subset of {MODALITIES} without repeats")
-        for name, low in (("d_model", 2), ("n_heads", 1), ("ffn_mult", 1), ("locus_hidden", 1),
-                          ("snp_mlp_hidden", 1), ("snp_mlp_tokens", 1), ("smri_downsample", 1),
-                          ("n_slice_attention_layers", 0), ("n_fusion_layers", 1)):
+        for name, low in (
+            ("d_model", 2),
+            ("n_heads", 1),
+            ("ffn_mult", 1),
+            ("locus_hidden", 1),
+            ("snp_mlp_hidden", 1),
+            ("snp_mlp_tokens", 1),
+            ("smri_downsample", 1),
+            ("n_slice_attention_layers", 0),
+            ("n_fusion_layers", 1),
+        ):
             integer(name, low)
         if self.d_model % self.n_heads:
             fail("n_heads", f"a divisor of d_model={self.d_model}")
@@ -199,8 +205,11 @@ class ModelConfig:
         if self.smri_rnn != "none" and self.d_model % 2:
             fail("d_model", "an even number (the bidirectional smri_rnn has d_model // 2 units per direction)")
         chans = self.smri_cnn_channels
-        if not isinstance(chans, tuple) or not chans or any(
-                isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in chans):
+        if (
+            not isinstance(chans, tuple)
+            or not chans
+            or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in chans)
+        ):
             fail("smri_cnn_channels", "a non-empty tuple of positive integers")
         if self.smri_backbone_weights is not None and not isinstance(self.smri_backbone_weights, str):
             fail("smri_backbone_weights", "a path string or None")

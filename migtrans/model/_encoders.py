@@ -107,7 +107,10 @@ class MLPGenomicEncoder(nn.Module):
         super().__init__()
         self.n_tokens, self.d_model = n_tokens, d_model
         self.mlp = nn.Sequential(
-            nn.Linear(n_snps, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_tokens * d_model),
+            nn.Linear(n_snps, hidden),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, n_tokens * d_model),
         )
         self.token_embedding = _embedding(n_tokens, d_model)
         self.norm = nn.LayerNorm(d_model) if norm else nn.Identity()
@@ -169,8 +172,12 @@ class SliceCNN(nn.Module):
                 norm_layer = nn.GroupNorm(4 if c % 4 == 0 else 1, c)
             else:
                 norm_layer = nn.Identity()
-            layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=norm == "none"), norm_layer, nn.GELU(),
-                       nn.MaxPool2d(2, ceil_mode=True)]
+            layers += [
+                nn.Conv2d(c_in, c, 3, padding=1, bias=norm == "none"),
+                norm_layer,
+                nn.GELU(),
+                nn.MaxPool2d(2, ceil_mode=True),
+            ]
             c_in = c
         self.features = nn.Sequential(*layers)
         self.pool_grid = pool_grid
@@ -213,8 +220,13 @@ class SpatialSequenceEncoder(nn.Module):
         self.rnn = None if rnn is None else rnn(d, d // 2, batch_first=True, bidirectional=True)
         self.rnn_norm = nn.LayerNorm(d)
         self.blocks = nn.ModuleList(
-            Block(d, config.n_heads, ffn_mult=config.ffn_mult, dropout=config.dropout,
-                  attention_dropout=config.attention_dropout)
+            Block(
+                d,
+                config.n_heads,
+                ffn_mult=config.ffn_mult,
+                dropout=config.dropout,
+                attention_dropout=config.attention_dropout,
+            )
             for _ in range(config.n_slice_attention_layers)
         )
         self.norm = nn.LayerNorm(d) if config.token_norm else nn.Identity()

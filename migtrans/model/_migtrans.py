@@ -71,8 +71,9 @@ class MIGTrans(nn.Module):
     {'cls': 1, 'fnc': 5, 'smri': 5}
     """
 
-    def __init__(self, config: ModelConfig, *, n_snps=None, loci_index=None, locus_chrom=None,
-                 n_nodes=None, volume_shape=None):
+    def __init__(
+        self, config: ModelConfig, *, n_snps=None, loci_index=None, locus_chrom=None, n_nodes=None, volume_shape=None
+    ):
         super().__init__()
         if not isinstance(config, ModelConfig):
             raise ParameterError(f"config: expected a ModelConfig, found {type(config).__name__}")
@@ -88,18 +89,31 @@ class MIGTrans(nn.Module):
                 if loci_index is None:
                     raise ParameterError("loci_index: required with snp_encoder='locus', found None")
                 index, valid = loci_index
-                self.snp_encoder = LocusEncoder(n_snps, index, valid, locus_chrom, d_model=d,
-                                                hidden=config.locus_hidden, dropout=config.dropout,
-                                                norm=config.token_norm)
+                self.snp_encoder = LocusEncoder(
+                    n_snps,
+                    index,
+                    valid,
+                    locus_chrom,
+                    d_model=d,
+                    hidden=config.locus_hidden,
+                    dropout=config.dropout,
+                    norm=config.token_norm,
+                )
             else:
-                self.snp_encoder = MLPGenomicEncoder(n_snps, d_model=d, hidden=config.snp_mlp_hidden,
-                                                     n_tokens=config.snp_mlp_tokens, dropout=config.dropout,
-                                                     norm=config.token_norm)
+                self.snp_encoder = MLPGenomicEncoder(
+                    n_snps,
+                    d_model=d,
+                    hidden=config.snp_mlp_hidden,
+                    n_tokens=config.snp_mlp_tokens,
+                    dropout=config.dropout,
+                    norm=config.token_norm,
+                )
         if "fnc" in mods:
             n_nodes = _positive_int("n_nodes", n_nodes)
             self.input_shapes["fnc"] = (n_nodes, n_nodes)
-            self.fnc_encoder = ConnectomeEncoder(n_nodes, d_model=d, dropout=config.dropout,
-                                                 projection=config.fnc_projection, norm=config.token_norm)
+            self.fnc_encoder = ConnectomeEncoder(
+                n_nodes, d_model=d, dropout=config.dropout, projection=config.fnc_projection, norm=config.token_norm
+            )
         if "smri" in mods:
             if volume_shape is None or len(tuple(volume_shape)) != 3:
                 raise ParameterError(f"volume_shape: expected (X, Y, Z), found {volume_shape!r}")
@@ -108,9 +122,14 @@ class MIGTrans(nn.Module):
             self.smri_encoder = SpatialSequenceEncoder(volume_shape, config)
         self.fusion = FusionTransformer(config)
         # one linear read per modality, summed into the CLS token (ModelConfig.modality_reads)
-        self.reads = nn.ModuleDict({
-            m: ModalityRead(shape, d, downsample=config.smri_downsample if m == "smri" else 1)
-            for m, shape in self.input_shapes.items()} if config.modality_reads else {})
+        self.reads = nn.ModuleDict(
+            {
+                m: ModalityRead(shape, d, downsample=config.smri_downsample if m == "smri" else 1)
+                for m, shape in self.input_shapes.items()
+            }
+            if config.modality_reads
+            else {}
+        )
         self._attention = OrderedDict(self._name_attention())
 
     def _name_attention(self):

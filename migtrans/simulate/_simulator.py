@@ -274,9 +274,7 @@ def _simulate_into(tmp, *, n_subjects, n_snps, seed, resolution, n_sites, weight
     (tmp / "smri").mkdir()
     voxels = np.empty((n_subjects, int(mask.sum())), dtype=np.float32) if keep_volumes else None
     for s in range(n_subjects):
-        vol = _smri.subject_volume(
-            rng_smri, tpl, resolution, region_weight, z_smri[s], age[s], site_scale[sites[s]]
-        )
+        vol = _smri.subject_volume(rng_smri, tpl, resolution, region_weight, z_smri[s], age[s], site_scale[sites[s]])
         (tmp / "smri" / f"{ids[s]}.nii.gz").write_bytes(_smri.nifti_gz_bytes(vol, affine))
         if keep_volumes:
             voxels[s] = vol[mask]
@@ -329,9 +327,7 @@ def _simulate_into(tmp, *, n_subjects, n_snps, seed, resolution, n_sites, weight
                 "rule": "label 1 (SZ) for the top half of the liability",
                 "prevalence": float(labels.mean()),
                 "null": null,
-                "null_rule": "labels drawn at random (balanced), independent of every feature"
-                if null
-                else None,
+                "null_rule": "labels drawn at random (balanced), independent of every feature" if null else None,
                 "z_snp": "signed sum of standardized causal dosages, standardized over subjects",
                 "z_fnc": "standard normal; planted edges shift by direction * effect * z_fnc (Fisher z)",
                 "z_smri": "standard normal; planted regions scaled by (1 - effect * z_smri)",
@@ -386,4 +382,3 @@ def _simulate_into(tmp, *, n_subjects, n_snps, seed, resolution, n_sites, weight
         voxels=voxels,
         truth=truth,
     )
-

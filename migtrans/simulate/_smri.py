@@ -109,8 +109,6 @@ def nifti_gz_bytes(data, affine):
     img.set_qform(affine, code=4)  # MNI
     img.set_sform(affine, code=4)
     buf = io.BytesIO()
-    with gzip.GzipFile(
-        filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=1
-    ) as gz:
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=1) as gz:
         gz.write(img.to_bytes())
     return buf.getvalue()

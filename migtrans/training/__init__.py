@@ -7,6 +7,16 @@ from ._metrics import classification_metrics, metrics_table
 from ._run import RunResult, train
 
 __all__ = [
-    "Run", "RunResult", "TrainConfig", "classification_metrics", "compare_runs", "fold_of_subjects",
-    "format_comparison", "load_fold", "load_state_dict", "metrics_table", "open_run", "train",
+    "Run",
+    "RunResult",
+    "TrainConfig",
+    "classification_metrics",
+    "compare_runs",
+    "fold_of_subjects",
+    "format_comparison",
+    "load_fold",
+    "load_state_dict",
+    "metrics_table",
+    "open_run",
+    "train",
 ]

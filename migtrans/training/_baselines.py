@@ -36,8 +36,7 @@ def _make(kind, value, seed):
         return LogisticRegression(C=value, max_iter=2000)
     if kind == "svm":
         return LinearSVC(C=value, max_iter=20000, dual="auto", random_state=seed)
-    return MLPClassifier(hidden_layer_sizes=(64,), alpha=value, max_iter=300, early_stopping=False,
-                         random_state=seed)
+    return MLPClassifier(hidden_layer_sizes=(64,), alpha=value, max_iter=300, early_stopping=False, random_state=seed)
 
 
 def _score(model, X):

@@ -90,8 +90,10 @@ class Run:
             return recorded
         if relative and (self.path / relative).is_file():
             return (self.path / relative).resolve()
-        raise RunError(f"{self.path}: the run's cohort file {recorded} no longer exists "
-                       "(move the cohort folder back, or beside the run as it was)")
+        raise RunError(
+            f"{self.path}: the run's cohort file {recorded} no longer exists "
+            "(move the cohort folder back, or beside the run as it was)"
+        )
 
     def fold_dir(self, k: int) -> Path:
         return self.path / "folds" / str(k)
@@ -158,14 +160,18 @@ def open_run(path) -> Run:
                 raise RunError(f"{config_path}: missing section [model]")
             model_modalities = tuple(ModelConfig.from_dict(config["model"]).modalities)
             if model_modalities != cfg.modalities:
-                raise RunError(f"{config_path}: train.modalities {list(cfg.modalities)} and model.modalities "
-                               f"{list(model_modalities)} disagree (edited after training?)")
+                raise RunError(
+                    f"{config_path}: train.modalities {list(cfg.modalities)} and model.modalities "
+                    f"{list(model_modalities)} disagree (edited after training?)"
+                )
     except (ParameterError, TypeError) as exc:
         raise RunError(f"{config_path}: {exc}") from None
     resolved = path / ".resolved.json"
     if resolved.is_file() and _without_none(read_json(resolved)) != _without_none(config):
-        raise RunError(f"{config_path}: differs from the settings the run was trained with (.resolved.json); "
-                       "restore it, or retrain")
+        raise RunError(
+            f"{config_path}: differs from the settings the run was trained with (.resolved.json); "
+            "restore it, or retrain"
+        )
     for name in ("metrics.csv", "predictions.csv", "manifest.json"):
         if not (path / name).is_file():
             raise RunError(f"{path}: incomplete run, {name} is missing (resume it with --resume)")
@@ -219,16 +225,22 @@ def _check_preprocessor(prep: Preprocessor, cohort, modalities, path: Path) -> N
     if "fnc" in modalities:
         expected.update(fnc_mean=cohort.fnc.shape[1:], fnc_sd=cohort.fnc.shape[1:])
     if "smri" in modalities:
-        expected.update(voxel_mean=(cohort.voxels.shape[1],), voxel_sd=(cohort.voxels.shape[1],),
-                        mask=cohort.mask.shape, bbox=(3, 2))
+        expected.update(
+            voxel_mean=(cohort.voxels.shape[1],),
+            voxel_sd=(cohort.voxels.shape[1],),
+            mask=cohort.mask.shape,
+            bbox=(3, 2),
+        )
     if tuple(prep.modalities) != tuple(modalities):
         raise RunError(f"{path}: preprocesses {list(prep.modalities)}, the run {list(modalities)}")
     for name, shape in expected.items():
         value = getattr(prep, name)
         if value is None or tuple(value.shape) != tuple(shape) or value.dtype.kind not in "biuf":
             found = "nothing" if value is None else f"{value.dtype} {tuple(value.shape)}"
-            raise RunError(f"{path}: '{name}' does not fit the cohort (expected shape {tuple(shape)}, found "
-                           f"{found}); was the cohort changed after training?")
+            raise RunError(
+                f"{path}: '{name}' does not fit the cohort (expected shape {tuple(shape)}, found "
+                f"{found}); was the cohort changed after training?"
+            )
     if "smri" in modalities and not np.array_equal(prep.mask, cohort.mask):
         raise RunError(f"{path}: the sMRI mask differs from the cohort's (was the cohort changed after training?)")
 
@@ -250,8 +262,10 @@ def load_fold(run: Run, k: int, cohort):
         model.load_state_dict(load_state_dict(fold_dir / "model.pt"))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1].strip()
-        raise RunError(f"{fold_dir / 'model.pt'}: does not fit the model described by config.toml "
-                       f"(made by another migtrans version?): {first}") from None
+        raise RunError(
+            f"{fold_dir / 'model.pt'}: does not fit the model described by config.toml "
+            f"(made by another migtrans version?): {first}"
+        ) from None
     model.eval()
     return model, prep, run.fold_info(k)
 
@@ -265,5 +279,13 @@ def fold_of_subjects(run: Run) -> dict:
     return out
 
 
-__all__ = ["Run", "fold_of_subjects", "load_fold", "load_preprocessor", "load_state_dict", "open_run", "read_json",
-           "read_run_csv"]
+__all__ = [
+    "Run",
+    "fold_of_subjects",
+    "load_fold",
+    "load_preprocessor",
+    "load_state_dict",
+    "open_run",
+    "read_json",
+    "read_run_csv",
+]

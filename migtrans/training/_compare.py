@@ -16,8 +16,12 @@ def compare_runs(paths) -> pd.DataFrame:
     for path in paths:
         run = open_run(path)
         table = read_run_csv(run.path / "metrics.csv", ("fold", *METRIC_COLUMNS), rows=("mean", "sd")).set_index("fold")
-        row = {"run": run.path.name, "model": run.train.model, "modalities": "+".join(run.train.modalities),
-               "folds": run.n_folds}
+        row = {
+            "run": run.path.name,
+            "model": run.train.model,
+            "modalities": "+".join(run.train.modalities),
+            "folds": run.n_folds,
+        }
         for metric in METRIC_COLUMNS:
             row[f"{metric}_mean"] = table.loc["mean", metric]
             row[f"{metric}_sd"] = table.loc["sd", metric]

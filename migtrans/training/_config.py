@@ -120,9 +120,7 @@ class TrainConfig:
         if self.select not in ("val_loss", "val_auc", "last"):
             raise ParameterError(f"select: expected val_loss, val_auc or last, found {self.select!r}")
         if self.model not in ("migtrans", "logistic", "svm", "mlp"):
-            raise ParameterError(
-                f"model: expected one of migtrans, logistic, svm, mlp, found {self.model!r}"
-            )
+            raise ParameterError(f"model: expected one of migtrans, logistic, svm, mlp, found {self.model!r}")
         check_device("device", self.device)
         if not isinstance(self.amp, bool):
             raise ParameterError(f"amp: expected true or false, found {self.amp!r}")

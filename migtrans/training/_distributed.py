@@ -27,7 +27,7 @@ class DistContext:
 
     def shard(self, batch):
         """This rank's share of a global batch (every rank sees the same global order)."""
-        return batch[self.rank::self.world_size] if self.active else batch
+        return batch[self.rank :: self.world_size] if self.active else batch
 
     def wrap(self, model):
         if not self.active:

@@ -15,7 +15,7 @@ from ._distributed import DistContext
 
 
 def resolve_device(name: str) -> torch.device:
-    """"auto" -> CUDA when available, else CPU."""
+    """ "auto" -> CUDA when available, else CPU."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -79,7 +79,7 @@ def predict_logits(model, provider, idx, batch_size, device, amp=False) -> np.nd
     model.eval()
     out = []
     for start in range(0, len(idx), batch_size):
-        inputs = to_tensors(provider(idx[start:start + batch_size]), device)
+        inputs = to_tensors(provider(idx[start : start + batch_size]), device)
         with torch.autocast(device_type=device.type, enabled=amp and device.type == "cuda"):
             out.append(model(**inputs).float().cpu())
     return torch.cat(out).numpy() if out else np.empty((0, 2), np.float32)
@@ -128,7 +128,7 @@ def fit_fold(model, provider, labels, fit_idx, val_idx, cfg, device, *, dist=Non
         order = fit_idx[rng.permutation(len(fit_idx))]
         total, seen = 0.0, 0
         for start in range(0, len(order), cfg.batch_size):
-            batch = order[start:start + cfg.batch_size]
+            batch = order[start : start + cfg.batch_size]
             if len(batch) < dist.world_size:  # every rank needs a share; all ranks skip together
                 continue
             batch = dist.shard(batch)
@@ -155,10 +155,19 @@ def fit_fold(model, provider, labels, fit_idx, val_idx, cfg, device, *, dist=Non
         val_loss = float(F.cross_entropy(val_t, y_all[val_idx], label_smoothing=cfg.label_smoothing))
         val_prob = torch.softmax(val_t, dim=1)[:, 1].numpy()
         val_auc = classification_metrics(labels[val_idx], val_prob)["roc_auc"]
-        history.append({"epoch": epoch, "train_loss": total / max(seen, 1), "val_loss": val_loss,
-                        "val_auc": val_auc, "lr": optimizer.param_groups[0]["lr"]})
-        progress.update(f"{label} epoch {epoch:3d}/{cfg.epochs} train loss {total / max(seen, 1):.3f} "
-                        f"val loss {val_loss:.3f} val AUC {val_auc:.3f}")
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": total / max(seen, 1),
+                "val_loss": val_loss,
+                "val_auc": val_auc,
+                "lr": optimizer.param_groups[0]["lr"],
+            }
+        )
+        progress.update(
+            f"{label} epoch {epoch:3d}/{cfg.epochs} train loss {total / max(seen, 1):.3f} "
+            f"val loss {val_loss:.3f} val AUC {val_auc:.3f}"
+        )
         # lower is better for every criterion; AUC is NaN when the split holds one class
         score = {"val_loss": val_loss, "val_auc": -np.nan_to_num(val_auc, nan=0.5), "last": -epoch}[cfg.select]
         if score < best_score - 1e-4:

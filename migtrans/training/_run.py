@@ -76,8 +76,11 @@ def build_model(model_config, cohort, prep, loci):
 
     kwargs = {}
     if "snp" in model_config.modalities:
-        kwargs.update(n_snps=cohort.genotypes.shape[1], loci_index=locus_index(loci, cohort.genotypes.shape[1]),
-                      locus_chrom=loci["chrom_code"].to_numpy())
+        kwargs.update(
+            n_snps=cohort.genotypes.shape[1],
+            loci_index=locus_index(loci, cohort.genotypes.shape[1]),
+            locus_chrom=loci["chrom_code"].to_numpy(),
+        )
     if "fnc" in model_config.modalities:
         kwargs["n_nodes"] = cohort.fnc.shape[1]
     if "smri" in model_config.modalities:
@@ -88,9 +91,14 @@ def build_model(model_config, cohort, prep, loci):
 def _resolved(cohort_path, out_dir, cfg, model_config) -> dict:
     cohort = Path(cohort_path).resolve()
     # the relative path lets a run folder move together with its cohort (cluster -> laptop)
-    sections = {"run": {"cohort": str(cohort), "cohort_relative": os.path.relpath(cohort, out_dir),
-                        "migtrans_version": __version__},
-                "train": cfg.to_dict()}
+    sections = {
+        "run": {
+            "cohort": str(cohort),
+            "cohort_relative": os.path.relpath(cohort, out_dir),
+            "migtrans_version": __version__,
+        },
+        "train": cfg.to_dict(),
+    }
     if model_config is not None:
         sections["model"] = model_config.to_dict()
     return to_builtin(sections)
@@ -106,10 +114,17 @@ def _manifest(cohort, cfg, argv) -> dict:
         "command": list(argv) if argv is not None else sys.argv,
         "seed": cfg.seed,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": {"migtrans": __version__, "python": platform.python_version(), "torch": torch.__version__,
-                     "numpy": np.__version__, "pandas": pd.__version__, "scikit-learn": sklearn.__version__,
-                     "nibabel": nibabel.__version__, "nilearn": nilearn.__version__,
-                     "bed-reader": getattr(bed_reader, "__version__", "unknown")},
+        "versions": {
+            "migtrans": __version__,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "pandas": pd.__version__,
+            "scikit-learn": sklearn.__version__,
+            "nibabel": nibabel.__version__,
+            "nilearn": nilearn.__version__,
+            "bed-reader": getattr(bed_reader, "__version__", "unknown"),
+        },
         "platform": platform.platform(),
         "inputs": {str(p): sha256_file(p) for p in cohort.input_files()},
         "subjects": [str(s) for s in cohort.subject_ids],
@@ -121,14 +136,22 @@ def _check_resume(out_dir: Path, resolved: dict):
     path = out_dir / CONFIG_FILE
     if not path.is_file():
         raise RunError(f"{out_dir}: cannot resume, no {CONFIG_FILE} (was this a migtrans run folder?)")
-    saved = (out_dir / ".resolved.json")
+    saved = out_dir / ".resolved.json"
     if saved.is_file() and read_json(saved) != resolved:
-        raise RunError(f"{out_dir}: cannot resume with different settings than the interrupted run "
-                       f"(see {CONFIG_FILE})")
+        raise RunError(f"{out_dir}: cannot resume with different settings than the interrupted run (see {CONFIG_FILE})")
 
 
-def train(cohort_path, out_dir, config: TrainConfig | None = None, model_config=None, *, resume=False,
-          overwrite=False, progress=True, argv=None) -> RunResult:
+def train(
+    cohort_path,
+    out_dir,
+    config: TrainConfig | None = None,
+    model_config=None,
+    *,
+    resume=False,
+    overwrite=False,
+    progress=True,
+    argv=None,
+) -> RunResult:
     """Cross-validate a model on a cohort and write the run folder (DESIGN §6).
 
     Parameters
@@ -177,8 +200,10 @@ def _assign_folds(cohort, cfg) -> np.ndarray:
     except ParameterError as exc:
         if not held.any():
             raise
-        raise ParameterError(f"{exc} after {int(held.sum())} subjects were held out as the explanation set "
-                             f"(explain_fraction={cfg.explain_fraction:g}; lower it or use fewer folds)") from None
+        raise ParameterError(
+            f"{exc} after {int(held.sum())} subjects were held out as the explanation set "
+            f"(explain_fraction={cfg.explain_fraction:g}; lower it or use fewer folds)"
+        ) from None
     return folds
 
 
@@ -188,11 +213,17 @@ def _explanation_predictions(cohort, folds, fold_log_odds) -> pd.DataFrame:
     rows = np.flatnonzero(folds < 0)
     log_odds = np.mean(fold_log_odds, axis=0)
     prob = 1 / (1 + np.exp(-log_odds))
-    return pd.DataFrame({
-        "subject_id": cohort.subject_ids[rows], "fold": "explanation_set",
-        "label": cohort.labels[rows].astype(int), "prob_positive": prob, "predicted": (prob >= 0.5).astype(int),
-        "label_name": [cohort.label_names[int(v)] for v in cohort.labels[rows]], "log_odds": log_odds,
-    })
+    return pd.DataFrame(
+        {
+            "subject_id": cohort.subject_ids[rows],
+            "fold": "explanation_set",
+            "label": cohort.labels[rows].astype(int),
+            "prob_positive": prob,
+            "predicted": (prob >= 0.5).astype(int),
+            "label_name": [cohort.label_names[int(v)] for v in cohort.labels[rows]],
+            "log_odds": log_odds,
+        }
+    )
 
 
 def _train(cohort_path, out_dir, cfg, model_config, resume, overwrite, progress, argv, dist):
@@ -213,8 +244,9 @@ def _train(cohort_path, out_dir, cfg, model_config, resume, overwrite, progress,
     cohort = load_cohort(cohort_path)
     missing = [m for m in cfg.modalities if m not in cohort.modalities]
     if missing:
-        raise ParameterError(f"modalities: the cohort has no {', '.join(missing)} data "
-                             f"(it has {', '.join(cohort.modalities)})")
+        raise ParameterError(
+            f"modalities: the cohort has no {', '.join(missing)} data (it has {', '.join(cohort.modalities)})"
+        )
     folds = _assign_folds(cohort, cfg)
     loci = cfg.loci(cohort) if "snp" in cfg.modalities else None
 
@@ -225,15 +257,19 @@ def _train(cohort_path, out_dir, cfg, model_config, resume, overwrite, progress,
             out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(out_dir / CONFIG_FILE, write_toml(resolved))
             atomic_write_text(out_dir / ".resolved.json", json.dumps(resolved, sort_keys=True))
-            atomic_write_text(out_dir / MANIFEST_FILE,
-                              json.dumps(to_builtin(_manifest(cohort, cfg, argv)), indent=2) + "\n")
+            atomic_write_text(
+                out_dir / MANIFEST_FILE, json.dumps(to_builtin(_manifest(cohort, cfg, argv)), indent=2) + "\n"
+            )
         (out_dir / "folds").mkdir(exist_ok=True)
     dist.barrier()
 
     bar = Progress(progress and dist.is_main)
     if (folds < 0).any():
-        bar.update(f"explanation set: {int((folds < 0).sum())} subjects held out of every fold; "
-                   f"{cfg.n_folds}-fold cross-validation on the other {int((folds >= 0).sum())}", final=True)
+        bar.update(
+            f"explanation set: {int((folds < 0).sum())} subjects held out of every fold; "
+            f"{cfg.n_folds}-fold cross-validation on the other {int((folds >= 0).sum())}",
+            final=True,
+        )
     fold_predictions, fold_log_odds = [], []
     for k in range(cfg.n_folds):
         fold_dir = out_dir / "folds" / str(k + 1)
@@ -253,9 +289,15 @@ def _train(cohort_path, out_dir, cfg, model_config, resume, overwrite, progress,
     held = _explanation_predictions(cohort, folds, fold_log_odds) if fold_log_odds else None
     if held is not None:
         # one more row: the fold models' ensemble on subjects none of them trained on
-        metrics = pd.concat([metrics, pd.DataFrame([{
-            "fold": "explanation_set", **classification_metrics(held["label"], held["prob_positive"])}])],
-            ignore_index=True)
+        metrics = pd.concat(
+            [
+                metrics,
+                pd.DataFrame(
+                    [{"fold": "explanation_set", **classification_metrics(held["label"], held["prob_positive"])}]
+                ),
+            ],
+            ignore_index=True,
+        )
     if dist.is_main:
         atomic_write_text(out_dir / "predictions.csv", _csv(predictions))
         if held is not None:
@@ -270,35 +312,42 @@ def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
     test_idx = np.flatnonzero(folds == k)
     train_idx = np.flatnonzero((folds != k) & (folds >= 0))
     held_idx = np.flatnonzero(folds < 0)
-    fit_idx, val_idx = inner_split(train_idx, cohort.labels, cohort.site, val_fraction=cfg.val_fraction,
-                                   random_state=cfg.seed + k)
+    fit_idx, val_idx = inner_split(
+        train_idx, cohort.labels, cohort.site, val_fraction=cfg.val_fraction, random_state=cfg.seed + k
+    )
     # Preprocessing sees the fit subjects only: validation and test subjects stay unseen.
     prep = Preprocessor().fit(cohort, fit_idx, cfg.modalities)
     label = f"fold {k + 1}/{cfg.n_folds}"
-    info = {"fold": k + 1, "train_subjects": cohort.subject_ids[fit_idx].tolist(),
-            "val_subjects": cohort.subject_ids[val_idx].tolist(),
-            "test_subjects": cohort.subject_ids[test_idx].tolist(),
-            "explanation_subjects": cohort.subject_ids[held_idx].tolist(),
-            "n_imputed_train_calls": prep.n_imputed_train}
+    info = {
+        "fold": k + 1,
+        "train_subjects": cohort.subject_ids[fit_idx].tolist(),
+        "val_subjects": cohort.subject_ids[val_idx].tolist(),
+        "test_subjects": cohort.subject_ids[test_idx].tolist(),
+        "explanation_subjects": cohort.subject_ids[held_idx].tolist(),
+        "n_imputed_train_calls": prep.n_imputed_train,
+    }
     if cfg.model == "migtrans":
         torch.manual_seed(cfg.seed + 1000 * (k + 1))
         model = build_model(mcfg, cohort, prep, loci).to(device)
         provider = lambda idx: prep.transform(cohort, idx)  # noqa: E731
         fold_cfg = TrainConfig.from_dict({**cfg.to_dict(), "seed": cfg.seed + k})
-        state, history, best_epoch = fit_fold(model, provider, cohort.labels, fit_idx, val_idx, fold_cfg,
-                                              device, dist=dist, progress=bar, label=label)
-        logits = predict_logits(model, provider, np.concatenate([test_idx, held_idx]), cfg.batch_size * 2,
-                                device, cfg.amp)
+        state, history, best_epoch = fit_fold(
+            model, provider, cohort.labels, fit_idx, val_idx, fold_cfg, device, dist=dist, progress=bar, label=label
+        )
+        logits = predict_logits(
+            model, provider, np.concatenate([test_idx, held_idx]), cfg.batch_size * 2, device, cfg.amp
+        )
         log_odds = (logits[:, 1] - logits[:, 0]).astype(np.float64)
-        prob = 1 / (1 + np.exp(-log_odds[:len(test_idx)]))
-        held_log_odds = log_odds[len(test_idx):]
+        prob = 1 / (1 + np.exp(-log_odds[: len(test_idx)]))
+        held_log_odds = log_odds[len(test_idx) :]
         info["best_epoch"] = best_epoch
         params = None
     else:
         bar.update(f"{label}: fitting {cfg.model} baseline")
         feats = lambda idx: flatten_features(prep.transform(cohort, idx, volumes=False))  # noqa: E731
-        predict, params, chosen = fit_baseline(cfg.model, feats(fit_idx), cohort.labels[fit_idx],
-                                               feats(val_idx), cohort.labels[val_idx], seed=cfg.seed)
+        predict, params, chosen = fit_baseline(
+            cfg.model, feats(fit_idx), cohort.labels[fit_idx], feats(val_idx), cohort.labels[val_idx], seed=cfg.seed
+        )
         prob = predict(feats(test_idx))
         held_log_odds = logit(predict(feats(held_idx))) if len(held_idx) else np.zeros(0)
         history, state = [], None
@@ -306,14 +355,16 @@ def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
         bar.update(f"{label}: {cfg.model} done (regularisation {chosen:g})", final=True)
     info["seconds"] = round(time.perf_counter() - start, 2)
 
-    preds = pd.DataFrame({
-        "subject_id": cohort.subject_ids[test_idx],
-        "fold": k + 1,
-        "label": cohort.labels[test_idx].astype(int),
-        "prob_positive": prob.astype(float),
-        "predicted": (prob >= 0.5).astype(int),
-        "label_name": [cohort.label_names[int(v)] for v in cohort.labels[test_idx]],
-    })
+    preds = pd.DataFrame(
+        {
+            "subject_id": cohort.subject_ids[test_idx],
+            "fold": k + 1,
+            "label": cohort.labels[test_idx].astype(int),
+            "prob_positive": prob.astype(float),
+            "predicted": (prob >= 0.5).astype(int),
+            "label_name": [cohort.label_names[int(v)] for v in cohort.labels[test_idx]],
+        }
+    )
     if dist.is_main:
         # Build the fold in a staging folder and rename it: a fold folder exists only when complete.
         fold_dir = out_dir / "folds" / str(k + 1)
@@ -326,8 +377,9 @@ def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
         (tmp / "history.csv").write_text(_csv(pd.DataFrame(history)) if history else "epoch\n")
         (tmp / "predictions.csv").write_text(_csv(preds))
         if len(held_idx):
-            (tmp / EXPLANATION_FILE).write_text(_csv(pd.DataFrame(
-                {"subject_id": cohort.subject_ids[held_idx], "log_odds": held_log_odds})))
+            (tmp / EXPLANATION_FILE).write_text(
+                _csv(pd.DataFrame({"subject_id": cohort.subject_ids[held_idx], "log_odds": held_log_odds}))
+            )
         (tmp / DONE_FILE).write_text(json.dumps(to_builtin(info), indent=2) + "\n")
         if fold_dir.exists():
             shutil.rmtree(fold_dir)
