@@ -5,8 +5,9 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 DEMO_DIR ?= demo
+LINTED = migtrans explain reports tests benchmarks examples
 
-.PHONY: demo test test-slow bench install clean
+.PHONY: demo test test-slow lint bench install clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +23,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
