@@ -12,10 +12,11 @@ from ._ig import integrated_gradients, relative_delta
 from ._oof import OutOfFold
 from ._permutation import PermutationResult, bh_fdr, permutation_test
 from ._rollout import RelevanceResult, relevance_rollout, rollout
-from ._tables import region_atlas, result_tables, write_tables
+from ._tables import atlas_regions_in_mask, region_atlas, result_tables, write_tables
 
 __all__ = [
     "Attributions",
+    "atlas_regions_in_mask",
     "OutOfFold",
     "PermutationResult",
     "RelevanceResult",

@@ -49,6 +49,7 @@ class OutOfFold:
         self.cohort = cohort if cohort is not None else load_cohort(self.run.cohort_path)
         self.device = resolve_device(device)
         self.modalities = self.run.train.modalities
+        self.run.check_folds()
         row = {s: i for i, s in enumerate(self.cohort.subject_ids)}
 
         def rows_of(subjects, k):

@@ -176,11 +176,8 @@ def _connectome_tables(cohort, attributions, test):
 
 
 def _region_table(attributions, atlas, test):
-    img, labels = region_atlas(atlas)
-    grid = resample_atlas(img, attributions.affine, attributions.mask.shape)
-    voxel_label = np.asarray(grid.dataobj).astype(np.int64)[attributions.mask]
-    names = dict(zip(labels["index"].astype(int), labels["name"]))
-    present = [v for v in np.unique(voxel_label) if v in names]
+    voxel_label, names = atlas_regions_in_mask(atlas, attributions.mask, attributions.affine)
+    present = list(names)
     X = np.asarray(attributions.smri)
     # a region's attribution per subject is the sum over its voxels (log-odds, like every other table)
     X_regions = np.column_stack([X[:, voxel_label == v].sum(axis=1, dtype=np.float64) for v in present])
@@ -236,7 +233,29 @@ def region_atlas(atlas="aal"):
         raise ParameterError(f"atlas: {path} must be a 3D label image, found shape {img.shape}")
     if not {"index", "name"} <= set(labels.columns):
         raise ParameterError(f"atlas: {table} must have columns index and name, found {', '.join(labels.columns)}")
-    return img, labels
+    index = pd.to_numeric(labels["index"], errors="coerce")
+    if index.isna().any() or (index != index.round()).any() or index.duplicated().any():
+        raise ParameterError(
+            f"atlas: {table}: column index must hold distinct integers, found {labels['index'].tolist()[:5]}"
+        )
+    if np.dtype(img.get_data_dtype()).kind not in "iuf":
+        raise ParameterError(f"atlas: {path} must hold integer labels, found data type {img.get_data_dtype()}")
+    return img, labels.assign(index=index.astype(np.int64), name=labels["name"].astype(str))
+
+
+def atlas_regions_in_mask(atlas, mask, affine) -> tuple[np.ndarray, dict]:
+    """(atlas label of every mask voxel, {label: region name} of the labels present); an atlas none of whose
+    regions overlaps the mask is a `ParameterError` (a label image in another space, say)."""
+    img, labels = region_atlas(atlas)
+    grid = resample_atlas(img, affine, mask.shape)
+    voxel_label = np.asarray(grid.dataobj).astype(np.int64)[mask]
+    names = dict(zip(labels["index"], labels["name"]))
+    present = {v: names[v] for v in np.unique(voxel_label) if v in names}
+    if not present:
+        raise ParameterError(
+            f"atlas: no region of {atlas} overlaps the sMRI mask (is the label image in the images' space, MNI?)"
+        )
+    return voxel_label, present
 
 
 def _modality_table(attributions):

@@ -95,21 +95,43 @@ def atomic_write_text(path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-# What each kind of output folder always holds: --overwrite replaces a folder only when it is of the kind
-# the command writes (or empty), never a user's own folder or another kind of migtrans output.
-OUTPUT_KINDS = {
-    "run": ("config.toml", "manifest.json"),
-    "report": ("report.html", "settings.json"),
-    "cohort": ("cohort.toml", "truth.json"),
-}
+# Every output folder migtrans writes carries a marker naming its kind; --overwrite replaces a folder only when
+# it is of the kind the command writes (or empty), never a user's own folder or another kind of output.
+MARKER = ".migtrans-output"
+KINDS = ("run", "report", "cohort")
+
+
+def mark_output(folder, kind: str) -> None:
+    """Write the marker that makes ``folder`` a migtrans output of ``kind``."""
+    from . import __version__
+
+    atomic_write_text(Path(folder) / MARKER, json.dumps({"kind": kind, "migtrans": __version__}) + "\n")
 
 
 def output_kind(folder) -> str | None:
-    """Which kind of migtrans output ``folder`` is ("run", "report", "cohort"), or None."""
+    """Which kind of migtrans output ``folder`` is ("run", "report", "cohort"), or None.
+
+    Folders written before the marker existed are recognised by content, not by file names alone: a run's
+    ``config.toml`` names the migtrans version, a report's ``settings.json`` its attribution method, a
+    simulated cohort's ``truth.json`` what was planted.
+    """
     folder = Path(folder)
-    for kind, files in OUTPUT_KINDS.items():
-        if all((folder / name).is_file() for name in files):
-            return kind
+    try:
+        marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+        return marker["kind"] if marker.get("kind") in KINDS else None
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
+    legacy = {
+        "run": ("config.toml", "migtrans_version"),
+        "report": ("settings.json", '"method": "integrated_gradients"'),
+        "cohort": ("truth.json", '"causal_snps"'),
+    }
+    for kind, (name, needle) in legacy.items():
+        try:
+            if needle in (folder / name).read_text(encoding="utf-8")[:100_000]:
+                return kind
+        except (OSError, UnicodeDecodeError):
+            continue
     return None
 
 
@@ -129,18 +151,26 @@ def check_outside_inputs(out_dir, inputs, *, option="--out") -> None:
         if out == path or out in path.parents:
             verb = "is" if out == path else "contains"
             raise ParameterError(
-                f"{option}: expected a folder apart from the inputs, found {str(out)!r}, which "
+                f"{option}: expected an output apart from the inputs, found {str(out)!r}, which "
                 f"{verb} the {what} {str(path)!r}"
             )
         if path in out.parents and path.is_dir():
             raise ParameterError(
-                f"{option}: expected a folder apart from the inputs, found {str(out)!r} inside the {what} {str(path)!r}"
+                f"{option}: expected an output apart from the inputs, found {str(out)!r} inside the {what} "
+                f"{str(path)!r}"
             )
 
 
 def prepare_out_dir(out_dir, overwrite: bool, *, option="out_dir", kind=None) -> Path:
     """Absolute path of an output folder that is new or empty (or, with ``overwrite``, an output of ``kind``)."""
     out_dir = Path(out_dir).expanduser().absolute()
+    if out_dir.is_symlink() and not out_dir.exists():
+        raise ParameterError(f"{option}: {str(out_dir)!r} is a broken symbolic link")
+    for above in out_dir.parents:
+        if above.exists() or above.is_symlink():
+            if not above.is_dir():
+                raise ParameterError(f"{option}: cannot create {str(out_dir)!r}: {str(above)!r} is not a folder")
+            break
     if out_dir.exists():
         if not out_dir.is_dir():
             raise ParameterError(f"{option}: expected a folder, found a file at {str(out_dir)!r}")
@@ -170,9 +200,11 @@ def _stale(lock: Path) -> bool:
     import fcntl
 
     try:
-        fd = os.open(lock, os.O_RDWR)
+        fd = os.open(lock, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
         return True
+    except OSError:  # not ours to judge (another user's, or a link)
+        return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
@@ -183,20 +215,16 @@ def _stale(lock: Path) -> bool:
 
 
 def clean_stale_staging(parent: Path, name: str) -> None:
-    """Remove staging and swap folders of ``name`` in ``parent`` left by processes that were killed."""
-    for leftover in parent.glob(f".{name}.tmp-*"):
-        if leftover.suffix == ".lock" or not leftover.is_dir():
+    """Remove staging folders of ``name`` in ``parent`` left by processes that were killed: those whose lock
+    file exists and can be taken. A hidden folder without our lock file is never touched."""
+    prefix = f".{name}.tmp-"
+    for lock in list(parent.iterdir()):
+        if not (lock.name.startswith(prefix) and lock.name.endswith(".lock")) or not _stale(lock):
             continue
-        lock = leftover.with_name(leftover.name + ".lock")
-        if _stale(lock):
+        leftover = lock.with_name(lock.name[: -len(".lock")])
+        if leftover.is_dir() and not leftover.is_symlink():
             shutil.rmtree(leftover, ignore_errors=True)
-            lock.unlink(missing_ok=True)
-    for lock in parent.glob(f".{name}.tmp-*.lock"):
-        if not lock.with_suffix("").exists() and _stale(lock):
-            lock.unlink(missing_ok=True)
-    if (parent / name).exists():  # a swap that was killed after the new folder went in
-        for trash in parent.glob(f".{name}.old-*"):
-            shutil.rmtree(trash, ignore_errors=True)
+        lock.unlink(missing_ok=True)
 
 
 def staging_dir(out_dir: Path) -> Path:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -33,6 +35,14 @@ def parse_signal(text: str) -> dict:
 
 def _cmd_simulate(args) -> int:
     from .simulate import simulate_cohort
+    from .validation import check_number, check_seed
+
+    # the options' own names in errors (the library names its parameters)
+    check_number("--subjects", args.subjects, minimum=20, maximum=100_000, integer=True)
+    check_number("--snps", args.snps, minimum=100, maximum=5_000_000, integer=True)
+    check_number("--sites", args.sites, minimum=1, maximum=max(1, args.subjects // 20), integer=True)
+    check_seed("--seed", args.seed)
+    check_number("--resolution", args.resolution, minimum=0.75, maximum=32)
 
     sim = simulate_cohort(
         args.out_dir,
@@ -82,7 +92,7 @@ def _cmd_train(args) -> int:
             "device": args.device,
             "seed": args.seed,
             "model": args.model,
-            "modalities": tuple(m.strip() for m in args.modalities.split(",")) if args.modalities else None,
+            "modalities": None if args.modalities is None else tuple(m.strip() for m in args.modalities.split(",")),
         }.items()
         if v is not None
     }
@@ -120,13 +130,38 @@ def _cmd_compare(args) -> int:
             raise ParameterError(f"--out: expected a CSV file name, found the folder {str(out)!r}")
         if not out.parent.is_dir():
             raise ParameterError(f"--out: the folder {str(out.parent)!r} does not exist")
-        check_outside_inputs(out, [("run folder", run) for run in args.runs])
-    table = compare_runs(args.runs)
+        table = compare_runs(args.runs)  # opens every run first: a damaged one is refused before anything is written
+        check_outside_inputs(out, _run_inputs(args.runs))
+        if out.exists():
+            with open(out, "rb") as handle:
+                header = handle.readline()
+            if not header.startswith(b"run,model,modalities,folds,"):
+                raise ParameterError(
+                    f"--out: {str(out)!r} exists and is not a table written by migtrans compare (nothing was changed)"
+                )
+    else:
+        table = compare_runs(args.runs)
     print(format_comparison(table))
     if args.out:
         atomic_write_text(out, table.to_csv(index=False, float_format="%.17g"))
         print(f"table written to {out}")
     return 0
+
+
+def _run_inputs(runs) -> list:
+    """(description, path) of the run folders and of everything their cohorts are read from."""
+    from .data import read_cohort_spec
+    from .training import open_run
+
+    inputs = []
+    for path in runs:
+        run = open_run(path)
+        inputs.append(("run folder", run.path))
+        try:
+            inputs += read_cohort_spec(run.cohort_path).inputs()
+        except MigtransError:  # a cohort that is not where the run says: nothing of it to protect
+            pass
+    return inputs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,7 +233,7 @@ def report_errors(prog: str, func, *args) -> int:
     (the first line of its message, each distinct message once), deprecation notices of dependencies are
     dropped; bugs still raise with a traceback."""
     error = None
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _logs_as_warnings():
         warnings.simplefilter("always")
         try:
             status = func(*args)
@@ -211,6 +246,29 @@ def report_errors(prog: str, func, *args) -> int:
     if error:
         print(f"{prog}: {error}", file=sys.stderr)
     return status
+
+
+class _WarnHandler(logging.Handler):
+    def emit(self, record):
+        warnings.warn(record.getMessage(), UserWarning, stacklevel=2)
+
+
+@contextlib.contextmanager
+def _logs_as_warnings(names=("", "nibabel.global")):
+    """Route library log records of level WARNING and up (nibabel prints its header fixes through its own
+    handler) into warnings, so they reach stderr as our one-line warnings too."""
+    saved = {}
+    handler = _WarnHandler(logging.WARNING)
+    for name in names:
+        logger = logging.getLogger(name)
+        saved[name] = (logger.handlers[:], logger.propagate)
+        logger.handlers, logger.propagate = [handler], False
+    try:
+        yield
+    finally:
+        for name, (handlers, propagate) in saved.items():
+            logger = logging.getLogger(name)
+            logger.handlers, logger.propagate = handlers, propagate
 
 
 def _one_line(message) -> str:

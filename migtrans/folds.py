@@ -120,5 +120,11 @@ def inner_split(train_idx, labels, site=None, *, val_fraction=0.15, random_state
     labels = np.asarray(labels)[train_idx]
     strata = _safe_strata(labels, None if site is None else np.asarray(site)[train_idx], 2)
     splitter = StratifiedShuffleSplit(n_splits=1, test_size=val_fraction, random_state=random_state)
-    fit, val = next(splitter.split(np.zeros(len(train_idx)), strata))
+    try:
+        fit, val = next(splitter.split(np.zeros(len(train_idx)), strata))
+    except ValueError as exc:  # too few subjects for a stratified validation split
+        raise ParameterError(
+            f"val_fraction={val_fraction:g} of a training fold of {len(train_idx)} subjects cannot hold every "
+            f"class ({exc}); use fewer folds, a smaller explanation set, or more subjects"
+        ) from None
     return train_idx[np.sort(fit)], train_idx[np.sort(val)]

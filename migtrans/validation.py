@@ -101,7 +101,8 @@ def subject_id_problem(subject: str) -> str | None:
         if sep in subject:
             return f"contains a path separator ({sep!r})"
     for char in subject:
-        if unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp") or char == "\x7f":
+        # Cf: invisible format characters (zero-width spaces, bidi overrides) that make two ids look alike
+        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp") or char == "\x7f":
             return f"contains the control character {char!r}"
     if len(subject) > MAX_ID_LENGTH:
         return f"is {len(subject)} characters long (at most {MAX_ID_LENGTH})"

@@ -10,9 +10,16 @@ import time
 import warnings
 from pathlib import Path
 
-from explain import explain_run, gene_table, region_atlas
+from explain import atlas_regions_in_mask, explain_run, gene_table, region_atlas
 from migtrans._errors import ParameterError
-from migtrans._io import check_outside_inputs, discard_staging, move_into_place, prepare_out_dir, staging_dir
+from migtrans._io import (
+    check_outside_inputs,
+    discard_staging,
+    mark_output,
+    move_into_place,
+    prepare_out_dir,
+    staging_dir,
+)
 from migtrans.data import CohortWarning, load_cohort, read_cohort_spec
 from migtrans.training import open_run
 from migtrans.validation import check_device, check_number, check_seed
@@ -94,6 +101,8 @@ def _build(
         if issubclass(w.category, CohortWarning):
             collected.append(f"Cohort: {w.message}")
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if "smri" in run.train.modalities:  # before hours of IG: an atlas that misses the brain fails now
+        atlas_regions_in_mask(atlas, cohort.mask, cohort.affine)
     explain_run(
         run_dir,
         out_dir=stage,
@@ -130,6 +139,7 @@ def _run_guarded(out_dir, overwrite, work):
     collected = []
     try:
         work(stage, out, collected)
+        mark_output(stage, "report")
         move_into_place(stage, out)
     except BaseException:
         discard_staging(stage)

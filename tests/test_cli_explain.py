@@ -117,8 +117,10 @@ def test_a_failure_midway_leaves_no_partial_report(baseline_run, tmp_path, monke
 def test_overwrite_replaces_a_report(baseline_run, tmp_path):
     out = tmp_path / "report"
     out.mkdir()
-    for name in ("report.html", "settings.json", "stale.txt"):  # an earlier report (only those are replaced)
-        (out / name).write_text("old")
+    from migtrans._io import mark_output
+
+    mark_output(out, "report")  # an earlier report (only those are replaced)
+    (out / "stale.txt").write_text("old")
     status = cli.main(
         [str(baseline_run.out_dir), "--out", str(out), *FAST, "--quiet", "--no-faithfulness", "--overwrite"]
     )

@@ -81,6 +81,13 @@ def run_copy(baseline_run, tmp_path):
     return target
 
 
+@pytest.fixture
+def legacy_run_copy(run_copy):
+    """The same, without ``run.sha256`` (as runs from before it): every check behind the checksums must hold."""
+    (run_copy / "run.sha256").unlink()
+    return run_copy
+
+
 # --------------------------------------------------------------------------------------------- data loss
 @pytest.mark.parametrize("where", ["the cohort folder", "its parent", "inside it"])
 def test_1_train_never_writes_over_its_cohort(sim_cohort, tmp_path, capsys, where):
@@ -313,7 +320,7 @@ def test_11_12_explain_options_are_checked(baseline_run, tmp_path, capsys, optio
 def test_11_simulate_options_are_checked(tmp_path, capsys, option, value):
     out = tmp_path / "c"
     status = migtrans_main(["simulate", str(out), "--subjects", "40", "--snps", "100", option, value])
-    refused(capsys, status, {"--sites": "n_sites", "--subjects": "n_subjects"}.get(option, option.lstrip("-")))
+    refused(capsys, status, option)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -419,16 +426,62 @@ DAMAGE = {
 
 
 @pytest.mark.parametrize("case", list(DAMAGE))
-def test_14_a_damaged_run_folder_is_refused_in_one_line(run_copy, tmp_path, capsys, case):
+def test_14_a_damaged_run_folder_is_refused_in_one_line(legacy_run_copy, tmp_path, capsys, case):
     damage, *culprits = DAMAGE[case]
-    damage(run_copy)
+    damage(legacy_run_copy)
     out = tmp_path / "report"
-    status = explain_main([str(run_copy), "--out", str(out), *FAST])
+    status = explain_main([str(legacy_run_copy), "--out", str(out), *FAST])
     refused(capsys, status, *culprits)
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["damaged"]
 
 
-def test_14_compare_refuses_a_damaged_run_in_one_line(run_copy, capsys):
+@pytest.mark.parametrize("case", [c for c in DAMAGE if "deleted" not in c and "TOML" not in c])
+def test_14_run_sha256_catches_any_edit_after_training(run_copy, tmp_path, capsys, case):
+    damage, culprit, _ = DAMAGE[case]
+    damage(run_copy)
+    out = tmp_path / "report"
+    status = explain_main([str(run_copy), "--out", str(out), *FAST])
+    line = refused(capsys, status)
+    assert "changed after training" in line or culprit in line, line
+    assert not out.exists()
+
+
+def _edit_fold(run, k, change):
+    path = run / "folds" / str(k) / "fold.json"
+    info = json.loads(path.read_text())
+    change(info)
+    path.write_text(json.dumps(info))
+
+
+FOLD_EDITS = {
+    "a training subject also explained": (
+        lambda info: info["explanation_subjects"].append(info["train_subjects"][0]),
+        "is in both",
+    ),
+    "a test subject listed twice": (lambda info: info["test_subjects"].append(info["test_subjects"][0]), "twice"),
+    "explanation set emptied": (lambda info: info.update(explanation_subjects=[]), "explain_fraction"),
+}
+
+
+@pytest.mark.parametrize("case", list(FOLD_EDITS))
+def test_14_fold_lists_are_checked_even_without_checksums(legacy_run_copy, tmp_path, capsys, case):
+    change, culprit = FOLD_EDITS[case]
+    for k in (1, 2):
+        _edit_fold(legacy_run_copy, k, change)
+    status = explain_main([str(legacy_run_copy), "--out", str(tmp_path / "report"), *FAST])
+    refused(capsys, status, "fold.json" if case != "explanation set emptied" else "config.toml", culprit)
+
+
+def test_14_an_empty_manifest_does_not_turn_the_input_check_off(legacy_run_copy, tmp_path, capsys):
+    manifest = json.loads((legacy_run_copy / "manifest.json").read_text())
+    manifest["inputs"] = {}
+    (legacy_run_copy / "manifest.json").write_text(json.dumps(manifest))
+    status = explain_main([str(legacy_run_copy), "--out", str(tmp_path / "report"), *FAST])
+    refused(capsys, status, "manifest.json", "inputs")
+
+
+def test_14_compare_refuses_a_damaged_run_in_one_line(legacy_run_copy, capsys):
+    run_copy = legacy_run_copy
     edit(run_copy / "metrics.csv", "\nsd,", "\nspread,")
     refused(capsys, migtrans_main(["compare", str(run_copy)]), "metrics.csv", "'sd'")
 
@@ -559,8 +612,14 @@ def test_18_a_trailing_tab_is_tolerated_and_a_tab_inside_an_id_is_named(tiny_coh
     assert "subjects: 12" in capsys.readouterr().out
     phenotypes.write_text(original.replace("\ns04\t", "\ns\t04\t"))
     refused(capsys, info(toml), "phenotypes.tsv", "line 6 has 6 fields, the header 5")
+    # a TSV has no quoting: a quote is a character, a TAB always a separator
     phenotypes.write_text(original.replace("\ns04\t", '\n"s\t04"\t'))
-    refused(capsys, info(toml), "phenotypes.tsv", "control character", "'s\\t04'")
+    refused(capsys, info(toml), "phenotypes.tsv", "line 6 has 6 fields")
+    # in a CSV a quoted TAB is part of the id, which it may not hold
+    csv = toml.parent / "phenotypes.csv"
+    csv.write_text(original.replace("\t", ",").replace("\ns04,", '\n"s\t04",'))
+    edit(toml, 'path = "phenotypes.tsv"', 'path = "phenotypes.csv"')
+    refused(capsys, info(toml), "phenotypes.csv", "control character", "'s\\t04'")
 
 
 def test_19_line_numbers_count_blank_lines(tiny_cohort, capsys):
@@ -677,3 +736,319 @@ def test_22_a_full_explain_prints_nothing_but_its_own_lines(pair, tmp_path, caps
     for line in err.splitlines():
         assert not re.search(r"\w+Warning:|^\s+\S+\.py:\d+|Traceback", line), line
     assert files_under(tmp_path / "report")
+
+
+# ------------------------------------------------------------------ found by a second review (issue 14)
+def test_a_stray_quote_in_a_tsv_swallows_no_subject(tiny_cohort, capsys):
+    toml, _ = tiny_cohort
+    phenotypes = toml.parent / "phenotypes.tsv"
+    _set_field(phenotypes, "s03", "sex", '"M')
+    _set_field(phenotypes, "s04", "sex", 'F"')
+    edit(toml, 'covariates = ["age", "sex", "site"]', 'covariates = ["age", "site"]')
+    assert info(toml) == 0
+    assert "subjects: 12" in capsys.readouterr().out
+
+
+def test_an_unclosed_quote_in_a_csv_names_its_line(tiny_cohort, capsys):
+    toml, _ = tiny_cohort
+    text = (toml.parent / "phenotypes.tsv").read_text().replace("\t", ",")
+    (toml.parent / "phenotypes.csv").write_text(text.replace("\ns03,", '\n"s03,', 1))
+    edit(toml, 'path = "phenotypes.tsv"', 'path = "phenotypes.csv"')
+    refused(capsys, info(toml), "phenotypes.csv", "line 5", "stray quote")
+
+
+def test_compare_never_writes_over_an_input_or_a_foreign_file(pair, run_copy, tmp_path, capsys):
+    toml, run = pair
+    before = snapshot(toml.parent, run_copy)
+    for out, culprit in (
+        (toml.parent / "phenotypes.tsv", "cohort folder"),
+        (run_copy / "config.toml", "run folder"),
+        (tmp_path / "notes.csv", "not a table written by migtrans compare"),
+    ):
+        if out.name == "notes.csv":
+            out.write_text("my,own,notes\n")
+            before[str(out)] = hashlib.sha256(out.read_bytes()).hexdigest()
+        status = migtrans_main(["compare", str(run), str(run_copy), "--out", str(out)])
+        refused(capsys, status, "--out", culprit)
+    assert (
+        snapshot(toml.parent, run_copy) | {str(tmp_path / "notes.csv"): before[str(tmp_path / "notes.csv")]} == before
+    )
+    table = tmp_path / "table.csv"
+    assert migtrans_main(["compare", str(run), "--out", str(table)]) == 0
+    assert migtrans_main(["compare", str(run), str(run_copy), "--out", str(table)]) == 0  # its own table: replaced
+    assert len(table.read_text().splitlines()) == 3
+
+
+def test_a_failed_overwrite_keeps_the_old_run(pair, tmp_path, capsys, monkeypatch):
+    from migtrans.training import _run
+
+    toml, run = pair
+    before = snapshot(run)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("out of GPU memory")
+
+    monkeypatch.setattr(_run, "_train_fold", crash)
+    with pytest.raises(RuntimeError, match="GPU"):
+        migtrans_main(
+            ["train", str(toml), "--out", str(run), "--overwrite", "--quiet", "--folds", "2", "--epochs", "1"]
+        )
+    assert snapshot(run) == before
+    assert [p.name for p in run.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_fold_without_room_for_its_validation_split_fails_before_writing(tmp_path, capsys):
+    cohort = tmp_path / "c"
+    assert migtrans_main(["simulate", str(cohort), "--subjects", "20", "--snps", "100", "--resolution", "8"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "run"
+    status = migtrans_main(
+        [
+            "train",
+            str(cohort / "cohort.toml"),
+            "--out",
+            str(out),
+            "--folds",
+            "2",
+            "--explain-fraction",
+            "0.5",
+            "--quiet",
+        ]
+    )
+    refused(capsys, status, "val_fraction")
+    assert not out.exists()
+
+
+def test_look_alike_output_folders_are_not_replaced(pair, tmp_path, capsys):
+    toml, _ = pair
+    for kind, names in (
+        ("cohort", ("cohort.toml", "truth.json")),
+        ("run", ("config.toml", "manifest.json")),
+        ("report", ("report.html", "settings.json")),
+    ):
+        mine = tmp_path / f"looks-like-a-{kind}"
+        mine.mkdir()
+        for name in (*names, "thesis.tex"):
+            (mine / name).write_text("")
+        argv = {
+            "cohort": ["simulate", str(mine), "--subjects", "20", "--snps", "100", "--overwrite"],
+            "run": ["train", str(toml), "--out", str(mine), "--overwrite", "--quiet"],
+        }.get(kind)
+        status = migtrans_main(argv) if argv else explain_main([str(_), "--out", str(mine), "--overwrite", *FAST])
+        refused(capsys, status, f"not a migtrans {kind} folder")
+        assert (mine / "thesis.tex").exists()
+    status = migtrans_main(["train", str(toml), "--out", str(tmp_path / "looks-like-a-run"), "--resume"])
+    refused(capsys, status, "not a migtrans run folder")
+
+
+def test_braces_in_the_cohort_folder_are_literal(tiny_cohort, tmp_path, capsys):
+    toml, _ = tiny_cohort
+    for name in ("a{b}", "{subject_id}", "x{0}"):
+        moved = tmp_path / name
+        shutil.copytree(toml.parent, moved)
+        assert info(moved / "cohort.toml") == 0, capsys.readouterr().err
+        assert "subjects: 12" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("pos", ["1e30", "1000.7", "-5", "4294967296"])
+def test_bim_positions_must_be_integers_that_fit(tiny_cohort, capsys, pos):
+    toml, _ = tiny_cohort
+    bim = toml.parent / "genotypes.bim"
+    lines = bim.read_text().splitlines()
+    fields = lines[6].split("\t")
+    fields[3] = pos
+    lines[6] = "\t".join(fields)
+    bim.write_text("\n".join(lines) + "\n")
+    refused(capsys, info(toml), "genotypes.bim", "line 7", repr(pos))
+
+
+def test_per_subject_fnc_holding_several_matrices_is_refused(tiny_cohort, capsys):
+    toml, arrays = tiny_cohort
+    folder = toml.parent / "fnc"
+    folder.mkdir()
+    for i, s in enumerate(arrays["ids"]):
+        np.save(folder / f"{s}.npy", arrays["fnc"][i : i + (2 if s == "s02" else 1)])
+    edit(toml, 'path = "fnc.npy"\nsubjects = "fnc_subjects.txt"', 'template = "fnc/{subject_id}.npy"')
+    refused(capsys, info(toml), "s02.npy", "2 stacked")
+
+
+def test_fnc_subject_lists_latin1_refused_and_bom_tolerated(tiny_cohort, capsys):
+    toml, _ = tiny_cohort
+    listing = toml.parent / "fnc_subjects.txt"
+    text = listing.read_text()
+    listing.write_bytes(("\ufeff" + text).encode("utf-8"))
+    assert info(toml) == 0 and "12 (" in capsys.readouterr().out
+    listing.write_bytes(text.replace("s11", "s\xe911").encode("latin-1"))
+    refused(capsys, info(toml), "fnc_subjects.txt", "not UTF-8")
+
+
+def test_plink_ids_that_spell_missing_are_ids(tiny_cohort, capsys):
+    toml, arrays = tiny_cohort
+    for name in ("phenotypes.tsv", "fnc_subjects.txt"):
+        edit(toml.parent / name, "s05", "NULL")
+    (toml.parent / "smri" / "s05.nii.gz").rename(toml.parent / "smri" / "NULL.nii.gz")
+    fam = toml.parent / "genotypes.fam"
+    fam.write_text(fam.read_text().replace("s05", "NULL"))
+    assert info(toml) == 0, capsys.readouterr().err
+    assert "subjects: 12" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value, culprit", [("pheno\\u0000.tsv", "NUL"), ("p" * 300 + ".tsv", "255 bytes")])
+def test_odd_paths_in_the_toml(tiny_cohort, capsys, value, culprit):
+    toml, _ = tiny_cohort
+    edit(toml, 'path = "phenotypes.tsv"', f'path = "{value}"')
+    refused(capsys, info(toml), "cohort.toml", "phenotypes.path", culprit)
+
+
+def test_outputs_below_a_file_or_at_a_broken_link(sim_cohort, tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    broken = tmp_path / "broken"
+    broken.symlink_to(tmp_path / "nowhere")
+    for out, culprit in ((afile / "sub", "is not a folder"), (broken, "broken symbolic link")):
+        status = migtrans_main(["simulate", str(out), "--subjects", "20", "--snps", "100"])
+        refused(capsys, status, culprit)
+        status = migtrans_main(["train", str(sim_cohort.toml_path), "--out", str(out), "--quiet"])
+        refused(capsys, status, culprit)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "broken"]
+
+
+@pytest.mark.parametrize("value", ["abc", ""])
+def test_compare_refuses_metrics_that_are_not_numbers(legacy_run_copy, capsys, value):
+    lines = (legacy_run_copy / "metrics.csv").read_text().splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith("mean,"))
+    lines[row] = ",".join(["mean", value or "x", *lines[row].split(",")[2:]])
+    (legacy_run_copy / "metrics.csv").write_text("\n".join(lines) + "\n")
+    refused(capsys, migtrans_main(["compare", str(legacy_run_copy)]), "metrics.csv", "not numbers")
+
+
+def _damage_npz(path, **changes):
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays.update({k: change(arrays[k]) for k, change in changes.items()})
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+@pytest.mark.parametrize("case", ["bbox moved", "bbox float", "NaN in snp_sd", "zero fnc_sd", "model.pt as text"])
+def test_tampered_fold_files_are_refused_without_checksums(legacy_run_copy, tmp_path, capsys, case):
+    prep = legacy_run_copy / "folds/1/preprocess.npz"
+    if case == "bbox moved":
+        _damage_npz(prep, bbox=lambda b: b + 1000)
+    elif case == "bbox float":
+        _damage_npz(prep, bbox=lambda b: b.astype(float))
+    elif case == "NaN in snp_sd":
+        _damage_npz(prep, snp_sd=lambda v: np.where(np.arange(len(v)) == 3, np.nan, v).astype(v.dtype))
+    elif case == "zero fnc_sd":
+        _damage_npz(prep, fnc_sd=lambda v: np.zeros_like(v))
+    else:
+        (legacy_run_copy / "folds/1/model.pt").write_text("hello")
+    status = explain_main([str(legacy_run_copy), "--out", str(tmp_path / "report"), *FAST])
+    line = refused(capsys, status, "model.pt" if case == "model.pt as text" else "preprocess.npz")
+    assert "weights_only" not in line  # never pass on advice to unpickle a file that refused to load
+
+
+def test_a_custom_atlas_is_checked_before_the_explanation(baseline_run, tmp_path, capsys):
+    import nibabel as nib
+
+    atlas = tmp_path / "atlas.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((5, 6, 7), np.int16), np.diag([2.0, 2, 2, 1]) + np.eye(4) * 0), atlas)
+    (tmp_path / "atlas.tsv").write_text("index\tname\nabc\tleft\n")
+    out = tmp_path / "report"
+    status = explain_main([str(baseline_run.out_dir), "--out", str(out), *FAST, "--atlas", str(atlas)])
+    refused(capsys, status, "atlas.tsv", "distinct integers")
+    (tmp_path / "atlas.tsv").write_text("index\tname\n1\tfar away\n")
+    far = np.eye(4)
+    far[:3, 3] = 5000  # a label image nowhere near the brain
+    nib.save(nib.Nifti1Image(np.ones((5, 6, 7), np.int16), far), atlas)
+    status = explain_main([str(baseline_run.out_dir), "--out", str(out), *FAST, "--atlas", str(atlas)])
+    refused(capsys, status, "atlas", "overlaps the sMRI mask")
+    assert not out.exists()
+
+
+def test_the_label_column_cannot_be_the_site(tiny_cohort, capsys):
+    toml, _ = tiny_cohort
+    edit(toml, 'site_column = "site"', 'site_column = "diagnosis"')
+    edit(toml, 'covariates = ["age", "sex", "site"]', 'covariates = ["age", "sex"]')
+    refused(capsys, info(toml), "cohort.toml", "site_column", "'diagnosis'")
+
+
+def test_library_log_lines_become_one_line_warnings(tiny_cohort, capsys):
+    import nibabel as nib
+
+    toml, arrays = tiny_cohort
+    img = nib.Nifti1Image(arrays["volumes"][0], arrays["affine"])
+    img.header["pixdim"][1:4] = 0  # nibabel logs a fix of this header through its own handler
+    nib.save(img, toml.parent / "smri" / "s00.nii.gz")
+    migtrans_main(["info", str(toml)])
+    err = capsys.readouterr().err
+    assert err.strip(), "the header fix is reported"
+    for line in err.strip().splitlines():
+        assert line.startswith("migtrans info: "), line
+
+
+def test_hidden_folders_that_are_not_ours_survive_the_staging_cleanup(baseline_run, tmp_path, capsys):
+    for name in ("s2", "r[1]"):
+        notes = tmp_path / f".{name}.tmp-notes"
+        notes.mkdir()
+        (notes / "keep.txt").write_text("mine")
+        status = explain_main([str(baseline_run.out_dir), "--out", str(tmp_path / name), *FAST])
+        assert status == 0, capsys.readouterr().err
+        assert (notes / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    "argv, culprit",
+    [
+        (["--modalities", ""], "modalities"),
+    ],
+)
+def test_an_empty_modality_list_is_refused(sim_cohort, tmp_path, capsys, argv, culprit):
+    status = migtrans_main(["train", str(sim_cohort.toml_path), "--out", str(tmp_path / "r"), *argv, "--quiet"])
+    refused(capsys, status, culprit)
+
+
+def test_a_fifo_is_not_a_folder(tiny_cohort, capsys):
+    toml, _ = tiny_cohort
+    (toml.parent / "phenotypes.tsv").unlink()
+    os.mkfifo(toml.parent / "phenotypes.tsv")
+    refused(capsys, info(toml), "phenotypes.tsv", "device, pipe or socket")
+
+
+def test_a_toml_with_a_bom_reads(tiny_cohort, capsys):
+    toml, _ = tiny_cohort
+    toml.write_bytes(b"\xef\xbb\xbf" + toml.read_bytes())
+    assert info(toml) == 0, capsys.readouterr().err
+
+
+def test_a_covariate_in_large_units_is_not_called_collinear(tiny_cohort, capsys):
+    toml, _ = tiny_cohort
+    phenotypes = toml.parent / "phenotypes.tsv"
+    for i in range(12):
+        _set_field(phenotypes, f"s{i:02d}", "age", f"{30 + i}e36")  # ages in units of 1e-36 years
+    assert info(toml) == 0, capsys.readouterr().err
+
+
+def test_a_singular_affine_is_refused(tiny_cohort, capsys):
+    import gzip
+    import struct
+
+    import nibabel as nib
+
+    toml, arrays = tiny_cohort
+    for i, s in enumerate(arrays["ids"]):
+        path = toml.parent / "smri" / f"{s}.nii"
+        nib.save(nib.Nifti1Image(arrays["volumes"][i], arrays["affine"]), path)
+        header = bytearray(path.read_bytes())
+        # qform off, sform on with all-zero rows: nibabel cannot write this, a damaged file can hold it
+        header[252:256] = struct.pack("<hh", 0, 1)
+        header[280:328] = bytes(48)
+        (toml.parent / "smri" / f"{s}.nii.gz").write_bytes(gzip.compress(bytes(header)))
+        path.unlink()
+    refused(capsys, info(toml), "s00.nii.gz", "singular")
+
+
+def test_invisible_characters_in_ids_are_refused(tiny_cohort, capsys):
+    toml, _ = tiny_cohort
+    edit(toml.parent / "phenotypes.tsv", "\ns07\t", "\ns0\u200b7\t")
+    refused(capsys, info(toml), "phenotypes.tsv", "control character")

@@ -296,7 +296,7 @@ def test_same_seed_same_bytes_different_seed_differs(sim, tmp_path):
     other = _hashes(simulate_cohort(tmp_path / "other", seed=4, **SMALL).out_dir)
     assert other.keys() == first.keys()
     # Files that depend on the seed all change; the fixed ones (toml, ids, nodes, mask) may not.
-    fixed = ("cohort.toml", "fnc_subjects.txt", "fnc_nodes.tsv", "mask.nii.gz")
+    fixed = ("cohort.toml", "fnc_subjects.txt", "fnc_nodes.tsv", "mask.nii.gz", ".migtrans-output")
     assert all(other[k] != first[k] for k in first if k not in fixed)
 
 
@@ -314,10 +314,12 @@ def test_sites_shift_imaging(sim_sites):
 
 
 def test_overwrite_and_nonempty_dir(tmp_path):
+    from migtrans._io import mark_output
+
     out = tmp_path / "c"
     out.mkdir()
-    for name in ("cohort.toml", "truth.json", "old.txt"):  # an earlier simulated cohort (only those are replaced)
-        (out / name).write_text("x")
+    (out / "old.txt").write_text("x")
+    mark_output(out, "cohort")  # an earlier simulated cohort (only those are replaced)
     with pytest.raises(ParameterError, match="out_dir.*overwrite"):
         simulate_cohort(out, n_subjects=20, n_snps=100, resolution=8)
     assert (out / "old.txt").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,9 +102,22 @@ class CohortSpec:
 
 def template_folder(template: str) -> Path:
     """The folder of a path template above its first ``{subject_id}`` (where every subject's file lies)."""
-    parts = Path(template).parts
-    fixed = next(i for i, part in enumerate(parts) if "{" in part)
-    return Path(*parts[:fixed])
+    import string
+
+    literal = ""  # the text before the first field, unescaped ("{{" read as "{")
+    for text, name, _, _ in string.Formatter().parse(template):
+        literal += text
+        if name is not None:
+            break
+    return Path(literal) if literal.endswith(os.sep) else Path(literal).parent
+
+
+def _check_path_text(value: str, key: str, toml_path) -> None:
+    if "\x00" in value:
+        raise CohortError(f"key '{key}' holds a NUL character", file=toml_path)
+    long = [part for part in Path(value).parts if len(part.encode("utf-8", "surrogateescape")) > 255]
+    if long:
+        raise CohortError(f"key '{key}': the name {long[0][:40]!r}... is longer than 255 bytes", file=toml_path)
 
 
 def check_template(template: str, *, key: str, toml_path) -> None:
@@ -152,7 +166,7 @@ def read_cohort_spec(toml_path) -> CohortSpec:
     if not toml_path.is_file():
         raise CohortError("cohort file not found", file=toml_path)
     try:
-        raw = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(toml_path.read_text(encoding="utf-8-sig"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise CohortError(f"not valid TOML ({exc})", file=toml_path) from None
 
@@ -184,12 +198,18 @@ def read_cohort_spec(toml_path) -> CohortSpec:
 
     def path_of(section, key, table):
         value = _expect(table[key], str, toml_path, f"{section}.{key}", "a path string")
+        _check_path_text(value, f"{section}.{key}", toml_path)
         return (base / Path(value).expanduser()).resolve()
 
     def template_of(section, key, table):
         value = _expect(table[key], str, toml_path, f"{section}.{key}", "a path template string")
+        _check_path_text(value, f"{section}.{key}", toml_path)
         check_template(value, key=f"{section}.{key}", toml_path=toml_path)
-        return str(base / Path(value).expanduser())
+        value = str(Path(value).expanduser())
+        if Path(value).is_absolute():
+            return value
+        # only the TOML value is a template: braces in the cohort folder's own path are literal
+        return str(base).replace("{", "{{").replace("}", "}}") + os.sep + value
 
     p = raw["phenotypes"]
     covariates = p.get("covariates", [])
@@ -201,6 +221,12 @@ def read_cohort_spec(toml_path) -> CohortSpec:
     for key in ("id_column", "label_column", "site_column"):
         if key in p:
             _expect(p[key], str, toml_path, f"phenotypes.{key}", "a column name")
+    if p.get("site_column") in (p["id_column"], p["label_column"]):
+        raise CohortError(
+            f"key 'phenotypes.site_column' names the {'id' if p['site_column'] == p['id_column'] else 'label'} "
+            f"column {p['site_column']!r}; the site must be a column of its own",
+            file=toml_path,
+        )
     for key in ("id_column", "label_column"):
         if p[key] in covariates:
             raise CohortError(

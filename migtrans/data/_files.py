@@ -10,12 +10,17 @@ from .._errors import CohortError
 def check_file(path) -> Path:
     """Raise `CohortError` unless ``path`` is an existing, non-empty file."""
     path = Path(path)
-    if not path.exists():
-        raise CohortError("file not found", file=path)
-    if not path.is_file():
-        raise CohortError("expected a file, found a folder", file=path)
-    if path.stat().st_size == 0:
-        raise CohortError("file is empty", file=path)
+    try:
+        if not path.exists():
+            raise CohortError("file not found", file=path)
+        if path.is_dir():
+            raise CohortError("expected a file, found a folder", file=path)
+        if not path.is_file():
+            raise CohortError("expected a regular file, found a device, pipe or socket", file=path)
+        if path.stat().st_size == 0:
+            raise CohortError("file is empty", file=path)
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte, a permission
+        raise CohortError(f"cannot be opened ({exc})", file=path) from None
     return path
 
 

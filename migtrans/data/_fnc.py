@@ -143,7 +143,11 @@ def _load_array(path: Path, subject=None) -> np.ndarray:
 def read_subject_list(path: Path) -> list[str]:
     """One subject id per non-empty line."""
     check_file(path)
-    ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CohortError(f"not UTF-8 text ({exc})", file=path) from None
+    ids = [line.strip() for line in text.splitlines() if line.strip()]
     seen = set()
     for subject in ids:
         if subject in seen:
@@ -185,6 +189,12 @@ def read_fnc(spec: FncSpec, handle, subjects, n_nodes: int) -> np.ndarray:
         values = _load_array(path, subject)
         if values.ndim == 2 and values.shape[0] == 1:  # a vector stored as one row
             values = values[0]
+        if values.ndim == 3 and values.shape[0] != 1:
+            raise CohortError(
+                f"expected one subject's matrix, found {values.shape[0]} stacked (shape {values.shape})",
+                file=path,
+                subject=subject,
+            )
         values = values[None] if values.ndim in (1, 2) else values
         out[i] = to_matrices(values, n_nodes, file=path, subjects=[subject])[0]
     return out

@@ -16,7 +16,10 @@ _BED_MAGIC = bytes([0x6C, 0x1B, 0x01])  # PLINK 1 magic + SNP-major mode
 def _read_plain(path, n_columns, names) -> pd.DataFrame:
     check_file(path)
     try:
-        table = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, engine="c")
+        # every field as written: "NA" or "null" is an id here, not a missing value
+        table = pd.read_csv(
+            path, sep=r"\s+", header=None, dtype=str, engine="c", keep_default_na=False, na_filter=False
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise CohortError(f"cannot be parsed ({exc})", file=path) from None
     if table.shape[1] != n_columns:
@@ -33,11 +36,14 @@ def read_fam(bfile: Path) -> pd.DataFrame:
 def read_bim(bfile: Path) -> pd.DataFrame:
     """The .bim table as the SNP table: snp, chrom, cm, pos, a1, a2."""
     bim = _read_plain(bfile.with_suffix(".bim"), 6, ["chrom", "snp", "cm", "pos", "a1", "a2"])
-    pos = pd.to_numeric(bim["pos"], errors="coerce")
-    if pos.isna().any() or (pos < 0).any():
-        row = int(np.flatnonzero(pos.isna() | (pos < 0))[0])
+    # positions are integers that fit PLINK's 32-bit field: "1e30" or "1000.7" is a damaged file, not a position
+    digits = bim["pos"].str.fullmatch(r"\d{1,10}")
+    pos = pd.to_numeric(bim["pos"].where(digits), errors="coerce")
+    bad = pos.isna() | (pos > 2**31 - 1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
         raise CohortError(
-            f"line {row + 1}: base-pair position must be a non-negative integer, found {bim['pos'].iloc[row]!r}",
+            f"line {row + 1}: base-pair position must be an integer in [0, 2^31), found {bim['pos'].iloc[row]!r}",
             file=bfile.with_suffix(".bim"),
         )
     bim["pos"] = pos.astype(np.int64)

@@ -29,15 +29,22 @@ def read_table(path) -> pd.DataFrame:
 
     check_file(path)
     sep = "," if str(path).lower().endswith(".csv") else "\t"
+    # CSV quotes as CSV does; in a TSV a quote is an ordinary character (a stray one must not swallow lines)
+    quoting = csv.QUOTE_MINIMAL if sep == "," else csv.QUOTE_NONE
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle, delimiter=sep)
-            rows, lines = [], []
+            reader = csv.reader(handle, delimiter=sep, quoting=quoting)
+            rows, lines, last = [], [], 0
             for fields in reader:
+                start, last = last + 1, reader.line_num
+                if last > start:
+                    raise CohortError(
+                        f"line {start}: a quoted field runs over {last - start + 1} lines (a stray quote?)", file=path
+                    )
                 if not any(f.strip() for f in fields):
                     continue
                 rows.append(fields)
-                lines.append(reader.line_num)
+                lines.append(start)
     except (csv.Error, UnicodeDecodeError) as exc:
         raise CohortError(f"cannot be read as a table ({exc})", file=path) from None
     if not rows:
@@ -210,6 +217,9 @@ def check_covariates(
         if not pd.api.types.is_numeric_dtype(values):
             _check_levels(values, labels, label_names, file=file, column=column, refuse_one_class=True)
     design, names = covariate_matrix(covariates, len(covariates))
+    # on standardised columns, so that a covariate in large units (1e38) is not mistaken for a constant
+    scale = np.abs(design).max(axis=0)
+    design = design / np.where(scale > 0, scale, 1)
     rank = 0
     for j in range(design.shape[1]):
         grown = np.linalg.matrix_rank(design[:, : j + 1])

@@ -70,6 +70,12 @@ def check_grid(spec: SmriSpec, subjects):
         img, shape = _header(path, subject)
         if ref_shape is None:
             ref_shape, ref_affine, ref_path = shape, img.affine, path
+            if not np.isfinite(ref_affine).all() or abs(np.linalg.det(ref_affine[:3, :3])) < 1e-12:
+                raise CohortError(
+                    "the image's affine is singular or not finite (no voxel size or orientation)",
+                    file=path,
+                    subject=subject,
+                )
             continue
         if shape != ref_shape:
             raise CohortError(

@@ -10,7 +10,15 @@ import numpy as np
 import pandas as pd
 
 from migtrans._errors import ParameterError
-from migtrans._io import discard_staging, move_into_place, prepare_out_dir, staging_dir, to_builtin, write_toml
+from migtrans._io import (
+    discard_staging,
+    mark_output,
+    move_into_place,
+    prepare_out_dir,
+    staging_dir,
+    to_builtin,
+    write_toml,
+)
 from migtrans._nodes import NODE_NOTE, standin_nodes
 from migtrans.simulate import _fnc, _genotypes, _labels, _smri
 from migtrans.validation import check_number, check_seed
@@ -153,8 +161,13 @@ def simulate_cohort(
     >>> sim.genotypes.shape, int(sim.labels.sum())
     ((40, 300), 20)
     """
-    n_subjects = check_number("n_subjects", n_subjects, minimum=20, integer=True)
-    n_snps = check_number("n_snps", n_snps, minimum=100, integer=True)
+    n_subjects = check_number("n_subjects", n_subjects, minimum=20, maximum=100_000, integer=True)
+    n_snps = check_number("n_snps", n_snps, minimum=100, maximum=5_000_000, integer=True)
+    if n_subjects * n_snps > 2_000_000_000:  # the dosages are simulated in memory
+        raise ParameterError(
+            f"n_subjects x n_snps: expected at most 2e9 genotypes, found {n_subjects:,} x {n_snps:,} (use plink1.9 "
+            "--simulate for larger genotype sets)"
+        )
     n_sites = check_number("n_sites", n_sites, minimum=1, maximum=max(1, n_subjects // 20), integer=True)
     seed = check_seed("seed", seed)
     # at most a 256-voxel-wide grid (0.75 mm); coarser than 32 mm leaves no brain to speak of
@@ -175,6 +188,7 @@ def simulate_cohort(
             null=bool(null),
             keep_volumes=bool(keep_volumes),
         )
+        mark_output(tmp, "cohort")
         move_into_place(tmp, out_dir)
     except BaseException:
         discard_staging(tmp)

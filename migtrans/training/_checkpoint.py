@@ -4,7 +4,6 @@ Checkpoints load with ``weights_only=True``; anything needing arbitrary unpickli
 from __future__ import annotations
 
 import json
-import pickle
 import sys
 import zipfile
 from dataclasses import dataclass
@@ -30,11 +29,10 @@ def load_state_dict(path) -> dict:
         raise RunError(f"{path}: checkpoint not found")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunError(f"{path}: refused to load: not a plain tensor checkpoint ({first})") from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise RunError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # noqa: BLE001 - whatever the unpickler says, the file is not a plain checkpoint
+        raise RunError(
+            f"{path}: refused to load: not a plain tensor checkpoint ({type(exc).__name__}); nothing in it was run"
+        ) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise RunError(f"{path}: expected a dict of tensors (a state dict)")
     return state
@@ -69,6 +67,37 @@ def _without_none(value):
 
 
 _FOLD_LISTS = ("train_subjects", "val_subjects", "test_subjects")
+CHECKSUMS = "run.sha256"
+
+
+def write_checksums(folder: Path) -> None:
+    """``run.sha256``: the SHA-256 of every file of a finished run (``sha256sum -c run.sha256`` reads it), so
+    that a file edited or swapped after training is caught when the run is opened."""
+    from .._io import atomic_write_text, sha256_file
+
+    lines = [
+        f"{sha256_file(path)}  {path.relative_to(folder).as_posix()}"
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != CHECKSUMS and "explanations" not in path.relative_to(folder).parts
+    ]
+    atomic_write_text(folder / CHECKSUMS, "\n".join(lines) + "\n")
+
+
+def _check_checksums(folder: Path) -> None:
+    from .._io import sha256_file
+
+    listing = folder / CHECKSUMS
+    if not listing.is_file():
+        return  # a run from before checksums, or one still training
+    for line in listing.read_text(encoding="utf-8", errors="replace").splitlines():
+        digest, _, name = line.partition("  ")
+        path = folder / name
+        if not name or ".." in Path(name).parts:
+            raise RunError(f"{listing}: malformed line {line[:60]!r}")
+        if not path.is_file() or path.is_symlink():
+            raise RunError(f"{path}: missing from the run (listed in {CHECKSUMS}; damaged run folder)")
+        if sha256_file(path) != digest:
+            raise RunError(f"{path}: changed after training (its SHA-256 differs from {CHECKSUMS}); retrain")
 
 
 @dataclass
@@ -108,6 +137,37 @@ class Run:
                 raise RunError(f"{path}: '{key}' must be a list of subject ids, found {str(value)[:60]}")
         return info
 
+    def check_folds(self) -> None:
+        """The folds' subject lists must partition the run as training wrote them: within a fold, training,
+        validation, test and explanation subjects are disjoint; every fold names the same explanation set
+        (non-empty exactly when ``explain_fraction`` > 0); each subject is tested by at most one fold."""
+        tested, explained = {}, None
+        for k in range(1, self.n_folds + 1):
+            info, where = self.fold_info(k), self.fold_dir(k) / "fold.json"
+            lists = {key: info.get(key, []) for key in (*_FOLD_LISTS, "explanation_subjects")}
+            seen = {}
+            for key, subjects in lists.items():
+                for subject in subjects:
+                    if subject in seen:
+                        both = (
+                            f"listed twice in {key}" if seen[subject] == key else f"in both {seen[subject]} and {key}"
+                        )
+                        raise RunError(f"{where}: subject {subject!r} is {both}")
+                    seen[subject] = key
+            for subject in lists["test_subjects"]:
+                if subject in tested:
+                    raise RunError(f"{where}: subject {subject!r} is also a test subject of fold {tested[subject]}")
+                tested[subject] = k
+            if explained is None:
+                explained = set(lists["explanation_subjects"])
+            elif set(lists["explanation_subjects"]) != explained:
+                raise RunError(f"{where}: the folds disagree on the explanation set (fold.json files edited?)")
+        if bool(explained) != (self.train.explain_fraction > 0):
+            raise RunError(
+                f"{self.path}: explain_fraction is {self.train.explain_fraction:g} in config.toml but the folds "
+                f"hold {len(explained)} explanation subjects (fold.json files edited?)"
+            )
+
     def check_inputs(self, *, allow_changed=False) -> list[str]:
         """Compare every input file of the run with the SHA-256 that ``manifest.json`` recorded at training.
 
@@ -119,7 +179,7 @@ class Run:
 
         manifest = read_json(self.path / "manifest.json")
         inputs = manifest.get("inputs")
-        if not isinstance(inputs, dict):
+        if not isinstance(inputs, dict) or not inputs:
             raise RunError(f"{self.path / 'manifest.json'}: no 'inputs' checksums (made by another migtrans?)")
         was, now = Path(self.config["run"]["cohort"]).parent, self.cohort_path.parent
         problems = []
@@ -178,7 +238,8 @@ def open_run(path) -> Run:
     for k in range(1, cfg.n_folds + 1):
         if not (path / "folds" / str(k) / "fold.json").is_file():
             raise RunError(f"{path}: incomplete run, fold {k} is missing (folds/{k}/fold.json)")
-    read_run_csv(path / "metrics.csv", ("fold", "accuracy", "roc_auc"), rows=("mean", "sd"))
+    _check_checksums(path)
+    read_run_csv(path / "metrics.csv", ("fold", "accuracy", "roc_auc"), rows=("mean", "sd"), numeric=True)
     read_run_csv(path / "predictions.csv", ("subject_id", "fold", "label", "prob_positive"))
     if (path / "explanation_predictions.csv").is_file():
         read_run_csv(path / "explanation_predictions.csv", ("subject_id", "label", "prob_positive", "log_odds"))
@@ -188,8 +249,9 @@ def open_run(path) -> Run:
     return Run(path=path, config=config, train=cfg, n_folds=cfg.n_folds)
 
 
-def read_run_csv(path: Path, columns, rows=()):
-    """A run's CSV table, with the columns (and, in its ``fold`` column, the rows) readers rely on."""
+def read_run_csv(path: Path, columns, rows=(), numeric=False):
+    """A run's CSV table, with the columns (and, in its ``fold`` column, the rows, each once) readers rely on;
+    with ``numeric``, every column but ``fold`` holds numbers."""
     import pandas as pd
 
     try:
@@ -200,9 +262,13 @@ def read_run_csv(path: Path, columns, rows=()):
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise RunError(f"{path}: column {missing[0]!r} is missing (damaged run folder?)")
-    absent = [r for r in rows if r not in set(table["fold"])]
+    absent = [r for r in rows if (table["fold"] == r).sum() != 1]
     if absent:
-        raise RunError(f"{path}: row {absent[0]!r} is missing (damaged run folder?)")
+        raise RunError(f"{path}: expected one row {absent[0]!r} (damaged run folder?)")
+    if numeric:
+        bad = [c for c in table.columns if c != "fold" and not pd.api.types.is_numeric_dtype(table[c])]
+        if bad:
+            raise RunError(f"{path}: column {bad[0]!r} holds values that are not numbers (damaged run folder?)")
     return table
 
 
@@ -241,8 +307,19 @@ def _check_preprocessor(prep: Preprocessor, cohort, modalities, path: Path) -> N
                 f"{path}: '{name}' does not fit the cohort (expected shape {tuple(shape)}, found "
                 f"{found}); was the cohort changed after training?"
             )
-    if "smri" in modalities and not np.array_equal(prep.mask, cohort.mask):
-        raise RunError(f"{path}: the sMRI mask differs from the cohort's (was the cohort changed after training?)")
+    for name in expected:
+        value = getattr(prep, name)
+        if name != "mask" and not np.isfinite(value).all():
+            raise RunError(f"{path}: '{name}' holds NaN or infinite values (damaged run folder?)")
+        if name.endswith("_sd") and not (value > 0).all():
+            raise RunError(f"{path}: '{name}' holds standard deviations <= 0 (damaged run folder?)")
+    if "smri" in modalities:
+        if not np.array_equal(prep.mask, cohort.mask):
+            raise RunError(f"{path}: the sMRI mask differs from the cohort's (was the cohort changed after training?)")
+        where = np.argwhere(cohort.mask)
+        box = np.stack([where.min(axis=0), where.max(axis=0) + 1], axis=1)
+        if prep.bbox.dtype.kind not in "iu" or not np.array_equal(prep.bbox, box):
+            raise RunError(f"{path}: 'bbox' is not the bounding box of the mask (damaged run folder?)")
 
 
 def load_fold(run: Run, k: int, cohort):
@@ -280,6 +357,7 @@ def fold_of_subjects(run: Run) -> dict:
 
 
 __all__ = [
+    "CHECKSUMS",
     "Run",
     "fold_of_subjects",
     "load_fold",

@@ -8,6 +8,7 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from .._errors import ParameterError, RunError
 from .._io import (
     atomic_write_text,
     check_outside_inputs,
+    mark_output,
+    output_kind,
     prepare_out_dir,
     release_staging,
     sha256_file,
@@ -32,7 +35,7 @@ from ..data import load_cohort, read_cohort_spec
 from ..folds import explanation_split, inner_split, make_folds
 from ..preprocess import Preprocessor
 from ._baselines import fit_baseline, flatten_features
-from ._checkpoint import read_json
+from ._checkpoint import read_json, write_checksums
 from ._config import TrainConfig
 from ._distributed import close_distributed, init_distributed
 from ._loop import Progress, fit_fold, predict_logits, resolve_device
@@ -134,8 +137,8 @@ def _manifest(cohort, cfg, argv) -> dict:
 
 def _check_resume(out_dir: Path, resolved: dict):
     path = out_dir / CONFIG_FILE
-    if not path.is_file():
-        raise RunError(f"{out_dir}: cannot resume, no {CONFIG_FILE} (was this a migtrans run folder?)")
+    if not path.is_file() or output_kind(out_dir) != "run":
+        raise RunError(f"{out_dir}: cannot resume, not a migtrans run folder (no {CONFIG_FILE} or marker)")
     saved = out_dir / ".resolved.json"
     if saved.is_file() and read_json(saved) != resolved:
         raise RunError(f"{out_dir}: cannot resume with different settings than the interrupted run (see {CONFIG_FILE})")
@@ -248,13 +251,43 @@ def _train(cohort_path, out_dir, cfg, model_config, resume, overwrite, progress,
             f"modalities: the cohort has no {', '.join(missing)} data (it has {', '.join(cohort.modalities)})"
         )
     folds = _assign_folds(cohort, cfg)
+    for k in range(cfg.n_folds):  # every fold's validation split too, so that no fold fails halfway
+        _fold_split(k, cohort, folds, cfg)
     loci = cfg.loci(cohort) if "snp" in cfg.modalities else None
 
+    previous = None
+    if dist.is_main and not resume and out_dir.exists() and overwrite:
+        # the old run stays whole beside the new one until the new one is complete
+        previous = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.previous-", dir=out_dir.parent))
+        os.replace(out_dir, previous / out_dir.name)
+    try:
+        result = _train_into(out_dir, cohort, folds, loci, cfg, mcfg, resolved, resume, progress, argv, dist, device)
+    except BaseException:
+        if previous is not None:
+            shutil.rmtree(out_dir, ignore_errors=True)
+            os.replace(previous / out_dir.name, out_dir)
+            previous.rmdir()
+        raise
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)
+    return result
+
+
+def _fold_split(k, cohort, folds, cfg):
+    """(test, fit, validation, explanation) rows of fold ``k`` (0-based)."""
+    test_idx = np.flatnonzero(folds == k)
+    train_idx = np.flatnonzero((folds != k) & (folds >= 0))
+    fit_idx, val_idx = inner_split(
+        train_idx, cohort.labels, cohort.site, val_fraction=cfg.val_fraction, random_state=cfg.seed + k
+    )
+    return test_idx, fit_idx, val_idx, np.flatnonzero(folds < 0)
+
+
+def _train_into(out_dir, cohort, folds, loci, cfg, mcfg, resolved, resume, progress, argv, dist, device):
     if dist.is_main:
         if not resume:
-            if out_dir.exists() and overwrite:
-                shutil.rmtree(out_dir)
             out_dir.mkdir(parents=True, exist_ok=True)
+            mark_output(out_dir, "run")
             atomic_write_text(out_dir / CONFIG_FILE, write_toml(resolved))
             atomic_write_text(out_dir / ".resolved.json", json.dumps(resolved, sort_keys=True))
             atomic_write_text(
@@ -303,18 +336,14 @@ def _train(cohort_path, out_dir, cfg, model_config, resume, overwrite, progress,
         if held is not None:
             atomic_write_text(out_dir / EXPLANATION_FILE, _csv(held))
         atomic_write_text(out_dir / "metrics.csv", _csv(metrics))
+        write_checksums(out_dir)
     dist.barrier()
     return RunResult(out_dir=out_dir, predictions=predictions, metrics=metrics)
 
 
 def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
     start = time.perf_counter()
-    test_idx = np.flatnonzero(folds == k)
-    train_idx = np.flatnonzero((folds != k) & (folds >= 0))
-    held_idx = np.flatnonzero(folds < 0)
-    fit_idx, val_idx = inner_split(
-        train_idx, cohort.labels, cohort.site, val_fraction=cfg.val_fraction, random_state=cfg.seed + k
-    )
+    test_idx, fit_idx, val_idx, held_idx = _fold_split(k, cohort, folds, cfg)
     # Preprocessing sees the fit subjects only: validation and test subjects stay unseen.
     prep = Preprocessor().fit(cohort, fit_idx, cfg.modalities)
     label = f"fold {k + 1}/{cfg.n_folds}"
