@@ -22,8 +22,7 @@ import argparse
 import numpy as np
 from scipy import stats
 
-from explain import permutation_test
-from explain._permutation import permuted_labels
+from explain import permutation_test, permuted_labels
 
 from _common import save
 

@@ -24,7 +24,7 @@ from migtrans import load_cohort
 from migtrans.loci import partition_loci
 from migtrans.model import ModelConfig
 from migtrans.preprocess import Preprocessor
-from migtrans.training._run import build_model
+from migtrans.training import build_model
 cohort = load_cohort({out!r} + "/cohort.toml")
 prep = Preprocessor().fit(cohort, np.arange(cohort.n_subjects), ("snp", "fnc", "smri"))
 torch.manual_seed(0)
@@ -36,14 +36,14 @@ SPEED = (
     + """
 from captum.attr import IntegratedGradients
 from explain import integrated_gradients, relative_delta
-from explain._ig import _LogOdds
+from explain import LogOdds
 steps, n = {steps}, {n}
 inputs = {{k: torch.from_numpy(v) for k, v in prep.transform(cohort, np.arange(n)).items()}}
 # warm-up: the first large batch pays for memory allocation
 integrated_gradients(model, {{k: v[:8] for k, v in inputs.items()}}, n_steps=steps)
 t = time.perf_counter(); attr, delta = integrated_gradients(model, inputs, n_steps=steps)
 batched = time.perf_counter() - t
-wrapped = _LogOdds(model, list(inputs))
+wrapped = LogOdds(model, list(inputs))
 ig = IntegratedGradients(wrapped)
 t = time.perf_counter()
 for i in range(n):

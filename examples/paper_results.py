@@ -21,7 +21,7 @@ from reports import AttributionMapDisplay, ConnectomeDisplay, ManhattanDisplay, 
 
 def latex_table(table: pd.DataFrame) -> str:
     """The comparison as a LaTeX tabular (booktabs): accuracy-type metrics in percent, AUC as a fraction."""
-    from migtrans.training._metrics import METRIC_COLUMNS
+    from migtrans.training import METRIC_COLUMNS
 
     names = {
         "accuracy": "Accuracy",

@@ -8,14 +8,15 @@ from ._association import covariate_matrix, genomic_inflation, logistic_associat
 from ._attributions import Attributions
 from ._explain import explain_run
 from ._faithfulness import deletion_curve, modality_ablation
-from ._ig import integrated_gradients, relative_delta
+from ._ig import LogOdds, integrated_gradients, relative_delta
 from ._oof import OutOfFold
-from ._permutation import PermutationResult, bh_fdr, permutation_test
+from ._permutation import PermutationResult, bh_fdr, permutation_test, permuted_labels
 from ._rollout import RelevanceResult, relevance_rollout, rollout
 from ._tables import atlas_regions_in_mask, region_atlas, result_tables, write_tables
 
 __all__ = [
     "Attributions",
+    "LogOdds",
     "atlas_regions_in_mask",
     "OutOfFold",
     "PermutationResult",
@@ -32,6 +33,7 @@ __all__ = [
     "modality_ablation",
     "nearest_genes",
     "permutation_test",
+    "permuted_labels",
     "region_atlas",
     "relative_delta",
     "relevance_rollout",

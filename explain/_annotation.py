@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from migtrans._errors import ParameterError
+from migtrans.exceptions import ParameterError
 from migtrans.loci import normalise_chrom
 
 _BUILDS = {"grch37": "GRCh37", "grch38": "GRCh38"}

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from migtrans._errors import ParameterError
 from migtrans.data import covariate_matrix
+from migtrans.exceptions import ParameterError
 
 
 def logistic_association(genotypes, labels, covariates=None, *, chunk=2048, max_iter=25, tol=1e-10):

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from migtrans._errors import RunError
-from migtrans._io import to_builtin
+from migtrans.exceptions import RunError
+from migtrans.utils import to_builtin
 
 _ARRAYS = ("snp", "fnc", "smri", "rollout_snp", "rollout_fnc", "rollout_smri")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from migtrans._errors import ParameterError
+from migtrans.exceptions import ParameterError
 
 from ._attributions import Attributions
 from ._faithfulness import deletion_curve, modality_ablation

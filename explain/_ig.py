@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import torch
 
-from migtrans._errors import ParameterError
+from migtrans.exceptions import ParameterError
 
 MODALITY_ORDER = ("snp", "fnc", "smri")
 
 
-class _LogOdds(torch.nn.Module):
+class LogOdds(torch.nn.Module):
     """Positive-class log-odds (logit difference) of a two-logit model, taking inputs positionally."""
 
     def __init__(self, model, names):
@@ -90,7 +90,7 @@ def integrated_gradients(
         raise ParameterError(f"internal_batch_size: expected a positive integer, found {internal_batch_size!r}")
     names = [m for m in MODALITY_ORDER if m in inputs] + [m for m in inputs if m not in MODALITY_ORDER]
     baselines = baselines or {}
-    ig = IntegratedGradients(_LogOdds(model, names))
+    ig = IntegratedGradients(LogOdds(model, names))
     n = next(iter(inputs.values())).shape[0]
     chunk = max(1, internal_batch_size // n_steps)
     generator = torch.Generator(device="cpu").manual_seed(random_state)

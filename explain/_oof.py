@@ -9,10 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from migtrans._errors import RunError
 from migtrans.data import load_cohort
-from migtrans.training import load_fold, open_run
-from migtrans.training._loop import resolve_device
+from migtrans.exceptions import RunError
+from migtrans.training import load_fold, open_run, resolve_device
 
 
 @dataclass
@@ -152,7 +151,7 @@ class OutOfFold:
                 else:
                     out[m] = prep.voxels_to_volumes((-prep.voxel_mean / prep.voxel_sd)[None])
             else:
-                from migtrans._errors import ParameterError
+                from migtrans.exceptions import ParameterError
 
                 raise ParameterError(f"baseline: expected 'mean' or 'zero', found {kind!r}")
         return {k: torch.from_numpy(v).to(self.device) for k, v in out.items()}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from migtrans._errors import ParameterError
+from migtrans.exceptions import ParameterError
 
 
 def bh_fdr(p_values) -> np.ndarray:

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from migtrans._errors import ParameterError
 from migtrans.atlases import load_atlas, resample_atlas
+from migtrans.exceptions import ParameterError
 
 from ._annotation import gene_table, locus_genes, nearest_genes
 from ._association import genomic_inflation, logistic_association, trend_permutation_test

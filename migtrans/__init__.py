@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from ._errors import CohortError, MigtransError, ParameterError
 from .data import Cohort, load_cohort
+from .exceptions import CohortError, MigtransError, ParameterError
 
 __all__ = ["Cohort", "CohortError", "MigtransError", "ParameterError", "__version__", "load_cohort"]

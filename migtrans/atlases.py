@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from migtrans._errors import ParameterError
+from migtrans.exceptions import ParameterError
 
 __all__ = ["ATLASES", "load_atlas", "resample_atlas"]
 

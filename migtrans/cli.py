@@ -9,7 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from ._errors import MigtransError, ParameterError
+from .exceptions import MigtransError, ParameterError
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -121,8 +121,8 @@ def _is_worker() -> bool:
 
 
 def _cmd_compare(args) -> int:
-    from ._io import atomic_write_text, check_outside_inputs
     from .training import compare_runs, format_comparison
+    from .utils import atomic_write_text, check_outside_inputs
 
     if args.out:
         out = Path(args.out).expanduser().absolute()

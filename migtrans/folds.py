@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 
-from ._errors import ParameterError
+from .exceptions import ParameterError
 
 
 def _strata(labels, site):

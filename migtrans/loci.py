@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from ._errors import ParameterError
+from .exceptions import ParameterError
 
 __all__ = ["chrom_code", "locus_index", "normalise_chrom", "partition_loci"]
 

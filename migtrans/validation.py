@@ -9,7 +9,7 @@ import unicodedata
 
 import numpy as np
 
-from ._errors import CohortError, ParameterError
+from .exceptions import CohortError, ParameterError
 
 #: Largest seed: numpy seeds are 32-bit, and fold k adds ``1000 * (k + 1)`` to the run's seed.
 MAX_SEED = 2**31 - 1
@@ -40,7 +40,7 @@ def check_number(name, value, *, minimum=None, maximum=None, integer=False, low_
     >>> check_number("lr", float("inf"), minimum=0, low_open=True)
     Traceback (most recent call last):
     ...
-    migtrans._errors.ParameterError: lr: expected a finite number > 0, found inf
+    migtrans.exceptions.ParameterError: lr: expected a finite number > 0, found inf
     """
     kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
     ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, kinds)

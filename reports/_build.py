@@ -11,8 +11,10 @@ import warnings
 from pathlib import Path
 
 from explain import atlas_regions_in_mask, explain_run, gene_table, region_atlas
-from migtrans._errors import ParameterError
-from migtrans._io import (
+from migtrans.data import CohortWarning, load_cohort, read_cohort_spec
+from migtrans.exceptions import ParameterError
+from migtrans.training import open_run
+from migtrans.utils import (
     check_outside_inputs,
     discard_staging,
     mark_output,
@@ -20,8 +22,6 @@ from migtrans._io import (
     prepare_out_dir,
     staging_dir,
 )
-from migtrans.data import CohortWarning, load_cohort, read_cohort_spec
-from migtrans.training import open_run
 from migtrans.validation import check_device, check_number, check_seed
 
 from ._figures import make_figures

@@ -16,7 +16,7 @@ import jinja2
 import markupsafe
 import pandas as pd
 
-from migtrans._io import atomic_write_text
+from migtrans.utils import atomic_write_text
 
 from ._figure import SECTIONS, FigureFile
 from ._inputs import ReportInputs, load_inputs, rank_rule

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from migtrans._errors import ParameterError
 from migtrans.cli import OneLineParser, report_errors
+from migtrans.exceptions import ParameterError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explain._annotation import gene_table, locus_genes, nearest_genes
+from explain import gene_table, locus_genes, nearest_genes
 from migtrans import ParameterError
 
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from migtrans._errors import ParameterError
 from migtrans._nodes import DOMAINS, standin_nodes
 from migtrans.atlases import ATLASES, load_atlas, resample_atlas
+from migtrans.exceptions import ParameterError
 
 
 def _centroid_mm(data, affine, index):

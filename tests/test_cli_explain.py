@@ -117,7 +117,7 @@ def test_a_failure_midway_leaves_no_partial_report(baseline_run, tmp_path, monke
 def test_overwrite_replaces_a_report(baseline_run, tmp_path):
     out = tmp_path / "report"
     out.mkdir()
-    from migtrans._io import mark_output
+    from migtrans.utils import mark_output
 
     mark_output(out, "report")  # an earlier report (only those are replaced)
     (out / "stale.txt").write_text("old")

@@ -12,16 +12,29 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from reports._brain import AttributionMapDisplay, RegionBarDisplay
-from reports._connectome import ConnectogramDisplay, ConnectomeDisplay, FNCMatrixDisplay, node_order
-from reports._contributions import DeletionCurveDisplay, ModalityContributionDisplay
-from reports._figure import SECTIONS
-from reports._figures import make_figures
+from reports import (
+    SECTIONS,
+    AttributionMapDisplay,
+    ConfusionDisplay,
+    ConnectogramDisplay,
+    ConnectomeDisplay,
+    DeletionCurveDisplay,
+    FNCMatrixDisplay,
+    ManhattanDisplay,
+    MetricsTableDisplay,
+    ModalityContributionDisplay,
+    QQDisplay,
+    RegionalDisplay,
+    RegionBarDisplay,
+    RocCurvesDisplay,
+    TrainingHistoryDisplay,
+    make_figures,
+    save_figure,
+    significance_threshold,
+)
+from reports._connectome import node_order
 from reports._genome import CHROMOSOME_LENGTHS, normalise_chromosome
-from reports._genomics import ManhattanDisplay, QQDisplay, RegionalDisplay, significance_threshold
 from reports._labels import place_labels
-from reports._performance import ConfusionDisplay, MetricsTableDisplay, RocCurvesDisplay, TrainingHistoryDisplay
-from reports._save import save_figure
 
 GRCH37 = CHROMOSOME_LENGTHS["GRCh37"]
 

@@ -666,7 +666,7 @@ def test_20_outputs_take_the_users_umask(sim_cohort, tmp_path):
 _KILLED_STAGING = """
 import os, signal, sys
 from pathlib import Path
-from migtrans._io import staging_dir
+from migtrans.utils import staging_dir
 tmp = staging_dir(Path(sys.argv[1]))
 (tmp / "half.csv").write_text("half")
 os.kill(os.getpid(), signal.SIGKILL)
@@ -674,7 +674,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 
 def test_21_staging_folders_of_killed_runs_are_cleaned(baseline_run, tmp_path, capsys):
-    from migtrans._io import staging_dir
+    from migtrans.utils import staging_dir
 
     out = tmp_path / "report"
     killed = subprocess.run([sys.executable, "-c", _KILLED_STAGING, str(out)], check=False)
@@ -686,7 +686,7 @@ def test_21_staging_folders_of_killed_runs_are_cleaned(baseline_run, tmp_path, c
     assert status == 0, capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".report")) == []
     assert alive.is_dir()
-    from migtrans._io import clean_stale_staging, discard_staging
+    from migtrans.utils import clean_stale_staging, discard_staging
 
     clean_stale_staging(tmp_path, "other")
     assert alive.is_dir()

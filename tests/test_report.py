@@ -15,10 +15,9 @@ import pytest
 from report_folder import ESCAPED, EVIL, N_SNPS, make_report_folder
 
 from migtrans import ParameterError
-from reports._figure import SECTIONS, FigureFile
+from reports import SECTIONS, FigureFile, build_methods, render_report
 from reports._inputs import load_inputs
-from reports._methods import build_methods
-from reports._report import _png_size, detect_warnings, format_p, render_report, section_id
+from reports._report import _png_size, detect_warnings, format_p, section_id
 
 
 class _Page(HTMLParser):

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from report_folder import make_report_folder
 
-from reports._figure import SECTIONS
-from reports._report import render_report, section_id
+from reports import SECTIONS, render_report
+from reports._report import section_id
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(

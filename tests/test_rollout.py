@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from explain._rollout import _normalise_self, _propagate, relevance_rollout, rollout
+from explain import relevance_rollout, rollout
+from explain._rollout import _normalise_self, _propagate
 from migtrans import ParameterError
 from migtrans.model import MIGTrans, ModelConfig
 

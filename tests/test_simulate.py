@@ -11,8 +11,8 @@ import pytest
 from bed_reader import open_bed
 from scipy import stats
 
-from migtrans._errors import ParameterError
 from migtrans.atlases import load_atlas, resample_atlas
+from migtrans.exceptions import ParameterError
 from migtrans.simulate import SimulatedCohort, _simulator, simulate_cohort
 
 SMALL = dict(n_subjects=120, n_snps=2000, resolution=8)
@@ -314,7 +314,7 @@ def test_sites_shift_imaging(sim_sites):
 
 
 def test_overwrite_and_nonempty_dir(tmp_path):
-    from migtrans._io import mark_output
+    from migtrans.utils import mark_output
 
     out = tmp_path / "c"
     out.mkdir()

@@ -13,8 +13,7 @@ import statsmodels.api as sm
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from explain._association import covariate_matrix, genomic_inflation, logistic_association
-from explain._permutation import bh_fdr, permutation_test, permuted_labels
+from explain import bh_fdr, covariate_matrix, genomic_inflation, logistic_association, permutation_test, permuted_labels
 
 
 def _brute_force_p(stat_of, X, perms, observed):
@@ -252,7 +251,7 @@ def test_association_agrees_with_plink_logistic(gwas_data, tmp_path):
 
 
 def test_trend_max_t_equals_a_brute_force_loop_and_the_closed_form(rng):
-    from explain._association import trend_permutation_test
+    from explain import trend_permutation_test
 
     n, m, B = 60, 30, 99
     y = np.repeat([0, 1], 30)

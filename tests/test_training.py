@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from migtrans import ParameterError, load_cohort
-from migtrans._errors import RunError
 from migtrans.cli import main
+from migtrans.exceptions import RunError
 from migtrans.folds import explanation_split, inner_split, make_folds
 from migtrans.training import TrainConfig, compare_runs, load_fold, load_state_dict, open_run, train
 from migtrans.training import _run as run_module

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._errors import CohortError
+from ..exceptions import CohortError
 from ._config import CohortSpec, read_cohort_spec
 from ._files import subject_path
 from ._fnc import fnc_sources, read_fnc, read_nodes

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._errors import CohortError
+from ..exceptions import CohortError
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .._errors import CohortError
+from ..exceptions import CohortError
 
 
 def check_file(path) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._errors import CohortError
+from ..exceptions import CohortError
 from ..validation import real_values
 from ._config import FncSpec
 from ._files import check_file, subject_path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .._errors import CohortError
+from ..exceptions import CohortError
 from ..validation import check_subject_ids, real_values
 from ._config import PhenotypeSpec
 from ._files import check_file

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._errors import CohortError
+from ..exceptions import CohortError
 from ._config import SmriSpec
 from ._files import check_file, subject_path
 

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from .._errors import ParameterError
+from ..exceptions import ParameterError
 
 
 class Attention(nn.Module):

@@ -6,7 +6,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-from .._errors import ParameterError
+from ..exceptions import ParameterError
 
 MODALITIES = ("snp", "fnc", "smri")
 _STEP = re.compile(r"^\s*(\w+)\s*<-\s*(\w+(?:\s*\+\s*\w+)*)\s*$")

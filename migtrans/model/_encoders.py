@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._errors import ParameterError
+from ..exceptions import ParameterError
 from ._attention import Block
 
 

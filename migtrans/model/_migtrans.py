@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._errors import ParameterError
+from ..exceptions import ParameterError
 from ._attention import Attention
 from ._config import ModelConfig
 from ._encoders import (

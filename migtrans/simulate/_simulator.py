@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from migtrans._errors import ParameterError
-from migtrans._io import (
+from migtrans._nodes import NODE_NOTE, standin_nodes
+from migtrans.exceptions import ParameterError
+from migtrans.simulate import _fnc, _genotypes, _labels, _smri
+from migtrans.utils import (
     discard_staging,
     mark_output,
     move_into_place,
@@ -19,8 +21,6 @@ from migtrans._io import (
     to_builtin,
     write_toml,
 )
-from migtrans._nodes import NODE_NOTE, standin_nodes
-from migtrans.simulate import _fnc, _genotypes, _labels, _smri
 from migtrans.validation import check_number, check_seed
 
 N_CAUSAL_SNPS = 5

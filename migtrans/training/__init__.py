@@ -3,13 +3,16 @@
 from ._checkpoint import Run, fold_of_subjects, load_fold, load_state_dict, open_run
 from ._compare import compare_runs, format_comparison
 from ._config import TrainConfig
-from ._metrics import classification_metrics, metrics_table
-from ._run import RunResult, train
+from ._loop import resolve_device
+from ._metrics import METRIC_COLUMNS, classification_metrics, metrics_table
+from ._run import RunResult, build_model, train
 
 __all__ = [
+    "METRIC_COLUMNS",
     "Run",
     "RunResult",
     "TrainConfig",
+    "build_model",
     "classification_metrics",
     "compare_runs",
     "fold_of_subjects",
@@ -18,5 +21,6 @@ __all__ = [
     "load_state_dict",
     "metrics_table",
     "open_run",
+    "resolve_device",
     "train",
 ]

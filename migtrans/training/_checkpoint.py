@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._errors import ParameterError, RunError
+from ..exceptions import ParameterError, RunError
 from ..preprocess import Preprocessor
 from ._config import TrainConfig
 
@@ -73,7 +73,7 @@ CHECKSUMS = "run.sha256"
 def write_checksums(folder: Path) -> None:
     """``run.sha256``: the SHA-256 of every file of a finished run (``sha256sum -c run.sha256`` reads it), so
     that a file edited or swapped after training is caught when the run is opened."""
-    from .._io import atomic_write_text, sha256_file
+    from ..utils import atomic_write_text, sha256_file
 
     lines = [
         f"{sha256_file(path)}  {path.relative_to(folder).as_posix()}"
@@ -84,7 +84,7 @@ def write_checksums(folder: Path) -> None:
 
 
 def _check_checksums(folder: Path) -> None:
-    from .._io import sha256_file
+    from ..utils import sha256_file
 
     listing = folder / CHECKSUMS
     if not listing.is_file():
@@ -175,7 +175,7 @@ class Run:
         returned list instead (for warnings). A cohort moved together with the run is found at the same
         place relative to the cohort file.
         """
-        from .._io import sha256_file
+        from ..utils import sha256_file
 
         manifest = read_json(self.path / "manifest.json")
         inputs = manifest.get("inputs")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from .._errors import ParameterError
+from ..exceptions import ParameterError
 from ..validation import check_device, check_number, check_seed
 
 MODALITIES = ("snp", "fnc", "smri")

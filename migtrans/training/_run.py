@@ -18,8 +18,11 @@ import pandas as pd
 import torch
 
 from .. import __version__
-from .._errors import ParameterError, RunError
-from .._io import (
+from ..data import load_cohort, read_cohort_spec
+from ..exceptions import ParameterError, RunError
+from ..folds import explanation_split, inner_split, make_folds
+from ..preprocess import Preprocessor
+from ..utils import (
     atomic_write_text,
     check_outside_inputs,
     mark_output,
@@ -31,9 +34,6 @@ from .._io import (
     to_builtin,
     write_toml,
 )
-from ..data import load_cohort, read_cohort_spec
-from ..folds import explanation_split, inner_split, make_folds
-from ..preprocess import Preprocessor
 from ._baselines import fit_baseline, flatten_features
 from ._checkpoint import read_json, write_checksums
 from ._config import TrainConfig

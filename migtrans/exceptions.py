@@ -49,3 +49,6 @@ class ParameterError(MigtransError, ValueError):
 
 class RunError(MigtransError):
     """A run folder is missing pieces, inconsistent, or holds a file we refuse to load."""
+
+
+__all__ = ["CohortError", "MigtransError", "ParameterError", "RunError"]

@@ -1,4 +1,5 @@
-"""Small output helpers: a TOML writer, JSON-safe conversion, atomic writes, output folders, checksums."""
+"""Output helpers shared by the three packages: a TOML writer, JSON-safe conversion, atomic writes with the
+user's permissions, output folders (markers, inputs kept apart, staging), checksums."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._errors import ParameterError
+from .exceptions import ParameterError
 
 
 def to_builtin(obj):
