@@ -71,6 +71,20 @@ def _describe(integer, minimum, maximum, low_open, high_open):
     return what
 
 
+def check_option(name, value, allowed):
+    """``value`` if it is one of ``allowed``, else a `ParameterError` listing them."""
+    if value not in allowed:
+        raise ParameterError(f"{name}: expected one of {', '.join(map(str, allowed))}, found {value!r}")
+    return value
+
+
+def check_columns(table, columns, what) -> None:
+    """Raise a `ParameterError` naming the columns of ``table`` (a DataFrame) that ``columns`` needs and it lacks."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ParameterError(f"{what}: expected columns {', '.join(columns)}, missing {', '.join(missing)}")
+
+
 def check_seed(name, value) -> int:
     """A random seed: an integer in [0, 2**31 - 1]."""
     return check_number(name, value, minimum=0, maximum=MAX_SEED, integer=True)
@@ -151,8 +165,10 @@ def real_values(values, *, what, file, subjects=None, column=None) -> np.ndarray
 __all__ = [
     "MAX_ID_LENGTH",
     "MAX_SEED",
+    "check_columns",
     "check_device",
     "check_number",
+    "check_option",
     "check_seed",
     "check_subject_ids",
     "real_values",

@@ -6,6 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from migtrans.exceptions import ParameterError
+from migtrans.validation import check_columns, check_option
+
 POSITIVE, NEGATIVE = "#b2182b", "#2166ac"
 MAP_CMAP = "RdBu_r"
 
@@ -74,16 +77,16 @@ class AttributionMapDisplay:
         img = _load(img)
         data = np.asarray(img.get_fdata(dtype=np.float32))
         if data.ndim != 3:
-            raise ValueError(f"attribution map: expected a 3D image, got shape {data.shape}")
+            raise ParameterError(f"attribution map: expected a 3D image, found shape {data.shape}")
         if mask is not None:
             inside = np.asarray(_load(mask).get_fdata()) > 0
             if inside.shape != data.shape:
-                raise ValueError(f"mask: expected the map's grid {data.shape}, got {inside.shape}")
+                raise ParameterError(f"mask: expected the map's grid {data.shape}, found {inside.shape}")
         else:
             inside = data != 0
         values = np.abs(data[inside & np.isfinite(data)])
         if values.size == 0 or not values.max() > 0:
-            raise ValueError("attribution map: no non-zero values inside the mask")
+            raise ParameterError("attribution map: expected non-zero values inside the mask, found none")
         vmax = float(np.percentile(values, vmax_percentile))
         vmax = vmax if vmax > 0 else float(values.max())
         threshold = float(np.percentile(values, threshold_percentile))
@@ -131,8 +134,7 @@ class AttributionMapDisplay:
         import matplotlib.pyplot as plt
         from nilearn import datasets, plotting
 
-        if kind not in ("glass", "slices"):
-            raise ValueError(f"kind: expected 'glass' or 'slices', got {kind!r}")
+        check_option("kind", kind, ("glass", "slices"))
         import nibabel as nib
 
         # Attributions are tiny numbers (1e-6 and so on): draw them in units of a power of ten so that the
@@ -212,9 +214,7 @@ class RegionBarDisplay:
             Column drawn as the bar length: the signed case-control statistic by default, or ``contrast``
             (mean attribution of cases minus controls, log-odds).
         """
-        missing = [c for c in ("region", "p_perm", value) if c not in regions.columns]
-        if missing:
-            raise ValueError(f"regions table: missing columns {missing}")
+        check_columns(regions, ("region", "p_perm", value), "regions table")
         keys = ["rank"] if "rank" in regions.columns else ["p_perm"]
         top = regions.sort_values(keys, kind="mergesort").head(top_k).reset_index(drop=True)
         return cls(top, len(regions), value)

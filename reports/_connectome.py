@@ -8,6 +8,9 @@ import re
 import numpy as np
 import pandas as pd
 
+from migtrans.exceptions import ParameterError
+from migtrans.validation import check_columns
+
 # Domain order of the NeuroMark template (subcortical, auditory, sensorimotor, visual, cognitive control,
 # default mode, cerebellar); other domains follow alphabetically.
 NEUROMARK_ORDER = ("SC", "AU", "SM", "VI", "CC", "DM", "CB")
@@ -67,7 +70,7 @@ def node_order(connections, nodes=None, *, domain_order=None):
         rank = {d: i for i, d in enumerate(domain_order)}
         unknown = sorted(set(table["domain"]) - set(rank))
         if unknown:
-            raise ValueError(f"domain_order: domains {unknown} of the node table are not listed")
+            raise ParameterError(f"domain_order: expected every domain of the node table, found {unknown} missing")
         key = table["domain"].map(rank).to_list()
     else:
         key = [_domain_key(d) for d in table["domain"]]
@@ -87,9 +90,7 @@ def _top_edges(connections, top_k):
 
 
 def _check(connections, value):
-    missing = [c for c in ("node_i", "node_j", value) if c not in connections.columns]
-    if missing:
-        raise ValueError(f"connections table: missing columns {missing}")
+    check_columns(connections, ("node_i", "node_j", value), "connections table")
 
 
 class FNCMatrixDisplay:
@@ -132,7 +133,7 @@ class FNCMatrixDisplay:
         index = {n: i for i, n in enumerate(order["node"])}
         unknown = sorted(set(connections["node_i"]).union(connections["node_j"]) - set(index))
         if unknown:
-            raise ValueError(f"connections table: nodes {unknown[:5]} are not in the node table")
+            raise ParameterError(f"connections table: expected nodes of the node table, found {unknown[:5]}")
         k = len(order)
         matrix = np.full((k, k), np.nan)
         significant = np.zeros((k, k), dtype=bool)
@@ -220,15 +221,13 @@ class ConnectomeDisplay:
             See `node_order`.
         """
         _check(connections, value)
-        missing = [c for c in ("node", "domain", "x", "y", "z") if c not in nodes.columns]
-        if missing:
-            raise ValueError(f"nodes table: missing columns {missing}")
+        check_columns(nodes, ("node", "domain", "x", "y", "z"), "nodes table")
         order = node_order(connections, nodes, domain_order=domain_order)
         index = {n: i for i, n in enumerate(order["node"])}
         edges = _top_edges(connections, top_k)
         unknown = sorted(set(edges["node_i"]).union(edges["node_j"]) - set(index))
         if unknown:
-            raise ValueError(f"connections table: nodes {unknown[:5]} are not in the node table")
+            raise ParameterError(f"connections table: expected nodes of the node table, found {unknown[:5]}")
         k = len(order)
         adjacency = np.zeros((k, k))
         i, j = edges["node_i"].map(index).to_numpy(), edges["node_j"].map(index).to_numpy()
@@ -329,7 +328,7 @@ class ConnectogramDisplay:
         edges = _top_edges(connections, top_k).copy()
         unknown = sorted(set(edges["node_i"]).union(edges["node_j"]) - set(angle))
         if unknown:
-            raise ValueError(f"connections table: nodes {unknown[:5]} are not in the node table")
+            raise ParameterError(f"connections table: expected nodes of the node table, found {unknown[:5]}")
         edges["angle_i"] = edges["node_i"].map(angle)
         edges["angle_j"] = edges["node_j"].map(angle)
         edges["value"] = edges[value].astype(float)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from migtrans.exceptions import ParameterError
+from migtrans.validation import check_columns
+
 MODALITY_NAMES = {"snp": "SNPs", "fnc": "FNC", "smri": "sMRI"}
 MEASURES = {
     "rollout_share": "Attention-rollout share",
@@ -36,8 +39,7 @@ class ModalityContributionDisplay:
     def from_table(cls, modalities):
         """Read ``modalities.csv`` (``modality`` and any of ``rollout_share``, ``ig_share``,
         ``ablation_auc_drop``); measures that are empty for every modality (ablation not run) are left out."""
-        if "modality" not in modalities.columns:
-            raise ValueError("modalities table: missing column 'modality'")
+        check_columns(modalities, ("modality",), "modalities table")
         measures = {}
         for column in MEASURES:
             if column in modalities.columns:
@@ -45,7 +47,7 @@ class ModalityContributionDisplay:
                 if np.isfinite(values).any():
                     measures[column] = values
         if not measures:
-            raise ValueError(f"modalities table: none of {list(MEASURES)} has a value")
+            raise ParameterError(f"modalities table: expected a value in one of {list(MEASURES)}, found none")
         return cls([str(m) for m in modalities["modality"]], measures)
 
     def plot(self, fig=None):
@@ -98,9 +100,7 @@ class DeletionCurveDisplay:
     def from_table(cls, deletion):
         """Read ``deletion.csv`` (written by ``explain``'s faithfulness step)."""
         needed = ("modality", "fraction", "auc_top", "auc_random_mean")
-        missing = [c for c in needed if c not in deletion.columns]
-        if missing:
-            raise ValueError(f"deletion table: missing columns {missing}")
+        check_columns(deletion, needed, "deletion table")
         curves = {
             str(m): t.sort_values("fraction").reset_index(drop=True)
             for m, t in deletion.groupby("modality", sort=False)

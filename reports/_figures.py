@@ -10,6 +10,8 @@ import os
 import warnings
 from pathlib import Path
 
+from migtrans.exceptions import ParameterError
+
 from ._brain import AttributionMapDisplay, RegionBarDisplay
 from ._connectome import ConnectogramDisplay, ConnectomeDisplay, FNCMatrixDisplay
 from ._contributions import DeletionCurveDisplay, ModalityContributionDisplay
@@ -401,7 +403,7 @@ def make_figures(report_dir, run_dir=None, *, formats=("png", "pdf"), top_k=20, 
 
     ctx = _Context(report_dir, run_dir)
     if not ctx.report_dir.is_dir():
-        raise FileNotFoundError(f"report_dir: expected an explanation folder, {ctx.report_dir} does not exist")
+        raise ParameterError(f"report_dir: expected an explanation folder, found nothing at {str(ctx.report_dir)!r}")
     opts = {"top_k": int(top_k), "build": build, "n_labels": 5}
     out = ctx.report_dir / "figures"
     records = []

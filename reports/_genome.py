@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from migtrans.exceptions import ParameterError
+
 # Primary-assembly lengths (bp) from the UCSC/GRC chromosome size tables (hg19 = GRCh37, hg38 = GRCh38).
 CHROMOSOME_LENGTHS = {
     "GRCh37": {
@@ -105,7 +107,7 @@ def resolve_build(build) -> str:
     """``"GRCh37"`` or ``"GRCh38"`` from a build name or alias (hg19, hg38)."""
     key = BUILD_ALIASES.get(str(build).lower())
     if key is None:
-        raise ValueError(f"build: expected one of GRCh37, GRCh38 (or hg19, hg38), got {build!r}")
+        raise ParameterError(f"build: expected one of GRCh37, GRCh38 (or hg19, hg38), found {build!r}")
     return key
 
 

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from migtrans.exceptions import ParameterError
+from migtrans.validation import check_columns
+
 from ._genome import GenomeAxis, normalise_chromosome
 from ._labels import place_labels
 
@@ -20,12 +23,6 @@ FWER_COLUMNS = {"p_perm": "p_fwer", "p_assoc": "p_fwer_assoc"}
 MODEL_COLORS = ("#1f3f73", "#6f9fd8")
 CLASSICAL_COLORS = ("#3c3c3c", "#a5a5a5")
 HIGHLIGHT = "#d62728"
-
-
-def _require(table, columns, what):
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(f"{what}: expected columns {list(columns)}, missing {missing}")
 
 
 def significance_threshold(p, p_fwer=None, *, alpha=0.05):
@@ -188,10 +185,10 @@ class ManhattanDisplay:
         -------
         ManhattanDisplay
         """
-        _require(snps, ("chrom", "pos"), "snps table")
+        check_columns(snps, ("chrom", "pos"), "snps table")
         present = [c for c in columns if c in snps.columns]
         if not present:
-            raise ValueError(f"snps table: expected at least one p column of {list(columns)}, found none")
+            raise ParameterError(f"snps table: expected at least one p column of {list(columns)}, found none")
         table = snps.copy()
         table["_chrom"] = [normalise_chromosome(c) if pd.notna(c) and str(c).strip() else "" for c in table["chrom"]]
         table["_pos"] = pd.to_numeric(table["pos"], errors="coerce")
@@ -288,7 +285,7 @@ class ManhattanDisplay:
             )
         axes = list(np.atleast_1d(axes))
         if len(axes) != n:
-            raise ValueError(f"axes: expected {n} axes (one per panel), got {len(axes)}")
+            raise ParameterError(f"axes: expected {n} axes (one per panel), found {len(axes)}")
         self.figure_, self.axes_, self.ax_ = axes[0].figure, axes, axes[0]
         self.labels_ = []
         for ax, panel in zip(axes, self.panels):
@@ -429,7 +426,7 @@ class QQDisplay:
 
         present = [c for c in columns if c in table.columns]
         if not present:
-            raise ValueError(f"table: expected at least one p column of {list(columns)}, found none")
+            raise ParameterError(f"table: expected at least one p column of {list(columns)}, found none")
         panels = []
         for column in present:
             ok, p, _ = _clean_p(table[column], column, n_permutations)
@@ -554,10 +551,10 @@ class RegionalDisplay:
         n_permutations : int or None
             B, so that ``p_perm = 0`` is shown at 1/(B+1).
         """
-        _require(snps, ("chrom", "pos"), "snps table")
+        check_columns(snps, ("chrom", "pos"), "snps table")
         present = [c for c in columns if c in snps.columns]
         if not present:
-            raise ValueError(f"snps table: expected at least one p column of {list(columns)}, found none")
+            raise ParameterError(f"snps table: expected at least one p column of {list(columns)}, found none")
         table = snps.copy()
         table["_chrom"] = [normalise_chromosome(c) for c in table["chrom"]]
         if loci is not None and len(loci):

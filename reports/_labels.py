@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from migtrans.exceptions import ParameterError
+
 
 def _overlaps(box, boxes, pad):
     """Indices of ``boxes`` (x0, y0, x1, y1 rows) that ``box`` overlaps, with ``pad`` pixels of clearance."""
@@ -115,7 +117,9 @@ def place_labels(
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     texts = [str(t) for t in texts]
     if not (len(x) == len(y) == len(texts)):
-        raise ValueError(f"x, y and texts must have one entry per label; got {len(x)}, {len(y)}, {len(texts)}")
+        raise ParameterError(
+            f"x, y, texts: expected one entry per label in each, found {len(x)}, {len(y)}, {len(texts)}"
+        )
     if not texts:
         return [], []
     fig = ax.figure

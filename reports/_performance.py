@@ -9,6 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from migtrans.exceptions import ParameterError
+from migtrans.validation import check_columns
+
 METRIC_NAMES = {
     "accuracy": "Accuracy",
     "balanced_accuracy": "Balanced accuracy",
@@ -51,9 +54,7 @@ class RocCurvesDisplay:
         """
         from sklearn.metrics import auc, roc_curve
 
-        missing = [c for c in ("fold", "label", "prob_positive") if c not in predictions.columns]
-        if missing:
-            raise ValueError(f"predictions table: missing columns {missing}")
+        check_columns(predictions, ("fold", "label", "prob_positive"), "predictions table")
         grid = np.linspace(0, 1, n_grid)
         folds, curves = [], []
         for fold in _fold_sort(predictions["fold"].unique()):
@@ -122,9 +123,7 @@ class ConfusionDisplay:
     @classmethod
     def from_predictions(cls, predictions):
         """Read ``predictions.csv`` (``label``, ``predicted`` in {0, 1}; ``label_name`` optional)."""
-        missing = [c for c in ("label", "predicted") if c not in predictions.columns]
-        if missing:
-            raise ValueError(f"predictions table: missing columns {missing}")
+        check_columns(predictions, ("label", "predicted"), "predictions table")
         y, p = predictions["label"].astype(int).to_numpy(), predictions["predicted"].astype(int).to_numpy()
         matrix = np.zeros((2, 2), dtype=int)
         np.add.at(matrix, (y, p), 1)
@@ -213,7 +212,7 @@ class TrainingHistoryDisplay:
 
         panels = self.panels
         if not panels:
-            raise ValueError("no training history to draw")
+            raise ParameterError("history: expected a training history to draw, found none")
         if fig is None:
             fig = plt.figure(figsize=(3.3 * len(panels), 2.8), layout="constrained")
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
@@ -268,8 +267,7 @@ class MetricsTableDisplay:
         """Read ``metrics.csv``: a ``fold`` column with 1..k then ``mean`` and ``sd`` (and ``explanation_set``
         when the run held one out), one column per metric. The mean and SD are taken from the table, not
         recomputed."""
-        if "fold" not in metrics.columns:
-            raise ValueError("metrics table: missing column 'fold'")
+        check_columns(metrics, ("fold",), "metrics table")
         table = metrics.assign(fold=metrics["fold"].astype(str)).set_index("fold")
         folds = [f for f in table.index if f not in ("mean", "sd", "explanation_set")]
         columns = [c for c in METRIC_NAMES if c in table.columns]

@@ -17,6 +17,7 @@ import markupsafe
 import pandas as pd
 
 from migtrans.utils import atomic_write_text
+from migtrans.validation import check_number
 
 from ._figure import SECTIONS, FigureFile
 from ._inputs import ReportInputs, load_inputs, rank_rule
@@ -720,8 +721,7 @@ def render_report(report_dir, run_dir=None, figures=(), *, command=None, warning
     >>> render_report("demo/run/explanations", "demo/run", [])  # doctest: +SKIP
     PosixPath('demo/run/explanations/report.html')
     """
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(f"top_k: expected an integer >= 1, found {top_k!r}")
+    check_number("top_k", top_k, minimum=1, integer=True)
     inputs = load_inputs(report_dir, run_dir)
     report_dir = inputs.report_dir
     methods = build_methods(report_dir, inputs=inputs)

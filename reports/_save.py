@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from migtrans.exceptions import ParameterError
+
 FORMATS = ("png", "pdf", "svg")
 
 
@@ -40,7 +42,7 @@ def save_figure(fig, folder, name, formats=FORMATS, *, dpi=300):
     formats = tuple(formats)
     unknown = sorted(set(formats) - set(FORMATS))
     if not formats or unknown:
-        raise ValueError(f"formats: expected a non-empty subset of {FORMATS}, got {formats!r}")
+        raise ParameterError(f"formats: expected a non-empty subset of {FORMATS}, found {formats!r}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     ordered = sorted(dict.fromkeys(formats), key=lambda f: f != "png")
