@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from migtrans.training import RunFolder
+
 from _common import SCRATCH, save
 
 
@@ -72,7 +74,7 @@ def recovery(report: Path) -> dict:
         "regions_in_top10": all(r <= 10 for r in out["planted_region_ranks"].values()),
         "edges_in_top10": all(r <= 10 for r in out["planted_edge_ranks"].values()),
     }
-    metrics = pd.read_csv(report / "run" / "metrics.csv", dtype={"fold": str}).set_index("fold")
+    metrics = pd.read_csv(RunFolder(report / "run").metrics, dtype={"fold": str}).set_index("fold")
     out["model_accuracy"] = round(float(metrics.loc["mean", "accuracy"]), 4)
     out["model_auc"] = round(float(metrics.loc["mean", "roc_auc"]), 4)
     if "explanation_set" in metrics.index:  # the fold models' ensemble on the subjects the tables test

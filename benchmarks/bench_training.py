@@ -102,7 +102,7 @@ def main():
 
 
 def _epochs_run(run, k):
-    history = pd.read_csv(run.fold_dir(k) / "history.csv")
+    history = pd.read_csv(run.folder.fold(k).history)
     return len(history)
 
 

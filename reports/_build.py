@@ -13,7 +13,7 @@ from pathlib import Path
 from explain import atlas_regions_in_mask, explain_run, gene_table, region_atlas
 from migtrans.data import CohortWarning, load_cohort, read_cohort_spec
 from migtrans.exceptions import ParameterError
-from migtrans.training import open_run
+from migtrans.training import RunFolder, open_run
 from migtrans.utils import (
     check_outside_inputs,
     discard_staging,
@@ -28,9 +28,6 @@ from ._figures import make_figures
 from ._report import render_report
 
 FORMATS = ("png", "pdf", "svg")
-# What the report keeps of the run folder (small files only: never the fold checkpoints), so that every
-# link in report.html resolves inside the report folder after it is copied or mailed.
-RUN_FILES = ("config.toml", "manifest.json", "metrics.csv", "predictions.csv", "explanation_predictions.csv")
 
 
 def _say(progress, text):
@@ -62,14 +59,17 @@ def check_options(*, n_permutations, n_steps, top_k, formats, atlas, genes, devi
 
 def _keep_run_summary(run_dir: Path, folder: Path) -> Path:
     """Copy the run's small files (config, manifest, metrics, predictions, per-fold history) into ``folder``."""
+    # What the report keeps of the run folder (small files only: never the fold checkpoints), so that every
+    # link in report.html resolves inside the report folder after it is copied or mailed.
+    source, copy = RunFolder(run_dir), RunFolder(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for name in RUN_FILES:
-        if (run_dir / name).is_file():  # copyfile, not copy2: the copy takes the report's permissions
-            shutil.copyfile(run_dir / name, folder / name)
-    for history in sorted(run_dir.glob("folds/*/history.csv")):
-        target = folder / history.relative_to(run_dir)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(history, target)
+    pairs = [(source / name, copy / name) for name in RunFolder.SUMMARY]
+    for k in source.fold_numbers():  # learning curves, and the epoch each fold kept (the history figure's dots)
+        pairs += [(source.fold(k).history, copy.fold(k).history), (source.fold(k).info, copy.fold(k).info)]
+    for path, target in pairs:
+        if path.is_file():  # copyfile, not copy2: the copy takes the report's permissions
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
     return folder
 
 

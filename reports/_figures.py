@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 from migtrans.exceptions import ParameterError
+from migtrans.training import RunFolder
 
 from ._brain import AttributionMapDisplay, RegionBarDisplay
 from ._connectome import ConnectogramDisplay, ConnectomeDisplay, FNCMatrixDisplay
@@ -93,7 +94,7 @@ def _roc_curves(ctx, opts):
         f"computed on the subjects that fold's model did not train on, and their mean on a common "
         f"false-positive grid (thick) with ± 1 SD across folds. Mean AUC {d.mean_auc:.3f} ± {d.sd_auc:.3f} "
         f"(SD) over {len(predictions)} subjects.",
-        ctx.data("predictions.csv", run=True),
+        ctx.data(RunFolder.PREDICTIONS, run=True),
     )
 
 
@@ -107,7 +108,7 @@ def _confusion_matrix(ctx, opts):
         d.plot(),
         f"Out-of-fold predictions of all {int(d.matrix.sum())} subjects pooled across folds: counts and, in "
         f"brackets, the share of each true class. Positive class: {d.labels[1]}.",
-        ctx.data("predictions.csv", run=True),
+        ctx.data(RunFolder.PREDICTIONS, run=True),
     )
 
 
@@ -117,7 +118,7 @@ def _training_history(ctx, opts):
     d = TrainingHistoryDisplay.from_run(ctx.run_dir)
     if not d.histories:
         return None
-    files = tuple(ctx.rel(ctx.run_dir / "folds" / f / "history.csv") for f in d.histories)
+    files = tuple(ctx.rel(RunFolder(ctx.run_dir).fold(int(f)).history) for f in d.histories)
     return (
         "Training history",
         d.plot(),
@@ -142,7 +143,7 @@ def _metrics_table(ctx, opts):
         d.plot(),
         f"Test-fold metrics of each of the {len(d.folds)} folds and their mean ± SD across folds, as written in "
         f"metrics.csv.{held}",
-        ctx.data("metrics.csv", run=True),
+        ctx.data(RunFolder.METRICS, run=True),
     )
 
 

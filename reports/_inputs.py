@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from migtrans import ParameterError
+from migtrans.training import RunFolder
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -169,11 +170,12 @@ def load_inputs(report_dir, run_dir=None) -> ReportInputs:
         if table is not None:
             inputs.tables[name] = table
     if run_dir is not None and run_dir.is_dir():
-        inputs.config = _read(run_dir / "config.toml", _toml, problems, {}) or {}
-        inputs.manifest = _read(run_dir / "manifest.json", _json, problems, {}) or {}
-        inputs.metrics = _read(run_dir / "metrics.csv", _read_csv, problems)
-        inputs.predictions = _read(run_dir / "predictions.csv", _read_csv, problems)
-        held = _read(run_dir / "explanation_predictions.csv", _read_csv, problems)
+        run = RunFolder(run_dir)
+        inputs.config = _read(run.config, _toml, problems, {}) or {}
+        inputs.manifest = _read(run.manifest, _json, problems, {}) or {}
+        inputs.metrics = _read(run.metrics, _read_csv, problems)
+        inputs.predictions = _read(run.predictions, _read_csv, problems)
+        held = _read(run.explanation_predictions, _read_csv, problems)
         if inputs.predictions is not None and held is not None:
             inputs.predictions = pd.concat([inputs.predictions, held], ignore_index=True)
         cohort = inputs.config.get("run", {}).get("cohort")

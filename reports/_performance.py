@@ -4,12 +4,12 @@ training histories and the cross-validated metrics table."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from migtrans.exceptions import ParameterError
+from migtrans.training import RunFolder
 from migtrans.validation import check_columns
 
 METRIC_NAMES = {
@@ -181,16 +181,16 @@ class TrainingHistoryDisplay:
         """Read every ``folds/<k>/history.csv`` with at least one epoch; empty when there is none (baseline
         models that do not train by epochs)."""
         histories, best = {}, {}
-        folds = Path(run_dir) / "folds"
-        for folder in _fold_sort([p.name for p in folds.iterdir() if p.is_dir()] if folds.is_dir() else []):
-            path = folds / folder / "history.csv"
-            if not path.is_file():
+        run = RunFolder(run_dir)
+        for k in run.fold_numbers():
+            folder, fold = str(k), run.fold(k)
+            if not fold.history.is_file():
                 continue
-            table = pd.read_csv(path)
+            table = pd.read_csv(fold.history)
             if "epoch" not in table.columns or table.empty:
                 continue
             histories[folder] = table
-            info = folds / folder / "fold.json"
+            info = fold.info
             if info.is_file():
                 epoch = json.loads(info.read_text()).get("best_epoch")
                 if epoch is not None:

@@ -16,6 +16,7 @@ import jinja2
 import markupsafe
 import pandas as pd
 
+from migtrans.training import RunFolder
 from migtrans.utils import atomic_write_text
 from migtrans.validation import check_number
 
@@ -397,10 +398,11 @@ def _performance(inputs: ReportInputs) -> list:
     blocks = []
     run = inputs.run_dir
     if inputs.metrics is not None:
+        folder = RunFolder(run)
         links = [
-            _file_link((run / name).absolute(), inputs.report_dir)
-            for name in ("metrics.csv", "predictions.csv", "explanation_predictions.csv")
-            if name != "explanation_predictions.csv" or (run / name).is_file()
+            _file_link(path.absolute(), inputs.report_dir)
+            for path in (folder.metrics, folder.predictions, folder.explanation_predictions)
+            if path.is_file()
         ]
         note = "Per outer fold on out-of-fold predictions, then mean and SD."
         if "explanation_set" in inputs.metrics["fold"].astype(str).tolist():
@@ -526,7 +528,7 @@ def _provenance(inputs: ReportInputs, methods: Methods, command) -> list:
     inputs_ = m.get("inputs") or {}
     if inputs_:
         checks = pd.DataFrame({"file": list(inputs_), "sha256": list(inputs_.values())})
-        links = [_file_link((inputs.run_dir / "manifest.json").absolute(), inputs.report_dir)] if inputs.run_dir else []
+        links = [_file_link(RunFolder(inputs.run_dir).manifest.absolute(), inputs.report_dir)] if inputs.run_dir else []
         blocks.append(
             _Block(
                 "details",

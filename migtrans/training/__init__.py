@@ -3,13 +3,16 @@
 from ._checkpoint import Run, fold_of_subjects, load_fold, load_state_dict, open_run
 from ._compare import compare_runs, format_comparison
 from ._config import TrainConfig
+from ._folder import FoldFolder, RunFolder
 from ._loop import resolve_device
 from ._metrics import METRIC_COLUMNS, classification_metrics, metrics_table
 from ._run import RunResult, build_model, train
 
 __all__ = [
     "METRIC_COLUMNS",
+    "FoldFolder",
     "Run",
+    "RunFolder",
     "RunResult",
     "TrainConfig",
     "build_model",

@@ -15,6 +15,7 @@ import torch
 from ..exceptions import ParameterError, RunError
 from ..preprocess import Preprocessor
 from ._config import TrainConfig
+from ._folder import RunFolder
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -67,7 +68,7 @@ def _without_none(value):
 
 
 _FOLD_LISTS = ("train_subjects", "val_subjects", "test_subjects")
-CHECKSUMS = "run.sha256"
+CHECKSUMS = RunFolder.CHECKSUMS
 
 
 def write_checksums(folder: Path) -> None:
@@ -83,10 +84,10 @@ def write_checksums(folder: Path) -> None:
     atomic_write_text(folder / CHECKSUMS, "\n".join(lines) + "\n")
 
 
-def _check_checksums(folder: Path) -> None:
+def _check_checksums(run: RunFolder) -> None:
     from ..utils import sha256_file
 
-    listing = folder / CHECKSUMS
+    folder, listing = run.path, run.checksums
     if not listing.is_file():
         return  # a run from before checksums, or one still training
     for line in listing.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -124,12 +125,16 @@ class Run:
             "(move the cohort folder back, or beside the run as it was)"
         )
 
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.path)
+
     def fold_dir(self, k: int) -> Path:
-        return self.path / "folds" / str(k)
+        return self.folder.fold(k).path
 
     def fold_info(self, k: int) -> dict:
         """``folds/<k>/fold.json``, checked: the subject lists are lists of strings."""
-        path = self.fold_dir(k) / "fold.json"
+        path = self.folder.fold(k).info
         info = read_json(path)
         for key in _FOLD_LISTS + ("explanation_subjects",):
             value = info.get(key, [] if key == "explanation_subjects" else None)
@@ -143,7 +148,7 @@ class Run:
         (non-empty exactly when ``explain_fraction`` > 0); each subject is tested by at most one fold."""
         tested, explained = {}, None
         for k in range(1, self.n_folds + 1):
-            info, where = self.fold_info(k), self.fold_dir(k) / "fold.json"
+            info, where = self.fold_info(k), self.folder.fold(k).info
             lists = {key: info.get(key, []) for key in (*_FOLD_LISTS, "explanation_subjects")}
             seen = {}
             for key, subjects in lists.items():
@@ -177,7 +182,7 @@ class Run:
         """
         from ..utils import sha256_file
 
-        manifest = read_json(self.path / "manifest.json")
+        manifest = read_json(self.folder.manifest)
         inputs = manifest.get("inputs")
         if not isinstance(inputs, dict) or not inputs:
             raise RunError(f"{self.path / 'manifest.json'}: no 'inputs' checksums (made by another migtrans?)")
@@ -202,7 +207,8 @@ def open_run(path) -> Run:
     path = Path(path).expanduser().absolute()
     if not path.is_dir():
         raise RunError(f"{path}: run folder not found")
-    config_path = path / "config.toml"
+    folder = RunFolder(path)
+    config_path = folder.config
     if not config_path.is_file():
         raise RunError(f"{path}: not a run folder (no config.toml)")
     config = _read_toml(config_path)
@@ -226,26 +232,26 @@ def open_run(path) -> Run:
                 )
     except (ParameterError, TypeError) as exc:
         raise RunError(f"{config_path}: {exc}") from None
-    resolved = path / ".resolved.json"
+    resolved = folder.resolved
     if resolved.is_file() and _without_none(read_json(resolved)) != _without_none(config):
         raise RunError(
             f"{config_path}: differs from the settings the run was trained with (.resolved.json); "
             "restore it, or retrain"
         )
-    for name in ("metrics.csv", "predictions.csv", "manifest.json"):
-        if not (path / name).is_file():
-            raise RunError(f"{path}: incomplete run, {name} is missing (resume it with --resume)")
+    for file in (folder.metrics, folder.predictions, folder.manifest):
+        if not file.is_file():
+            raise RunError(f"{path}: incomplete run, {file.name} is missing (resume it with --resume)")
     for k in range(1, cfg.n_folds + 1):
-        if not (path / "folds" / str(k) / "fold.json").is_file():
-            raise RunError(f"{path}: incomplete run, fold {k} is missing (folds/{k}/fold.json)")
-    _check_checksums(path)
-    read_run_csv(path / "metrics.csv", ("fold", "accuracy", "roc_auc"), rows=("mean", "sd"), numeric=True)
-    read_run_csv(path / "predictions.csv", ("subject_id", "fold", "label", "prob_positive"))
-    if (path / "explanation_predictions.csv").is_file():
-        read_run_csv(path / "explanation_predictions.csv", ("subject_id", "label", "prob_positive", "log_odds"))
+        if not folder.fold(k).done:
+            raise RunError(f"{path}: incomplete run, fold {k} is missing ({folder.fold(k).info.relative_to(path)})")
+    _check_checksums(folder)
+    read_run_csv(folder.metrics, ("fold", "accuracy", "roc_auc"), rows=("mean", "sd"), numeric=True)
+    read_run_csv(folder.predictions, ("subject_id", "fold", "label", "prob_positive"))
+    if folder.explanation_predictions.is_file():
+        read_run_csv(folder.explanation_predictions, ("subject_id", "label", "prob_positive", "log_odds"))
     for k in range(1, cfg.n_folds + 1):
-        if (path / "folds" / str(k) / "history.csv").is_file():
-            read_run_csv(path / "folds" / str(k) / "history.csv", ("epoch",))
+        if folder.fold(k).history.is_file():
+            read_run_csv(folder.fold(k).history, ("epoch",))
     return Run(path=path, config=config, train=cfg, n_folds=cfg.n_folds)
 
 
@@ -329,18 +335,18 @@ def load_fold(run: Run, k: int, cohort):
 
     if run.train.model != "migtrans":
         raise RunError(f"{run.path}: fold models exist only for MIGTrans runs, this is a {run.train.model} run")
-    fold_dir = run.fold_dir(k)
-    prep = load_preprocessor(fold_dir / "preprocess.npz")
-    _check_preprocessor(prep, cohort, run.train.modalities, fold_dir / "preprocess.npz")
+    fold_dir = run.folder.fold(k)
+    prep = load_preprocessor(fold_dir.preprocess)
+    _check_preprocessor(prep, cohort, run.train.modalities, fold_dir.preprocess)
     mcfg = ModelConfig.from_dict(run.config["model"])
     loci = run.train.loci(cohort) if "snp" in run.train.modalities else None
     model = build_model(mcfg, cohort, prep, loci)
     try:
-        model.load_state_dict(load_state_dict(fold_dir / "model.pt"))
+        model.load_state_dict(load_state_dict(fold_dir.model))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1].strip()
         raise RunError(
-            f"{fold_dir / 'model.pt'}: does not fit the model described by config.toml "
+            f"{fold_dir.model}: does not fit the model described by config.toml "
             f"(made by another migtrans version?): {first}"
         ) from None
     model.eval()

@@ -15,7 +15,7 @@ def compare_runs(paths) -> pd.DataFrame:
     rows = []
     for path in paths:
         run = open_run(path)
-        table = read_run_csv(run.path / "metrics.csv", ("fold", *METRIC_COLUMNS), rows=("mean", "sd")).set_index("fold")
+        table = read_run_csv(run.folder.metrics, ("fold", *METRIC_COLUMNS), rows=("mean", "sd")).set_index("fold")
         row = {
             "run": run.path.name,
             "model": run.train.model,

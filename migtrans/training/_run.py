@@ -38,12 +38,9 @@ from ._baselines import fit_baseline, flatten_features
 from ._checkpoint import read_json, write_checksums
 from ._config import TrainConfig
 from ._distributed import close_distributed, init_distributed
+from ._folder import FoldFolder, RunFolder
 from ._loop import Progress, fit_fold, predict_logits, resolve_device
 from ._metrics import classification_metrics, metrics_table
-
-CONFIG_FILE, MANIFEST_FILE = "config.toml", "manifest.json"
-DONE_FILE = "fold.json"
-EXPLANATION_FILE = "explanation_predictions.csv"
 
 
 @dataclass
@@ -136,12 +133,13 @@ def _manifest(cohort, cfg, argv) -> dict:
 
 
 def _check_resume(out_dir: Path, resolved: dict):
-    path = out_dir / CONFIG_FILE
-    if not path.is_file() or output_kind(out_dir) != "run":
-        raise RunError(f"{out_dir}: cannot resume, not a migtrans run folder (no {CONFIG_FILE} or marker)")
-    saved = out_dir / ".resolved.json"
-    if saved.is_file() and read_json(saved) != resolved:
-        raise RunError(f"{out_dir}: cannot resume with different settings than the interrupted run (see {CONFIG_FILE})")
+    folder = RunFolder(out_dir)
+    if not folder.config.is_file() or output_kind(out_dir) != "run":
+        raise RunError(f"{out_dir}: cannot resume, not a migtrans run folder (no {folder.CONFIG} or marker)")
+    if folder.resolved.is_file() and read_json(folder.resolved) != resolved:
+        raise RunError(
+            f"{out_dir}: cannot resume with different settings than the interrupted run (see {folder.CONFIG})"
+        )
 
 
 def train(
@@ -284,16 +282,15 @@ def _fold_split(k, cohort, folds, cfg):
 
 
 def _train_into(out_dir, cohort, folds, loci, cfg, mcfg, resolved, resume, progress, argv, dist, device):
+    folder = RunFolder(out_dir)
     if dist.is_main:
         if not resume:
             out_dir.mkdir(parents=True, exist_ok=True)
             mark_output(out_dir, "run")
-            atomic_write_text(out_dir / CONFIG_FILE, write_toml(resolved))
-            atomic_write_text(out_dir / ".resolved.json", json.dumps(resolved, sort_keys=True))
-            atomic_write_text(
-                out_dir / MANIFEST_FILE, json.dumps(to_builtin(_manifest(cohort, cfg, argv)), indent=2) + "\n"
-            )
-        (out_dir / "folds").mkdir(exist_ok=True)
+            atomic_write_text(folder.config, write_toml(resolved))
+            atomic_write_text(folder.resolved, json.dumps(resolved, sort_keys=True))
+            atomic_write_text(folder.manifest, json.dumps(to_builtin(_manifest(cohort, cfg, argv)), indent=2) + "\n")
+        folder.folds.mkdir(exist_ok=True)
     dist.barrier()
 
     bar = Progress(progress and dist.is_main)
@@ -305,14 +302,14 @@ def _train_into(out_dir, cohort, folds, loci, cfg, mcfg, resolved, resume, progr
         )
     fold_predictions, fold_log_odds = [], []
     for k in range(cfg.n_folds):
-        fold_dir = out_dir / "folds" / str(k + 1)
-        if not (resume and (fold_dir / DONE_FILE).is_file()):
+        fold_dir = folder.fold(k + 1)
+        if not (resume and fold_dir.done):
             _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir)
         else:
             bar.update(f"fold {k + 1}/{cfg.n_folds}: already done, kept", final=True)
-        fold_predictions.append(pd.read_csv(fold_dir / "predictions.csv", dtype={"subject_id": str}))
+        fold_predictions.append(pd.read_csv(fold_dir.predictions, dtype={"subject_id": str}))
         if (folds < 0).any():
-            held = pd.read_csv(fold_dir / EXPLANATION_FILE, dtype={"subject_id": str})
+            held = pd.read_csv(fold_dir.explanation_predictions, dtype={"subject_id": str})
             fold_log_odds.append(held["log_odds"].to_numpy())
 
     predictions = pd.concat(fold_predictions, ignore_index=True)
@@ -332,10 +329,10 @@ def _train_into(out_dir, cohort, folds, loci, cfg, mcfg, resolved, resume, progr
             ignore_index=True,
         )
     if dist.is_main:
-        atomic_write_text(out_dir / "predictions.csv", _csv(predictions))
+        atomic_write_text(folder.predictions, _csv(predictions))
         if held is not None:
-            atomic_write_text(out_dir / EXPLANATION_FILE, _csv(held))
-        atomic_write_text(out_dir / "metrics.csv", _csv(metrics))
+            atomic_write_text(folder.explanation_predictions, _csv(held))
+        atomic_write_text(folder.metrics, _csv(metrics))
         write_checksums(out_dir)
     dist.barrier()
     return RunResult(out_dir=out_dir, predictions=predictions, metrics=metrics)
@@ -396,22 +393,22 @@ def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
     )
     if dist.is_main:
         # Build the fold in a staging folder and rename it: a fold folder exists only when complete.
-        fold_dir = out_dir / "folds" / str(k + 1)
-        tmp = staging_dir(fold_dir)
+        fold_dir = RunFolder(out_dir).fold(k + 1).path
+        tmp = FoldFolder(staging_dir(fold_dir), k + 1)
         if state is not None:
-            torch.save(state, tmp / "model.pt")
+            torch.save(state, tmp.model)
         if params is not None:
-            np.savez(tmp / "baseline.npz", **params)
-        prep.save(tmp / "preprocess.npz")
-        (tmp / "history.csv").write_text(_csv(pd.DataFrame(history)) if history else "epoch\n")
-        (tmp / "predictions.csv").write_text(_csv(preds))
+            np.savez(tmp.baseline, **params)
+        prep.save(tmp.preprocess)
+        tmp.history.write_text(_csv(pd.DataFrame(history)) if history else "epoch\n")
+        tmp.predictions.write_text(_csv(preds))
         if len(held_idx):
-            (tmp / EXPLANATION_FILE).write_text(
+            tmp.explanation_predictions.write_text(
                 _csv(pd.DataFrame({"subject_id": cohort.subject_ids[held_idx], "log_odds": held_log_odds}))
             )
-        (tmp / DONE_FILE).write_text(json.dumps(to_builtin(info), indent=2) + "\n")
+        tmp.info.write_text(json.dumps(to_builtin(info), indent=2) + "\n")
         if fold_dir.exists():
             shutil.rmtree(fold_dir)
-        tmp.rename(fold_dir)
-        release_staging(tmp)
+        tmp.path.rename(fold_dir)
+        release_staging(tmp.path)
     dist.barrier()
