@@ -46,6 +46,7 @@ def explain_run(
     random_state=0,
     progress=False,
     cohort=None,
+    run_record=None,
 ) -> Attributions:
     """Attribute the held-out predictions of a run.
 
@@ -82,6 +83,9 @@ def explain_run(
         Subjects per chunk (bounds memory of the prepared inputs).
     device : str
     random_state : int
+    run_record : path, optional
+        The run's path as ``settings.json`` records it (default ``run_dir``; a report records where the run
+        will be once the report folder is in place).
 
     Returns
     -------
@@ -176,7 +180,7 @@ def explain_run(
         )
 
     settings = {
-        "run": str(oof.run.path),
+        "run": str(run_record or oof.run.path),
         "method": "integrated_gradients",
         "target": "positive-class log-odds",
         "n_steps": n_steps,
@@ -232,6 +236,8 @@ def explain_run(
             n_permutations=n_permutations,
             permutation_scheme=f"labels shuffled within {scheme}",
             statistic=STATISTIC,
+            statistic_id="standardised_contrast",
+            ranking_id="contrast",
             fwer="max-T",
             fdr="Benjamini-Hochberg",
             atlas=str(atlas),

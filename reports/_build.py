@@ -3,7 +3,6 @@ temporary folder and moved into place at the end, so a failure never leaves half
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import time
@@ -115,11 +114,8 @@ def _build(
         random_state=random_state,
         progress=progress,
         cohort=cohort,
+        run_record=run_record,  # where the run will be once the report folder is in place
     )
-    settings_path = stage / "settings.json"
-    settings = json.loads(settings_path.read_text())
-    settings["run"] = str(run_record)  # where the run will be once the report folder is in place
-    settings_path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
     _say(progress, f"drawing figures ({', '.join(formats)})")
     build = cohort.spec.genotypes.build if "snp" in run.train.modalities else "GRCh37"
     with warnings.catch_warnings(record=True) as figure_warnings:

@@ -403,6 +403,16 @@ def _attribution_sentences(inputs: ReportInputs, cite) -> list[str]:
     return out
 
 
+def _statistic_id(settings) -> str | None:
+    """The test statistic of the tables, as settings.json names it; reports from before ``statistic_id``
+    are recognised by the wording their settings used."""
+    if settings.get("statistic_id"):
+        return settings["statistic_id"]
+    statistic = str(settings.get("statistic", ""))
+    legacy = {"contrast within strata": "standardised_contrast", "two-sample t (pooled variance)": "pooled_t"}
+    return next((key for text, key in legacy.items() if statistic.startswith(text)), None)
+
+
 def _statistics_sentences(inputs: ReportInputs, cite) -> list[str]:
     s = inputs.settings
     B = s.get("n_permutations")
@@ -424,7 +434,7 @@ def _statistics_sentences(inputs: ReportInputs, cite) -> list[str]:
         f"masquerade as group differences), with p = (R + 1)/(B + 1) {cite('phipson')}, R the number of "
         f"permutations at least as extreme."
     )
-    if statistic.startswith("contrast within strata"):
+    if _statistic_id(s) == "standardised_contrast":
         out = [
             f"For each feature ({features}), the {whose} were compared by their contrast: the mean "
             f"attribution of cases minus that of controls within each permutation stratum, averaged over "
@@ -432,10 +442,12 @@ def _statistics_sentences(inputs: ReportInputs, cite) -> list[str]:
             f"exact standard deviation under the permutations (a z statistic). " + null
         ]
     else:
-        if statistic.startswith("two-sample t (pooled variance)"):
+        if _statistic_id(s) == "pooled_t":
             statistic = "a two-sample t statistic with pooled variance (cases minus controls)"
         out = [f"For each feature ({features}), {statistic} contrasted the {whose}. " + null]
-    if str(s.get("ranking", "")).startswith("contrast"):
+    if (
+        s.get("ranking_id") or ("contrast" if str(s.get("ranking", "")).startswith("contrast") else None)
+    ) == "contrast":
         out.append(
             "Features were ranked by their contrast, largest first. By completeness the contrasts of all "
             "inputs add up to the gap in mean log-odds the model opens between the groups, so the ranking "
