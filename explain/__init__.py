@@ -8,6 +8,7 @@ from ._association import covariate_matrix, genomic_inflation, logistic_associat
 from ._attributions import Attributions
 from ._explain import explain_run
 from ._faithfulness import deletion_curve, modality_ablation
+from ._folder import ExplanationFolder
 from ._ig import LogOdds, integrated_gradients, relative_delta
 from ._oof import OutOfFold
 from ._permutation import PermutationResult, bh_fdr, permutation_test, permuted_labels
@@ -16,6 +17,7 @@ from ._tables import atlas_regions_in_mask, region_atlas, result_tables, write_t
 
 __all__ = [
     "Attributions",
+    "ExplanationFolder",
     "LogOdds",
     "atlas_regions_in_mask",
     "OutOfFold",

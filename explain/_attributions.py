@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 
 from migtrans.exceptions import RunError
-from migtrans.utils import to_builtin
+from migtrans.utils import atomic_write_text, to_builtin
+
+from ._folder import ExplanationFolder
 
 _ARRAYS = ("snp", "fnc", "smri", "rollout_snp", "rollout_fnc", "rollout_smri")
 
@@ -76,37 +78,37 @@ class Attributions:
         and ``smri_attribution.nii.gz``."""
         import nibabel as nib
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.subjects.to_csv(folder / "subjects.csv", index=False, float_format="%.17g")
+        files = ExplanationFolder(folder)
+        files.path.mkdir(parents=True, exist_ok=True)
+        self.subjects.to_csv(files.subjects, index=False, float_format="%.17g")
         for name in _ARRAYS:
             value = getattr(self, name)
             if value is not None:
-                np.save(folder / f"{name}.npy", np.asarray(value, dtype=np.float32), allow_pickle=False)
+                np.save(files.array(name), np.asarray(value, dtype=np.float32), allow_pickle=False)
         if self.mask is not None:
-            nib.save(nib.Nifti1Image(self.mask.astype(np.uint8), self.affine), folder / "mask.nii.gz")
+            nib.save(nib.Nifti1Image(self.mask.astype(np.uint8), self.affine), files.mask)
             if self.smri is not None:
-                nib.save(self.smri_image(), folder / "smri_attribution.nii.gz")
-        (folder / "settings.json").write_text(json.dumps(to_builtin(self.settings), indent=2, sort_keys=True) + "\n")
-        return folder
+                nib.save(self.smri_image(), files.smri_map)
+        atomic_write_text(files.settings, json.dumps(to_builtin(self.settings), indent=2, sort_keys=True) + "\n")
+        return files.path
 
     @classmethod
     def load(cls, folder, *, mmap=True) -> "Attributions":
         """Read a folder written by `save`; large arrays are memory-mapped."""
         import nibabel as nib
 
-        folder = Path(folder)
-        if not (folder / "subjects.csv").is_file():
-            raise RunError(f"{folder}: no attributions here (subjects.csv missing; run the explanation first)")
-        subjects = pd.read_csv(folder / "subjects.csv", dtype={"subject_id": str})
+        files = ExplanationFolder(folder)
+        if not files.subjects.is_file():
+            raise RunError(f"{files.path}: no attributions here ({files.SUBJECTS} missing; run the explanation first)")
+        subjects = pd.read_csv(files.subjects, dtype={"subject_id": str})
         arrays = {}
         for name in _ARRAYS:
-            path = folder / f"{name}.npy"
+            path = files.array(name)
             if path.is_file():
                 arrays[name] = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
         mask = affine = None
-        if (folder / "mask.nii.gz").is_file():
-            img = nib.load(folder / "mask.nii.gz")
+        if files.mask.is_file():
+            img = nib.load(files.mask)
             mask, affine = np.asarray(img.dataobj).astype(bool), img.affine
-        settings = json.loads((folder / "settings.json").read_text()) if (folder / "settings.json").is_file() else {}
+        settings = json.loads(files.settings.read_text()) if files.settings.is_file() else {}
         return cls(subjects=subjects, mask=mask, affine=affine, settings=settings, **arrays)

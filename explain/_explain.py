@@ -15,6 +15,7 @@ from migtrans.exceptions import ParameterError
 
 from ._attributions import Attributions
 from ._faithfulness import deletion_curve, modality_ablation
+from ._folder import ExplanationFolder
 from ._ig import integrated_gradients
 from ._oof import OutOfFold
 from ._rollout import relevance_rollout
@@ -251,8 +252,9 @@ def explain_run(
         folder = Path(out_dir) if out_dir else oof.run.path / "explanations"
         attributions.save(folder)
         if attributions.ablation is not None:
-            attributions.ablation.to_csv(folder / "ablation.csv", index=False, float_format="%.17g")
-            attributions.deletion.to_csv(folder / "deletion.csv", index=False, float_format="%.17g")
+            files = ExplanationFolder(folder)
+            attributions.ablation.to_csv(files.table("ablation"), index=False, float_format="%.17g")
+            attributions.deletion.to_csv(files.table("deletion"), index=False, float_format="%.17g")
         if attributions.tables:
             write_tables(attributions.tables, folder)
     return attributions

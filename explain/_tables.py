@@ -13,6 +13,7 @@ from migtrans.exceptions import ParameterError
 
 from ._annotation import gene_table, locus_genes, nearest_genes
 from ._association import genomic_inflation, logistic_association, trend_permutation_test
+from ._folder import ExplanationFolder
 from ._permutation import permutation_test
 
 # How the tables aggregate and rank, as recorded in the settings (and read back by the Methods text).
@@ -279,11 +280,11 @@ def _modality_table(attributions):
 
 def write_tables(tables: dict, out_dir) -> list[Path]:
     """Write each table as ``<name>.csv`` with floats that round-trip."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    files = ExplanationFolder(out_dir)
+    files.path.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, table in tables.items():
-        path = out_dir / f"{name}.csv"
+        path = files.table(name)
         table.to_csv(path, index=False, float_format="%.17g")
         paths.append(path)
     return paths

@@ -10,6 +10,7 @@ from ._connectome import ConnectogramDisplay, ConnectomeDisplay, FNCMatrixDispla
 from ._contributions import DeletionCurveDisplay, ModalityContributionDisplay
 from ._figure import SECTIONS, FigureFile
 from ._figures import make_figures
+from ._folder import ReportFolder
 from ._genomics import ManhattanDisplay, QQDisplay, RegionalDisplay, significance_threshold
 from ._methods import build_methods
 from ._performance import ConfusionDisplay, MetricsTableDisplay, RocCurvesDisplay, TrainingHistoryDisplay
@@ -30,6 +31,7 @@ __all__ = [
     "ModalityContributionDisplay",
     "QQDisplay",
     "RegionBarDisplay",
+    "ReportFolder",
     "RegionalDisplay",
     "RocCurvesDisplay",
     "TrainingHistoryDisplay",

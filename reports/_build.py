@@ -24,6 +24,7 @@ from migtrans.utils import (
 from migtrans.validation import check_device, check_number, check_seed
 
 from ._figures import make_figures
+from ._folder import ReportFolder
 from ._report import render_report
 
 FORMATS = ("png", "pdf", "svg")
@@ -229,7 +230,7 @@ def explain_and_report(
 
     def work(stage, out, collected):
         collected += [f"Inputs: {line} (explained with --allow-changed-inputs)" for line in changed]
-        summary = _keep_run_summary(run.path, stage / "run")
+        summary = _keep_run_summary(run.path, stage / ReportFolder.RUN)
         _build(
             stage,
             run.path,
@@ -291,13 +292,13 @@ def demo(
         _say(progress, f"simulating {n_subjects} subjects x {n_snps} SNPs (seed {random_state})")
         sim = simulate_cohort(stage / "cohort", n_subjects=n_subjects, n_snps=n_snps, seed=random_state)
         _say(progress, f"cross-validating MIGTrans ({n_folds} folds, {epochs} epochs)")
-        train(sim.toml_path, stage / "run", config, progress=progress)
+        train(sim.toml_path, stage / ReportFolder.RUN, config, progress=progress)
         collected.append("Demo cohort: simulated data with planted biomarkers (cohort/truth.json), not real subjects.")
         _build(
             stage,
-            stage / "run",
-            stage / "run",
-            out / "run",
+            stage / ReportFolder.RUN,
+            stage / ReportFolder.RUN,
+            out / ReportFolder.RUN,
             n_permutations=n_permutations,
             n_steps=n_steps,
             top_k=top_k,

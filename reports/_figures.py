@@ -5,7 +5,6 @@ table is absent (a modality not in the model, a baseline run without training hi
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -17,41 +16,28 @@ from ._brain import AttributionMapDisplay, RegionBarDisplay
 from ._connectome import ConnectogramDisplay, ConnectomeDisplay, FNCMatrixDisplay
 from ._contributions import DeletionCurveDisplay, ModalityContributionDisplay
 from ._figure import FigureFile
+from ._folder import ReportFolder
 from ._genomics import ManhattanDisplay, QQDisplay, RegionalDisplay
-from ._inputs import rank_rule, read_table
+from ._inputs import rank_rule
 from ._performance import ConfusionDisplay, MetricsTableDisplay, RocCurvesDisplay, TrainingHistoryDisplay
 from ._save import save_figure
 
 
-def _read_table(path):
-    """The CSV at ``path``, or None when it is absent or has no rows."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    table = read_table(path)
-    return table if len(table) else None
-
-
 class _Context:
-    """The folders, the settings and the tables, each read once."""
+    """The folders, the settings and the tables, each read once (through the `ReportFolder`)."""
 
     def __init__(self, report_dir, run_dir):
         self.report_dir = Path(report_dir)
-        settings = self.report_dir / "settings.json"
-        self.settings = json.loads(settings.read_text()) if settings.is_file() else {}
-        if run_dir is None and self.settings.get("run") and Path(self.settings["run"]).is_dir():
-            run_dir = self.settings["run"]
-        self.run_dir = Path(run_dir) if run_dir is not None else None
-        self._tables = {}
+        self.folder = ReportFolder(report_dir, run_dir)
+        self.settings = self.folder.read_settings()
+        self.run_dir = self.folder.run.path if self.folder.run is not None else None
 
     def table(self, name, *, run=False):
-        folder = self.run_dir if run else self.report_dir
-        if folder is None:
+        """Table ``name`` of the report (or, with ``run``, of the run folder); None when absent or empty."""
+        if run and self.run_dir is None:
             return None
-        key = (run, name)
-        if key not in self._tables:
-            self._tables[key] = _read_table(folder / f"{name}.csv")
-        return self._tables[key]
+        table = self.folder.read_csv(RunFolder(self.run_dir) / f"{name}.csv") if run else self.folder.read_result(name)
+        return table if table is not None and len(table) else None
 
     def rel(self, path):
         """``path`` relative to the report folder (files of the run folder get ``../`` paths)."""
@@ -406,7 +392,7 @@ def make_figures(report_dir, run_dir=None, *, formats=("png", "pdf"), top_k=20, 
     if not ctx.report_dir.is_dir():
         raise ParameterError(f"report_dir: expected an explanation folder, found nothing at {str(ctx.report_dir)!r}")
     opts = {"top_k": int(top_k), "build": build, "n_labels": 5}
-    out = ctx.report_dir / "figures"
+    out = ctx.folder.figures
     records = []
     for section, name, builder in FIGURES:
         open_before = set(plt.get_fignums())

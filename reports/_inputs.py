@@ -3,46 +3,17 @@ metrics). Every file is optional except the report folder itself; what could not
 
 from __future__ import annotations
 
-import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from migtrans import ParameterError
-from migtrans.training import RunFolder
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from ._folder import ReportFolder
 
 # Explanation tables the report knows, by file stem.
-TABLE_FILES = ("snps", "loci", "regions", "connections", "nodes", "modalities", "subjects", "ablation", "deletion")
-# Identifier columns read as text, so that "1" stays a chromosome name and "<script>" stays a string.
-_TEXT_COLUMNS = (
-    "snp",
-    "a1",
-    "a2",
-    "gene",
-    "genes",
-    "locus",
-    "lead_snp",
-    "region",
-    "atlas",
-    "node",
-    "node_i",
-    "node_j",
-    "domain",
-    "domain_i",
-    "domain_j",
-    "subject_id",
-    "modality",
-    "note",
-    "label_name",
-    "chrom",
-)
+TABLE_FILES = ReportFolder.TABLES
 
 
 @dataclass
@@ -107,41 +78,6 @@ def rank_rule(table) -> str:
     return "smallest permutation p"
 
 
-def read_table(path, *, blank_text=False) -> pd.DataFrame:
-    """A result CSV with its identifier columns read as text (chromosome "1" stays "1"); with
-    ``blank_text`` a missing identifier becomes "" (for display) instead of NaN."""
-    head = pd.read_csv(path, nrows=0)
-    dtype = {c: str for c in head.columns if c in _TEXT_COLUMNS}
-    table = pd.read_csv(path, dtype=dtype)
-    if blank_text:
-        for c in dtype:
-            table[c] = table[c].astype(object).where(table[c].notna(), "")
-    return table
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    return read_table(path, blank_text=True)
-
-
-def _read(path: Path, reader, problems: list, default=None):
-    if not path.is_file():
-        return default
-    try:
-        return reader(path)
-    except (OSError, ValueError, UnicodeDecodeError, tomllib.TOMLDecodeError, pd.errors.ParserError) as exc:
-        problems.append(f"{path.name}: could not be read ({type(exc).__name__}: {exc})")
-        return default
-
-
-def _json(path):
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _toml(path):
-    with open(path, "rb") as fh:
-        return tomllib.load(fh)
-
-
 def load_inputs(report_dir, run_dir=None) -> ReportInputs:
     """Read the report folder and, when known, the run folder behind it.
 
@@ -159,27 +95,25 @@ def load_inputs(report_dir, run_dir=None) -> ReportInputs:
     report_dir = Path(report_dir)
     if not report_dir.is_dir():
         raise ParameterError(f"report_dir: expected an explanation folder, found {str(report_dir)!r} (no such folder)")
-    problems: list[str] = []
-    settings = _read(report_dir / "settings.json", _json, problems, {}) or {}
-    if run_dir is None and settings.get("run"):
-        run_dir = settings["run"]
-    run_dir = Path(run_dir) if run_dir is not None else None
-    inputs = ReportInputs(report_dir=report_dir, run_dir=run_dir, settings=settings, problems=problems)
+    folder = ReportFolder(report_dir, run_dir)
+    inputs = ReportInputs(
+        report_dir=report_dir, run_dir=folder.run_dir, settings=folder.read_settings(), problems=folder.problems
+    )
     for name in TABLE_FILES:
-        table = _read(report_dir / f"{name}.csv", _read_csv, problems)
+        table = folder.read_result(name, blank_text=True)
         if table is not None:
             inputs.tables[name] = table
-    if run_dir is not None and run_dir.is_dir():
-        run = RunFolder(run_dir)
-        inputs.config = _read(run.config, _toml, problems, {}) or {}
-        inputs.manifest = _read(run.manifest, _json, problems, {}) or {}
-        inputs.metrics = _read(run.metrics, _read_csv, problems)
-        inputs.predictions = _read(run.predictions, _read_csv, problems)
-        held = _read(run.explanation_predictions, _read_csv, problems)
+    run = folder.run
+    if run is not None:
+        inputs.config = folder.read_toml(run.config)
+        inputs.manifest = folder.read_json(run.manifest)
+        inputs.metrics = folder.read_csv(run.metrics, blank_text=True)
+        inputs.predictions = folder.read_csv(run.predictions, blank_text=True)
+        held = folder.read_csv(run.explanation_predictions, blank_text=True)
         if inputs.predictions is not None and held is not None:
             inputs.predictions = pd.concat([inputs.predictions, held], ignore_index=True)
         cohort = inputs.config.get("run", {}).get("cohort")
         if cohort and Path(cohort).is_file():
-            inputs.cohort = _read(Path(cohort), _toml, problems, {}) or {}
+            inputs.cohort = folder.read_toml(Path(cohort))
             inputs.cohort_path = Path(cohort)
     return inputs

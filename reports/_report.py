@@ -21,12 +21,13 @@ from migtrans.utils import atomic_write_text
 from migtrans.validation import check_number
 
 from ._figure import SECTIONS, FigureFile
+from ._folder import ReportFolder
 from ._inputs import ReportInputs, load_inputs, rank_rule
 from ._methods import Methods, atlas_name, build_methods, gene_source
 
 __all__ = ["render_report", "detect_warnings", "format_p", "section_id", "REPORT_FILE"]
 
-REPORT_FILE = "report.html"
+REPORT_FILE = ReportFolder.REPORT
 P_COLUMNS = ("p_perm", "p_fwer", "q_fdr", "p_assoc")
 # Completeness error above which integrated gradients did not integrate the model well enough.
 IG_DELTA_LIMIT = 0.05

@@ -1,0 +1,49 @@
+"""`ExplanationFolder`: the files an explanation writes, named in one place. `Attributions` saves and loads
+through it, `explain_run` adds the faithfulness tables and `write_tables` the ranked ones; the report folder
+(`reports.ReportFolder`) is an explanation folder with figures, a run summary and ``report.html`` added."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ExplanationFolder:
+    """The files of an explanation (README, "The report folder").
+
+    Examples
+    --------
+    >>> folder = ExplanationFolder("reports/full")
+    >>> folder.table("snps").as_posix(), folder.array("smri").as_posix()
+    ('reports/full/snps.csv', 'reports/full/smri.npy')
+    """
+
+    SUBJECTS = "subjects.csv"  # one row per explained subject
+    SETTINGS = "settings.json"  # every choice of the explanation, written once
+    MASK = "mask.nii.gz"  # the sMRI mask the voxel arrays index
+    SMRI_MAP = "smri_attribution.nii.gz"  # mean sMRI attribution as a NIfTI map
+    #: the ranked result tables (`result_tables`), by name
+    RESULT_TABLES = ("snps", "loci", "regions", "connections", "nodes", "modalities")
+    #: faithfulness tables
+    CHECK_TABLES = ("ablation", "deletion")
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __truediv__(self, name) -> Path:
+        return self.path / name
+
+    subjects = property(lambda self: self.path / self.SUBJECTS)
+    settings = property(lambda self: self.path / self.SETTINGS)
+    mask = property(lambda self: self.path / self.MASK)
+    smri_map = property(lambda self: self.path / self.SMRI_MAP)
+
+    def table(self, name: str) -> Path:
+        """``<name>.csv``: a result table, ``subjects``, ``ablation`` or ``deletion``."""
+        return self.path / f"{name}.csv"
+
+    def array(self, name: str) -> Path:
+        """``<name>.npy``: per-subject attributions of one modality (``snp``, ``rollout_fnc``, ...)."""
+        return self.path / f"{name}.npy"
+
+
+__all__ = ["ExplanationFolder"]
