@@ -16,6 +16,30 @@ from migtrans.utils import atomic_write_text, to_builtin
 from ._folder import ExplanationFolder
 
 _ARRAYS = ("snp", "fnc", "smri", "rollout_snp", "rollout_fnc", "rollout_smri")
+# identifier columns of the tables, read back as text (chromosome "1" stays "1")
+_TEXT = {
+    c: str
+    for c in (
+        "snp",
+        "chrom",
+        "a1",
+        "a2",
+        "gene",
+        "genes",
+        "locus",
+        "lead_snp",
+        "region",
+        "node",
+        "node_i",
+        "node_j",
+        "domain",
+        "domain_i",
+        "domain_j",
+        "modality",
+        "atlas",
+        "subject_id",
+    )
+}
 
 
 @dataclass
@@ -40,6 +64,12 @@ class Attributions:
     mask, affine : arrays for the sMRI grid
     settings : dict
         How the attributions were computed (baselines, steps, rollout method, ...).
+    ablation, deletion : DataFrame or None
+        Faithfulness checks, when computed (`modality_ablation`, `deletion_curve`).
+    tables : dict of str -> DataFrame
+        The ranked result tables (`result_tables`), when computed; empty otherwise.
+
+    Every part, optional ones included, is written by `save` and read back by `load`.
     """
 
     subjects: pd.DataFrame
@@ -52,6 +82,9 @@ class Attributions:
     mask: np.ndarray | None = None
     affine: np.ndarray | None = None
     settings: dict = field(default_factory=dict)
+    ablation: pd.DataFrame | None = None
+    deletion: pd.DataFrame | None = None
+    tables: dict = field(default_factory=dict)
 
     @property
     def modalities(self) -> tuple:
@@ -74,8 +107,9 @@ class Attributions:
 
     # ------------------------------------------------------------------ save/load
     def save(self, folder) -> Path:
-        """Write ``subjects.csv``, one ``<name>.npy`` per array, ``settings.json``, ``mask.nii.gz``
-        and ``smri_attribution.nii.gz``."""
+        """Write ``subjects.csv``, one ``<name>.npy`` per array, ``settings.json``, ``mask.nii.gz``,
+        ``smri_attribution.nii.gz``, and the optional parts present: ``ablation.csv``, ``deletion.csv`` and
+        one ``<name>.csv`` per result table (floats that round-trip)."""
         import nibabel as nib
 
         files = ExplanationFolder(folder)
@@ -89,8 +123,14 @@ class Attributions:
             nib.save(nib.Nifti1Image(self.mask.astype(np.uint8), self.affine), files.mask)
             if self.smri is not None:
                 nib.save(self.smri_image(), files.smri_map)
+        for name, table in self._optional_tables().items():
+            table.to_csv(files.table(name), index=False, float_format="%.17g")
         atomic_write_text(files.settings, json.dumps(to_builtin(self.settings), indent=2, sort_keys=True) + "\n")
         return files.path
+
+    def _optional_tables(self) -> dict:
+        checks = {"ablation": self.ablation, "deletion": self.deletion}
+        return {**{k: v for k, v in checks.items() if v is not None}, **self.tables}
 
     @classmethod
     def load(cls, folder, *, mmap=True) -> "Attributions":
@@ -111,4 +151,10 @@ class Attributions:
             img = nib.load(files.mask)
             mask, affine = np.asarray(img.dataobj).astype(bool), img.affine
         settings = json.loads(files.settings.read_text()) if files.settings.is_file() else {}
-        return cls(subjects=subjects, mask=mask, affine=affine, settings=settings, **arrays)
+        optional = {
+            name: pd.read_csv(files.table(name), dtype=_TEXT)
+            for name in (*files.CHECK_TABLES, *files.RESULT_TABLES)
+            if files.table(name).is_file()
+        }
+        tables = {name: optional.pop(name) for name in files.RESULT_TABLES if name in optional}
+        return cls(subjects=subjects, mask=mask, affine=affine, settings=settings, tables=tables, **optional, **arrays)

@@ -15,11 +15,10 @@ from migtrans.exceptions import ParameterError
 
 from ._attributions import Attributions
 from ._faithfulness import deletion_curve, modality_ablation
-from ._folder import ExplanationFolder
 from ._ig import integrated_gradients
 from ._oof import OutOfFold
 from ._rollout import relevance_rollout
-from ._tables import RANKING, REGION_ATTRIBUTION, STATISTIC, result_tables, write_tables
+from ._tables import RANKING, REGION_ATTRIBUTION, STATISTIC, result_tables
 
 
 def _say(progress, text):
@@ -98,9 +97,7 @@ def explain_run(
         raise ParameterError(f"rollout_method: expected 'gradient' or 'attention', found {rollout_method!r}")
     start = time.perf_counter()
     oof = OutOfFold(run_dir, device=device, cohort=cohort)
-    cohort, n = oof.cohort, len(oof.rows)
-    mods = oof.modalities
-    first = oof.folds[0].prep
+    n = len(oof.rows)
     who = (
         f"the {n} subjects of the explanation set with all {len(oof.folds)} fold models"
         if oof.has_explanation_set
@@ -110,6 +107,49 @@ def explain_run(
         progress,
         f"explaining {who}, {n_steps} IG steps" + (f", {n_permutations} permutations" if n_permutations else ""),
     )
+    ig_options = dict(
+        n_steps=n_steps,
+        internal_batch_size=internal_batch_size,
+        smoothgrad_samples=smoothgrad_samples,
+        noise_level=noise_level,
+    )
+    passes = _attribute(oof, baseline, ig_options, rollout_method, batch_size, random_state, progress)
+    settings = {
+        "run": str(run_record or oof.run.path),
+        "method": "integrated_gradients",
+        "target": "positive-class log-odds",
+        "quadrature": "gausslegendre",
+        "baseline": baseline,
+        **ig_options,
+        "rollout_method": rollout_method,
+        "random_state": random_state,
+        "fnc_edge_attribution": "sum of the (i, j) and (j, i) entries",
+        "ig_relative_delta_median": float(np.median(passes["rel"])),
+        "ig_relative_delta_max": float(np.max(passes["rel"])),
+        "explained": (
+            "explanation set, ensemble of the fold models" if oof.has_explanation_set else "every subject, out of fold"
+        ),
+        "out_of_fold": not oof.has_explanation_set,
+        "n_explained": n,
+        "folds": len(oof.folds),
+    }
+    attributions = _assemble(oof, passes, settings)
+    if faithfulness:
+        _say(progress, "faithfulness: modality ablation and deletion curves")
+        _add_faithfulness(attributions, oof, baseline, deletion_fractions, random_state)
+    if n_permutations:
+        _add_tables(attributions, oof, n_permutations, genes, atlas, random_state, progress)
+    settings["seconds"] = round(time.perf_counter() - start, 1)
+    if out_dir is not False:
+        attributions.save(Path(out_dir) if out_dir else oof.run.path / "explanations")
+    return attributions
+
+
+def _attribute(oof, baseline, ig_options, rollout_method, batch_size, random_state, progress) -> dict:
+    """Integrated gradients and rollout of every explained subject, summed over the passes of `OutOfFold`:
+    each adds weight x (one fold model's outputs) for the subjects it explains, their own fold's model
+    (weight 1) or, for an explanation set, every fold model (weight 1/k, the ensemble mean)."""
+    cohort, n, mods = oof.cohort, len(oof.rows), oof.modalities
     ig = {
         "snp": np.zeros((n, cohort.genotypes.shape[1]), np.float32) if "snp" in mods else None,
         "fnc": np.zeros((n, *cohort.fnc.shape[1:]), np.float32) if "fnc" in mods else None,
@@ -118,9 +158,6 @@ def explain_run(
     roll = {m: None for m in mods}
     shares = np.zeros((n, len(mods)))
     log_odds, delta, attr_sum = np.zeros(n), np.zeros(n), np.zeros(n)
-
-    # each pass adds weight x (one fold model's outputs) for the subjects it explains: their own fold's
-    # model (weight 1) or, for an explanation set, every fold model (weight 1/k, the ensemble mean)
     for fold, rows, weight in oof.passes():
         _say(progress, f"explaining {len(rows)} subjects with fold model {fold.fold}/{len(oof.folds)}")
         base = oof.baselines(fold, baseline)
@@ -129,14 +166,7 @@ def explain_run(
             pos = oof.position(idx)
             inputs = oof.inputs(fold, idx)
             attr, d = integrated_gradients(
-                fold.model,
-                inputs,
-                base,
-                n_steps=n_steps,
-                internal_batch_size=internal_batch_size,
-                smoothgrad_samples=smoothgrad_samples,
-                noise_level=noise_level,
-                random_state=random_state + fold.fold,
+                fold.model, inputs, base, random_state=random_state + fold.fold, **ig_options
             )
             delta[pos] += weight * d.double().cpu().numpy()
             attr_sum[pos] += weight * sum(
@@ -160,7 +190,13 @@ def explain_run(
                 roll[m][pos] += weight * values
     # completeness of the explained function (one model, or the ensemble mean): |delta| / |f(x) - f(baseline)|
     rel = np.abs(delta) / np.maximum(np.abs(attr_sum - delta), 1e-12)
+    return dict(ig=ig, roll=roll, shares=shares, log_odds=log_odds, delta=delta, rel=rel)
 
+
+def _assemble(oof, passes, settings) -> Attributions:
+    """The `Attributions` of the explained subjects, with their ``subjects`` table."""
+    cohort, n, mods = oof.cohort, len(oof.rows), oof.modalities
+    ig, roll, log_odds = passes["ig"], passes["roll"], passes["log_odds"]
     subjects = pd.DataFrame(
         {
             "subject_id": cohort.subject_ids[oof.rows],
@@ -168,41 +204,18 @@ def explain_run(
             "label": oof.labels.astype(int),
             "prob_positive": 1 / (1 + np.exp(-log_odds)),
             "log_odds": log_odds,
-            "ig_delta": delta,
-            "ig_relative_delta": rel,
+            "ig_delta": passes["delta"],
+            "ig_relative_delta": passes["rel"],
         }
     )
     for j, m in enumerate(mods):
-        subjects[f"rollout_share_{m}"] = shares[:, j]
+        subjects[f"rollout_share_{m}"] = passes["shares"][:, j]
     total = sum(np.abs(ig[m].reshape(n, -1)).sum(axis=1, dtype=np.float64) for m in mods)
     for m in mods:
         subjects[f"ig_abs_share_{m}"] = np.abs(ig[m].reshape(n, -1)).sum(axis=1, dtype=np.float64) / np.maximum(
             total, 1e-12
         )
-
-    settings = {
-        "run": str(run_record or oof.run.path),
-        "method": "integrated_gradients",
-        "target": "positive-class log-odds",
-        "n_steps": n_steps,
-        "quadrature": "gausslegendre",
-        "baseline": baseline,
-        "internal_batch_size": internal_batch_size,
-        "smoothgrad_samples": smoothgrad_samples,
-        "noise_level": noise_level,
-        "rollout_method": rollout_method,
-        "random_state": random_state,
-        "fnc_edge_attribution": "sum of the (i, j) and (j, i) entries",
-        "ig_relative_delta_median": float(np.median(rel)),
-        "ig_relative_delta_max": float(np.max(rel)),
-        "explained": (
-            "explanation set, ensemble of the fold models" if oof.has_explanation_set else "every subject, out of fold"
-        ),
-        "out_of_fold": not oof.has_explanation_set,
-        "n_explained": n,
-        "folds": len(oof.folds),
-    }
-    attributions = Attributions(
+    return Attributions(
         subjects=subjects,
         snp=ig["snp"],
         fnc=ig["fnc"],
@@ -210,51 +223,43 @@ def explain_run(
         rollout_snp=roll.get("snp"),
         rollout_fnc=roll.get("fnc"),
         rollout_smri=roll.get("smri"),
-        mask=first.mask if "smri" in mods else None,
+        mask=oof.folds[0].prep.mask if "smri" in mods else None,
         affine=cohort.affine if "smri" in mods else None,
         settings=settings,
     )
-    attributions.ablation = attributions.deletion = None
-    if faithfulness:
-        _say(progress, "faithfulness: modality ablation and deletion curves")
-        attributions.ablation = modality_ablation(oof, baseline=baseline)
-        kwargs = {"fractions": deletion_fractions} if deletion_fractions is not None else {}
-        attributions.deletion = pd.concat(
-            [
-                deletion_curve(oof, attributions, m, baseline=baseline, random_state=random_state, **kwargs)
-                for m in mods
-            ],
-            ignore_index=True,
-        )
-    attributions.tables = {}
-    if n_permutations:
-        scheme = "site" if oof.has_explanation_set else "fold x site"
-        _say(progress, f"statistics: {n_permutations} permutations within {scheme}")
-        attributions.tables = result_tables(
-            oof, attributions, n_permutations=n_permutations, genes=genes, atlas=atlas, random_state=random_state
-        )
-        settings.update(
-            n_permutations=n_permutations,
-            permutation_scheme=f"labels shuffled within {scheme}",
-            statistic=STATISTIC,
-            statistic_id="standardised_contrast",
-            ranking_id="contrast",
-            fwer="max-T",
-            fdr="Benjamini-Hochberg",
-            atlas=str(atlas),
-            ranking=RANKING,
-            region_attribution=REGION_ATTRIBUTION if "smri" in mods else None,
-            genes=str(genes or cohort.spec.genotypes.build.lower()) if "snp" in mods else None,
-            lambda_gc=attributions.tables["snps"].attrs.get("lambda_gc") if "snps" in attributions.tables else None,
-        )
-    settings["seconds"] = round(time.perf_counter() - start, 1)
-    if out_dir is not False:
-        folder = Path(out_dir) if out_dir else oof.run.path / "explanations"
-        attributions.save(folder)
-        if attributions.ablation is not None:
-            files = ExplanationFolder(folder)
-            attributions.ablation.to_csv(files.table("ablation"), index=False, float_format="%.17g")
-            attributions.deletion.to_csv(files.table("deletion"), index=False, float_format="%.17g")
-        if attributions.tables:
-            write_tables(attributions.tables, folder)
-    return attributions
+
+
+def _add_faithfulness(attributions, oof, baseline, deletion_fractions, random_state) -> None:
+    attributions.ablation = modality_ablation(oof, baseline=baseline)
+    kwargs = {"fractions": deletion_fractions} if deletion_fractions is not None else {}
+    attributions.deletion = pd.concat(
+        [
+            deletion_curve(oof, attributions, m, baseline=baseline, random_state=random_state, **kwargs)
+            for m in oof.modalities
+        ],
+        ignore_index=True,
+    )
+
+
+def _add_tables(attributions, oof, n_permutations, genes, atlas, random_state, progress) -> None:
+    scheme = "site" if oof.has_explanation_set else "fold x site"
+    _say(progress, f"statistics: {n_permutations} permutations within {scheme}")
+    tables = result_tables(
+        oof, attributions, n_permutations=n_permutations, genes=genes, atlas=atlas, random_state=random_state
+    )
+    attributions.tables = tables
+    mods = oof.modalities
+    attributions.settings.update(
+        n_permutations=n_permutations,
+        permutation_scheme=f"labels shuffled within {scheme}",
+        statistic=STATISTIC,
+        statistic_id="standardised_contrast",
+        ranking_id="contrast",
+        fwer="max-T",
+        fdr="Benjamini-Hochberg",
+        atlas=str(atlas),
+        ranking=RANKING,
+        region_attribution=REGION_ATTRIBUTION if "smri" in mods else None,
+        genes=str(genes or oof.cohort.spec.genotypes.build.lower()) if "snp" in mods else None,
+        lambda_gc=tables["snps"].attrs.get("lambda_gc") if "snps" in tables else None,
+    )

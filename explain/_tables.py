@@ -283,7 +283,7 @@ def write_tables(tables: dict, out_dir) -> list[Path]:
     files = ExplanationFolder(out_dir)
     files.path.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, table in tables.items():
+    for name, table in tables.items():  # the same format as `Attributions.save`
         path = files.table(name)
         table.to_csv(path, index=False, float_format="%.17g")
         paths.append(path)

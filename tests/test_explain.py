@@ -155,6 +155,24 @@ def test_attributions_round_trip_through_their_folder(explained):
         assert len(written) == len(attributions.tables[name])
 
 
+def test_optional_parts_are_saved_and_loaded_by_attributions_itself(explained):
+    attributions, out = explained
+    back = Attributions.load(out)
+    for part in ("ablation", "deletion"):
+        pd.testing.assert_frame_equal(getattr(back, part), getattr(attributions, part), check_exact=False, rtol=1e-12)
+    assert sorted(back.tables) == sorted(attributions.tables)
+    for name, table in attributions.tables.items():
+        loaded = back.tables[name]
+        assert list(loaded.columns) == list(table.columns), name
+        for column in table.columns:
+            if pd.api.types.is_float_dtype(table[column]):
+                np.testing.assert_allclose(loaded[column], table[column], rtol=1e-12, err_msg=f"{name}.{column}")
+            else:
+                assert loaded[column].astype(str).tolist() == table[column].astype(str).tolist(), f"{name}.{column}"
+    bare = Attributions(subjects=attributions.subjects.iloc[:2], settings={})
+    assert bare.ablation is None and bare.deletion is None and bare.tables == {}
+
+
 def test_faithfulness_tables(explained):
     attributions, out = explained
     ablation = pd.read_csv(out / "ablation.csv")
