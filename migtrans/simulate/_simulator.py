@@ -235,38 +235,9 @@ def _simulate_into(tmp, *, n_subjects, n_snps, seed, resolution, n_sites, weight
     genotypes[missing] = np.nan
     del missing
 
-    import bed_reader
+    _write_genotypes(tmp, ids, genotypes, sex, labels, snps)
 
-    bed_reader.to_bed(
-        tmp / "genotypes.bed",
-        genotypes,
-        properties={
-            "fid": ids,
-            "iid": ids,
-            "father": np.full(n_subjects, "0"),
-            "mother": np.full(n_subjects, "0"),
-            "sex": np.where(sex == "M", 1, 2),
-            "pheno": np.where(labels == 1, "2", "1"),
-            "chromosome": snps["chrom"].to_numpy(),
-            "sid": snps["snp"].to_numpy(),
-            "cm_position": np.zeros(n_snps),
-            "bp_position": snps["pos"].to_numpy(),
-            "allele_1": snps["a1"].to_numpy(),
-            "allele_2": snps["a2"].to_numpy(),
-        },
-        count_A1=True,
-        num_threads=1,
-    )
-
-    # Phenotypes.
-    header = ["subject_id", "diagnosis", "age", "sex"] + (["site"] if n_sites > 1 else [])
-    rows = ["\t".join(header)]
-    for s in range(n_subjects):
-        row = [ids[s], "SZ" if labels[s] else "HC", f"{age[s]:.1f}", sex[s]]
-        if n_sites > 1:
-            row.append(f"site{sites[s] + 1}")
-        rows.append("\t".join(row))
-    (tmp / "phenotypes.tsv").write_text("\n".join(rows) + "\n")
+    _write_phenotypes(tmp, ids, labels, age, sex, sites, n_sites)
 
     # FNC.
     nodes = standin_nodes()
@@ -276,7 +247,104 @@ def _simulate_into(tmp, *, n_subjects, n_snps, seed, resolution, n_sites, weight
     (tmp / "fnc_subjects.txt").write_text("\n".join(ids) + "\n")
     nodes.to_csv(tmp / "fnc_nodes.tsv", sep="\t", index=False, float_format="%.2f", lineterminator="\n")
 
-    # sMRI.
+    tpl, affine, mask, regions, voxels = _simulate_smri_into(
+        tmp, rng_smri, ids, resolution, z_smri, age, sites, n_sites, keep_volumes
+    )
+
+    truth = _truth(
+        snps,
+        causal,
+        signs,
+        snp_scale,
+        regions,
+        edges,
+        labels,
+        weights,
+        null,
+        dict(
+            n_subjects=n_subjects,
+            n_snps=n_snps,
+            seed=seed,
+            resolution=resolution,
+            n_sites=n_sites,
+            signal=weights,
+            null=null,
+            keep_volumes=keep_volumes,
+            package_version=_package_version(),
+        ),
+    )
+    (tmp / "truth.json").write_text(json.dumps(truth, sort_keys=True, indent=2) + "\n")
+    subj = pd.DataFrame(
+        {
+            "subject_id": ids,
+            "label": labels,
+            "site": sites + 1,
+            "z_snp": z_snp,
+            "z_fnc": z_fnc,
+            "z_smri": z_smri,
+            "liability": liability,
+        }
+    )
+    subj.to_csv(tmp / "truth_subjects.tsv", sep="\t", index=False, float_format="%.6f", lineterminator="\n")
+
+    _write_cohort_toml(tmp, n_sites)
+
+    return SimulatedCohort(
+        out_dir=tmp,
+        toml_path=tmp / "cohort.toml",
+        subject_ids=ids,
+        labels=labels,
+        genotypes=genotypes,
+        snps=snps,
+        fnc=fnc,
+        nodes=nodes,
+        mask=mask,
+        affine=affine,
+        voxels=voxels,
+        truth=truth,
+    )
+
+
+def _write_genotypes(tmp, ids, genotypes, sex, labels, snps):
+    """``genotypes.bed/.bim/.fam`` (PLINK 1, A1 counted)."""
+    import bed_reader
+
+    bed_reader.to_bed(
+        tmp / "genotypes.bed",
+        genotypes,
+        properties={
+            "fid": ids,
+            "iid": ids,
+            "father": np.full(len(ids), "0"),
+            "mother": np.full(len(ids), "0"),
+            "sex": np.where(sex == "M", 1, 2),
+            "pheno": np.where(labels == 1, "2", "1"),
+            "chromosome": snps["chrom"].to_numpy(),
+            "sid": snps["snp"].to_numpy(),
+            "cm_position": np.zeros(len(snps)),
+            "bp_position": snps["pos"].to_numpy(),
+            "allele_1": snps["a1"].to_numpy(),
+            "allele_2": snps["a2"].to_numpy(),
+        },
+        count_A1=True,
+        num_threads=1,
+    )
+
+
+def _write_phenotypes(tmp, ids, labels, age, sex, sites, n_sites):
+    """``phenotypes.tsv``: id, diagnosis, age, sex (and site with several)."""
+    header = ["subject_id", "diagnosis", "age", "sex"] + (["site"] if n_sites > 1 else [])
+    rows = ["\t".join(header)]
+    for s in range(len(ids)):
+        row = [ids[s], "SZ" if labels[s] else "HC", f"{age[s]:.1f}", sex[s]]
+        if n_sites > 1:
+            row.append(f"site{sites[s] + 1}")
+        rows.append("\t".join(row))
+    (tmp / "phenotypes.tsv").write_text("\n".join(rows) + "\n")
+
+
+def _simulate_smri_into(tmp, rng_smri, ids, resolution, z_smri, age, sites, n_sites, keep_volumes):
+    """``mask.nii.gz`` and one gray-matter map per subject in ``smri/``, with regions planted."""
     tpl, affine = _smri.template(resolution)
     mask = tpl > _smri.MASK_THRESHOLD
     regions = _smri.plant_regions(tpl, affine, mask)
@@ -286,29 +354,44 @@ def _simulate_into(tmp, *, n_subjects, n_snps, seed, resolution, n_sites, weight
     site_scale = 1.0 + rng_smri.normal(0.0, _smri.SITE_SD, n_sites) if n_sites > 1 else np.ones(1)
     (tmp / "mask.nii.gz").write_bytes(_smri.nifti_gz_bytes(mask.astype(np.uint8), affine))
     (tmp / "smri").mkdir()
-    voxels = np.empty((n_subjects, int(mask.sum())), dtype=np.float32) if keep_volumes else None
-    for s in range(n_subjects):
+    voxels = np.empty((len(ids), int(mask.sum())), dtype=np.float32) if keep_volumes else None
+    for s in range(len(ids)):
         vol = _smri.subject_volume(rng_smri, tpl, resolution, region_weight, z_smri[s], age[s], site_scale[sites[s]])
         (tmp / "smri" / f"{ids[s]}.nii.gz").write_bytes(_smri.nifti_gz_bytes(vol, affine))
         if keep_volumes:
             voxels[s] = vol[mask]
         del vol
+    return tpl, affine, mask, regions, voxels
 
-    # Truth.
+
+def _write_cohort_toml(tmp, n_sites):
+    """``cohort.toml`` describing the files written beside it."""
+    phen = {
+        "path": "phenotypes.tsv",
+        "id_column": "subject_id",
+        "label_column": "diagnosis",
+        "positive_label": "SZ",
+        "covariates": ["age", "sex"] + (["site"] if n_sites > 1 else []),
+    }
+    if n_sites > 1:
+        phen["site_column"] = "site"
+    toml = write_toml(
+        {
+            "phenotypes": phen,
+            "genotypes": {"bfile": "genotypes", "build": "GRCh37"},
+            "fnc": {"path": "fnc.npy", "subjects": "fnc_subjects.txt", "nodes": "fnc_nodes.tsv"},
+            "smri": {"template": "smri/{subject_id}.nii.gz", "mask": "mask.nii.gz"},
+        }
+    )
+    (tmp / "cohort.toml").write_text(toml)
+
+
+def _truth(snps, causal, signs, snp_scale, regions, edges, labels, weights, null, settings) -> dict:
+    """What was planted and how the labels were drawn (``truth.json``)."""
     causal_rows = snps.iloc[causal]
     truth = to_builtin(
         {
-            "settings": {
-                "n_subjects": n_subjects,
-                "n_snps": n_snps,
-                "seed": seed,
-                "resolution": resolution,
-                "n_sites": n_sites,
-                "signal": weights,
-                "null": null,
-                "keep_volumes": keep_volumes,
-                "package_version": _package_version(),
-            },
+            "settings": settings,
             "causal_snps": [
                 {
                     "snp": r.snp,
@@ -349,50 +432,4 @@ def _simulate_into(tmp, *, n_subjects, n_snps, seed, resolution, n_sites, weight
             "nodes_note": NODE_NOTE,
         }
     )
-    (tmp / "truth.json").write_text(json.dumps(truth, sort_keys=True, indent=2) + "\n")
-    subj = pd.DataFrame(
-        {
-            "subject_id": ids,
-            "label": labels,
-            "site": sites + 1,
-            "z_snp": z_snp,
-            "z_fnc": z_fnc,
-            "z_smri": z_smri,
-            "liability": liability,
-        }
-    )
-    subj.to_csv(tmp / "truth_subjects.tsv", sep="\t", index=False, float_format="%.6f", lineterminator="\n")
-
-    phen = {
-        "path": "phenotypes.tsv",
-        "id_column": "subject_id",
-        "label_column": "diagnosis",
-        "positive_label": "SZ",
-        "covariates": ["age", "sex"] + (["site"] if n_sites > 1 else []),
-    }
-    if n_sites > 1:
-        phen["site_column"] = "site"
-    toml = write_toml(
-        {
-            "phenotypes": phen,
-            "genotypes": {"bfile": "genotypes", "build": "GRCh37"},
-            "fnc": {"path": "fnc.npy", "subjects": "fnc_subjects.txt", "nodes": "fnc_nodes.tsv"},
-            "smri": {"template": "smri/{subject_id}.nii.gz", "mask": "mask.nii.gz"},
-        }
-    )
-    (tmp / "cohort.toml").write_text(toml)
-
-    return SimulatedCohort(
-        out_dir=tmp,
-        toml_path=tmp / "cohort.toml",
-        subject_ids=ids,
-        labels=labels,
-        genotypes=genotypes,
-        snps=snps,
-        fnc=fnc,
-        nodes=nodes,
-        mask=mask,
-        affine=affine,
-        voxels=voxels,
-        truth=truth,
-    )
+    return truth
