@@ -23,9 +23,8 @@ from migtrans.utils import (
 )
 from migtrans.validation import check_device, check_number, check_seed
 
-from ._figures import make_figures
-from ._folder import ReportFolder
-from ._report import render_report
+from .folder import ReportFolder
+from .page import make_figures, render_report
 
 FORMATS = ("png", "pdf", "svg")
 

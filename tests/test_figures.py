@@ -32,9 +32,9 @@ from reports import (
     save_figure,
     significance_threshold,
 )
-from reports._connectome import node_order
-from reports._genome import CHROMOSOME_LENGTHS, normalise_chromosome
-from reports._labels import place_labels
+from reports.plotting._connectome import node_order
+from reports.plotting._genome import CHROMOSOME_LENGTHS, normalise_chromosome
+from reports.plotting._labels import place_labels
 
 GRCH37 = CHROMOSOME_LENGTHS["GRCh37"]
 

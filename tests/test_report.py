@@ -16,8 +16,8 @@ from report_folder import ESCAPED, EVIL, N_SNPS, make_report_folder
 
 from migtrans import ParameterError
 from reports import SECTIONS, FigureFile, build_methods, render_report
-from reports._inputs import load_inputs
-from reports._report import _png_size, detect_warnings, format_p, section_id
+from reports.folder._inputs import load_inputs
+from reports.page._report import _png_size, detect_warnings, format_p, section_id
 
 
 class _Page(HTMLParser):

@@ -11,7 +11,7 @@ import pytest
 from report_folder import make_report_folder
 
 from reports import SECTIONS, render_report
-from reports._report import section_id
+from reports.page._report import section_id
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(

@@ -20,9 +20,8 @@ from migtrans.training import RunFolder
 from migtrans.utils import atomic_write_text
 from migtrans.validation import check_number
 
+from ..folder import ReportFolder, ReportInputs, load_inputs, rank_rule
 from ._figure import SECTIONS, FigureFile
-from ._folder import ReportFolder
-from ._inputs import ReportInputs, load_inputs, rank_rule
 from ._methods import Methods, atlas_name, build_methods, gene_source
 
 __all__ = ["render_report", "detect_warnings", "format_p", "section_id", "REPORT_FILE"]
@@ -685,7 +684,7 @@ def detect_warnings(inputs: ReportInputs) -> list[str]:
 def _environment() -> jinja2.Environment:
     # autoescape everywhere: subject, SNP and node names come from user files and are never trusted as markup
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("reports", "templates"),
+        loader=jinja2.PackageLoader("reports.page", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -720,7 +719,7 @@ def render_report(report_dir, run_dir=None, figures=(), *, command=None, warning
 
     Examples
     --------
-    >>> from reports._report import render_report
+    >>> from reports.page._report import render_report
     >>> render_report("demo/run/explanations", "demo/run", [])  # doctest: +SKIP
     PosixPath('demo/run/explanations/report.html')
     """

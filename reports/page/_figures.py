@@ -12,15 +12,25 @@ from pathlib import Path
 from migtrans.exceptions import ParameterError
 from migtrans.training import RunFolder
 
-from ._brain import AttributionMapDisplay, RegionBarDisplay
-from ._connectome import ConnectogramDisplay, ConnectomeDisplay, FNCMatrixDisplay
-from ._contributions import DeletionCurveDisplay, ModalityContributionDisplay
+from ..folder import ReportFolder, rank_rule
+from ..plotting import (
+    AttributionMapDisplay,
+    ConfusionDisplay,
+    ConnectogramDisplay,
+    ConnectomeDisplay,
+    DeletionCurveDisplay,
+    FNCMatrixDisplay,
+    ManhattanDisplay,
+    MetricsTableDisplay,
+    ModalityContributionDisplay,
+    QQDisplay,
+    RegionalDisplay,
+    RegionBarDisplay,
+    RocCurvesDisplay,
+    TrainingHistoryDisplay,
+    save_figure,
+)
 from ._figure import FigureFile
-from ._folder import ReportFolder
-from ._genomics import ManhattanDisplay, QQDisplay, RegionalDisplay
-from ._inputs import rank_rule
-from ._performance import ConfusionDisplay, MetricsTableDisplay, RocCurvesDisplay, TrainingHistoryDisplay
-from ._save import save_figure
 
 
 class _Context:

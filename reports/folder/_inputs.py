@@ -10,7 +10,7 @@ import pandas as pd
 
 from migtrans import ParameterError
 
-from ._folder import ReportFolder
+from ._report_folder import ReportFolder
 
 # Explanation tables the report knows, by file stem.
 TABLE_FILES = ReportFolder.TABLES

@@ -7,7 +7,7 @@ import platform
 from dataclasses import dataclass
 from importlib import metadata
 
-from ._inputs import ReportInputs, load_inputs
+from ..folder import ReportInputs, load_inputs
 
 __all__ = ["Methods", "build_methods", "software_versions", "REFERENCES"]
 
@@ -572,7 +572,7 @@ def build_methods(report_dir, run_dir=None, *, inputs: ReportInputs | None = Non
 
     Examples
     --------
-    >>> from reports._methods import build_methods
+    >>> from reports.page._methods import build_methods
     >>> methods = build_methods("demo/run/explanations")  # doctest: +SKIP
     >>> print(methods.text)  # doctest: +SKIP
     """

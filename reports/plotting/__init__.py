@@ -1,0 +1,27 @@
+"""Figures as Display objects: built from the explanation tables (`from_*`), drawn by `plot`; and `save_figure`."""
+
+from ._brain import AttributionMapDisplay, RegionBarDisplay
+from ._connectome import ConnectogramDisplay, ConnectomeDisplay, FNCMatrixDisplay
+from ._contributions import DeletionCurveDisplay, ModalityContributionDisplay
+from ._genomics import ManhattanDisplay, QQDisplay, RegionalDisplay, significance_threshold
+from ._performance import ConfusionDisplay, MetricsTableDisplay, RocCurvesDisplay, TrainingHistoryDisplay
+from ._save import save_figure
+
+__all__ = [
+    "AttributionMapDisplay",
+    "ConfusionDisplay",
+    "ConnectogramDisplay",
+    "ConnectomeDisplay",
+    "DeletionCurveDisplay",
+    "FNCMatrixDisplay",
+    "ManhattanDisplay",
+    "MetricsTableDisplay",
+    "ModalityContributionDisplay",
+    "QQDisplay",
+    "RegionBarDisplay",
+    "RegionalDisplay",
+    "RocCurvesDisplay",
+    "TrainingHistoryDisplay",
+    "save_figure",
+    "significance_threshold",
+]
