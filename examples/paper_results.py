@@ -79,7 +79,7 @@ def main(argv=None):
             ).plot()
             written += save_figure(display.figure_, out / "figures", "figure_connectome", formats)
         if (report / "smri_attribution.nii.gz").is_file():
-            display = AttributionMapDisplay.from_image(nib.load(report / "smri_attribution.nii.gz")).plot("glass")
+            display = AttributionMapDisplay.from_image(nib.load(report / "smri_attribution.nii.gz")).plot(kind="glass")
             written += save_figure(display.figure_, out / "figures", "figure_glass_brain", formats)
     print(f"written: {', '.join(str(p) for p in written)}")
     return written

@@ -377,15 +377,15 @@ def test_attribution_map_is_signed_and_symmetric():
     assert 0 < d.threshold < d.vmax
     assert d.n_voxels == int(np.asarray(mask.dataobj).sum())
     assert len(d.z_cuts) == 7 and d.z_cuts == sorted(d.z_cuts)
-    d.plot("glass")
+    d.plot(kind="glass")
     norm = d.display_._cbar.norm  # the signed map needs a colour bar on both sides of zero
     assert norm.vmin == pytest.approx(-norm.vmax) and norm.vmin < 0
     # five evenly spaced ticks, not nilearn's extra +-threshold ticks whose labels collide near zero
     ticks = d.display_._cbar.get_ticks()
     np.testing.assert_allclose(ticks, np.linspace(norm.vmin, norm.vmax, 5), rtol=1e-6)
-    d.plot("slices")
+    d.plot(kind="slices")
     with pytest.raises(ValueError, match="kind"):
-        d.plot("surface")
+        d.plot(kind="surface")
 
 
 def test_region_bars_keep_the_best_ranked():
@@ -773,3 +773,34 @@ def test_make_figures_warns_and_goes_on_when_a_table_is_unusable(tmp_path, rng):
         names = [r.name for r in make_figures(report, formats=("png",))]
     assert "top_regions" not in names and "smri_glass_brain" in names and "fnc_matrix" in names
     assert plt.get_fignums() == []
+
+
+def test_every_display_has_the_one_plot_shape():
+    import inspect
+
+    import reports.plotting as plotting
+
+    displays = [getattr(plotting, n) for n in plotting.__all__ if n.endswith("Display") and n != "Display"]
+    assert len(displays) == 14
+    for cls in displays:
+        assert issubclass(cls, plotting.Display), cls
+        first = list(inspect.signature(cls.plot).parameters.values())[1]
+        assert (first.name, first.default) == ("ax", None), cls
+
+
+def test_plot_sets_figure_axes_and_ax_and_refuses_an_axes_for_several_panels():
+    import matplotlib.pyplot as plt
+
+    from migtrans import ParameterError
+
+    table = pd.DataFrame({"modality": ["snp", "fnc"], "rollout_share": [0.6, 0.4], "ig_share": [0.5, 0.5]})
+    d = ModalityContributionDisplay.from_table(table).plot()
+    assert d.figure_ is d.axes_[0].figure and d.ax_ is d.axes_[0] and len(d.axes_) == 2
+    fig, ax = plt.subplots()
+    with pytest.raises(ParameterError, match="expected a matplotlib Figure"):
+        ModalityContributionDisplay.from_table(table).plot(ax)
+    predictions = pd.DataFrame(
+        {"fold": [1] * 4 + [2] * 4, "label": [0, 1] * 4, "prob_positive": np.linspace(0.1, 0.9, 8)}
+    )
+    single = RocCurvesDisplay.from_predictions(predictions).plot(ax)
+    assert single.ax_ is ax and single.axes_ == [ax] and single.figure_ is fig

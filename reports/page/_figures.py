@@ -321,7 +321,7 @@ def _smri_map(ctx, kind):
         f"symmetric colour scale ends at the {d.vmax_percentile:g}th percentile ({d.vmax:.2g})."
     )
     title = "sMRI attribution (glass brain)" if kind == "glass" else "sMRI attribution (axial slices)"
-    return title, d.plot(kind), caption, ctx.data("smri_attribution.nii.gz", "mask.nii.gz")
+    return title, d.plot(kind=kind), caption, ctx.data("smri_attribution.nii.gz", "mask.nii.gz")
 
 
 def _top_regions(ctx, opts):

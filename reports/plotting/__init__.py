@@ -3,6 +3,7 @@
 from ._brain import AttributionMapDisplay, RegionBarDisplay
 from ._connectome import ConnectogramDisplay, ConnectomeDisplay, FNCMatrixDisplay
 from ._contributions import DeletionCurveDisplay, ModalityContributionDisplay
+from ._display import Display
 from ._genomics import ManhattanDisplay, QQDisplay, RegionalDisplay, significance_threshold
 from ._performance import ConfusionDisplay, MetricsTableDisplay, RocCurvesDisplay, TrainingHistoryDisplay
 from ._save import save_figure
@@ -13,6 +14,7 @@ __all__ = [
     "ConnectogramDisplay",
     "ConnectomeDisplay",
     "DeletionCurveDisplay",
+    "Display",
     "FNCMatrixDisplay",
     "ManhattanDisplay",
     "MetricsTableDisplay",

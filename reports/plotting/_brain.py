@@ -9,6 +9,8 @@ import pandas as pd
 from migtrans.exceptions import ParameterError
 from migtrans.validation import check_columns, check_option
 
+from ._display import Display
+
 POSITIVE, NEGATIVE = "#b2182b", "#2166ac"
 MAP_CMAP = "RdBu_r"
 
@@ -19,7 +21,7 @@ def _load(img):
     return nib.load(str(img)) if not hasattr(img, "get_fdata") else img
 
 
-class AttributionMapDisplay:
+class AttributionMapDisplay(Display):
     """The signed voxel attribution map (``smri_attribution.nii.gz``), drawn with nilearn.
 
     The map is shown as it is (signed, symmetric colour scale); the display threshold hides the voxels with
@@ -110,16 +112,16 @@ class AttributionMapDisplay:
             z_cuts=z_cuts,
         )
 
-    def plot(self, kind="glass", *, figure=None, bg_img=None, cmap=MAP_CMAP, title=None):
+    def plot(self, ax=None, *, kind="glass", bg_img=None, cmap=MAP_CMAP, title=None):
         """Draw the map with nilearn.
 
         Parameters
         ----------
+        ax : matplotlib.figure.Figure or None
+            Figure to draw into (nilearn lays out its projections); new when None.
         kind : {"glass", "slices"}
             ``"glass"``: `nilearn.plotting.plot_glass_brain` (signed, ``plot_abs=False``), four projections;
             ``"slices"``: `nilearn.plotting.plot_stat_map` axial slices over the MNI152 template.
-        figure : matplotlib.figure.Figure or None
-            Figure to draw into; new when None.
         bg_img : image or None
             Background of the slice view; nilearn's packaged MNI152 template (2 mm) when None. Nothing is
             downloaded.
@@ -134,6 +136,7 @@ class AttributionMapDisplay:
         import matplotlib.pyplot as plt
         from nilearn import datasets, plotting
 
+        figure = self._as_figure(ax)
         check_option("kind", kind, ("glass", "slices"))
         import nibabel as nib
 
@@ -185,7 +188,7 @@ class AttributionMapDisplay:
         return self
 
 
-class RegionBarDisplay:
+class RegionBarDisplay(Display):
     """Horizontal bars of the top-ranked atlas regions: their contrast (or another signed column).
 
     Attributes

@@ -11,6 +11,8 @@ import pandas as pd
 from migtrans.exceptions import ParameterError
 from migtrans.validation import check_columns
 
+from ._display import Display
+
 # Domain order of the NeuroMark template (subcortical, auditory, sensorimotor, visual, cognitive control,
 # default mode, cerebellar); other domains follow alphabetically.
 NEUROMARK_ORDER = ("SC", "AU", "SM", "VI", "CC", "DM", "CB")
@@ -93,7 +95,7 @@ def _check(connections, value):
     check_columns(connections, ("node_i", "node_j", value), "connections table")
 
 
-class FNCMatrixDisplay:
+class FNCMatrixDisplay(Display):
     """The K x K attribution matrix of functional connections, nodes sorted by domain.
 
     Attributes
@@ -188,7 +190,7 @@ class FNCMatrixDisplay:
         return self
 
 
-class ConnectomeDisplay:
+class ConnectomeDisplay(Display):
     """The top-k edges on a glass brain (`nilearn.plotting.plot_connectome`), nodes coloured by domain.
 
     Attributes
@@ -235,8 +237,9 @@ class ConnectomeDisplay:
         coords = order[["x", "y", "z"]].to_numpy(dtype=float)
         return cls(adjacency, coords, order, edges, value=value)
 
-    def plot(self, figure=None, *, cmap="RdBu_r", node_size=14):
+    def plot(self, ax=None, *, cmap="RdBu_r", node_size=14):
         """Draw with nilearn (three orthogonal projections) and a domain legend underneath. Returns self."""
+        figure = self._as_figure(ax)
         import matplotlib.pyplot as plt
         from matplotlib.lines import Line2D
         from nilearn import plotting
@@ -286,7 +289,7 @@ class ConnectomeDisplay:
         return self
 
 
-class ConnectogramDisplay:
+class ConnectogramDisplay(Display):
     """Circular connectogram: nodes on a circle grouped by domain, chords for the top-k edges, coloured by the
     sign of ``value`` and as wide as its magnitude.
 

@@ -8,6 +8,8 @@ import numpy as np
 from migtrans.exceptions import ParameterError
 from migtrans.validation import check_columns
 
+from ._display import Display
+
 MODALITY_NAMES = {"snp": "SNPs", "fnc": "FNC", "smri": "sMRI"}
 MEASURES = {
     "rollout_share": "Attention-rollout share",
@@ -21,7 +23,7 @@ def _modality_name(m):
     return MODALITY_NAMES.get(m, m)
 
 
-class ModalityContributionDisplay:
+class ModalityContributionDisplay(Display):
     """Rollout share, IG share and ablation AUC drop of each modality, side by side (one panel per measure).
 
     Attributes
@@ -50,7 +52,8 @@ class ModalityContributionDisplay:
             raise ParameterError(f"modalities table: expected a value in one of {list(MEASURES)}, found none")
         return cls([str(m) for m in modalities["modality"]], measures)
 
-    def plot(self, fig=None):
+    def plot(self, ax=None):
+        fig = self._as_figure(ax)
         import matplotlib.pyplot as plt
 
         n = len(self.measures)
@@ -82,7 +85,7 @@ class ModalityContributionDisplay:
         return self
 
 
-class DeletionCurveDisplay:
+class DeletionCurveDisplay(Display):
     """Deletion curves: held-out AUC as the most-attributed features of a modality are replaced by the
     baseline, against random features of the same number (mean ± SD over draws), one panel per modality.
 
@@ -107,7 +110,8 @@ class DeletionCurveDisplay:
         }
         return cls(curves)
 
-    def plot(self, fig=None):
+    def plot(self, ax=None):
+        fig = self._as_figure(ax)
         import matplotlib.pyplot as plt
 
         n = len(self.curves)

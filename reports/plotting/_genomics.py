@@ -13,6 +13,7 @@ import pandas as pd
 from migtrans.exceptions import ParameterError
 from migtrans.validation import check_columns
 
+from ._display import Display
 from ._genome import GenomeAxis, normalise_chromosome
 from ._labels import place_labels
 
@@ -125,7 +126,7 @@ class ManhattanPanel:
     floor: float = float("nan")
 
 
-class ManhattanDisplay:
+class ManhattanDisplay(Display):
     """Manhattan plot: one panel per p column (model permutation p, classical association p), shared x axis.
 
     Build it with `from_table`, then draw with `plot`; the statistics are read, never recomputed.
@@ -254,12 +255,12 @@ class ManhattanDisplay:
     def tick_labels(self):
         return list(self.axis.chromosomes)
 
-    def plot(self, axes=None, *, point_size=3.0, label=True, label_fontsize=6.5, tick_fontsize=6.5):
+    def plot(self, ax=None, *, point_size=3.0, label=True, label_fontsize=6.5, tick_fontsize=6.5):
         """Draw the panels.
 
         Parameters
         ----------
-        axes : sequence of matplotlib.axes.Axes or None
+        ax : sequence of matplotlib.axes.Axes or None
             One axes per panel, sharing x, with a fixed layout (labels are placed in display space). New
             figure when None.
         point_size : float, default=3
@@ -273,6 +274,7 @@ class ManhattanDisplay:
         -------
         self
         """
+        axes = ax
         import matplotlib.pyplot as plt
         from matplotlib.lines import Line2D
 
@@ -285,7 +287,7 @@ class ManhattanDisplay:
             )
         axes = list(np.atleast_1d(axes))
         if len(axes) != n:
-            raise ParameterError(f"axes: expected {n} axes (one per panel), found {len(axes)}")
+            raise ParameterError(f"ax: expected {n} axes (one per panel), found {len(axes)}")
         self.figure_, self.axes_, self.ax_ = axes[0].figure, axes, axes[0]
         self.labels_ = []
         for ax, panel in zip(axes, self.panels):
@@ -387,7 +389,7 @@ class ManhattanDisplay:
         ax.set_xticklabels(shown)
 
 
-class QQDisplay:
+class QQDisplay(Display):
     """Quantile-quantile plot of p-values against the uniform, with a pointwise confidence band and lambda.
 
     Attributes
@@ -456,8 +458,9 @@ class QQDisplay:
             )
         return cls(panels, confidence)
 
-    def plot(self, axes=None, *, point_size=4.0):
+    def plot(self, ax=None, *, point_size=4.0):
         """Draw one square panel per p column. Returns self."""
+        axes = ax
         import matplotlib.pyplot as plt
 
         n = len(self.panels)
@@ -509,7 +512,7 @@ class QQDisplay:
         return self
 
 
-class RegionalDisplay:
+class RegionalDisplay(Display):
     """-log10 p of the SNPs in and around one locus (by default the rank-1 locus), with a gene track.
 
     Attributes
@@ -623,8 +626,9 @@ class RegionalDisplay:
             present,
         )
 
-    def plot(self, fig=None, *, point_size=14.0):
+    def plot(self, ax=None, *, point_size=14.0):
         """Draw one panel per p column and a gene track underneath. Returns self."""
+        fig = self._as_figure(ax)
         import matplotlib.pyplot as plt
 
         n = len(self.columns)

@@ -12,6 +12,8 @@ from migtrans.exceptions import ParameterError
 from migtrans.training import RunFolder
 from migtrans.validation import check_columns
 
+from ._display import Display
+
 METRIC_NAMES = {
     "accuracy": "Accuracy",
     "balanced_accuracy": "Balanced accuracy",
@@ -26,7 +28,7 @@ def _fold_sort(values):
     return sorted(values, key=lambda f: (0, int(f)) if str(f).isdigit() else (1, str(f)))
 
 
-class RocCurvesDisplay:
+class RocCurvesDisplay(Display):
     """Out-of-fold ROC curve of every fold and their mean, interpolated on a common false-positive grid.
 
     Attributes
@@ -105,7 +107,7 @@ class RocCurvesDisplay:
         return self
 
 
-class ConfusionDisplay:
+class ConfusionDisplay(Display):
     """Out-of-fold confusion matrix (all folds pooled), with counts and row percentages.
 
     Attributes
@@ -161,7 +163,7 @@ class ConfusionDisplay:
         return self
 
 
-class TrainingHistoryDisplay:
+class TrainingHistoryDisplay(Display):
     """Per-epoch training curves of every fold (``folds/<k>/history.csv``): losses and validation AUC.
 
     Attributes
@@ -207,7 +209,8 @@ class TrainingHistoryDisplay:
         panels += [(c, [c]) for c in sorted(columns) if c.startswith("val_") and c != "val_loss"]
         return panels
 
-    def plot(self, fig=None):
+    def plot(self, ax=None):
+        fig = self._as_figure(ax)
         import matplotlib.pyplot as plt
 
         panels = self.panels
@@ -247,7 +250,7 @@ class TrainingHistoryDisplay:
         return self
 
 
-class MetricsTableDisplay:
+class MetricsTableDisplay(Display):
     """The cross-validated metrics (``metrics.csv``: folds, then mean and SD) drawn as a table.
 
     Attributes
