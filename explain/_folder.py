@@ -37,9 +37,14 @@ class ExplanationFolder:
     mask = property(lambda self: self.path / self.MASK)
     smri_map = property(lambda self: self.path / self.SMRI_MAP)
 
+    @staticmethod
+    def file(name: str) -> str:
+        """The file name of table ``name``: ``<name>.csv``."""
+        return f"{name}.csv"
+
     def table(self, name: str) -> Path:
         """``<name>.csv``: a result table, ``subjects``, ``ablation`` or ``deletion``."""
-        return self.path / f"{name}.csv"
+        return self.path / self.file(name)
 
     def array(self, name: str) -> Path:
         """``<name>.npy``: per-subject attributions of one modality (``snp``, ``rollout_fnc``, ...)."""

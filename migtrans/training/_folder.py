@@ -74,6 +74,11 @@ class RunFolder:
     checksums = property(lambda self: self.path / self.CHECKSUMS)
     folds = property(lambda self: self.path / self.FOLDS)
 
+    @staticmethod
+    def file(name: str) -> str:
+        """The file name of the run's table ``name`` (``metrics``, ``predictions``, ...): ``<name>.csv``."""
+        return f"{name}.csv"
+
     def fold(self, k: int) -> FoldFolder:
         """Fold ``k`` (1-based)."""
         return FoldFolder(self.path / self.FOLDS / str(k), k)

@@ -46,7 +46,11 @@ class _Context:
         """Table ``name`` of the report (or, with ``run``, of the run folder); None when absent or empty."""
         if run and self.run_dir is None:
             return None
-        table = self.folder.read_csv(RunFolder(self.run_dir) / f"{name}.csv") if run else self.folder.read_result(name)
+        table = (
+            self.folder.read_csv(RunFolder(self.run_dir) / RunFolder.file(name))
+            if run
+            else self.folder.read_result(name)
+        )
         return table if table is not None and len(table) else None
 
     def rel(self, path):
@@ -159,7 +163,7 @@ def _modality_contributions(ctx, opts):
         "Modality contributions",
         d.plot(),
         "Per modality: " + "; ".join(described[m] for m in d.measures) + "." + missing,
-        ctx.data("modalities.csv"),
+        ctx.data(ReportFolder.file("modalities")),
     )
 
 
@@ -175,7 +179,7 @@ def _deletion_curves(ctx, opts):
         "by mean |attribution| across subjects) are replaced by the baseline, against the same number of random "
         "features (mean ± SD over random draws). A faithful attribution makes the AUC fall faster for the top "
         "features; the dotted line is chance.",
-        ctx.data("deletion.csv"),
+        ctx.data(ReportFolder.file("deletion")),
     )
 
 
@@ -212,7 +216,7 @@ def _manhattan(ctx, opts):
         + f"Labels: the gene of the lead SNP of the {opts['n_labels']} loci with the smallest p in each "
         "panel, whether or not they pass a line; red points pass the dashed line."
     )
-    return "Manhattan plot", d.plot(), caption, ctx.data("snps.csv", "settings.json")
+    return "Manhattan plot", d.plot(), caption, ctx.data(ReportFolder.file("snps"), ReportFolder.SETTINGS)
 
 
 def _qq(ctx, opts):
@@ -229,7 +233,7 @@ def _qq(ctx, opts):
         + "; ".join(parts)
         + ". λ = median of χ²(1) quantiles of the p-values / 0.455 (genomic inflation). "
         + (ctx.permutation_text() if any(p["column"] == "p_perm" for p in d.panels) else ""),
-        ctx.data("snps.csv", "settings.json"),
+        ctx.data(ReportFolder.file("snps"), ReportFolder.SETTINGS),
     )
 
 
@@ -244,7 +248,7 @@ def _regional_top_locus(ctx, opts):
         f"−log10 p of the {len(d.snps)} SNPs in {d.window[0]:,}-{d.window[1]:,} bp of chromosome {d.chrom} "
         f"around the rank-1 locus {d.locus} (shaded; {int(d.snps['in_locus'].sum())} SNPs, lead SNP "
         f"{d.lead_snp}). Gene bars span the SNPs annotated to each gene (the tables hold no gene coordinates).",
-        ctx.data("snps.csv", "loci.csv"),
+        ctx.data(ReportFolder.file("snps"), ReportFolder.file("loci")),
     )
 
 
@@ -260,7 +264,7 @@ def _fnc_matrix(ctx, opts):
         f"Mean integrated-gradients attribution of each of the {len(connections)} functional connections between "
         f"{len(d.nodes)} nodes, sorted by domain (lines mark domain boundaries). Circles: {n_sig} "
         f"connection(s) with max-T family-wise p_fwer ≤ 0.05. {ctx.permutation_text()}",
-        ctx.data("connections.csv", "nodes.csv"),
+        ctx.data(ReportFolder.file("connections"), ReportFolder.file("nodes")),
     )
 
 
@@ -283,7 +287,7 @@ def _connectome_top_edges(ctx, opts):
         d.plot(),
         f"The {n} top-ranked connections ({rank_rule(connections)}; ranks 1-{n} of {len(connections)}) on a glass "
         f"brain (nilearn), coloured by {what}; nodes at their MNI coordinates, coloured by domain.",
-        ctx.data("connections.csv", "nodes.csv"),
+        ctx.data(ReportFolder.file("connections"), ReportFolder.file("nodes")),
     )
 
 
@@ -299,15 +303,15 @@ def _connectogram(ctx, opts):
         f"The {len(d.edges)} top-ranked connections ({rank_rule(connections)}) as chords between "
         f"{len(d.nodes)} nodes grouped by domain; red: positive {what}, blue: negative; "
         f"chord width ∝ |{value}|.",
-        ctx.data("connections.csv", "nodes.csv"),
+        ctx.data(ReportFolder.file("connections"), ReportFolder.file("nodes")),
     )
 
 
 def _smri_map(ctx, kind):
-    image = ctx.report_dir / "smri_attribution.nii.gz"
+    image = ctx.report_dir / ReportFolder.SMRI_MAP
     if not image.is_file():
         return None
-    mask = ctx.report_dir / "mask.nii.gz"
+    mask = ctx.report_dir / ReportFolder.MASK
     d = AttributionMapDisplay.from_image(image, mask if mask.is_file() else None)
     view = (
         "Glass-brain projections (nilearn) of the"
@@ -321,7 +325,7 @@ def _smri_map(ctx, kind):
         f"symmetric colour scale ends at the {d.vmax_percentile:g}th percentile ({d.vmax:.2g})."
     )
     title = "sMRI attribution (glass brain)" if kind == "glass" else "sMRI attribution (axial slices)"
-    return title, d.plot(kind=kind), caption, ctx.data("smri_attribution.nii.gz", "mask.nii.gz")
+    return title, d.plot(kind=kind), caption, ctx.data(ReportFolder.SMRI_MAP, ReportFolder.MASK)
 
 
 def _top_regions(ctx, opts):
@@ -342,7 +346,7 @@ def _top_regions(ctx, opts):
         f"The {len(d.regions)} top-ranked of {d.n_total} {atlas} regions ({rank_rule(regions)}); "
         f"bar: {bar}, text: permutation p of the case-control contrast (p_perm); "
         f"* p_fwer ≤ 0.05 (max-T), † q_fdr ≤ 0.05 (Benjamini-Hochberg). {ctx.permutation_text()}",
-        ctx.data("regions.csv"),
+        ctx.data(ReportFolder.file("regions")),
     )
 
 

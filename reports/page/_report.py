@@ -347,7 +347,7 @@ def _table_block(name: str, inputs: ReportInputs, top_k: int) -> _Block:
     df = inputs.tables[name]
     shown = _top(df, top_k)
     note = f"Top {len(shown)} of {len(df)} {unit} by rank ({rank_rule(df)}). Click a column header to sort."
-    links = [_file_link(f"{name}.csv", inputs.report_dir, f"{name}.csv (all {len(df)} rows)")]
+    links = [_file_link(ReportFolder.file(name), inputs.report_dir, f"{ReportFolder.file(name)} (all {len(df)} rows)")]
     return _Block("table", _table(f"table-{name}", title, shown, columns, note=note, links=links))
 
 
@@ -451,7 +451,7 @@ def _modalities(inputs: ReportInputs) -> list:
                     "Modality contributions",
                     mods,
                     note=note,
-                    links=[_file_link("modalities.csv", inputs.report_dir)],
+                    links=[_file_link(ReportFolder.file("modalities"), inputs.report_dir)],
                 ),
             )
         )
@@ -463,7 +463,7 @@ def _modalities(inputs: ReportInputs) -> list:
                     "table-ablation",
                     "Modality ablation",
                     inputs.tables["ablation"],
-                    links=[_file_link("ablation.csv", inputs.report_dir)],
+                    links=[_file_link(ReportFolder.file("ablation"), inputs.report_dir)],
                 ),
             )
         )
@@ -473,7 +473,7 @@ def _modalities(inputs: ReportInputs) -> list:
                 "links",
                 [
                     _file_link(
-                        "deletion.csv",
+                        ReportFolder.file("deletion"),
                         inputs.report_dir,
                         "deletion.csv (deletion curves: output as top-attributed features are removed)",
                     )
@@ -520,7 +520,7 @@ def _provenance(inputs: ReportInputs, methods: Methods, command) -> list:
                     "Explanation settings (settings.json)",
                     settings,
                     sortable=False,
-                    links=[_file_link("settings.json", inputs.report_dir)],
+                    links=[_file_link(ReportFolder.SETTINGS, inputs.report_dir)],
                 ),
                 title=f"Explanation settings ({len(s)})",
             )
@@ -748,13 +748,13 @@ def render_report(report_dir, run_dir=None, figures=(), *, command=None, warning
     for name in _TABLES:
         if name in inputs.tables:
             sections[_TABLES[name][0]].blocks.append(_table_block(name, inputs, top_k))
-    if (report_dir / "smri_attribution.nii.gz").is_file():
+    if (report_dir / ReportFolder.SMRI_MAP).is_file():
         sections["Morphology"].blocks.append(
             _Block(
                 "links",
                 [
                     _file_link(
-                        "smri_attribution.nii.gz",
+                        ReportFolder.SMRI_MAP,
                         report_dir,
                         "smri_attribution.nii.gz (voxel-wise mean attribution, NIfTI)",
                     )
