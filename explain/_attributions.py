@@ -16,30 +16,6 @@ from migtrans.utils import atomic_write_text, to_builtin
 from ._folder import ExplanationFolder
 
 _ARRAYS = ("snp", "fnc", "smri", "rollout_snp", "rollout_fnc", "rollout_smri")
-# identifier columns of the tables, read back as text (chromosome "1" stays "1")
-_TEXT = {
-    c: str
-    for c in (
-        "snp",
-        "chrom",
-        "a1",
-        "a2",
-        "gene",
-        "genes",
-        "locus",
-        "lead_snp",
-        "region",
-        "node",
-        "node_i",
-        "node_j",
-        "domain",
-        "domain_i",
-        "domain_j",
-        "modality",
-        "atlas",
-        "subject_id",
-    )
-}
 
 
 @dataclass
@@ -152,7 +128,7 @@ class Attributions:
             mask, affine = np.asarray(img.dataobj).astype(bool), img.affine
         settings = json.loads(files.settings.read_text()) if files.settings.is_file() else {}
         optional = {
-            name: pd.read_csv(files.table(name), dtype=_TEXT)
+            name: pd.read_csv(files.table(name), dtype=dict.fromkeys(files.TEXT_COLUMNS, str))
             for name in (*files.CHECK_TABLES, *files.RESULT_TABLES)
             if files.table(name).is_file()
         }

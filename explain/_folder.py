@@ -25,6 +25,29 @@ class ExplanationFolder:
     RESULT_TABLES = ("snps", "loci", "regions", "connections", "nodes", "modalities")
     #: faithfulness tables
     CHECK_TABLES = ("ablation", "deletion")
+    #: identifier columns of the tables, read as text (chromosome "1" stays "1", "<script>" a string)
+    TEXT_COLUMNS = (
+        "snp",
+        "a1",
+        "a2",
+        "gene",
+        "genes",
+        "locus",
+        "lead_snp",
+        "region",
+        "atlas",
+        "node",
+        "node_i",
+        "node_j",
+        "domain",
+        "domain_i",
+        "domain_j",
+        "subject_id",
+        "modality",
+        "note",
+        "label_name",
+        "chrom",
+    )
 
     def __init__(self, path):
         self.path = Path(path)

@@ -18,29 +18,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-# Identifier columns read as text, so that "1" stays a chromosome name and "<script>" stays a string.
-TEXT_COLUMNS = (
-    "snp",
-    "a1",
-    "a2",
-    "gene",
-    "genes",
-    "locus",
-    "lead_snp",
-    "region",
-    "atlas",
-    "node",
-    "node_i",
-    "node_j",
-    "domain",
-    "domain_i",
-    "domain_j",
-    "subject_id",
-    "modality",
-    "note",
-    "label_name",
-    "chrom",
-)
+TEXT_COLUMNS = ExplanationFolder.TEXT_COLUMNS
 
 
 def read_table(path, *, blank_text=False) -> pd.DataFrame:
