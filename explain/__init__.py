@@ -10,23 +10,38 @@ from ._explain import explain_run
 from ._faithfulness import deletion_curve, modality_ablation
 from ._folder import ExplanationFolder
 from ._ig import LogOdds, integrated_gradients, relative_delta
+from ._null import NullRuns, gather_null_runs, null_key, run_null
 from ._oof import OutOfFold
-from ._permutation import PermutationResult, bh_fdr, permutation_test, permuted_labels
+from ._permutation import (
+    PermutationResult,
+    bh_fdr,
+    bonferroni_folds,
+    per_fold_test,
+    permutation_test,
+    permuted_labels,
+    retraining_p,
+    welch_statistic,
+)
 from ._rollout import RelevanceResult, relevance_rollout, rollout
-from ._tables import atlas_regions_in_mask, region_atlas, result_tables, write_tables
+from ._tables import atlas_regions_in_mask, choose_null, feature_matrices, region_atlas, result_tables, write_tables
 
 __all__ = [
     "Attributions",
     "ExplanationFolder",
     "LogOdds",
+    "NullRuns",
     "atlas_regions_in_mask",
     "OutOfFold",
     "PermutationResult",
     "RelevanceResult",
     "bh_fdr",
+    "bonferroni_folds",
+    "choose_null",
     "covariate_matrix",
     "deletion_curve",
     "explain_run",
+    "feature_matrices",
+    "gather_null_runs",
     "gene_table",
     "genomic_inflation",
     "integrated_gradients",
@@ -34,13 +49,18 @@ __all__ = [
     "logistic_association",
     "modality_ablation",
     "nearest_genes",
+    "null_key",
+    "per_fold_test",
     "permutation_test",
     "permuted_labels",
     "region_atlas",
     "relative_delta",
     "relevance_rollout",
     "result_tables",
+    "retraining_p",
     "rollout",
+    "run_null",
     "trend_permutation_test",
+    "welch_statistic",
     "write_tables",
 ]

@@ -16,9 +16,10 @@ from migtrans.exceptions import ParameterError
 from ._attributions import Attributions
 from ._faithfulness import deletion_curve, modality_ablation
 from ._ig import integrated_gradients
+from ._null import gather_null_runs, null_key
 from ._oof import OutOfFold
 from ._rollout import relevance_rollout
-from ._tables import RANKING, REGION_ATTRIBUTION, STATISTIC, result_tables
+from ._tables import RANKING, REGION_ATTRIBUTION, STATISTIC, choose_null, result_tables
 
 
 def _say(progress, text):
@@ -47,14 +48,16 @@ def explain_run(
     progress=False,
     cohort=None,
     run_record=None,
+    null="auto",
 ) -> Attributions:
     """Attribute the held-out predictions of a run.
 
-    With an explanation set (the default of `migtrans train`), its subjects are explained by the ensemble of
-    the fold models (the mean of their log-odds; each attribution is the mean of the models'), and the
-    permutation tests shuffle labels within site: exact, since no model learned from those labels. For
-    runs trained with ``explain_fraction=0``, every subject is explained by the model of the fold that held
-    it out, and labels are shuffled within fold x site (anti-conservative, docs/benchmarks.md).
+    By default (runs trained with ``explain_fraction=0``) every subject is explained by the model of the
+    fold that held it out. The tables' p-values then come from the retraining null runs of the run
+    (`run_null`, ``migtrans-null``) when at least 19 were made with the same settings, else from per-fold
+    exact permutation tests combined by Bonferroni (`result_tables`, `choose_null`). With an explanation
+    set, its subjects are explained by the ensemble of the fold models (the mean of their log-odds; each
+    attribution is the mean of the models'), and its labels are shuffled within site.
 
     Parameters
     ----------
@@ -79,6 +82,8 @@ def explain_run(
         nodes, modalities) with this many label permutations, attach them as ``tables`` and write them
         next to the attributions.
     genes, atlas : annotation sources for the tables (see `result_tables`).
+    null : {"auto", "retraining", "per_fold"}
+        The null of the tables' p-values (`choose_null`).
     batch_size : int
         Subjects per chunk (bounds memory of the prepared inputs).
     device : str
@@ -138,7 +143,15 @@ def explain_run(
         _say(progress, "faithfulness: modality ablation and deletion curves")
         _add_faithfulness(attributions, oof, baseline, deletion_fractions, random_state)
     if n_permutations:
-        _add_tables(attributions, oof, n_permutations, genes, atlas, random_state, progress)
+        key = null_key(
+            n_steps=n_steps,
+            baseline=baseline,
+            smoothgrad_samples=smoothgrad_samples,
+            noise_level=noise_level,
+            atlas=atlas,
+            random_state=random_state,
+        )
+        _add_tables(attributions, oof, n_permutations, genes, atlas, random_state, progress, null, key)
     settings["seconds"] = round(time.perf_counter() - start, 1)
     if out_dir is not False:
         attributions.save(Path(out_dir) if out_dir else oof.run.path / "explanations")
@@ -241,19 +254,55 @@ def _add_faithfulness(attributions, oof, baseline, deletion_fractions, random_st
     )
 
 
-def _add_tables(attributions, oof, n_permutations, genes, atlas, random_state, progress) -> None:
-    scheme = "site" if oof.has_explanation_set else "fold x site"
-    _say(progress, f"statistics: {n_permutations} permutations within {scheme}")
+# What each null's p-values test, as the settings record it and the Methods text reads it.
+NULLS = {
+    "retraining": "global null of the retraining scheme: the whole pipeline (training, explanation, contrast) "
+    "rerun on labels permuted within fold x site",
+    "per_fold": "per-fold fixed-model exchangeability: each fold's held-out labels permuted within site with "
+    "its model fixed, the fold p-values combined by Bonferroni (K x min p_k)",
+    "explanation_set": "fixed-model exchangeability on the explanation set: its labels permuted within site "
+    "with the fold models fixed",
+}
+
+
+def _add_tables(attributions, oof, n_permutations, genes, atlas, random_state, progress, null, key) -> None:
+    found = gather_null_runs(oof.run.path, key)
+    scheme = choose_null(oof, null, found.stats or None)
+    count = f"{found.count} retraining null runs found" + (
+        f" ({found.mismatched} made with other settings left out)" if found.mismatched else ""
+    )
+    detail = {
+        "retraining": f"p from {found.count} retraining null runs",
+        "per_fold": f"{n_permutations} permutations within site in each of {len(oof.folds)} folds, Bonferroni",
+        "explanation_set": f"{n_permutations} permutations within site",
+    }[scheme]
+    _say(progress, f"statistics: {detail}; {count}")
     tables = result_tables(
-        oof, attributions, n_permutations=n_permutations, genes=genes, atlas=atlas, random_state=random_state
+        oof,
+        attributions,
+        n_permutations=n_permutations,
+        genes=genes,
+        atlas=atlas,
+        random_state=random_state,
+        null=scheme,
+        null_stats=found.stats or None,
     )
     attributions.tables = tables
     mods = oof.modalities
     attributions.settings.update(
-        n_permutations=n_permutations,
-        permutation_scheme=f"labels shuffled within {scheme}",
+        null=scheme,
+        null_tested=NULLS[scheme],
+        n_null_runs=found.count,
+        n_null_runs_other_settings=found.mismatched,
+        n_permutations=found.count if scheme == "retraining" else n_permutations,
+        permutation_scheme={
+            "retraining": "labels permuted within fold x site, whole pipeline retrained",
+            "per_fold": "labels shuffled within site in each fold",
+            "explanation_set": "labels shuffled within site",
+        }[scheme],
+        combination="Bonferroni across folds (K x min p_k)" if scheme == "per_fold" else None,
         statistic=STATISTIC,
-        statistic_id="standardised_contrast",
+        statistic_id="welch_contrast",
         ranking_id="contrast",
         fwer="max-T",
         fdr="Benjamini-Hochberg",

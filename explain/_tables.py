@@ -14,12 +14,14 @@ from migtrans.exceptions import ParameterError
 from ._annotation import gene_table, locus_genes, nearest_genes
 from ._association import genomic_inflation, logistic_association, trend_permutation_test
 from ._folder import ExplanationFolder
-from ._permutation import permutation_test
+from ._permutation import bh_fdr, per_fold_test, permutation_test, retraining_p, welch_statistic
 
 # How the tables aggregate and rank, as recorded in the settings (and read back by the Methods text).
 REGION_ATTRIBUTION = "sum over its voxels"
 RANKING = "contrast (mean attribution of cases minus controls within strata), largest first; ties by p_perm"
-STATISTIC = "contrast within strata over its permutation SD (z), cases - controls"
+STATISTIC = "Welch-type contrast within strata (difference of means over its unpooled SE), cases - controls"
+#: the attribution families tested
+FAMILIES = ("snps", "loci", "connections", "nodes", "regions")
 
 
 def _ranked(table: pd.DataFrame) -> pd.DataFrame:
@@ -38,22 +40,104 @@ def _ranked(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _tested(X, labels, strata, n_permutations, random_state):
-    # one seed for every family: all families see the same label permutations
-    res = permutation_test(X, labels, strata=strata, n_permutations=n_permutations, random_state=random_state)
-    return pd.DataFrame({"attribution": np.asarray(X).mean(axis=0, dtype=np.float64), **res.table()})
+class FamilyTest:
+    """How the attribution tables get their p-values: one call per family of features.
+
+    Three nulls, each a valid test of its own hypothesis (`choose_null` picks one):
+
+    - ``"explanation_set"``: labels of the explanation set permuted within site, the fold models fixed.
+      Exact: no model learned from those labels.
+    - ``"per_fold"``: each fold's held-out subjects permuted within site with that fold's model fixed (exact
+      per fold), the K fold p-values combined by Bonferroni (``K x min_k p_k``, valid under any dependence).
+    - ``"retraining"``: the observed statistic against the same statistic from ``B_r`` null runs, each the
+      whole pipeline trained, explained and contrasted on labels permuted within fold x site. Tests the
+      global null that the labels are exchangeable with the data: does the model rely on the feature more
+      than a model trained on random labels would.
+
+    Every family's ``stat`` is the stratified Welch statistic of the explained subjects within fold x site
+    (`welch_statistic`), whatever the null.
+    """
+
+    def __init__(self, scheme, labels, folds, site, *, n_permutations=1000, random_state=0, null_stats=None):
+        self.scheme, self.labels, self.folds, self.site = scheme, np.asarray(labels), np.asarray(folds), site
+        self.n_permutations, self.random_state, self.null_stats = n_permutations, random_state, null_stats
+        self.strata = self.folds * 10_000 + site
+
+    def __call__(self, family, X) -> pd.DataFrame:
+        X = np.asarray(X)
+        columns = {"attribution": X.mean(axis=0, dtype=np.float64)}
+        # one seed for every family: all families see the same label permutations
+        options = dict(n_permutations=self.n_permutations, random_state=self.random_state)
+        if self.scheme == "retraining":
+            stat, contrast = welch_statistic(X, self.labels, self.strata)
+            p, p_fwer = retraining_p(stat, self.null_stats[family])
+            stats = {"contrast": contrast, "stat": stat, "p_perm": p, "p_fwer": p_fwer, "q_fdr": bh_fdr(p)}
+            return pd.DataFrame({**columns, **stats})
+        if self.scheme == "per_fold":
+            res = per_fold_test(X, self.labels, self.folds, strata=self.site, **options)
+        else:
+            res = permutation_test(X, self.labels, strata=self.strata, **options)
+        return pd.DataFrame({**columns, **res.table()})
 
 
-def result_tables(oof, attributions, *, n_permutations=1000, genes=None, atlas="aal", random_state=0) -> dict:
+def feature_matrices(oof, attributions, atlas="aal") -> dict:
+    """Per-subject attributions of every tested family, columns in the order of its table before ranking.
+
+    ``snps`` (n, m); ``loci`` the sum of their SNPs' (IG is additive), in the run's locus order;
+    ``connections`` the upper-triangle edges; ``nodes`` the sum over each node's edges; ``regions`` the
+    sum over each atlas region's voxels, in `atlas_regions_in_mask` order.
+    """
+    out = {}
+    if attributions.snp is not None:
+        X = np.asarray(attributions.snp)
+        out["snps"] = X
+        loci = oof.run.train.loci(oof.cohort)
+        out["loci"] = np.column_stack([X[:, cols].sum(axis=1, dtype=np.float64) for cols in loci["columns"]])
+    if attributions.fnc is not None:
+        out["connections"] = attributions.edges()
+        out["nodes"] = np.asarray(attributions.fnc).sum(axis=2, dtype=np.float64)
+    if attributions.smri is not None:
+        voxel_label, names = atlas_regions_in_mask(atlas, attributions.mask, attributions.affine)
+        X = np.asarray(attributions.smri)
+        out["regions"] = np.column_stack([X[:, voxel_label == v].sum(axis=1, dtype=np.float64) for v in names])
+    return out
+
+
+def choose_null(oof, null="auto", null_stats=None, *, minimum=19) -> str:
+    """The null of a run's attribution tables.
+
+    ``"explanation_set"`` for runs with one (unless ``"retraining"`` is asked for); otherwise
+    ``"retraining"`` when asked for or, with ``"auto"``, when at least ``minimum`` matching null runs exist
+    (so that p can reach 0.05); else ``"per_fold"``.
+    """
+    if null == "explanation_set" and oof.has_explanation_set:
+        return null
+    if null not in ("auto", "retraining", "per_fold"):
+        raise ParameterError(f"null: expected auto, retraining or per_fold, found {null!r}")
+    found = 0 if not null_stats else len(next(iter(null_stats.values())))
+    if null == "retraining" and found == 0:
+        raise ParameterError(
+            f"null: retraining asked for, but {oof.run.path} has no matching null runs (run migtrans-null first)"
+        )
+    if null == "per_fold" and oof.has_explanation_set:
+        raise ParameterError("null: per_fold needs a run without an explanation set (explain_fraction = 0)")
+    if null == "retraining" or (null == "auto" and found >= minimum and not oof.has_explanation_set):
+        return "retraining"
+    return "explanation_set" if oof.has_explanation_set else "per_fold"
+
+
+def result_tables(
+    oof, attributions, *, n_permutations=1000, genes=None, atlas="aal", random_state=0, null="auto", null_stats=None
+) -> dict:
     """Every table of DESIGN §6 for a run, as DataFrames keyed by file stem.
 
     Each feature (SNP, locus, region, connection, node) gets its mean attribution, its ``contrast`` (mean
-    attribution of the cases minus the controls within the permutation strata, in log-odds of the positive
-    class), ``stat`` (that contrast over its permutation SD; see `permutation_test`) and its permutation
-    p-values. Loci sum their SNPs' attributions, regions their voxels', nodes their edges'. Rows are ranked
-    by ``contrast``: rank 1 accounts for the most of the log-odds gap between cases and controls; features
-    the model barely uses rank low however small their p, and features whose attributions work against the
-    labels rank last among the testable ones.
+    attribution of the cases minus the controls within fold x site, in log-odds of the positive class),
+    ``stat`` (the Welch-type statistic of that contrast; see `welch_statistic`) and p-values under the null
+    `FamilyTest` describes. Loci sum their SNPs' attributions, regions their voxels', nodes their edges'.
+    Rows are ranked by ``contrast``: rank 1 accounts for the most of the log-odds gap between cases and
+    controls; features the model barely uses rank low however small their p, and features whose
+    attributions work against the labels rank last among the testable ones.
 
     Parameters
     ----------
@@ -62,38 +146,75 @@ def result_tables(oof, attributions, *, n_permutations=1000, genes=None, atlas="
     attributions : Attributions
         From `explain_run` on the same run.
     n_permutations : int
-        Label permutations of the explained subjects: within site for an explanation set, within
-        fold x site when every subject was explained out of fold. The classical association uses every
-        subject, permuted within site.
+        Label permutations of the fixed-model tests: of the explanation set within site, or of each
+        fold's held-out subjects within site (then at least ``20 K - 1``, so that ``K x min_k p_k`` can
+        reach 0.05). The classical association uses every subject, permuted within site.
     genes : {"grch37", "grch38"} or BED path, optional
         Default: the cohort's genotype build.
     atlas : {"aal", "harvard-oxford"} or path to a label image (with ``<stem>.tsv`` of index, name)
     random_state : int
+    null : {"auto", "retraining", "per_fold"}
+        See `choose_null`.
+    null_stats : dict of family -> array (B_r, features), optional
+        Statistics of the retraining null runs (`gather_null_runs`).
+
+    Returns
+    -------
+    dict of str -> DataFrame; ``tables["snps"].attrs`` holds ``lambda_gc``, and every table's ``attrs``
+    the ``null`` its p-values test.
     """
     cohort, subjects = oof.cohort, attributions.subjects
     if not np.array_equal(subjects["subject_id"].to_numpy().astype(str), cohort.subject_ids[oof.rows].astype(str)):
         raise ParameterError("attributions: they do not cover the run's explained subjects (another run's?)")
+    scheme = choose_null(oof, null, null_stats)
+    if scheme == "per_fold":
+        check_number_of_permutations(n_permutations, len(oof.folds))
     site = np.zeros(cohort.n_subjects, dtype=int) if cohort.site is None else pd.factorize(cohort.site)[0]
     # the fold number is 0 for every subject of an explanation set: then strata are the sites alone
-    strata = subjects["fold"].to_numpy() * 10_000 + site[oof.rows]
-    test = dict(
-        labels=subjects["label"].to_numpy(), strata=strata, n_permutations=n_permutations, random_state=random_state
+    test = FamilyTest(
+        scheme,
+        subjects["label"].to_numpy(),
+        subjects["fold"].to_numpy(),
+        site[oof.rows],
+        n_permutations=n_permutations,
+        random_state=random_state,
+        null_stats=null_stats,
     )
     every = dict(
         labels=cohort.labels.astype(int), strata=site, n_permutations=n_permutations, random_state=random_state
     )
+    matrices = feature_matrices(oof, attributions, atlas)
+    if scheme == "retraining":
+        for family, X in matrices.items():
+            if family not in null_stats or np.shape(null_stats[family])[1] != X.shape[1]:
+                raise ParameterError(
+                    f"null runs: their {family} statistics do not match this run's {X.shape[1]} features "
+                    "(made with another atlas or cohort?)"
+                )
     tables = {}
     if attributions.snp is not None:
-        tables.update(_genomic_tables(oof, attributions, genes, test, every))
+        tables.update(_genomic_tables(oof, matrices, genes, test, every))
     if attributions.fnc is not None:
-        tables.update(_connectome_tables(cohort, attributions, test))
+        tables.update(_connectome_tables(cohort, matrices, test))
     if attributions.smri is not None:
-        tables["regions"] = _region_table(attributions, atlas, test)
+        tables["regions"] = _region_table(attributions, matrices, atlas, test)
     tables["modalities"] = _modality_table(attributions)
+    for table in tables.values():
+        table.attrs["null"] = scheme
     return tables
 
 
-def _genomic_tables(oof, attributions, genes, test, every):
+def check_number_of_permutations(n_permutations, n_folds) -> None:
+    """The per-fold test's B must let ``K x min_k p_k`` reach 0.05, that is ``K / (B + 1) <= 0.05``."""
+    need = 20 * n_folds - 1
+    if n_permutations < need:
+        raise ParameterError(
+            f"permutations: the per-fold test combines {n_folds} folds by Bonferroni, so it needs at least "
+            f"{need} permutations for a p-value to reach 0.05, found {n_permutations}"
+        )
+
+
+def _genomic_tables(oof, matrices, genes, test, every):
     cohort, run = oof.cohort, oof.run
     snps = cohort.snps.reset_index(drop=True)
     loci = run.train.loci(cohort)
@@ -101,8 +222,7 @@ def _genomic_tables(oof, attributions, genes, test, every):
     for name, cols in zip(loci["locus"], loci["columns"]):
         locus_of[cols] = name
     annotation = gene_table(genes or cohort.spec.genotypes.build.lower())
-    X = np.asarray(attributions.snp)
-    snp_stats = _tested(X, **test)
+    snp_stats = test("snps", matrices["snps"])
     # the classical view involves no model: every subject, labels permuted within site
     assoc = logistic_association(cohort.genotypes, every["labels"], cohort.covariates)
     # its genome-wide family-wise p: max-T over the trend statistic
@@ -121,9 +241,7 @@ def _genomic_tables(oof, attributions, genes, test, every):
     )
     snp_table.attrs["lambda_gc"] = genomic_inflation(assoc["p_assoc"])
 
-    # a locus's attribution per subject is the sum of its SNPs' (IG is additive)
-    X_loci = np.column_stack([X[:, cols].sum(axis=1) for cols in loci["columns"]])
-    locus_stats = _tested(X_loci, **test)
+    locus_stats = test("loci", matrices["loci"])
     lead = [
         snps["snp"].iloc[_lead(cols, snp_stats, sign)]
         for cols, sign in zip(loci["columns"], np.sign(np.nan_to_num(locus_stats["contrast"].to_numpy())))
@@ -147,11 +265,11 @@ def _lead(cols, snp_stats, sign):
     return cols[int(np.argmax(np.where(testable, share, -np.inf)))]
 
 
-def _connectome_tables(cohort, attributions, test):
+def _connectome_tables(cohort, matrices, test):
     nodes = cohort.nodes.reset_index(drop=True)
     k = len(nodes)
     iu = np.triu_indices(k, 1)
-    edge_stats = _tested(attributions.edges(), **test)
+    edge_stats = test("connections", matrices["connections"])
     connections = pd.concat(
         [
             pd.DataFrame(
@@ -167,7 +285,7 @@ def _connectome_tables(cohort, attributions, test):
         axis=1,
     )
     # a node's attribution per subject is the sum over its edges
-    node_stats = _tested(np.asarray(attributions.fnc).sum(axis=2), **test)
+    node_stats = test("nodes", matrices["nodes"])
     node_table = pd.concat(
         [nodes[["name", "domain", "x", "y", "z"]].rename(columns={"name": "node"}), node_stats], axis=1
     )
@@ -176,13 +294,11 @@ def _connectome_tables(cohort, attributions, test):
     return {"connections": _ranked(connections), "nodes": _ranked(node_table)}
 
 
-def _region_table(attributions, atlas, test):
+def _region_table(attributions, matrices, atlas, test):
     voxel_label, names = atlas_regions_in_mask(atlas, attributions.mask, attributions.affine)
     present = list(names)
-    X = np.asarray(attributions.smri)
     # a region's attribution per subject is the sum over its voxels (log-odds, like every other table)
-    X_regions = np.column_stack([X[:, voxel_label == v].sum(axis=1, dtype=np.float64) for v in present])
-    region_stats = _tested(X_regions, **test)
+    region_stats = test("regions", matrices["regions"])
     table = pd.concat(
         [
             pd.DataFrame(

@@ -79,6 +79,7 @@ def _build(
     run_record: Path,
     *,
     n_permutations,
+    null,
     n_steps,
     top_k,
     atlas,
@@ -107,6 +108,7 @@ def _build(
         out_dir=stage,
         n_steps=n_steps,
         n_permutations=n_permutations,
+        null=null,
         genes=genes,
         atlas=atlas,
         faithfulness=faithfulness,
@@ -148,6 +150,7 @@ def explain_and_report(
     out_dir,
     *,
     n_permutations=1000,
+    null="auto",
     n_steps=32,
     top_k=20,
     atlas="aal",
@@ -175,7 +178,11 @@ def explain_and_report(
     out_dir : path
         The report folder; refused when it exists and is not empty, unless ``overwrite``.
     n_permutations, n_steps : int
-        Label permutations (within fold x site) and integrated-gradients steps.
+        Label permutations of the fixed-model tests (within site, in each fold) and integrated-gradients steps.
+    null : {"auto", "retraining", "per_fold"}
+        What the attribution p-values test (`explain.choose_null`): the run's retraining null runs
+        (``migtrans-null``), or each fold's model fixed with Bonferroni across folds; "auto" takes the
+        retraining null when at least 19 matching null runs exist.
     top_k : int
         Rows of each table shown in the report and edges/regions drawn in top-k figures.
     atlas : {"aal", "harvard-oxford"} or path to a label image with ``<stem>.tsv`` beside it
@@ -236,6 +243,7 @@ def explain_and_report(
             summary,
             run.path,
             n_permutations=n_permutations,
+            null=null,
             n_steps=n_steps,
             top_k=top_k,
             atlas=atlas,
@@ -260,6 +268,7 @@ def demo(
     n_folds=5,
     epochs=12,
     n_permutations=1000,
+    null="auto",
     n_steps=32,
     top_k=20,
     formats=("png", "pdf"),
@@ -299,6 +308,7 @@ def demo(
             stage / ReportFolder.RUN,
             out / ReportFolder.RUN,
             n_permutations=n_permutations,
+            null=null,
             n_steps=n_steps,
             top_k=top_k,
             atlas="aal",

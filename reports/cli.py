@@ -26,7 +26,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="simulate a cohort, train and explain it (no RUN_DIR); writes cohort/ and run/ too",
     )
-    parser.add_argument("--permutations", type=int, default=1000, help="label permutations (default 1000)")
+    parser.add_argument(
+        "--permutations",
+        type=int,
+        default=1000,
+        help="label permutations of the per-fold (or explanation-set) tests (default 1000)",
+    )
+    parser.add_argument(
+        "--null",
+        choices=["auto", "retraining", "per_fold"],
+        default="auto",
+        help="what the attribution p-values test: retraining (the run's migtrans-null runs), per_fold (each fold's "
+        "model fixed, Bonferroni across folds) or auto (default: retraining when 19 or more null runs exist)",
+    )
     parser.add_argument("--ig-steps", type=int, default=32, help="integrated-gradients steps (default 32)")
     parser.add_argument(
         "--top-k", type=int, default=20, help="rows per table and edges/regions per figure (default 20)"
@@ -63,6 +75,7 @@ def _run(args, argv) -> int:
 
     options = dict(
         n_permutations=args.permutations,
+        null=args.null,
         n_steps=args.ig_steps,
         top_k=args.top_k,
         formats=args.formats.split(","),

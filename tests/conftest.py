@@ -79,11 +79,21 @@ def sim_cohort(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def baseline_run(sim_cohort, tmp_path_factory):
-    """A 2-fold, 2-epoch MIGTrans run on `sim_cohort`; tests must not write into it."""
+    """A 2-fold, 2-epoch MIGTrans run on `sim_cohort` (every subject out of fold); tests must not write into it."""
     from migtrans.training import TrainConfig, train
 
     out = tmp_path_factory.mktemp("runs") / "base"
     return train(sim_cohort.toml_path, out, TrainConfig(**TINY_TRAIN), TINY_MODEL, progress=False)
+
+
+@pytest.fixture(scope="session")
+def explanation_set_run(sim_cohort, tmp_path_factory):
+    """The same tiny run with a quarter of the subjects held out of every fold as an explanation set."""
+    from migtrans.training import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("runs") / "set"
+    config = TrainConfig(**TINY_TRAIN, explain_fraction=0.25)
+    return train(sim_cohort.toml_path, out, config, TINY_MODEL, progress=False)
 
 
 def write_tiny_cohort(folder, seed=0):

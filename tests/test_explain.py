@@ -66,20 +66,20 @@ def explained(baseline_run, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def out_of_fold_run(sim_cohort, tmp_path_factory):
-    """The tiny run without an explanation set: every subject explained by its own held-out fold."""
-    from migtrans.training import TrainConfig, train
-
-    from conftest import TINY_MODEL, TINY_TRAIN
-
-    out = tmp_path_factory.mktemp("oofrun") / "run"
-    run = train(sim_cohort.toml_path, out, TrainConfig(**TINY_TRAIN, explain_fraction=0), TINY_MODEL, progress=False)
-    return run, explain_run(run.out_dir, out_dir=False, n_steps=16, faithfulness=False)
+def out_of_fold_run(baseline_run):
+    """The tiny run (the default: no explanation set), every subject explained by its own held-out fold."""
+    return baseline_run, explain_run(baseline_run.out_dir, out_dir=False, n_steps=16, faithfulness=False)
 
 
-def test_explanation_set_explained_by_the_ensemble_of_fold_models(explained, baseline_run):
-    attributions, _ = explained
-    held = pd.read_csv(baseline_run.out_dir / "explanation_predictions.csv", dtype={"subject_id": str})
+@pytest.fixture(scope="module")
+def explained_set(explanation_set_run):
+    """The run with an explanation set, explained by its fold models' ensemble, with tables."""
+    return explain_run(explanation_set_run.out_dir, out_dir=False, n_steps=16, faithfulness=False, n_permutations=49)
+
+
+def test_explanation_set_explained_by_the_ensemble_of_fold_models(explained_set, explanation_set_run):
+    attributions = explained_set
+    held = pd.read_csv(explanation_set_run.out_dir / "explanation_predictions.csv", dtype={"subject_id": str})
     subjects = attributions.subjects
     assert sorted(subjects["subject_id"]) == sorted(held["subject_id"]) and (subjects["fold"] == 0).all()
     # the explained function is the one training scored the set with: the mean of the fold models' log-odds
@@ -88,9 +88,9 @@ def test_explanation_set_explained_by_the_ensemble_of_fold_models(explained, bas
     assert attributions.settings["out_of_fold"] is False and attributions.settings["n_explained"] == 10
 
 
-def test_explanation_set_attributions_are_the_mean_of_each_fold_models(explained, baseline_run):
-    attributions, _ = explained
-    oof = OutOfFold(baseline_run.out_dir)
+def test_explanation_set_attributions_are_the_mean_of_each_fold_models(explained_set, explanation_set_run):
+    attributions = explained_set
+    oof = OutOfFold(explanation_set_run.out_dir)
     row = int(oof.rows[3])
     per_model = [
         integrated_gradients(f.model, oof.inputs(f, [row]), oof.baselines(f), n_steps=16)[0]["snp"][0]
@@ -127,7 +127,7 @@ def test_attributions_match_a_direct_ig_with_the_own_fold_model_only(out_of_fold
 
 def test_completeness_and_shapes(explained, sim_cohort):
     attributions, _ = explained
-    n = 10  # the explanation set
+    n = 40  # every subject, out of fold
     assert attributions.snp.shape == (n, 200)
     assert attributions.fnc.shape == (n, 53, 53)
     np.testing.assert_array_equal(attributions.fnc, attributions.fnc.transpose(0, 2, 1))
@@ -258,7 +258,7 @@ def test_user_label_atlas_gives_its_regions_with_exact_voxel_counts(explained, b
     nib.save(nib.Nifti1Image(labels, affine), tmp_path / "halves.nii.gz")
     pd.DataFrame({"index": [1, 2], "name": ["Left", "Right"]}).to_csv(tmp_path / "halves.tsv", sep="\t", index=False)
     tables = result_tables(
-        OutOfFold(baseline_run.out_dir), attributions, n_permutations=19, atlas=tmp_path / "halves.nii.gz"
+        OutOfFold(baseline_run.out_dir), attributions, n_permutations=39, atlas=tmp_path / "halves.nii.gz"
     )
     regions = tables["regions"].set_index("region")
     # expected counts from the mask voxels' own MNI x coordinate (left of 0 mm, or right)
@@ -270,15 +270,15 @@ def test_user_label_atlas_gives_its_regions_with_exact_voxel_counts(explained, b
     (tmp_path / "halves.tsv").unlink()
     with pytest.raises(ParameterError, match="halves.tsv"):
         result_tables(
-            OutOfFold(baseline_run.out_dir), attributions, n_permutations=19, atlas=tmp_path / "halves.nii.gz"
+            OutOfFold(baseline_run.out_dir), attributions, n_permutations=39, atlas=tmp_path / "halves.nii.gz"
         )
 
 
-def test_tables_test_the_explanation_set_and_the_association_uses_every_subject(explained, baseline_run):
-    from explain import logistic_association, permutation_test
+def test_tables_of_an_explanation_set_permute_its_labels_within_site(explained_set, explanation_set_run):
+    from explain import permutation_test
 
-    attributions, _ = explained
-    oof = OutOfFold(baseline_run.out_dir)
+    attributions = explained_set
+    oof = OutOfFold(explanation_set_run.out_dir)
     cohort = oof.cohort
     site = np.zeros(cohort.n_subjects, int) if cohort.site is None else pd.factorize(cohort.site)[0]
     # labels of the explanation set shuffled within site: the fold plays no part (one ensemble explains all)
@@ -288,15 +288,12 @@ def test_tables_test_the_explanation_set_and_the_association_uses_every_subject(
     snps = attributions.tables["snps"].set_index("snp").loc[cohort.snps["snp"]]
     np.testing.assert_allclose(snps["p_perm"], expected.p_perm)
     np.testing.assert_allclose(snps["stat"], expected.stat, rtol=1e-6)
-    # contrast: mean attribution of the cases minus the controls; a locus's is the sum of its SNPs'
+    assert attributions.settings["null"] == "explanation_set" and "explanation set" in attributions.settings["null_tested"]
+    # contrast: mean attribution of the cases minus the controls (one site); the ensemble's baseline output is
+    # one constant for all subjects, so the contrasts of every input add up to the mean log-odds gap
     y = attributions.subjects["label"].to_numpy() == 1
     snp = np.asarray(attributions.snp, dtype=np.float64)
     np.testing.assert_allclose(snps["contrast"], snp[y].mean(0) - snp[~y].mean(0), rtol=1e-9, atol=1e-15)
-    loci = attributions.tables["loci"]
-    member_sums = snps.groupby("locus")["contrast"].sum().loc[loci["locus"]]
-    np.testing.assert_allclose(loci["contrast"], member_sums, rtol=1e-6, atol=1e-12)
-    # completeness: the contrasts of every input add up to the mean log-odds gap between cases and
-    # controls (the ensemble's baseline output is one constant for all subjects), up to the IG error
     log_odds = attributions.subjects["log_odds"].to_numpy()
     gap = log_odds[y].mean() - log_odds[~y].mean()
     total = sum(
@@ -305,6 +302,39 @@ def test_tables_test_the_explanation_set_and_the_association_uses_every_subject(
     )
     delta = attributions.subjects["ig_delta"].to_numpy()
     assert abs(total - gap) <= abs(delta[y].mean() - delta[~y].mean()) + 1e-4 * abs(gap) + 1e-6
+
+
+def test_out_of_fold_tables_combine_per_fold_tests_and_the_association_uses_every_subject(explained, baseline_run):
+    from explain import logistic_association, per_fold_test, welch_statistic
+
+    attributions, _ = explained
+    oof = OutOfFold(baseline_run.out_dir)
+    cohort = oof.cohort
+    site = np.zeros(cohort.n_subjects, int) if cohort.site is None else pd.factorize(cohort.site)[0]
+    folds = attributions.subjects["fold"].to_numpy()
+    labels = attributions.subjects["label"].to_numpy()
+    # each fold's labels shuffled within site with its own model fixed, combined by Bonferroni across folds
+    expected = per_fold_test(attributions.snp, labels, folds, strata=site[oof.rows], n_permutations=49, random_state=0)
+    snps = attributions.tables["snps"].set_index("snp").loc[cohort.snps["snp"]]
+    np.testing.assert_array_equal(snps["p_perm"], expected.p_perm)
+    np.testing.assert_array_equal(snps["p_fwer"], expected.p_fwer)
+    np.testing.assert_allclose(snps["stat"], expected.stat, rtol=1e-9)
+    assert attributions.settings["null"] == "per_fold" and "Bonferroni" in attributions.settings["combination"]
+    assert set(np.round(snps["p_perm"].dropna() * 50)) <= {2 * k for k in range(1, 26)} | {50}  # 2 x (R + 1)/50
+    # contrast within fold x site; a locus's is the sum of its SNPs'
+    strata = folds * 10_000 + site[oof.rows]
+    snp = np.asarray(attributions.snp, dtype=np.float64)
+    np.testing.assert_allclose(snps["contrast"], welch_statistic(snp, labels, strata)[1], rtol=1e-9, atol=1e-15)
+    loci = attributions.tables["loci"]
+    member_sums = snps.groupby("locus")["contrast"].sum().loc[loci["locus"]]
+    np.testing.assert_allclose(loci["contrast"], member_sums, rtol=1e-6, atol=1e-12)
+    # completeness within each fold (one model, one baseline output): the contrasts of every input add up to
+    # the gap in mean log-odds within fold x site, up to the IG error
+    contrast = lambda X: welch_statistic(np.asarray(X, np.float64).reshape(len(labels), -1), labels, strata)[1]  # noqa: E731
+    total = sum(float(np.nansum(contrast(a))) for a in (snp, attributions.edges(), attributions.smri))
+    gap = contrast(attributions.subjects["log_odds"].to_numpy())[0]
+    delta = contrast(attributions.subjects["ig_delta"].to_numpy())[0]
+    assert abs(total - gap) <= abs(delta) + 1e-4 * abs(gap) + 1e-6
     # the classical association involves no model: all 40 subjects
     assoc = logistic_association(cohort.genotypes, cohort.labels, cohort.covariates)
     np.testing.assert_allclose(snps["p_assoc"], assoc["p_assoc"], rtol=1e-10)

@@ -13,7 +13,18 @@ import statsmodels.api as sm
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from explain import bh_fdr, covariate_matrix, genomic_inflation, logistic_association, permutation_test, permuted_labels
+from explain import (
+    bh_fdr,
+    bonferroni_folds,
+    covariate_matrix,
+    genomic_inflation,
+    logistic_association,
+    per_fold_test,
+    permutation_test,
+    permuted_labels,
+    retraining_p,
+    welch_statistic,
+)
 
 
 def _brute_force_p(stat_of, X, perms, observed):
@@ -26,16 +37,20 @@ def _brute_force_p(stat_of, X, perms, observed):
     return p_perm, p_fwer
 
 
-def _stratified_z(X, y, strata):
-    """Written out per stratum: the Mantel-Haenszel difference of means over its hypergeometric SD."""
+def _stratified_welch(X, y, strata):
+    """Written out per stratum: Mantel-Haenszel weighted differences of means over their unpooled SE."""
     num, var, weight = 0.0, 0.0, 0.0
     for s in np.unique(strata):
         xs, ys = X[strata == s], y[strata == s]
         n1, n0 = ys.sum(), (1 - ys).sum()
         if n1 and n0:
             w = n1 * n0 / len(ys)
-            num = num + w * (xs[ys == 1].mean(0) - xs[ys == 0].mean(0))
-            var = var + w * xs.var(axis=0, ddof=1)  # = n1 n0 / (n (n - 1)) x the sum of squares
+            cases, controls = xs[ys == 1], xs[ys == 0]
+            # a class of one subject borrows the stratum's variance
+            v1 = cases.var(axis=0, ddof=1) if n1 > 1 else xs.var(axis=0, ddof=1)
+            v0 = controls.var(axis=0, ddof=1) if n0 > 1 else xs.var(axis=0, ddof=1)
+            num = num + w * (cases.mean(0) - controls.mean(0))
+            var = var + w**2 * (v1 / n1 + v0 / n0)
             weight += w
     with np.errstate(invalid="ignore", divide="ignore"):
         return num / np.sqrt(var), num / weight
@@ -48,50 +63,77 @@ def test_permutation_p_values_equal_a_brute_force_loop(rng):
     strata = np.arange(n) % 3
     X = rng.normal(size=(n, f)) + 3.0 * strata[:, None]  # stratum offsets: the contrast is taken within
     X[:, 0] += 1.2 * y
+    X[:, 3] *= 1 + 2 * y  # cases three times as spread
     X[:, 5] = 7.0  # constant feature: no statistic, NaN p
     X[:, 6] = strata  # constant within every stratum: nothing moves under the permutations either
-    res = permutation_test(X, y, strata=strata, n_permutations=B, random_state=4, perm_chunk=16, dtype=np.float64)
+    res = permutation_test(X, y, strata=strata, n_permutations=B, random_state=4, perm_chunk=16, memory_mb=0.01)
     perms = np.concatenate(list(permuted_labels(y, strata, B, np.random.default_rng(4), 16)))
-    obs, contrast = _stratified_z(X, y, strata)
+    obs, contrast = _stratified_welch(X, y, strata)
     ok = np.isfinite(res.stat)
     assert not ok[5] and not ok[6] and ok.sum() == f - 2
     np.testing.assert_allclose(res.stat[ok], obs[ok], rtol=1e-9)
     np.testing.assert_allclose(res.contrast[ok], contrast[ok], rtol=1e-9)
-    p_perm, p_fwer = _brute_force_p(lambda X, p: _stratified_z(X, p, strata)[0][ok], X, perms, obs[ok])
+    p_perm, p_fwer = _brute_force_p(lambda X, p: _stratified_welch(X, p, strata)[0][ok], X, perms, obs[ok])
     np.testing.assert_array_equal(res.p_perm[ok], p_perm)
     np.testing.assert_array_equal(res.p_fwer[ok], p_fwer)
     assert np.isnan(res.p_perm[~ok]).all() and np.isnan(res.p_fwer[~ok]).all() and np.isnan(res.q_fdr[~ok]).all()
     assert res.p_perm[0] == 1 / (B + 1)
 
 
-def test_with_one_stratum_the_p_values_are_those_of_the_pooled_t(rng):
+def test_with_one_stratum_the_statistic_is_welchs_t(rng):
     n, f, B = 41, 9, 80
     y = rng.permutation(np.r_[np.ones(17, int), np.zeros(24, int)])
-    X = rng.normal(size=(n, f))
+    X = rng.normal(size=(n, f)) * (1 + 1.5 * y[:, None])
     X[:, 0] += 0.9 * y
     X[:, 1] = rng.binomial(2, 0.2, n)  # discrete: ties between permutations
     res = permutation_test(X, y, n_permutations=B, random_state=2, perm_chunk=32)
     perms = np.concatenate(list(permuted_labels(y, np.zeros(n, int), B, np.random.default_rng(2), 32)))
-    t = stats.ttest_ind(X[y == 1], X[y == 0], axis=0).statistic
-    p_perm, p_fwer = _brute_force_p(lambda X, p: stats.ttest_ind(X[p == 1], X[p == 0], axis=0).statistic, X, perms, t)
+
+    def welch(X, p):
+        return stats.ttest_ind(X[p == 1], X[p == 0], axis=0, equal_var=False).statistic
+
+    t = welch(X, y)
+    np.testing.assert_allclose(res.stat, t, rtol=1e-9)
+    p_perm, p_fwer = _brute_force_p(welch, X, perms, t)
     np.testing.assert_array_equal(res.p_perm, p_perm)
     np.testing.assert_array_equal(res.p_fwer, p_fwer)
-    # z is a monotone function of t: z^2 = (n - 1) t^2 / (n - 2 + t^2)
-    np.testing.assert_allclose(res.stat, np.sign(t) * np.sqrt((n - 1) * t**2 / (n - 2 + t**2)), rtol=1e-9)
     np.testing.assert_allclose(res.contrast, X[y == 1].mean(0) - X[y == 0].mean(0), rtol=1e-9)
+    assert welch_statistic(X, y)[0] == pytest.approx(t, rel=1e-9)
 
 
-def test_the_statistic_has_mean_0_and_sd_1_under_permutations_within_strata(rng):
-    # the closed-form SD against the spread of 20,000 permutations, with unequal case shares by stratum
-    strata = np.repeat([0, 1, 2], [12, 20, 9])
-    y = np.r_[np.repeat([0, 1], [9, 3]), np.repeat([0, 1], [6, 14]), np.repeat([0, 1], [4, 5])]
-    X = rng.exponential(size=(len(y), 3)) + 5.0 * strata[:, None]
-    perms = np.concatenate(list(permuted_labels(y, strata, 20_000, np.random.default_rng(0), 5_000)))
-    z = np.array([_stratified_z(X, p, strata)[0] for p in perms])
-    np.testing.assert_allclose(z.mean(0), 0.0, atol=0.03)
-    np.testing.assert_allclose(z.std(0), 1.0, rtol=0.03)
-    res = permutation_test(X, y, strata=strata, n_permutations=9)
-    np.testing.assert_allclose(res.stat, _stratified_z(X, y, strata)[0], rtol=1e-9)
+def test_the_permutation_test_is_exact_under_exchangeability():
+    # 300 data sets x 20 features, each permuted 19 times: a p-value takes the values k / 20 and, for
+    # exchangeable data with continuous values, P(p <= 0.05) is exactly 0.05 (ties have probability 0)
+    rng = np.random.default_rng(3)
+    y = np.repeat([0, 1], [9, 4])
+    p = np.concatenate(
+        [
+            permutation_test(rng.standard_t(3, size=(13, 20)), y, n_permutations=19, random_state=i).p_perm
+            for i in range(300)
+        ]
+    )
+    assert set(np.round(p * 20).astype(int)) <= set(range(1, 21))
+    share = (p <= 0.05).mean()
+    # the features of one data set share their permutations: allow for that with a wide binomial margin
+    assert abs(share - 0.05) < 4 * np.sqrt(0.05 * 0.95 / 300)
+
+
+def test_welch_keeps_its_size_when_only_the_means_are_equal():
+    # the issue-16 case: 40 cases with three times the controls' SD, 110 controls, equal means. Permuting
+    # the plain difference of means rejects far too often; the Welch statistic stays near 5%
+    rng = np.random.default_rng(7)
+    y = np.repeat([1, 0], [40, 110])
+    X = rng.normal(size=(150, 2000)) * np.where(y == 1, 3.0, 1.0)[:, None]
+    res = permutation_test(X, y, n_permutations=499, random_state=1)
+    welch_share = (res.p_perm <= 0.05).mean()
+    perms = np.concatenate(list(permuted_labels(y, np.zeros(150, int), 499, np.random.default_rng(1), 499)))
+    diff = lambda p: X[p == 1].mean(0) - X[p == 0].mean(0)  # noqa: E731
+    null = np.abs(np.array([diff(p) for p in perms]))
+    plain_share = (((null >= np.abs(diff(y))).sum(0) + 1) / 500 <= 0.05).mean()
+    assert 0.035 < welch_share < 0.07
+    assert plain_share > 0.12
+    # and Welch's t itself is close to N(0, 1) here: the permutation null and the normal agree
+    assert np.mean(np.abs(res.stat) > 1.96) == pytest.approx(welch_share, abs=0.02)
 
 
 def test_labels_never_move_across_strata(rng):
@@ -138,6 +180,78 @@ def test_contrast_is_the_label_coefficient_with_stratum_fixed_effects(rng):
     assert abs(contrast(X, y)[0]) > 1.0 > abs(contrast(X, y, strata=site)[0])
     # no stratum holding both classes: undefined, NaN
     assert np.isnan(contrast(X[site == 3], y[site == 3] * 0 + [0, 1, 1, 1, 1], strata=[0, 1, 1, 1, 1])).all()
+
+
+def _exact_p(x, y):
+    """Two-sided p of |Welch t| over every arrangement of the labels (complete enumeration)."""
+    from itertools import combinations
+
+    n, n1 = len(y), int(y.sum())
+    observed = abs(welch_statistic(x[:, None], y)[0][0])
+    null = []
+    for cases in combinations(range(n), n1):
+        p = np.zeros(n, int)
+        p[list(cases)] = 1
+        null.append(abs(welch_statistic(x[:, None], p)[0][0]))
+    return np.mean(np.array(null) >= observed * (1 - 1e-9))
+
+
+def test_per_fold_tests_combine_by_bonferroni_to_the_exact_answer():
+    # two folds of 8 subjects (4 cases): in fold 1 the feature separates the classes perfectly, whose exact
+    # p over all 70 arrangements is 2/70 (the observed one and its mirror); fold 2 is noise
+    rng = np.random.default_rng(0)
+    y = np.tile(np.repeat([1, 0], 4), 2)
+    folds = np.repeat([1, 2], 8)
+    x = np.r_[np.r_[10.0 + rng.random(4), rng.random(4)], rng.normal(size=8)]
+    exact = [_exact_p(x[folds == k], y[folds == k]) for k in (1, 2)]
+    assert exact[0] == pytest.approx(2 / 70)
+    B = 20_000
+    res = per_fold_test(x[:, None], y, folds, n_permutations=B, random_state=5)
+    # the same as the folds tested one by one (fold k draws from random_state + k) and combined
+    each = [
+        permutation_test(x[folds == k, None], y[folds == k], n_permutations=B, random_state=5 + i)
+        for i, k in enumerate((1, 2))
+    ]
+    assert res.p_perm[0] == bonferroni_folds([r.p_perm for r in each])[0]
+    assert res.p_fwer[0] == bonferroni_folds([r.p_fwer for r in each])[0]
+    # and, up to Monte Carlo error, Bonferroni of the exact per-fold p-values: 2 x min(2/70, p_2)
+    assert res.p_perm[0] == pytest.approx(min(1.0, 2 * min(exact)), abs=3 * np.sqrt(exact[0] / B) * 2)
+    # the statistic and contrast reported are those of both folds pooled, within fold
+    stat, contrast = welch_statistic(x[:, None], y, folds)
+    assert res.stat[0] == pytest.approx(stat[0]) and res.contrast[0] == pytest.approx(contrast[0])
+
+
+def test_per_fold_combination_keeps_its_size_under_the_null():
+    # K = 3 folds of null data: P(3 min p_k <= 0.05) <= 0.05 (about 0.049 for independent folds)
+    rng = np.random.default_rng(1)
+    y = np.tile(np.repeat([1, 0], [6, 14]), 3)
+    folds = np.repeat([1, 2, 3], 20)
+    p = np.concatenate(
+        [
+            per_fold_test(rng.normal(size=(60, 25)), y, folds, n_permutations=199, random_state=i).p_perm
+            for i in range(80)
+        ]
+    )
+    assert (p <= 0.05).mean() < 0.05 + 4 * np.sqrt(0.05 * 0.95 / 80)
+    assert (p <= 0.05).mean() > 0.01
+
+
+def test_bonferroni_counts_untestable_folds_and_caps_at_one():
+    p = bonferroni_folds([[0.2, np.nan, 0.9], [np.nan, np.nan, 0.8], [0.03, np.nan, 0.7]])
+    np.testing.assert_allclose(p[[0, 2]], [0.09, 1.0])
+    assert np.isnan(p[1])
+
+
+def test_retraining_p_counts_null_runs_at_least_as_extreme():
+    stat = np.array([2.5, -1.0, np.nan, 0.3])
+    null = np.array([[1.0, 1.2, 5.0, -0.1], [-3.0, 0.2, 1.0, 0.2], [0.5, np.nan, 0.0, -0.3], [2.5, 0.1, 0.0, 0.1]])
+    p, p_fwer = retraining_p(stat, null)
+    # null runs with |statistic| >= |observed| (ties count): 2 (3.0 and 2.5), 1 (1.2), -, 1 (0.3)
+    np.testing.assert_allclose(p[[0, 1, 3]], [(2 + 1) / 5, (1 + 1) / 5, (1 + 1) / 5])
+    assert np.isnan(p[2]) and np.isnan(p_fwer[2])
+    # max-T over the testable features of each null run (NaN counts as 0; feature 2 is not in the family):
+    # 1.2, 3.0, 0.5, 2.5
+    np.testing.assert_allclose(p_fwer[[0, 1, 3]], [(2 + 1) / 5, (3 + 1) / 5, (4 + 1) / 5])
 
 
 def test_bh_is_nan_safe_and_matches_statsmodels(rng):

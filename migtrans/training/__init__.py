@@ -6,7 +6,7 @@ from ._config import TrainConfig
 from ._folder import FoldFolder, RunFolder
 from ._loop import resolve_device
 from ._metrics import METRIC_COLUMNS, classification_metrics, metrics_table
-from ._run import RunResult, build_model, train
+from ._run import RunResult, build_model, permuted_run_labels, retrain, run_folds, train
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -24,6 +24,9 @@ __all__ = [
     "load_state_dict",
     "metrics_table",
     "open_run",
+    "permuted_run_labels",
     "resolve_device",
+    "retrain",
+    "run_folds",
     "train",
 ]

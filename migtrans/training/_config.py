@@ -49,14 +49,14 @@ class TrainConfig:
         demo cohort the validation split (about 36 subjects) is too small to choose an epoch well:
         early stopping on its loss stopped before the model had learned anything.
     explain_fraction : float
-        Share of subjects, in [0, 0.5], held out of every training fold as the **explanation set**
-        (stratified by label x site). Every fold model predicts and explains them; their permutation
-        p-values are exact because no model learned from their labels (DESIGN §5). Cross-validation runs on
-        the other subjects. 0 explains every subject out of fold instead, whose attribution p-values are
-        anti-conservative (docs/benchmarks.md, calibration).
+        Share of subjects, in [0, 0.5], held out of every training fold as an **explanation set**
+        (stratified by label x site), explained by the ensemble of the fold models. 0 (the default)
+        explains every subject out of fold, by the fold model that never saw it (K-fold cross-fitting): all
+        subjects train models and all are tested (docs/design-changes.md, "§5").
     val_fraction : float
-        Share of each training fold held out (stratified) for early stopping, or only monitored (learning
-        curves) with ``select="last"``.
+        Share of each training fold held out (stratified) for early stopping (``select`` "val_loss" or
+        "val_auc") and for the baselines' choice of regularisation. With ``select="last"`` MIGTrans fits
+        on the whole training fold and holds nothing out.
     label_smoothing : float
     window_kb, max_snps_per_locus : float, int
         Locus partition of the SNPs (contiguous windows on a chromosome).
@@ -84,7 +84,7 @@ class TrainConfig:
     warmup_epochs: int = 2
     patience: int = 8
     select: str = "last"
-    explain_fraction: float = 0.25
+    explain_fraction: float = 0.0
     val_fraction: float = 0.15
     label_smoothing: float = 0.1
     window_kb: float = 250.0

@@ -56,6 +56,7 @@ class RunFolder:
     EXPLANATION_PREDICTIONS = "explanation_predictions.csv"  # the explanation set, by the fold models' ensemble
     CHECKSUMS = "run.sha256"  # SHA-256 of every other file, written when the run is complete
     FOLDS = "folds"
+    NULL = "null"  # retraining null runs (migtrans-null): perm-<b>/ with stats.npz and null.json each
     #: what a report keeps of the run (small files only, never the checkpoints)
     SUMMARY = (CONFIG, MANIFEST, METRICS, PREDICTIONS, EXPLANATION_PREDICTIONS)
 
@@ -73,6 +74,11 @@ class RunFolder:
     explanation_predictions = property(lambda self: self.path / self.EXPLANATION_PREDICTIONS)
     checksums = property(lambda self: self.path / self.CHECKSUMS)
     folds = property(lambda self: self.path / self.FOLDS)
+    null = property(lambda self: self.path / self.NULL)
+
+    def null_run(self, permutation: int) -> Path:
+        """The folder of null run ``permutation`` (1-based)."""
+        return self.null / f"perm-{int(permutation):04d}"
 
     @staticmethod
     def file(name: str) -> str:

@@ -95,6 +95,7 @@ def fit_fold(model, provider, labels, fit_idx, val_idx, cfg, device, *, dist=Non
         ``provider(idx) -> dict`` of float32 arrays (the fold's preprocessing applied).
     labels : ndarray of int
     fit_idx, val_idx : ndarray of int
+        Subjects fitted, and subjects scored after every epoch (may be empty with ``select="last"``).
     cfg : TrainConfig
     device : torch.device
     dist : DistContext, optional
@@ -104,7 +105,7 @@ def fit_fold(model, provider, labels, fit_idx, val_idx, cfg, device, *, dist=Non
     -------
     best_state : dict of CPU tensors
     history : list of dict
-        Per-epoch train loss, validation loss and AUC, learning rate.
+        Per-epoch train loss, learning rate and, with validation subjects, validation loss and AUC.
     """
     from ._metrics import classification_metrics
 
@@ -150,23 +151,19 @@ def fit_fold(model, provider, labels, fit_idx, val_idx, cfg, device, *, dist=Non
             scheduler.step()
             total += float(loss.detach()) * len(batch)
             seen += len(batch)
-        val_logits = predict_logits(model, provider, val_idx, cfg.batch_size * 2, device, amp)
-        val_t = torch.from_numpy(val_logits)
-        val_loss = float(F.cross_entropy(val_t, y_all[val_idx], label_smoothing=cfg.label_smoothing))
-        val_prob = torch.softmax(val_t, dim=1)[:, 1].numpy()
-        val_auc = classification_metrics(labels[val_idx], val_prob)["roc_auc"]
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": total / max(seen, 1),
-                "val_loss": val_loss,
-                "val_auc": val_auc,
-                "lr": optimizer.param_groups[0]["lr"],
-            }
-        )
+        row = {"epoch": epoch, "train_loss": total / max(seen, 1), "lr": optimizer.param_groups[0]["lr"]}
+        val_loss = val_auc = np.nan
+        if len(val_idx):  # none when the fold fits on its whole training share (select="last")
+            val_logits = predict_logits(model, provider, val_idx, cfg.batch_size * 2, device, amp)
+            val_t = torch.from_numpy(val_logits)
+            val_loss = float(F.cross_entropy(val_t, y_all[val_idx], label_smoothing=cfg.label_smoothing))
+            val_prob = torch.softmax(val_t, dim=1)[:, 1].numpy()
+            val_auc = classification_metrics(labels[val_idx], val_prob)["roc_auc"]
+            row.update(val_loss=val_loss, val_auc=val_auc)
+        history.append(row)
         progress.update(
-            f"{label} epoch {epoch:3d}/{cfg.epochs} train loss {total / max(seen, 1):.3f} "
-            f"val loss {val_loss:.3f} val AUC {val_auc:.3f}"
+            f"{label} epoch {epoch:3d}/{cfg.epochs} train loss {total / max(seen, 1):.3f}"
+            + (f" val loss {val_loss:.3f} val AUC {val_auc:.3f}" if len(val_idx) else "")
         )
         # lower is better for every criterion; AUC is NaN when the split holds one class
         score = {"val_loss": val_loss, "val_auc": -np.nan_to_num(val_auc, nan=0.5), "last": -epoch}[cfg.select]
@@ -177,6 +174,10 @@ def fit_fold(model, provider, labels, fit_idx, val_idx, cfg, device, *, dist=Non
             waited += 1
             if waited >= cfg.patience:
                 break
-    progress.update(f"{label} done: kept epoch {best_epoch} ({cfg.select}), val loss {best_loss:.3f}", final=True)
+    progress.update(
+        f"{label} done: kept epoch {best_epoch} ({cfg.select})"
+        + (f", val loss {best_loss:.3f}" if len(val_idx) else ""),
+        final=True,
+    )
     model.load_state_dict(best_state)
     return best_state, history, best_epoch

@@ -3,6 +3,7 @@ out-of-fold predictions, metrics, manifest — resumable, with atomic writes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -35,7 +36,7 @@ from ..utils import (
     write_toml,
 )
 from ._baselines import fit_baseline, flatten_features
-from ._checkpoint import read_json, write_checksums
+from ._checkpoint import fold_of_subjects, open_run, read_json, write_checksums
 from ._config import TrainConfig
 from ._distributed import close_distributed, init_distributed
 from ._folder import FoldFolder, RunFolder
@@ -271,17 +272,108 @@ def _train(cohort_path, out_dir, cfg, model_config, resume, overwrite, progress,
     return result
 
 
+def run_folds(run, cohort) -> np.ndarray:
+    """0-based test fold of every cohort row as a finished run assigned it, -1 for its explanation set."""
+    folds = np.full(cohort.n_subjects, -1, dtype=np.int64)
+    row = {s: i for i, s in enumerate(cohort.subject_ids)}
+    assigned = fold_of_subjects(run)
+    missing = sorted(set(assigned) - set(row))
+    if missing:
+        raise RunError(f"{run.path}: subject {missing[0]!r} of the run is not in the cohort {run.cohort_path}")
+    for subject, k in assigned.items():
+        folds[row[subject]] = k - 1
+    return folds
+
+
+def permuted_run_labels(run, cohort, permutation: int) -> np.ndarray:
+    """The labels of null run ``permutation`` (1, 2, ...) of a finished run: the cohort's labels shuffled
+    within fold x site strata (the explanation set is a stratum of its own), so every fold keeps its case
+    count. One seed per (run seed, permutation): any null run can be redone alone, on any machine."""
+    from ..exceptions import ParameterError
+
+    if not isinstance(permutation, (int, np.integer)) or permutation < 1:
+        raise ParameterError(f"permutation: expected a positive integer, found {permutation!r}")
+    folds = run_folds(run, cohort)
+    site = np.zeros(cohort.n_subjects, dtype=np.int64) if cohort.site is None else pd.factorize(cohort.site)[0]
+    strata = folds * 100_000 + site
+    rng = np.random.default_rng([int(run.train.seed), int(permutation)])
+    labels = np.asarray(cohort.labels).copy()
+    for s in np.unique(strata):
+        rows = np.flatnonzero(strata == s)
+        labels[rows] = labels[rows][rng.permutation(len(rows))]
+    return labels
+
+
+def retrain(run_dir, labels, out_dir, *, cohort=None, device=None, progress=False) -> RunResult:
+    """Train a finished run's whole pipeline again on other labels: the same folds, fold-fitted
+    preprocessing, settings and seeds, into the new run folder ``out_dir`` (the null runs of a retraining
+    permutation test).
+
+    Parameters
+    ----------
+    run_dir : path
+        A finished run.
+    labels : array (n,)
+        0/1 labels for the cohort's subjects, in cohort order (e.g. `permuted_run_labels`).
+    out_dir : path
+        A new folder.
+    cohort : Cohort, optional
+        The run's cohort, already loaded.
+    device : str, optional
+        Overrides the run's device (the results do not depend on it beyond rounding).
+    """
+    from ..exceptions import ParameterError
+
+    run = open_run(run_dir)
+    cohort = cohort if cohort is not None else load_cohort(run.cohort_path)
+    labels = np.asarray(labels)
+    if labels.shape != (cohort.n_subjects,) or not np.isin(labels, (0, 1)).all():
+        raise ParameterError(f"labels: expected {cohort.n_subjects} values in {{0, 1}}, found shape {labels.shape}")
+    relabelled = dataclasses.replace(cohort, labels=labels.astype(np.int8))
+    cfg = run.train if device is None else TrainConfig.from_dict({**run.train.to_dict(), "device": device})
+    mcfg = _model_config(cfg, run.config.get("model")) if cfg.model == "migtrans" else None
+    out_dir = Path(out_dir).expanduser().absolute()
+    prepare_out_dir(out_dir, False, option="out_dir", kind="run")
+    folds = run_folds(run, cohort)
+    loci = cfg.loci(cohort) if "snp" in cfg.modalities else None
+    resolved = {**run.config, "run": {**run.config["run"], "retrained_from": str(run.path)}}
+    manifest = {**read_json(RunFolder(run.path).manifest), "command": ["retrain", str(run.path)]}
+    dist = init_distributed(cfg.device)
+    try:
+        return _train_into(
+            out_dir,
+            relabelled,
+            folds,
+            loci,
+            cfg,
+            mcfg,
+            resolved,
+            False,
+            progress,
+            None,
+            dist,
+            resolve_device(cfg.device),
+            manifest=manifest,
+        )
+    finally:
+        close_distributed(dist)
+
+
 def _fold_split(k, cohort, folds, cfg):
-    """(test, fit, validation, explanation) rows of fold ``k`` (0-based)."""
+    """(test, fit, validation, explanation) rows of fold ``k`` (0-based). A MIGTrans fold that keeps its
+    last epoch fits on its whole training share (a validation split would only be monitored); early
+    stopping and the baselines' regularisation choice hold a stratified validation split out."""
     test_idx = np.flatnonzero(folds == k)
     train_idx = np.flatnonzero((folds != k) & (folds >= 0))
+    if cfg.model == "migtrans" and cfg.select == "last":
+        return test_idx, train_idx, np.zeros(0, dtype=np.int64), np.flatnonzero(folds < 0)
     fit_idx, val_idx = inner_split(
         train_idx, cohort.labels, cohort.site, val_fraction=cfg.val_fraction, random_state=cfg.seed + k
     )
     return test_idx, fit_idx, val_idx, np.flatnonzero(folds < 0)
 
 
-def _train_into(out_dir, cohort, folds, loci, cfg, mcfg, resolved, resume, progress, argv, dist, device):
+def _train_into(out_dir, cohort, folds, loci, cfg, mcfg, resolved, resume, progress, argv, dist, device, manifest=None):
     folder = RunFolder(out_dir)
     if dist.is_main:
         if not resume:
@@ -289,7 +381,8 @@ def _train_into(out_dir, cohort, folds, loci, cfg, mcfg, resolved, resume, progr
             mark_output(out_dir, "run")
             atomic_write_text(folder.config, write_toml(resolved))
             atomic_write_text(folder.resolved, json.dumps(resolved, sort_keys=True))
-            atomic_write_text(folder.manifest, json.dumps(to_builtin(_manifest(cohort, cfg, argv)), indent=2) + "\n")
+            manifest = manifest if manifest is not None else _manifest(cohort, cfg, argv)
+            atomic_write_text(folder.manifest, json.dumps(to_builtin(manifest), indent=2) + "\n")
         folder.folds.mkdir(exist_ok=True)
     dist.barrier()
 

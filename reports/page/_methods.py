@@ -47,6 +47,16 @@ REFERENCES = {
         "permutations are randomly drawn. Statistical Applications in Genetics and Molecular Biology "
         "9(1):39, 2010.",
     ),
+    "altmann": (
+        "Altmann et al., 2010",
+        "Altmann A, Tolo\u015fi L, Sander O, Lengauer T. Permutation importance: a corrected feature importance "
+        "measure. Bioinformatics 26(10):1340-1347, 2010.",
+    ),
+    "welch": (
+        "Welch, 1947",
+        "Welch BL. The generalization of 'Student's' problem when several different population variances are "
+        "involved. Biometrika 34(1-2):28-35, 1947.",
+    ),
     "maxt": (
         "Westfall & Young, 1993",
         "Westfall PH, Young SS. Resampling-Based Multiple Testing: Examples and Methods for p-Value "
@@ -418,6 +428,8 @@ def _statistics_sentences(inputs: ReportInputs, cite) -> list[str]:
     B = s.get("n_permutations")
     if not B:
         return ["No permutation statistics were computed for this report."] if s else []
+    if _statistic_id(s) == "welch_contrast":
+        return _welch_sentences(inputs, cite) + _correction_sentences(inputs, cite) + _association_sentences(inputs, cite)
     units = [u for k, u in _FEATURE_UNITS.items() if k in inputs.tables]
     scheme = s.get("permutation_scheme", "labels shuffled")
     statistic = str(s.get("statistic", "a test statistic"))
@@ -445,19 +457,92 @@ def _statistics_sentences(inputs: ReportInputs, cite) -> list[str]:
         if _statistic_id(s) == "pooled_t":
             statistic = "a two-sample t statistic with pooled variance (cases minus controls)"
         out = [f"For each feature ({features}), {statistic} contrasted the {whose}. " + null]
-    if (
-        s.get("ranking_id") or ("contrast" if str(s.get("ranking", "")).startswith("contrast") else None)
-    ) == "contrast":
-        out.append(
-            "Features were ranked by their contrast, largest first. By completeness the contrasts of all "
-            "inputs add up to the gap in mean log-odds the model opens between the groups, so the ranking "
-            "follows how much the model's separation rests on a feature."
-        )
+    out += _ranking_sentences(s)
     if not out_of_fold:
         out.append(
             "As no model learned from the explanation set's labels, permuting them with the models fixed "
             "gives an exact null distribution."
         )
+    out += _correction_sentences(inputs, cite)
+    if out_of_fold:
+        out.append(
+            "Caveat: the permutations hold the attributions fixed, while the model that explains each fold "
+            "learned from the other folds' labels, so the null distribution is too narrow. On simulated null "
+            "cohorts 5.2-8.5% of p_perm fell at or below 0.05, and 6-11.5% of tables held a family-wise "
+            "false positive at the nominal 5% (migtrans docs/benchmarks.md); read p-values near a threshold "
+            "with caution."
+        )
+    return out + _association_sentences(inputs, cite)
+
+
+def _ranking_sentences(s) -> list[str]:
+    ranked = s.get("ranking_id") or ("contrast" if str(s.get("ranking", "")).startswith("contrast") else None)
+    if ranked != "contrast":
+        return []
+    return [
+        "Features were ranked by their contrast, largest first. By completeness the contrasts of all "
+        "inputs add up to the gap in mean log-odds the model opens between the groups, so the ranking "
+        "follows how much the model's separation rests on a feature."
+    ]
+
+
+def _welch_sentences(inputs: ReportInputs, cite) -> list[str]:
+    """The statistic and the null of reports whose tables use the Welch-type contrast (issue 16 on)."""
+    s = inputs.settings
+    units = [u for k, u in _FEATURE_UNITS.items() if k in inputs.tables]
+    features = _join(units) if units else "every feature"
+    null = s.get("null", "explanation_set")
+    strata = "site" if null == "explanation_set" else "fold x site"
+    whose = "attributions of the explanation set's" if null == "explanation_set" else "out-of-fold attributions of"
+    out = [
+        f"For each feature ({features}), the {whose} cases and controls were compared by their contrast: the "
+        f"difference of their mean attributions within each stratum ({strata}), averaged over strata with "
+        f"weights n1 n0 / n (in log-odds). The test statistic was that contrast over its unpooled standard "
+        f"error (a stratified Welch statistic {cite('welch')}), so that unequal group sizes and spreads do not "
+        f"inflate it."
+    ]
+    out += _ranking_sentences(s)
+    B = _num(s.get("n_permutations"))
+    if null == "retraining":
+        out.append(
+            f"p-values test the global null of a retraining permutation scheme {cite('altmann')}: the whole "
+            f"pipeline (fold-fitted preprocessing, training with identical settings and seeds, integrated "
+            f"gradients with identical settings) was rerun on labels permuted within fold x site, each fold "
+            f"keeping its case count, B_r = {B} times, and the same statistic computed with the permuted labels; "
+            f"p = (R + 1)/(B_r + 1) {cite('phipson')}, R the null runs with a statistic at least as extreme. A "
+            f"small p says the model relies on the feature more than a model trained on random labels would."
+        )
+        if s.get("n_null_runs_other_settings"):
+            out.append(
+                f"{_num(s['n_null_runs_other_settings'])} further null runs, made with other explanation "
+                f"settings, were not used."
+            )
+    elif null == "per_fold":
+        k = _num(s.get("folds"))
+        out.append(
+            f"p-values test per-fold fixed-model exchangeability: each subject was explained by the model of "
+            f"the fold that held it out, so within each fold the labels were permuted within site B = {B} times "
+            f"with that fold's model fixed, an exact test that the feature's attribution is exchangeable "
+            f"between cases and controls in that fold (p_k = (R + 1)/(B + 1) {cite('phipson')}). The K = {k} "
+            f"fold p-values were combined by Bonferroni, p = min(1, K min_k p_k), valid whatever the dependence "
+            f"between folds; the family-wise p-values combine each fold's max-T p-values the same way."
+        )
+        if s.get("n_null_runs"):
+            out.append(
+                f"{_num(s['n_null_runs'])} retraining null runs were found, fewer than the 19 needed for a "
+                f"p-value of 0.05, and were not used."
+            )
+    else:
+        out.append(
+            f"p-values test fixed-model exchangeability on the explanation set: its labels were permuted within "
+            f"site B = {B} times with the fold models fixed, p = (R + 1)/(B + 1) {cite('phipson')}. As no model "
+            f"learned from those labels, the null distribution is exact."
+        )
+    return out
+
+
+def _correction_sentences(inputs: ReportInputs, cite) -> list[str]:
+    s = inputs.settings
     corrections = []
     if s.get("fwer"):
         corrections.append(
@@ -469,16 +554,11 @@ def _statistics_sentences(inputs: ReportInputs, cite) -> list[str]:
             f"the false discovery rate by {s['fdr']} q-values {cite('bh', note='q_fdr')}, "
             f"features without a finite statistic not counted as tests"
         )
-    if corrections:
-        out.append("We controlled " + _join(corrections) + ".")
-    if out_of_fold:
-        out.append(
-            "Caveat: the permutations hold the attributions fixed, while the model that explains each fold "
-            "learned from the other folds' labels, so the null distribution is too narrow. On simulated null "
-            "cohorts 5.2-8.5% of p_perm fell at or below 0.05, and 6-11.5% of tables held a family-wise "
-            "false positive at the nominal 5% (migtrans docs/benchmarks.md); read p-values near a threshold "
-            "with caution."
-        )
+    return ["We controlled " + _join(corrections) + "."] if corrections else []
+
+
+def _association_sentences(inputs: ReportInputs, cite) -> list[str]:
+    s, out = inputs.settings, []
     if "snps" in inputs.tables:
         phen = inputs.cohort.get("phenotypes", {}) or {}
         cov = list(phen.get("covariates") or []) + ([phen["site_column"]] if phen.get("site_column") else [])
@@ -491,6 +571,8 @@ def _statistics_sentences(inputs: ReportInputs, cite) -> list[str]:
             sentence += f"; genomic inflation was \u03bbGC = {float(s['lambda_gc']):.3f} {cite('gc')}"
         out.append(sentence + ".")
     return out
+
+
 
 
 def gene_source(inputs: ReportInputs) -> tuple[str | None, bool]:

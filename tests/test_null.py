@@ -1,0 +1,159 @@
+"""Retraining null runs: labels permuted within fold x site, reproducible from the run's seed; null runs that
+resume, shard and spread over processes without changing a result; the tables' p-values against them; the
+`migtrans-null` command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from explain import explain_run, gather_null_runs, null_key, retraining_p, run_null
+from explain.cli import main
+from migtrans.data import load_cohort
+from migtrans.training import RunFolder, open_run, permuted_run_labels, run_folds
+
+IG = dict(n_steps=4)
+
+
+def _copy(run, tmp_path, name):
+    """A private copy of the session's run folder (tests must not write into the shared one)."""
+    return shutil.copytree(run.out_dir, tmp_path / name)
+
+
+def _stats(run_dir):
+    folder = RunFolder(run_dir)
+    out = {}
+    for path in sorted(folder.null.glob("perm-*")):
+        with np.load(path / "stats.npz") as data:
+            out[path.name] = {name: data[name] for name in data.files}
+    return out
+
+
+def _assert_same(a, b):
+    assert sorted(a) == sorted(b)
+    for run in a:
+        assert sorted(a[run]) == sorted(b[run])
+        for family in a[run]:
+            np.testing.assert_array_equal(a[run][family], b[run][family])
+
+
+@pytest.fixture(scope="module")
+def reference(baseline_run, tmp_path_factory):
+    """Null runs 1-3 of a copy of the session run, unsharded and uninterrupted."""
+    folder = _copy(baseline_run, tmp_path_factory.mktemp("null"), "reference")
+    run_null(folder, "1-3", device="cpu", progress=False, **IG)
+    return folder
+
+
+def test_null_labels_are_permuted_within_fold_and_site_from_the_run_seed(baseline_run, sim_cohort):
+    run = open_run(baseline_run.out_dir)
+    cohort = load_cohort(sim_cohort.toml_path)
+    folds = run_folds(run, cohort)
+    site = np.zeros(cohort.n_subjects, int) if cohort.site is None else pd.factorize(cohort.site)[0]
+    first, again, second = (permuted_run_labels(run, cohort, b) for b in (1, 1, 2))
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, second) and not np.array_equal(first, cohort.labels)
+    for stratum in np.unique(folds * 100 + site):  # every fold (and site within it) keeps its case count
+        rows = folds * 100 + site == stratum
+        assert first[rows].sum() == cohort.labels[rows].sum() == second[rows].sum()
+    with pytest.raises(Exception, match="permutation"):
+        permuted_run_labels(run, cohort, 0)
+
+
+def test_a_null_run_reproduces_bit_for_bit(reference, baseline_run, tmp_path):
+    again = _copy(baseline_run, tmp_path, "again")
+    result = run_null(again, [2], device="cpu", progress=False, **IG)
+    assert result["done"] == [2]
+    stats = _stats(again)
+    ref = _stats(reference)
+    _assert_same(stats, {"perm-0002": ref["perm-0002"]})
+    info = json.loads((RunFolder(again).null_run(2) / "null.json").read_text())
+    assert info["permutation"] == 2 and info["key"] == null_key(**IG)
+    # every family of the run is there, one statistic per feature, and the models were not kept
+    assert set(ref["perm-0001"]) == {"snps", "loci", "connections", "nodes", "regions"}
+    assert not any(RunFolder(again).null_run(2).rglob("*.pt"))
+
+
+def test_shards_together_equal_one_unsharded_run(reference, baseline_run, tmp_path):
+    sharded = _copy(baseline_run, tmp_path, "sharded")
+    done = [run_null(sharded, "1-3", shard=f"{i}/3", device="cpu", progress=False, **IG)["done"] for i in (1, 2, 3)]
+    assert done == [[1], [2], [3]]
+    _assert_same(_stats(sharded), _stats(reference))
+
+
+def test_an_interrupted_null_run_is_redone_and_equals_an_uninterrupted_one(reference, baseline_run, tmp_path, monkeypatch):
+    import explain._tables as tables
+
+    resumed = _copy(baseline_run, tmp_path, "resumed")
+    real, calls = tables.feature_matrices, []
+
+    def interrupt_the_second(*args, **kwargs):  # after the second null run's training and IG
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tables, "feature_matrices", interrupt_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_null(resumed, "1-3", device="cpu", progress=False, **IG)
+    folder = RunFolder(resumed)
+    assert sorted(p.name for p in folder.null.iterdir()) == ["perm-0001"]  # no half-written null run left
+    monkeypatch.setattr(tables, "feature_matrices", real)
+    result = run_null(resumed, "1-3", device="cpu", progress=False, **IG)
+    assert result["kept"] == [1] and result["done"] == [2, 3]
+    _assert_same(_stats(resumed), _stats(reference))
+
+
+@pytest.mark.slow
+def test_local_jobs_give_the_same_null_runs(reference, baseline_run, tmp_path):
+    parallel = _copy(baseline_run, tmp_path, "parallel")
+    run_null(parallel, "1-3", jobs=2, device="cpu", progress=False, **IG)
+    a, b = _stats(parallel), _stats(reference)
+    assert sorted(a) == sorted(b)
+    for run in a:  # other processes, other thread counts: equal up to float rounding
+        for family in a[run]:
+            np.testing.assert_allclose(a[run][family], b[run][family], rtol=1e-4, atol=1e-6)
+
+
+def test_tables_test_against_the_null_runs_found_with_the_same_settings(reference, tmp_path):
+    found = gather_null_runs(reference, null_key(**IG))
+    assert found.count == 3 and found.permutations == [1, 2, 3] and found.mismatched == 0
+    assert gather_null_runs(reference, null_key(n_steps=8)).mismatched == 3
+    att = explain_run(
+        reference, out_dir=False, faithfulness=False, n_permutations=39, device="cpu", null="retraining", **IG
+    )
+    assert att.settings["null"] == "retraining" and att.settings["n_null_runs"] == 3
+    assert "global null" in att.settings["null_tested"]
+    nodes = att.tables["nodes"]
+    # in file order, then p against the three null runs' statistics of the same nodes
+    order = {name: i for i, name in enumerate(load_cohort(open_run(reference).cohort_path).nodes["name"])}
+    nodes = nodes.iloc[np.argsort(nodes["node"].map(order).to_numpy())]
+    p, p_fwer = retraining_p(nodes["stat"].to_numpy(), found.stats["nodes"])
+    np.testing.assert_array_equal(nodes["p_perm"], p)
+    np.testing.assert_array_equal(nodes["p_fwer"], p_fwer)
+    assert set(np.round(nodes["p_perm"] * 4).astype(int)) <= {1, 2, 3, 4}
+    # "auto" needs 19 null runs before it prefers them: with 3 it tests each fold with its model fixed
+    auto = explain_run(reference, out_dir=False, faithfulness=False, n_permutations=39, device="cpu", **IG)
+    assert auto.settings["null"] == "per_fold" and auto.settings["n_null_runs"] == 3
+
+
+def test_migtrans_null_command(baseline_run, tmp_path, capsys):
+    folder = _copy(baseline_run, tmp_path, "cli")
+    for bad, word in [
+        (["--permutations", "5-2"], "permutations"),
+        (["--permutations", "1-3", "--shard", "4/3"], "shard"),
+        (["--permutations", "1-3", "--jobs", "0"], "jobs"),
+        (["--permutations", "1-3", "--atlas", str(tmp_path / "nowhere.nii")], "atlas"),
+    ]:
+        assert main([str(folder), *bad, "--quiet"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and word in err[0]
+    assert not RunFolder(folder).null.exists()
+    assert main([str(folder), "--permutations", "1", "--ig-steps", "4", "--device", "cpu", "--quiet"]) == 0
+    assert "1 null runs written" in capsys.readouterr().out
+    assert (RunFolder(folder).null_run(1) / "null.json").is_file()
+    assert main([str(tmp_path / "missing"), "--permutations", "1"]) == 2
