@@ -301,6 +301,12 @@ def _add_tables(attributions, oof, n_permutations, genes, atlas, random_state, p
             "explanation_set": "labels shuffled within site",
         }[scheme],
         combination="Bonferroni across folds (K x min p_k)" if scheme == "per_fold" else None,
+        # the smallest p-value the null can give
+        p_floor={
+            "retraining": 1 / (found.count + 1),
+            "per_fold": min(1.0, len(oof.folds) / (n_permutations + 1)),
+            "explanation_set": 1 / (n_permutations + 1),
+        }[scheme],
         statistic=STATISTIC,
         statistic_id="welch_contrast",
         ranking_id="contrast",

@@ -53,6 +53,7 @@ def _cmd_simulate(args) -> int:
         n_sites=args.sites,
         signal=parse_signal(args.signal) if args.signal else None,
         null=args.null,
+        case_share=args.case_share,
         overwrite=args.overwrite,
         keep_volumes=False,
     )
@@ -184,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sites", type=int, default=1, help="number of acquisition sites (default 1)")
     p.add_argument("--signal", default=None, help="per-modality signal weights, e.g. snp=1,fnc=1,smri=1")
     p.add_argument("--null", action="store_true", help="labels independent of all data (calibration)")
+    p.add_argument("--case-share", type=float, default=0.5, help="share of cases, in [0.1, 0.9] (default 0.5)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=_cmd_simulate)
 

@@ -35,7 +35,7 @@ def test_quickstart_writes_a_report_and_ranks_the_planted_snps(tmp_path, capsys)
             "--epochs",
             "2",
             "--permutations",
-            "19",
+            "39",
             "--ig-steps",
             "4",
         ]
@@ -69,7 +69,7 @@ def test_paper_results_regenerates_table_and_figures(baseline_run, tmp_path, cap
                 "--out",
                 str(tmp_path / "report"),
                 "--permutations",
-                "19",
+                "39",
                 "--ig-steps",
                 "4",
                 "--no-faithfulness",

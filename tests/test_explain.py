@@ -288,7 +288,9 @@ def test_tables_of_an_explanation_set_permute_its_labels_within_site(explained_s
     snps = attributions.tables["snps"].set_index("snp").loc[cohort.snps["snp"]]
     np.testing.assert_allclose(snps["p_perm"], expected.p_perm)
     np.testing.assert_allclose(snps["stat"], expected.stat, rtol=1e-6)
-    assert attributions.settings["null"] == "explanation_set" and "explanation set" in attributions.settings["null_tested"]
+    assert (
+        attributions.settings["null"] == "explanation_set" and "explanation set" in attributions.settings["null_tested"]
+    )
     # contrast: mean attribution of the cases minus the controls (one site); the ensemble's baseline output is
     # one constant for all subjects, so the contrasts of every input add up to the mean log-odds gap
     y = attributions.subjects["label"].to_numpy() == 1

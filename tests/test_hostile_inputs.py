@@ -21,7 +21,7 @@ from reports.cli import main as explain_main
 
 from conftest import TINY_MODEL, files_under
 
-FAST = ["--permutations", "9", "--ig-steps", "2", "--top-k", "3", "--device", "cpu", "--no-faithfulness", "--quiet"]
+FAST = ["--permutations", "39", "--ig-steps", "2", "--top-k", "3", "--device", "cpu", "--no-faithfulness", "--quiet"]
 
 
 def snapshot(*folders) -> dict:
@@ -86,6 +86,15 @@ def legacy_run_copy(run_copy):
     """The same, without ``run.sha256`` (as runs from before it): every check behind the checksums must hold."""
     (run_copy / "run.sha256").unlink()
     return run_copy
+
+
+@pytest.fixture
+def legacy_set_run_copy(explanation_set_run, tmp_path):
+    """A copy of the shared run with an explanation set, without ``run.sha256``."""
+    target = tmp_path / "damaged-set"
+    shutil.copytree(explanation_set_run.out_dir, target)
+    (target / "run.sha256").unlink()
+    return target
 
 
 # --------------------------------------------------------------------------------------------- data loss
@@ -163,8 +172,8 @@ def test_4_subject_ids_must_be_path_safe(tiny_cohort, tmp_path, capsys, bad_id, 
 def test_5_changed_inputs_are_refused_or_warned(pair, tmp_path, capsys):
     toml, run = pair
     phenotypes = toml.parent / "phenotypes.tsv"
-    # flip the labels of the explanation set: a silent change of the question
-    held = json.loads((run / "folds/1/fold.json").read_text())["explanation_subjects"]
+    # flip the labels of one fold's held-out subjects: a silent change of the question
+    held = json.loads((run / "folds/1/fold.json").read_text())["test_subjects"]
     lines = phenotypes.read_text().splitlines()
     flipped = [
         re.sub(r"\t(SZ|HC)\t", lambda m: "\tHC\t" if m.group(1) == "SZ" else "\tSZ\t", line)
@@ -464,11 +473,11 @@ FOLD_EDITS = {
 
 
 @pytest.mark.parametrize("case", list(FOLD_EDITS))
-def test_14_fold_lists_are_checked_even_without_checksums(legacy_run_copy, tmp_path, capsys, case):
+def test_14_fold_lists_are_checked_even_without_checksums(legacy_set_run_copy, tmp_path, capsys, case):
     change, culprit = FOLD_EDITS[case]
     for k in (1, 2):
-        _edit_fold(legacy_run_copy, k, change)
-    status = explain_main([str(legacy_run_copy), "--out", str(tmp_path / "report"), *FAST])
+        _edit_fold(legacy_set_run_copy, k, change)
+    status = explain_main([str(legacy_set_run_copy), "--out", str(tmp_path / "report"), *FAST])
     refused(capsys, status, "fold.json" if case != "explanation set emptied" else "config.toml", culprit)
 
 
@@ -648,7 +657,7 @@ def test_20_outputs_take_the_users_umask(sim_cohort, tmp_path):
         report = explain_and_report(
             run,
             tmp_path / "report",
-            n_permutations=9,
+            n_permutations=39,
             n_steps=2,
             top_k=3,
             faithfulness=False,
@@ -722,7 +731,7 @@ def test_22_a_full_explain_prints_nothing_but_its_own_lines(pair, tmp_path, caps
             "--out",
             str(tmp_path / "report"),
             "--permutations",
-            "9",
+            "39",
             "--ig-steps",
             "2",
             "--top-k",
@@ -812,6 +821,8 @@ def test_a_fold_without_room_for_its_validation_split_fails_before_writing(tmp_p
             "2",
             "--explain-fraction",
             "0.5",
+            "--model",
+            "logistic",  # MIGTrans keeping its last epoch holds no validation split; a baseline does
             "--quiet",
         ]
     )

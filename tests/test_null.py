@@ -85,7 +85,9 @@ def test_shards_together_equal_one_unsharded_run(reference, baseline_run, tmp_pa
     _assert_same(_stats(sharded), _stats(reference))
 
 
-def test_an_interrupted_null_run_is_redone_and_equals_an_uninterrupted_one(reference, baseline_run, tmp_path, monkeypatch):
+def test_an_interrupted_null_run_is_redone_and_equals_an_uninterrupted_one(
+    reference, baseline_run, tmp_path, monkeypatch
+):
     import explain._tables as tables
 
     resumed = _copy(baseline_run, tmp_path, "resumed")

@@ -278,6 +278,17 @@ def test_null_labels_independent_of_scores(tmp_path):
         assert stats.pointbiserialr(sim.labels, subj[col]).pvalue > 0.01, col
 
 
+def test_case_share_sets_the_share_of_cases_from_the_top_of_the_liability(tmp_path):
+    sim = simulate_cohort(tmp_path / "imb", case_share=0.3, seed=5, n_subjects=101, n_snps=300, resolution=8)
+    assert sim.labels.sum() == 30 and sim.truth["label_model"]["rule"].endswith("top 30% of the liability")
+    subj = pd.read_csv(sim.out_dir / "truth_subjects.tsv", sep="\t")
+    assert subj["liability"][sim.labels == 1].min() >= subj["liability"][sim.labels == 0].max()
+    null = simulate_cohort(
+        tmp_path / "imb-null", case_share=0.3, null=True, seed=5, n_subjects=100, n_snps=300, resolution=8
+    )
+    assert null.labels.sum() == 30 and "30% cases" in null.truth["label_model"]["null_rule"]
+
+
 def test_signal_zero_removes_a_modality(tmp_path):
     sim = simulate_cohort(tmp_path / "nofnc", signal={"fnc": 0.0}, seed=6, n_subjects=200, n_snps=300, resolution=8)
     assert sim.truth["label_model"]["weights"] == {"snp": 1.0, "fnc": 0.0, "smri": 1.0}
@@ -351,6 +362,7 @@ def test_failure_leaves_nothing(tmp_path, monkeypatch):
         (dict(resolution=0), "resolution"),
         (dict(resolution=-2.0), "resolution"),
         (dict(n_sites=0), "n_sites"),
+        (dict(case_share=0.95), "case_share"),
     ],
 )
 def test_parameter_errors(tmp_path, kwargs, match):

@@ -71,19 +71,48 @@ def test_run_folder_follows_the_contract(baseline_run, sim_cohort):
             assert (out / "folds" / str(k) / name).is_file()
     metrics = pd.read_csv(out / "metrics.csv", dtype={"fold": str})
     assert list(metrics.columns) == ["fold", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc"]
-    assert list(metrics["fold"]) == ["1", "2", "mean", "sd", "explanation_set"]
+    assert list(metrics["fold"]) == ["1", "2", "mean", "sd"]
     np.testing.assert_allclose(metrics.iloc[2, 1:].astype(float), metrics.iloc[:2, 1:].astype(float).mean())
     preds = pd.read_csv(out / "predictions.csv", dtype={"subject_id": str})
-    held = pd.read_csv(out / "explanation_predictions.csv", dtype={"subject_id": str})
     assert list(preds.columns[:5]) == ["subject_id", "fold", "label", "prob_positive", "predicted"]
+    # by default every subject is cross-validated (no explanation set), each predicted exactly once
+    assert not (out / "explanation_predictions.csv").exists()
+    assert sorted(preds["subject_id"]) == sorted(sim_cohort.subject_ids)
+    assert ((preds["prob_positive"] >= 0.5).astype(int) == preds["predicted"]).all()
+    labels = dict(zip(sim_cohort.subject_ids, sim_cohort.labels))
+    assert [labels[s] for s in preds["subject_id"]] == preds["label"].tolist()
+    for k in (1, 2):
+        info = json.loads((out / "folds" / str(k) / "fold.json").read_text())
+        assert set(preds.loc[preds["fold"] == k, "subject_id"]) == set(info["test_subjects"])
+        # select="last": the fold fits on its whole training share, nothing is held out only to be monitored
+        assert info["val_subjects"] == [] and info["explanation_subjects"] == []
+        assert sorted(info["train_subjects"] + info["test_subjects"]) == sorted(sim_cohort.subject_ids)
+        history = pd.read_csv(out / "folds" / str(k) / "history.csv")
+        assert list(history.columns) == ["epoch", "train_loss", "lr"] and len(history) == TINY_TRAIN["epochs"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seed"] == 0 and "torch" in manifest["versions"]
+    assert any(p.endswith("genotypes.bed") for p in manifest["inputs"])
+
+
+def test_early_stopping_holds_a_validation_split_out(sim_cohort, tmp_path):
+    config = TrainConfig(**{**TINY_TRAIN, "select": "val_loss"})
+    out = train(sim_cohort.toml_path, tmp_path / "es", config, TINY_MODEL, progress=False).out_dir
+    info = json.loads((out / "folds/1/fold.json").read_text())
+    assert len(info["val_subjects"]) >= 2 and not set(info["val_subjects"]) & set(info["train_subjects"])
+    assert {"val_loss", "val_auc"} <= set(pd.read_csv(out / "folds/1/history.csv").columns)
+
+
+def test_an_explanation_set_run_follows_the_contract(explanation_set_run, sim_cohort):
+    out = explanation_set_run.out_dir
+    metrics = pd.read_csv(out / "metrics.csv", dtype={"fold": str})
+    assert list(metrics["fold"]) == ["1", "2", "mean", "sd", "explanation_set"]
+    preds = pd.read_csv(out / "predictions.csv", dtype={"subject_id": str})
+    held = pd.read_csv(out / "explanation_predictions.csv", dtype={"subject_id": str})
     assert list(held.columns[:5]) == ["subject_id", "fold", "label", "prob_positive", "predicted"]
     # a quarter of the subjects (stratified: 5 of each class) form the explanation set; the rest are
     # cross-validated, each predicted exactly once
     assert len(held) == 10 and held["label"].sum() == 5
     assert sorted(preds["subject_id"].tolist() + held["subject_id"].tolist()) == sorted(sim_cohort.subject_ids)
-    assert ((preds["prob_positive"] >= 0.5).astype(int) == preds["predicted"]).all()
-    labels = dict(zip(sim_cohort.subject_ids, sim_cohort.labels))
-    assert [labels[s] for s in preds["subject_id"]] == preds["label"].tolist()
     fold_log_odds = []
     for k in (1, 2):
         info = json.loads((out / "folds" / str(k) / "fold.json").read_text())
@@ -100,9 +129,6 @@ def test_run_folder_follows_the_contract(baseline_run, sim_cohort):
     np.testing.assert_allclose(held["prob_positive"], 1 / (1 + np.exp(-held["log_odds"])), rtol=1e-12)
     row = metrics.set_index("fold").loc["explanation_set"]
     assert row["accuracy"] == pytest.approx((held["predicted"] == held["label"]).mean())
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["seed"] == 0 and "torch" in manifest["versions"]
-    assert any(p.endswith("genotypes.bed") for p in manifest["inputs"])
 
 
 def test_same_seed_gives_identical_metrics(baseline_run, sim_cohort, tmp_path):
@@ -145,7 +171,7 @@ def test_resume_with_other_settings_is_refused(baseline_run, sim_cohort):
         )
 
 
-def _train_with_edited_subject(sim_cohort, subject, tmp_path):
+def _train_with_edited_subject(sim_cohort, subject, tmp_path, **options):
     """Copy the cohort, change one subject's FNC and sMRI (not its label), and train the tiny run on it."""
     cohort_dir = tmp_path / "edited"
     shutil.copytree(sim_cohort.out_dir, cohort_dir)
@@ -155,7 +181,8 @@ def _train_with_edited_subject(sim_cohort, subject, tmp_path):
     np.save(cohort_dir / "fnc.npy", fnc)
     img = nib.load(cohort_dir / "smri" / f"{subject}.nii.gz")
     nib.save(nib.Nifti1Image(np.asarray(img.dataobj) * 0.5, img.affine), cohort_dir / "smri" / f"{subject}.nii.gz")
-    return train(cohort_dir / "cohort.toml", tmp_path / "run", TrainConfig(**TINY_TRAIN), TINY_MODEL, progress=False)
+    config = TrainConfig(**TINY_TRAIN, **options)
+    return train(cohort_dir / "cohort.toml", tmp_path / "run", config, TINY_MODEL, progress=False)
 
 
 def _fold_state(run_dir, k):
@@ -182,13 +209,14 @@ def test_held_out_subject_changes_nothing_in_its_fold(baseline_run, sim_cohort, 
     )
 
 
-def test_explanation_set_trains_no_fold(baseline_run, sim_cohort, tmp_path):
+def test_explanation_set_trains_no_fold(explanation_set_run, sim_cohort, tmp_path):
     """Leakage check for the explanation set: editing one of its subjects' FNC and sMRI leaves every
     fold's preprocessing and weights bit-identical."""
-    subject = json.loads((baseline_run.out_dir / "folds/1/fold.json").read_text())["explanation_subjects"][0]
-    edited = _train_with_edited_subject(sim_cohort, subject, tmp_path)
-    assert _same_fold(baseline_run.out_dir, edited.out_dir, 1) and _same_fold(baseline_run.out_dir, edited.out_dir, 2)
-    before = pd.read_csv(baseline_run.out_dir / "explanation_predictions.csv", dtype={"subject_id": str})
+    run = explanation_set_run.out_dir
+    subject = json.loads((run / "folds/1/fold.json").read_text())["explanation_subjects"][0]
+    edited = _train_with_edited_subject(sim_cohort, subject, tmp_path, explain_fraction=0.25)
+    assert _same_fold(run, edited.out_dir, 1) and _same_fold(run, edited.out_dir, 2)
+    before = pd.read_csv(run / "explanation_predictions.csv", dtype={"subject_id": str})
     after = pd.read_csv(edited.out_dir / "explanation_predictions.csv", dtype={"subject_id": str})
     changed = before["prob_positive"].to_numpy() != after["prob_positive"].to_numpy()
     assert changed.tolist() == (before["subject_id"] == subject).tolist()  # only its own prediction moves
@@ -200,7 +228,7 @@ def test_too_many_folds_for_what_the_explanation_set_leaves_names_it(sim_cohort,
         train(
             sim_cohort.toml_path,
             tmp_path / "r",
-            TrainConfig(**{**TINY_TRAIN, "n_folds": 16}),
+            TrainConfig(**{**TINY_TRAIN, "n_folds": 16, "explain_fraction": 0.25}),
             TINY_MODEL,
             progress=False,
         )
@@ -257,12 +285,13 @@ def test_fold_model_reopens_with_its_predictions(baseline_run, sim_cohort):
     np.testing.assert_allclose(prob, preds["prob_positive"], rtol=1e-5, atol=1e-6)
 
 
-def test_logistic_baseline_and_comparison_table(baseline_run, sim_cohort, tmp_path):
-    result = train(
-        sim_cohort.toml_path, tmp_path / "logit", TrainConfig(**{**TINY_TRAIN, "model": "logistic"}), progress=False
-    )
+def test_logistic_baseline_and_comparison_table(explanation_set_run, sim_cohort, tmp_path):
+    config = TrainConfig(**{**TINY_TRAIN, "model": "logistic", "explain_fraction": 0.25})
+    result = train(sim_cohort.toml_path, tmp_path / "logit", config, progress=False)
     assert (tmp_path / "logit/folds/1/baseline.npz").is_file()
-    table = compare_runs([baseline_run.out_dir, result.out_dir])
+    # the baseline chooses its regularisation on a validation split
+    assert json.loads((tmp_path / "logit/folds/1/fold.json").read_text())["val_subjects"]
+    table = compare_runs([explanation_set_run.out_dir, result.out_dir])
     assert list(table["model"]) == ["migtrans", "logistic"]
     metrics = pd.read_csv(result.out_dir / "metrics.csv", dtype={"fold": str}).set_index("fold")
     assert table.loc[1, "roc_auc_mean"] == pytest.approx(metrics.loc["mean", "roc_auc"])
@@ -314,7 +343,7 @@ def test_two_process_gloo_run_matches_one_process(sim_cohort, baseline_run, tmp_
     # closely but not bit for bit (tolerance: 0.15 AUC on 20-subject test folds after 2 epochs).
     assert abs(one.loc["mean", "roc_auc"] - two.loc["mean", "roc_auc"]) <= 0.15
     preds = pd.read_csv(out / "predictions.csv")
-    assert len(preds) == 30 and len(pd.read_csv(out / "explanation_predictions.csv")) == 10
+    assert len(preds) == 40 and not (out / "explanation_predictions.csv").exists()
 
 
 @pytest.mark.parametrize("select", ["last", "val_auc"])

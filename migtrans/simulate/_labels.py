@@ -53,9 +53,10 @@ def snp_score(dosages, signs):
     return (raw - raw.mean()) * scale, scale
 
 
-def balanced_labels(liability):
-    """1 for the top half of the liability (the larger half when n is odd goes to controls)."""
+def balanced_labels(liability, case_share=0.5):
+    """1 for the top ``case_share`` of the liability (floor(case_share x n) cases: with 0.5 and an odd n
+    the larger half goes to controls)."""
     n = len(liability)
     labels = np.zeros(n, dtype=np.int8)
-    labels[np.argsort(liability, kind="stable")[n - n // 2 :]] = 1
+    labels[np.argsort(liability, kind="stable")[n - int(np.floor(case_share * n)) :]] = 1
     return labels

@@ -112,6 +112,7 @@ def simulate_cohort(
     n_sites=1,
     signal=None,
     null=False,
+    case_share=0.5,
     overwrite=False,
     keep_volumes=True,
 ):
@@ -142,7 +143,10 @@ def simulate_cohort(
         Weight of each modality's latent score in the liability, keys among "snp", "fnc", "smri"
         (floats >= 0, default 1.0 each).
     null : bool, default=False
-        If True, labels are drawn at random (balanced), independent of every feature.
+        If True, labels are drawn at random, independent of every feature.
+    case_share : float, default=0.5
+        Share of subjects labelled "SZ" (the top of the liability, or of the random draw with ``null``), in
+        [0.1, 0.9]: real cohorts are seldom balanced.
     overwrite : bool, default=False
         Replace ``out_dir`` when it exists and is not empty.
     keep_volumes : bool, default=True
@@ -173,6 +177,7 @@ def simulate_cohort(
     # at most a 256-voxel-wide grid (0.75 mm); coarser than 32 mm leaves no brain to speak of
     resolution = check_number("resolution", resolution, minimum=0.75, maximum=32)
     weights = _check_signal(signal)
+    case_share = check_number("case_share", case_share, minimum=0.1, maximum=0.9)
     out_dir = prepare_out_dir(out_dir, overwrite, kind="cohort")
 
     tmp = staging_dir(out_dir)
@@ -186,6 +191,7 @@ def simulate_cohort(
             n_sites=n_sites,
             weights=weights,
             null=bool(null),
+            case_share=float(case_share),
             keep_volumes=bool(keep_volumes),
         )
         mark_output(tmp, "cohort")
@@ -198,7 +204,7 @@ def simulate_cohort(
     return cohort
 
 
-def _simulate_into(tmp, *, n_subjects, n_snps, seed, resolution, n_sites, weights, null, keep_volumes):
+def _simulate_into(tmp, *, n_subjects, n_snps, seed, resolution, n_sites, weights, null, case_share, keep_volumes):
     # One child stream per component, so changing e.g. the resolution leaves genotypes unchanged.
     rng_map, rng_geno, rng_pheno, rng_fnc, rng_smri, rng_missing = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)
@@ -225,7 +231,7 @@ def _simulate_into(tmp, *, n_subjects, n_snps, seed, resolution, n_sites, weight
         + rng_pheno.normal(0.0, LIABILITY_NOISE_SD, n_subjects)
     )
     null_draw = rng_pheno.standard_normal(n_subjects)
-    labels = _labels.balanced_labels(null_draw if null else liability)
+    labels = _labels.balanced_labels(null_draw if null else liability, case_share)
 
     # Missing calls, never on causal SNPs so their effect stays exact.
     genotypes = dosages.astype(np.float32)
@@ -269,6 +275,7 @@ def _simulate_into(tmp, *, n_subjects, n_snps, seed, resolution, n_sites, weight
             n_sites=n_sites,
             signal=weights,
             null=null,
+            case_share=case_share,
             keep_volumes=keep_volumes,
             package_version=_package_version(),
         ),
@@ -389,6 +396,8 @@ def _write_cohort_toml(tmp, n_sites):
 def _truth(snps, causal, signs, snp_scale, regions, edges, labels, weights, null, settings) -> dict:
     """What was planted and how the labels were drawn (``truth.json``)."""
     causal_rows = snps.iloc[causal]
+    share = settings["case_share"]
+    top = "half" if share == 0.5 else f"{share:.0%}"
     truth = to_builtin(
         {
             "settings": settings,
@@ -421,10 +430,12 @@ def _truth(snps, causal, signs, snp_scale, regions, edges, labels, weights, null
                 "liability": "signal_snp*z_snp + signal_fnc*z_fnc + signal_smri*z_smri + N(0, 1)",
                 "weights": weights,
                 "noise_sd": LIABILITY_NOISE_SD,
-                "rule": "label 1 (SZ) for the top half of the liability",
+                "rule": f"label 1 (SZ) for the top {top} of the liability",
                 "prevalence": float(labels.mean()),
                 "null": null,
-                "null_rule": "labels drawn at random (balanced), independent of every feature" if null else None,
+                "null_rule": f"labels drawn at random ({share:.0%} cases), independent of every feature"
+                if null
+                else None,
                 "z_snp": "signed sum of standardized causal dosages, standardized over subjects",
                 "z_fnc": "standard normal; planted edges shift by direction * effect * z_fnc (Fisher z)",
                 "z_smri": "standard normal; planted regions scaled by (1 - effect * z_smri)",

@@ -97,6 +97,8 @@ def _resolved(cohort_path, out_dir, cfg, model_config) -> dict:
             "cohort": str(cohort),
             "cohort_relative": os.path.relpath(cohort, out_dir),
             "migtrans_version": __version__,
+            # whether each fold holds a validation split out of its training share (see _fold_split)
+            "validation_split": not (cfg.model == "migtrans" and cfg.select == "last"),
         },
         "train": cfg.to_dict(),
     }

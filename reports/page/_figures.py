@@ -63,14 +63,30 @@ class _Context:
 
     @property
     def n_permutations(self):
+        """B such that 1/(B + 1) is the smallest attainable p_perm (what the figures draw as the floor):
+        the recorded count, or for per-fold tests combined by Bonferroni, K/(B + 1) expressed that way."""
+        floor = self.settings.get("p_floor")
+        if floor:
+            return max(1, int(round(1 / float(floor))) - 1)
         b = self.settings.get("n_permutations")
         return int(b) if b else None
 
     def permutation_text(self):
-        b = self.n_permutations
-        scheme = self.settings.get("permutation_scheme", "labels permuted")
+        s = self.settings
+        b = s.get("n_permutations")
+        scheme = s.get("permutation_scheme", "labels permuted")
         if not b:
             return "Permutation p-values (number of permutations not recorded)."
+        if s.get("null") == "retraining":
+            return (
+                f"p = (R + 1)/(B_r + 1) against B_r = {b} retraining null runs ({scheme}); the smallest attainable "
+                f"p is {s['p_floor']:.2g}."
+            )
+        if s.get("null") == "per_fold":
+            return (
+                f"Per fold, p_k = (R + 1)/(B + 1) with B = {b} ({scheme}); combined by Bonferroni across "
+                f"{s.get('folds')} folds (K x min p_k), so the smallest attainable p is {s['p_floor']:.2g}."
+            )
         return (
             f"Permutation p = (R + 1)/(B + 1) with B = {b} ({scheme}); the smallest attainable p is "
             f"1/(B + 1) = {1 / (b + 1):.2g}."

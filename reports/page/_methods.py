@@ -316,7 +316,12 @@ def _training_sentences(inputs: ReportInputs) -> list[str]:
     if train.get("model", "migtrans") == "migtrans":
         share = _num(round(100 * float(train.get("val_fraction", 0)), 1))
         select = train.get("select", "val_loss")
-        if select == "last":
+        if select == "last" and (inputs.config.get("run") or {}).get("validation_split") is False:
+            held = (
+                f"Every fold trained on its whole training share for a fixed budget of "
+                f"{_num(train.get('epochs'))} epochs and kept the last epoch's weights"
+            )
+        elif select == "last":
             held = (
                 f"In each training fold, {share}% of subjects were held out (stratified) and only monitored; "
                 f"every fold trained for a fixed budget of {_num(train.get('epochs'))} epochs and kept the last "
@@ -429,7 +434,9 @@ def _statistics_sentences(inputs: ReportInputs, cite) -> list[str]:
     if not B:
         return ["No permutation statistics were computed for this report."] if s else []
     if _statistic_id(s) == "welch_contrast":
-        return _welch_sentences(inputs, cite) + _correction_sentences(inputs, cite) + _association_sentences(inputs, cite)
+        return (
+            _welch_sentences(inputs, cite) + _correction_sentences(inputs, cite) + _association_sentences(inputs, cite)
+        )
     units = [u for k, u in _FEATURE_UNITS.items() if k in inputs.tables]
     scheme = s.get("permutation_scheme", "labels shuffled")
     statistic = str(s.get("statistic", "a test statistic"))
@@ -571,8 +578,6 @@ def _association_sentences(inputs: ReportInputs, cite) -> list[str]:
             sentence += f"; genomic inflation was \u03bbGC = {float(s['lambda_gc']):.3f} {cite('gc')}"
         out.append(sentence + ".")
     return out
-
-
 
 
 def gene_source(inputs: ReportInputs) -> tuple[str | None, bool]:

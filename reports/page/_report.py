@@ -274,6 +274,27 @@ def _top_line(df: pd.DataFrame, label_of, unit: str, n_top: int = 3) -> str:
     return ", ".join(items) + tail
 
 
+def _null_summary(s) -> str | None:
+    """One line on what the tables' p-values test (reports from before the ``null`` setting: none)."""
+    null = s.get("null")
+    if null == "retraining":
+        return (
+            f"retraining null, {s.get('n_null_runs')} null runs (the whole pipeline on permuted labels): p says "
+            f"whether the model relies on a feature more than a model trained on random labels would"
+        )
+    if null == "per_fold":
+        found = s.get("n_null_runs") or 0
+        return (
+            f"per-fold fixed-model tests ({s.get('n_permutations')} permutations within site per fold, Bonferroni "
+            f"across {s.get('folds')} folds): p says whether a feature's attribution differs between cases and "
+            f"controls given the model"
+            + (f"; {found} retraining null runs found, fewer than the 19 needed" if found else "")
+        )
+    if null == "explanation_set":
+        return f"explanation set's labels permuted within site ({s.get('n_permutations')} permutations), models fixed"
+    return None
+
+
 def _summary(inputs: ReportInputs) -> list:
     lines = []
     counts = _cohort_counts(inputs)
@@ -312,6 +333,9 @@ def _summary(inputs: ReportInputs) -> list:
                 f", ROC AUC {held_auc:.3f}" if held_auc is not None else ""
             )
         lines.append(("Performance", text))
+    null = _null_summary(inputs.settings)
+    if null:
+        lines.append(("p-values", null))
     mods = inputs.tables.get("modalities")
     if mods is not None and "modality" in mods:
         parts = []
@@ -664,8 +688,11 @@ def detect_warnings(inputs: ReportInputs) -> list[str]:
             f"missing)."
         )
     B = s.get("n_permutations")
-    if B and B < 1000:
-        out.append(f"Only {B} permutations: the smallest attainable p-value is 1/(B + 1) = {1 / (B + 1):.3g}.")
+    floor = s.get("p_floor") or (1 / (B + 1) if B else None)
+    if s.get("null") == "retraining" and floor > 0.01:
+        out.append(f"Only {B} retraining null runs: the smallest attainable p-value is 1/(B_r + 1) = {floor:.3g}.")
+    elif s.get("null") != "retraining" and B and B < 1000:
+        out.append(f"Only {B} permutations: the smallest attainable p-value is {floor:.3g}.")
     if "snps" in tables or "loci" in tables:
         source, recorded = gene_source(inputs)
         if not recorded:
