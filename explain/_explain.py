@@ -19,7 +19,14 @@ from ._ig import integrated_gradients
 from ._null import gather_null_runs, null_key
 from ._oof import OutOfFold
 from ._rollout import relevance_rollout
-from ._tables import RANKING, REGION_ATTRIBUTION, STATISTIC, choose_null, result_tables
+from ._tables import (
+    RANKING,
+    REGION_ATTRIBUTION,
+    STATISTIC,
+    check_number_of_permutations,
+    choose_null,
+    result_tables,
+)
 
 
 def _say(progress, text):
@@ -118,6 +125,20 @@ def explain_run(
         smoothgrad_samples=smoothgrad_samples,
         noise_level=noise_level,
     )
+    null_runs = None
+    if n_permutations:  # the null is chosen, and B checked, before minutes of IG
+        key = null_key(
+            n_steps=n_steps,
+            baseline=baseline,
+            smoothgrad_samples=smoothgrad_samples,
+            noise_level=noise_level,
+            atlas=atlas,
+            random_state=random_state,
+        )
+        null_runs = gather_null_runs(oof.run.path, key)
+        null = choose_null(oof, null, null_runs.stats or None)
+        if null == "per_fold":
+            check_number_of_permutations(n_permutations, len(oof.folds))
     passes = _attribute(oof, baseline, ig_options, rollout_method, batch_size, random_state, progress)
     settings = {
         "run": str(run_record or oof.run.path),
@@ -143,15 +164,7 @@ def explain_run(
         _say(progress, "faithfulness: modality ablation and deletion curves")
         _add_faithfulness(attributions, oof, baseline, deletion_fractions, random_state)
     if n_permutations:
-        key = null_key(
-            n_steps=n_steps,
-            baseline=baseline,
-            smoothgrad_samples=smoothgrad_samples,
-            noise_level=noise_level,
-            atlas=atlas,
-            random_state=random_state,
-        )
-        _add_tables(attributions, oof, n_permutations, genes, atlas, random_state, progress, null, key)
+        _add_tables(attributions, oof, n_permutations, genes, atlas, random_state, progress, null, null_runs)
     settings["seconds"] = round(time.perf_counter() - start, 1)
     if out_dir is not False:
         attributions.save(Path(out_dir) if out_dir else oof.run.path / "explanations")
@@ -265,9 +278,7 @@ NULLS = {
 }
 
 
-def _add_tables(attributions, oof, n_permutations, genes, atlas, random_state, progress, null, key) -> None:
-    found = gather_null_runs(oof.run.path, key)
-    scheme = choose_null(oof, null, found.stats or None)
+def _add_tables(attributions, oof, n_permutations, genes, atlas, random_state, progress, scheme, found) -> None:
     count = f"{found.count} retraining null runs found" + (
         f" ({found.mismatched} made with other settings left out)" if found.mismatched else ""
     )

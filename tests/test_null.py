@@ -159,3 +159,24 @@ def test_migtrans_null_command(baseline_run, tmp_path, capsys):
     assert "1 null runs written" in capsys.readouterr().out
     assert (RunFolder(folder).null_run(1) / "null.json").is_file()
     assert main([str(tmp_path / "missing"), "--permutations", "1"]) == 2
+
+
+def test_too_few_permutations_for_the_per_fold_test_is_refused_before_any_ig(
+    baseline_run, tmp_path, capsys, monkeypatch
+):
+    import explain._explain as explain_module
+    from reports.cli import main as explain_main
+
+    def no_ig(*args, **kwargs):
+        raise AssertionError("IG started before the options were checked")
+
+    monkeypatch.setattr(explain_module, "_attribute", no_ig)
+    out = tmp_path / "report"
+    status = explain_main([str(baseline_run.out_dir), "--out", str(out), "--permutations", "20", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1
+    assert "permutations" in err[0] and "at least 39" in err[0] and "2 folds" in err[0]
+    assert not out.exists()
+    status = explain_main([str(baseline_run.out_dir), "--out", str(out), "--null", "retraining", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and "no matching null runs" in err[0] and "migtrans-null" in err[0]

@@ -341,3 +341,48 @@ def test_relative_figure_paths_resolve_from_the_working_folder(folder, monkeypat
     ]
     html = render_report(Path(os.path.relpath(report_dir)), run_dir, rel).read_text(encoding="utf-8")
     assert len(_parse(html).imgs) == len(figures) and 'href="figures/connectome.pdf"' in html
+
+
+NULL_SETTINGS = {
+    "retraining": dict(n_permutations=99, n_null_runs=99, p_floor=0.01, n_null_runs_other_settings=4),
+    "per_fold": dict(n_permutations=999, n_null_runs=3, p_floor=0.003, combination="Bonferroni across folds"),
+    "explanation_set": dict(n_permutations=500, n_null_runs=0, p_floor=1 / 501, out_of_fold=False),
+}
+NULL_TEXT = {
+    "retraining": (
+        "p-values test the global null of a retraining permutation scheme (Altmann et al., 2010)",
+        "labels permuted within fold x site, each fold keeping its case count, B_r = 99 times",
+        "4 further null runs, made with other explanation settings, were not used",
+        "retraining null, 99 null runs",
+    ),
+    "per_fold": (
+        "p-values test per-fold fixed-model exchangeability",
+        "within site B = 999 times with that fold's model fixed",
+        "combined by Bonferroni, p = min(1, K min_k p_k), valid whatever the dependence between folds",
+        "The K = 3 fold p-values",
+        "3 retraining null runs were found, fewer than the 19 needed",
+        "per-fold fixed-model tests (999 permutations within site per fold, Bonferroni across 3 folds)",
+    ),
+    "explanation_set": (
+        "p-values test fixed-model exchangeability on the explanation set",
+        "within site B = 500 times with the fold models fixed",
+        "explanation set&#39;s labels permuted within site (500 permutations), models fixed",
+    ),
+}
+
+
+@pytest.mark.parametrize("null", list(NULL_SETTINGS))
+def test_methods_and_summary_name_the_null_each_p_value_tests(folder, null):
+    report_dir, run_dir, figures = folder
+    settings = json.loads((report_dir / "settings.json").read_text())
+    settings.update(statistic_id="welch_contrast", ranking_id="contrast", null=null, **NULL_SETTINGS[null])
+    (report_dir / "settings.json").write_text(json.dumps(settings))
+    text = build_methods(report_dir, run_dir).text
+    html = render_report(report_dir, run_dir, figures).read_text(encoding="utf-8")
+    assert "over its unpooled standard error (a stratified Welch statistic (Welch, 1947))" in text
+    for expected in NULL_TEXT[null]:
+        assert expected in (html if expected in NULL_TEXT[null][-1:] else text), expected
+    # no sentence of another null, nor the old caveat, nor the z statistic
+    assert "Caveat" not in text and "z statistic" not in text
+    for other in set(NULL_TEXT) - {null}:
+        assert NULL_TEXT[other][0] not in text
