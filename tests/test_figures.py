@@ -536,7 +536,22 @@ def test_training_history_reads_folds_and_skips_empty(tmp_path):
     assert list(d.histories) == ["1", "2"] and d.best_epochs == {"1": 2, "2": 2}
     assert [name for name, _ in d.panels] == ["loss", "val_auc"]
     d.plot()
+    assert d.axes_[-1].get_legend().get_title().get_text() == "● best epoch"
     assert TrainingHistoryDisplay.from_run(tmp_path / "nowhere").histories == {}
+
+
+def test_training_history_without_a_validation_split_draws_no_best_epoch_dots(tmp_path):
+    # folds that fit on their whole training share: train loss only, and no legend promising dots
+    folder = tmp_path / "folds" / "1"
+    folder.mkdir(parents=True)
+    pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [0.7, 0.5, 0.4], "lr": [1e-3, 5e-4, 0.0]}).to_csv(
+        folder / "history.csv", index=False
+    )
+    (folder / "fold.json").write_text(json.dumps({"best_epoch": 3}))
+    d = TrainingHistoryDisplay.from_run(tmp_path).plot()
+    assert [name for name, _ in d.panels] == ["loss"]
+    assert not d.axes_[0].collections  # no scatter dots
+    assert d.axes_[-1].get_legend().get_title().get_text() == ""
 
 
 def test_modality_contributions_leave_out_an_empty_measure():

@@ -221,6 +221,7 @@ class TrainingHistoryDisplay(Display):
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
         self.figure_, self.axes_ = fig, list(axes)
         colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        dots = False
         for ax, (title, columns) in zip(axes, panels):
             for n, (fold, table) in enumerate(self.histories.items()):
                 color = colors[n % len(colors)]
@@ -237,6 +238,7 @@ class TrainingHistoryDisplay(Display):
                         label=f"fold {fold}" if column == columns[-1] else None,
                     )
                     if fold in self.best_epochs and not dashed:
+                        dots = True
                         at = table[table["epoch"] == self.best_epochs[fold]]
                         ax.scatter(at["epoch"], at[column], color=color, s=14, zorder=3, edgecolors="k", linewidths=0.4)
             ax.set_xlabel("Epoch", fontsize=8)
@@ -246,7 +248,8 @@ class TrainingHistoryDisplay(Display):
             ax.spines[["top", "right"]].set_visible(False)
             if title == "loss" and len(columns) == 2:
                 ax.set_title("loss: train (dashed), validation (solid)", fontsize=7)
-        axes[-1].legend(fontsize=6, frameon=False, title="● best epoch", title_fontsize=6)
+        # the dots mark the epoch each fold kept, on validation curves only (none without a validation split)
+        axes[-1].legend(fontsize=6, frameon=False, title="● best epoch" if dots else None, title_fontsize=6)
         return self
 
 
