@@ -84,6 +84,8 @@ def summarise_tables(tables, truth, prefix):
         first = null_rows.iloc[int(np.argmin(_file_order(null_rows, family)))]
         row[f"{prefix}{family}_fixed_p"] = float(first["p_perm"])
         row[f"{prefix}{family}_pooled_p"] = null_rows["p_perm"].dropna().tolist()
+        # also as a number, so that the per-cohort lines printed while running summarise a cut-short run
+        row[f"{prefix}{family}_share_below_0.05"] = round(float((null_rows["p_perm"].dropna() <= 0.05).mean()), 4)
         row[f"{prefix}{family}_n_null"] = int(keep.sum())
     return row
 

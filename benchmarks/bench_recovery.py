@@ -103,6 +103,7 @@ def retable(report: Path):
         genes=s.get("genes"),
         atlas=s.get("atlas", "aal"),
         random_state=s["random_state"],
+        null=s.get("null", "auto"),
     )
     write_tables(tables, report)
 

@@ -1,7 +1,8 @@
 """Attribution engines and statistics over a trained migtrans run: integrated gradients, attention
-rollout, faithfulness checks — on held-out subjects only (a run's explanation set, with the ensemble of
-its fold models; or every subject, by the fold model that did not train on it) — plus the permutation
-engine (max-T, BH) and the classical per-SNP association."""
+rollout, faithfulness checks — on held-out subjects only (every subject, by the fold model that did not
+train on it; or a run's explanation set, with the ensemble of its fold models) — plus the permutation
+engine (Welch statistic, per-fold Bonferroni, max-T, BH), retraining null runs (`run_null`, CLI
+`migtrans-null`) and the classical per-SNP association."""
 
 from ._annotation import gene_table, locus_genes, nearest_genes
 from ._association import covariate_matrix, genomic_inflation, logistic_association, trend_permutation_test

@@ -383,6 +383,8 @@ def test_methods_and_summary_name_the_null_each_p_value_tests(folder, null):
     for expected in NULL_TEXT[null]:
         assert expected in (html if expected in NULL_TEXT[null][-1:] else text), expected
     # no sentence of another null, nor the old caveat, nor the z statistic
-    assert "Caveat" not in text and "z statistic" not in text
+    assert "Caveat: the permutations hold the attributions fixed" not in text and "z statistic" not in text
+    # the fixed-model caveat belongs to the fixed-model tests only
+    assert ("not whether the model relies on the feature" in text) == (null != "retraining")
     for other in set(NULL_TEXT) - {null}:
         assert NULL_TEXT[other][0] not in text

@@ -545,6 +545,16 @@ def _welch_sentences(inputs: ReportInputs, cite) -> list[str]:
             f"site B = {B} times with the fold models fixed, p = (R + 1)/(B + 1) {cite('phipson')}. As no model "
             f"learned from those labels, the null distribution is exact."
         )
+    if null != "retraining":
+        out.append(
+            "Caveat: a fixed-model test asks whether the attributions differ between the groups given the "
+            "model, not whether the model relies on the feature. A feature the model barely uses can differ "
+            "consistently, because its attribution is mostly its distance from the baseline times the model's "
+            "gradient, and the gradient differs between cases and controls wherever the model has learned "
+            "something; with signal present, null features then reach small p-values (migtrans "
+            "docs/benchmarks.md). Read p-values together with the contrast, and use the retraining null for "
+            "reliance."
+        )
     return out
 
 
