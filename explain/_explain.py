@@ -74,9 +74,10 @@ def explain_run(
         Where to save (default ``<run_dir>/explanations``); ``False`` saves nothing.
     n_steps : int
         Integrated-gradients path points (Gauss-Legendre).
-    baseline : {"mean", "zero"}
-        "mean": the training fold's mean of every input (the default); "zero": zero dosage,
-        connectivity and gray matter.
+    baseline : {"mean", "held_out_mean", "zero"}
+        "mean": the training fold's mean of every input (the default); "held_out_mean": the mean input
+        of the subjects each fold model explains (label-free; see `OutOfFold.baselines`); "zero": zero
+        dosage, connectivity and gray matter.
     internal_batch_size : int, optional
         Most path points per forward/backward pass (bounds memory; default 64 on CPU, 1024 on CUDA).
     smoothgrad_samples, noise_level : SmoothGrad options (see `integrated_gradients`).

@@ -45,6 +45,7 @@ class OutOfFold:
         # the same subjects dozens of times, and preparing (reading, cropping) them dominates otherwise
         self.cache_mb = cache_mb
         self._prepared = {}
+        self._held_out_means = {}
         self.cohort = cohort if cohort is not None else load_cohort(self.run.cohort_path)
         self.device = resolve_device(device)
         self.modalities = self.run.train.modalities
@@ -128,12 +129,22 @@ class OutOfFold:
             self._prepared[key] = batches
         return batches
 
+    def explained_rows(self, fold: FoldModel) -> np.ndarray:
+        """Cohort rows that ``fold``'s model explains: its held-out fold, or the whole explanation set."""
+        return self.rows if self.has_explanation_set else fold.test_idx
+
     def baselines(self, fold: FoldModel, kind="mean") -> dict:
         """One baseline row per modality in the fold's input space.
 
         ``"mean"``: the training-fold mean, which standardisation maps to 0 (the default).
+        ``"held_out_mean"``: the mean input of the subjects this fold's model explains (label-free). A null
+        feature's attributions then average to zero within the fold whatever the model's gradient does,
+        instead of carrying (held-out mean - training mean) x gradient, which differs between cases and
+        controls wherever the model has learned something (docs/benchmarks.md).
         ``"zero"``: raw zero dosage / zero connectivity / zero gray matter, standardised.
         """
+        if kind == "held_out_mean":
+            return self._held_out_mean(fold)
         prep, out = fold.prep, {}
         for m in self.modalities:
             if kind == "mean":
@@ -153,8 +164,21 @@ class OutOfFold:
             else:
                 from migtrans.exceptions import ParameterError
 
-                raise ParameterError(f"baseline: expected 'mean' or 'zero', found {kind!r}")
+                raise ParameterError(f"baseline: expected 'mean', 'held_out_mean' or 'zero', found {kind!r}")
         return {k: torch.from_numpy(v).to(self.device) for k, v in out.items()}
+
+    @torch.no_grad()
+    def _held_out_mean(self, fold: FoldModel, batch_size=64) -> dict:
+        key = fold.fold
+        if key not in self._held_out_means:
+            rows = self.explained_rows(fold)
+            total = {}
+            for s in range(0, len(rows), batch_size):
+                for m, t in self.inputs(fold, rows[s : s + batch_size]).items():
+                    part = t.double().sum(dim=0, keepdim=True)
+                    total[m] = part if m not in total else total[m] + part
+            self._held_out_means[key] = {m: (t / len(rows)).float() for m, t in total.items()}
+        return self._held_out_means[key]
 
     @torch.no_grad()
     def log_odds(self, modify=None, *, batch_size=128) -> np.ndarray:

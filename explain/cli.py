@@ -32,6 +32,12 @@ def build_parser():
     )
     parser.add_argument("--jobs", type=int, default=1, help="local worker processes (default 1)")
     parser.add_argument("--ig-steps", type=int, default=32, help="integrated-gradients steps (default 32)")
+    parser.add_argument(
+        "--baseline",
+        choices=["mean", "held_out_mean", "zero"],
+        default="mean",
+        help="integrated-gradients baseline, as the report will use (default mean)",
+    )
     parser.add_argument("--atlas", default="aal", help="the atlas the report will use (default aal)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda[:i]")
     parser.add_argument("--seed", type=int, default=0, help="the report's seed (default 0)")
@@ -59,6 +65,7 @@ def _run(args) -> int:
         shard=shard,
         jobs=args.jobs,
         n_steps=args.ig_steps,
+        baseline=args.baseline,
         atlas=args.atlas,
         device=args.device,
         random_state=args.seed,

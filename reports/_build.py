@@ -81,6 +81,7 @@ def _build(
     n_permutations,
     null,
     n_steps,
+    baseline,
     top_k,
     atlas,
     genes,
@@ -107,6 +108,7 @@ def _build(
         run_dir,
         out_dir=stage,
         n_steps=n_steps,
+        baseline=baseline,
         n_permutations=n_permutations,
         null=null,
         genes=genes,
@@ -152,6 +154,7 @@ def explain_and_report(
     n_permutations=1000,
     null="auto",
     n_steps=32,
+    baseline="mean",
     top_k=20,
     atlas="aal",
     genes=None,
@@ -179,6 +182,8 @@ def explain_and_report(
         The report folder; refused when it exists and is not empty, unless ``overwrite``.
     n_permutations, n_steps : int
         Label permutations of the fixed-model tests (within site, in each fold) and integrated-gradients steps.
+    baseline : {"mean", "held_out_mean", "zero"}
+        Integrated-gradients baseline (`explain.explain_run`).
     null : {"auto", "retraining", "per_fold"}
         What the attribution p-values test (`explain.choose_null`): the run's retraining null runs
         (``migtrans-null``), or each fold's model fixed with Bonferroni across folds; "auto" takes the
@@ -245,6 +250,7 @@ def explain_and_report(
             n_permutations=n_permutations,
             null=null,
             n_steps=n_steps,
+            baseline=baseline,
             top_k=top_k,
             atlas=atlas,
             genes=genes,
@@ -270,6 +276,7 @@ def demo(
     n_permutations=1000,
     null="auto",
     n_steps=32,
+    baseline="mean",
     top_k=20,
     formats=("png", "pdf"),
     faithfulness=True,
@@ -310,6 +317,7 @@ def demo(
             n_permutations=n_permutations,
             null=null,
             n_steps=n_steps,
+            baseline=baseline,
             top_k=top_k,
             atlas="aal",
             genes=None,

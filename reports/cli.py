@@ -41,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--ig-steps", type=int, default=32, help="integrated-gradients steps (default 32)")
     parser.add_argument(
+        "--baseline",
+        choices=["mean", "held_out_mean", "zero"],
+        default="mean",
+        help="integrated-gradients baseline: the training fold's mean input (default), the mean input of the "
+        "subjects each fold model explains, or zero input",
+    )
+    parser.add_argument(
         "--top-k", type=int, default=20, help="rows per table and edges/regions per figure (default 20)"
     )
     parser.add_argument(
@@ -77,6 +84,7 @@ def _run(args, argv) -> int:
         n_permutations=args.permutations,
         null=args.null,
         n_steps=args.ig_steps,
+        baseline=args.baseline,
         top_k=args.top_k,
         formats=args.formats.split(","),
         faithfulness=not args.no_faithfulness,

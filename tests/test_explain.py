@@ -340,3 +340,20 @@ def test_out_of_fold_tables_combine_per_fold_tests_and_the_association_uses_ever
     # the classical association involves no model: all 40 subjects
     assoc = logistic_association(cohort.genotypes, cohort.labels, cohort.covariates)
     np.testing.assert_allclose(snps["p_assoc"], assoc["p_assoc"], rtol=1e-10)
+
+
+def test_held_out_mean_baseline_is_the_mean_input_of_the_subjects_each_fold_explains(baseline_run):
+    oof = OutOfFold(baseline_run.out_dir)
+    fold = oof.folds[1]
+    rows = fold.test_idx
+    base = oof.baselines(fold, "held_out_mean")
+    inputs = oof.inputs(fold, rows)
+    for m in ("snp", "fnc", "smri"):
+        assert base[m].shape == (1, *inputs[m].shape[1:])
+        torch.testing.assert_close(base[m], inputs[m].double().mean(dim=0, keepdim=True).float(), rtol=1e-5, atol=1e-6)
+    # a label-free reference of the fold's own subjects: their attributions are complete against it too
+    att = explain_run(baseline_run.out_dir, out_dir=False, n_steps=16, faithfulness=False, baseline="held_out_mean")
+    assert att.settings["baseline"] == "held_out_mean"
+    assert np.median(att.subjects["ig_relative_delta"]) < 0.01
+    with pytest.raises(Exception, match="held_out_mean"):
+        oof.baselines(fold, "median")

@@ -361,6 +361,7 @@ def _attribution_sentences(inputs: ReportInputs, cite) -> list[str]:
         return []
     baseline = {
         "mean": "the training fold's mean of each input",
+        "held_out_mean": "the mean input of the held-out subjects each fold model explained (label-free)",
         "zero": "zero input (zero dosage, connectivity and gray matter)",
     }.get(s.get("baseline"), str(s.get("baseline")))
     quad = {"gausslegendre": "Gauss-Legendre quadrature", "riemann_trapezoid": "the trapezoid rule"}.get(
