@@ -103,7 +103,8 @@ def retable(report: Path):
         genes=s.get("genes"),
         atlas=s.get("atlas", "aal"),
         random_state=s["random_state"],
-        null=s.get("null", "auto"),
+        # retraining reports need their null runs (gathered by explain_run), so they are retabled per fold
+        null="per_fold" if s.get("null") == "retraining" else s.get("null", "auto"),
     )
     write_tables(tables, report)
 

@@ -11,7 +11,7 @@ from ._explain import explain_run
 from ._faithfulness import deletion_curve, modality_ablation
 from ._folder import ExplanationFolder
 from ._ig import LogOdds, integrated_gradients, relative_delta
-from ._null import NullRuns, gather_null_runs, null_key, run_null
+from ._null import NullRuns, gather_null_runs, null_key, run_fingerprint, run_null
 from ._oof import OutOfFold
 from ._permutation import (
     PermutationResult,
@@ -24,7 +24,15 @@ from ._permutation import (
     welch_statistic,
 )
 from ._rollout import RelevanceResult, relevance_rollout, rollout
-from ._tables import atlas_regions_in_mask, choose_null, feature_matrices, region_atlas, result_tables, write_tables
+from ._tables import (
+    atlas_regions_in_mask,
+    check_number_of_permutations,
+    choose_null,
+    feature_matrices,
+    region_atlas,
+    result_tables,
+    write_tables,
+)
 
 __all__ = [
     "Attributions",
@@ -37,6 +45,7 @@ __all__ = [
     "RelevanceResult",
     "bh_fdr",
     "bonferroni_folds",
+    "check_number_of_permutations",
     "choose_null",
     "covariate_matrix",
     "deletion_curve",
@@ -60,6 +69,7 @@ __all__ = [
     "result_tables",
     "retraining_p",
     "rollout",
+    "run_fingerprint",
     "run_null",
     "trend_permutation_test",
     "welch_statistic",

@@ -16,7 +16,7 @@ from migtrans.exceptions import ParameterError
 from ._attributions import Attributions
 from ._faithfulness import deletion_curve, modality_ablation
 from ._ig import integrated_gradients
-from ._null import gather_null_runs, null_key
+from ._null import gather_null_runs, null_key, run_fingerprint
 from ._oof import OutOfFold
 from ._rollout import relevance_rollout
 from ._tables import (
@@ -135,6 +135,7 @@ def explain_run(
             noise_level=noise_level,
             atlas=atlas,
             random_state=random_state,
+            run=run_fingerprint(oof.run.path),
         )
         null_runs = gather_null_runs(oof.run.path, key)
         null = choose_null(oof, null, null_runs.stats or None)

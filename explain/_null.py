@@ -31,10 +31,23 @@ STATS = "stats.npz"  # one array per family: the feature statistics of this null
 INFO = "null.json"  # permutation, settings key, timing; written last, so it marks a finished null run
 
 
-def null_key(*, n_steps=32, baseline="mean", smoothgrad_samples=0, noise_level=None, atlas="aal", random_state=0):
-    """The explanation settings a null run must share with the explanation it serves (the statistics of
-    null runs made otherwise are not gathered)."""
-    key = {"n_steps": int(n_steps), "baseline": str(baseline), "atlas": str(atlas)}
+def run_fingerprint(run_dir) -> str:
+    """The SHA-256 of a finished run's checksum list (else of its config): null runs belong to one run."""
+    import hashlib
+
+    folder = RunFolder(Path(run_dir))
+    source = folder.checksums if folder.checksums.is_file() else folder.config
+    return hashlib.sha256(source.read_bytes()).hexdigest()
+
+
+def null_key(
+    *, n_steps=32, baseline="mean", smoothgrad_samples=0, noise_level=None, atlas="aal", random_state=0, run=None
+):
+    """The settings a null run must share with the explanation it serves: the run (`run_fingerprint`), the
+    statistic, and the explanation's settings (null runs made otherwise are not gathered)."""
+    key = {"n_steps": int(n_steps), "baseline": str(baseline), "atlas": str(atlas), "statistic": "welch_contrast"}
+    if run is not None:
+        key["run"] = run
     if smoothgrad_samples:  # the noise draws depend on the seed only then
         key.update(smoothgrad_samples=int(smoothgrad_samples), noise_level=noise_level, random_state=int(random_state))
     return key
@@ -101,6 +114,8 @@ class NullRuns:
 
 def gather_null_runs(run_dir, key: dict) -> NullRuns:
     """Every finished null run of ``run_dir`` made with the settings ``key`` (`null_key`)."""
+    import zipfile
+
     folder = RunFolder(Path(run_dir))
     stats, found, mismatched = {}, [], 0
     if folder.null.is_dir():
@@ -110,9 +125,11 @@ def gather_null_runs(run_dir, key: dict) -> NullRuns:
                 continue  # still running, or interrupted: not a null run yet
             try:
                 info = json.loads(info_path.read_text(encoding="utf-8"))
+                if not isinstance(info, dict) or path != folder.null_run(int(info["permutation"])):
+                    raise ValueError(f"{INFO} does not name this null run")
                 with np.load(path / STATS) as data:
                     arrays = {name: data[name] for name in data.files}
-            except (OSError, ValueError, KeyError) as exc:
+            except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
                 raise RunError(f"{path}: unreadable null run ({exc}); delete it and run it again") from None
             if info.get("key") != key:
                 mismatched += 1
@@ -172,40 +189,58 @@ def run_null(
     -------
     dict with ``done`` (null runs computed now), ``kept`` (already finished) and ``seconds``.
     """
+    from ._tables import atlas_regions_in_mask
+
     run = open_run(run_dir)
     if run.train.model != "migtrans":
         raise ParameterError(f"run_dir: {run.path} is a {run.train.model} baseline run; null runs need fold models")
+    if baseline not in ("mean", "held_out_mean", "zero"):
+        raise ParameterError(f"baseline: expected 'mean', 'held_out_mean' or 'zero', found {baseline!r}")
     if isinstance(permutations, str):
         permutations = parse_permutations(permutations)
-    permutations = shard_of(permutations, shard)
-    check_number("jobs", jobs, minimum=1, integer=True)
-    options = dict(
-        key=null_key(
-            n_steps=n_steps,
-            baseline=baseline,
-            smoothgrad_samples=smoothgrad_samples,
-            noise_level=noise_level,
-            atlas=atlas,
-            random_state=random_state,
-        ),
-        noise_level=noise_level,
-        batch_size=batch_size,
-        random_state=random_state,
+    permutations = sorted(
+        set(shard_of(permutations, parse_shard(f"{shard[0]}/{shard[1]}") if isinstance(shard, tuple) else shard))
     )
+    check_number("jobs", jobs, minimum=1, integer=True)
+    key = null_key(
+        n_steps=n_steps,
+        baseline=baseline,
+        smoothgrad_samples=smoothgrad_samples,
+        noise_level=noise_level,
+        atlas=atlas,
+        random_state=random_state,
+        run=run_fingerprint(run.path),
+    )
+    options = dict(key=key, noise_level=noise_level, batch_size=batch_size, random_state=random_state)
     folder = RunFolder(run.path)
-    todo = [b for b in permutations if not (folder.null_run(b) / INFO).is_file()]
-    kept = [b for b in permutations if b not in todo]
+    kept = [b for b in permutations if (folder.null_run(b) / INFO).is_file()]
+    for b in kept:  # a finished null run of other settings is not "already there"
+        made = json.loads((folder.null_run(b) / INFO).read_text(encoding="utf-8")).get("key")
+        if made != key:
+            differ = sorted(k for k in set(key) | set(made or {}) if (made or {}).get(k) != key.get(k))
+            raise ParameterError(
+                f"{folder.null_run(b)}: made with other settings ({', '.join(differ)}); use the report's "
+                f"settings, or move {folder.null} away to start afresh"
+            )
+    todo = [b for b in permutations if b not in kept]
+    # before hours of retraining: the data must still be the run's, and the atlas must cover its brain mask
+    run.check_inputs()
+    if todo and "smri" in run.train.modalities:
+        cohort = load_cohort(run.cohort_path)
+        atlas_regions_in_mask(atlas, cohort.mask, cohort.affine)
     start = time.perf_counter()
     if progress and kept:
         print(f"{len(kept)} null runs already finished, kept", file=sys.stderr, flush=True)
     if jobs == 1 or len(todo) <= 1:
-        cohort = load_cohort(run.cohort_path)
+        cohort = load_cohort(run.cohort_path) if todo else None
         for b in todo:
             _one(run.path, b, device, options, cohort, progress)
     else:
         from joblib import Parallel, delayed
 
-        threads = max(1, (os.cpu_count() or 1) // jobs)
+        # the cores this process may use (a scheduler's allocation, not the whole node)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = max(1, cores // jobs)
         Parallel(n_jobs=jobs, backend="loky")(
             delayed(_worker)(run.path, b, _device_for(device, i), options, threads, progress)
             for i, b in enumerate(todo)
@@ -280,11 +315,13 @@ def _one(run_path, b, device, options, cohort, progress):
             "migtrans_version": __version__,
         }
         (stage / INFO).write_text(json.dumps(to_builtin(info), indent=2) + "\n")
-        if target.exists():  # another job finished the same null run first: keep one
-            discard_staging(stage)
-        else:
+        try:
             os.replace(stage, target)
             release_staging(stage)
+        except OSError:
+            if not (target / INFO).is_file():
+                raise
+            discard_staging(stage)  # another job finished the same null run first: keep one
     except BaseException:
         discard_staging(stage)
         raise

@@ -208,8 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--explain-fraction",
         type=float,
-        help="share of subjects held out of every fold and explained with exact permutation p-values, "
-        "in [0, 0.5] (default 0.25; 0: explain every subject out of fold, p-values anti-conservative)",
+        help="share of subjects held out of every fold as an explanation set, in [0, 0.5] (default 0: every "
+        "subject is cross-validated and explained out of fold)",
     )
     p.add_argument("--ld-r2", type=float, help="merge neighbouring SNP windows in LD (r² >= this; default 0: off)")
     p.add_argument("--modalities", help="comma-separated subset of snp,fnc,smri (default all three)")

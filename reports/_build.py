@@ -9,7 +9,7 @@ import time
 import warnings
 from pathlib import Path
 
-from explain import atlas_regions_in_mask, explain_run, gene_table, region_atlas
+from explain import atlas_regions_in_mask, check_number_of_permutations, explain_run, gene_table, region_atlas
 from migtrans.data import CohortWarning, load_cohort, read_cohort_spec
 from migtrans.exceptions import ParameterError
 from migtrans.training import RunFolder, open_run
@@ -301,6 +301,10 @@ def demo(
         device=device,
         random_state=random_state,
     )
+    # before simulating and training: what the new run's tables can be tested against
+    if null == "retraining":
+        raise ParameterError("null: the demo trains a new run, which has no retraining null runs; use auto or per_fold")
+    check_number_of_permutations(n_permutations, n_folds)
     config = TrainConfig(n_folds=n_folds, epochs=epochs, seed=random_state, device=device)
 
     def work(stage, out, collected):

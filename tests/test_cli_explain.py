@@ -154,6 +154,15 @@ def test_demo_simulates_trains_and_reports(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("options, word", [(dict(n_permutations=20), "at least 39"), (dict(null="retraining"), "null")])
+def test_demo_refuses_what_its_new_run_cannot_test_before_simulating(tmp_path, options, word):
+    from migtrans.exceptions import ParameterError
+
+    with pytest.raises(ParameterError, match=word):
+        run_demo(tmp_path / "demo", n_subjects=40, n_snps=200, n_folds=2, progress=False, **options)
+    assert not (tmp_path / "demo").exists()
+
+
 def _readme_columns() -> dict:
     """file -> documented column names, from the README's column table."""
     import re

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explain import explain_run, gather_null_runs, null_key, retraining_p, run_null
+from explain import explain_run, gather_null_runs, null_key, retraining_p, run_fingerprint, run_null
 from explain.cli import main
 from migtrans.data import load_cohort
 from migtrans.training import RunFolder, open_run, permuted_run_labels, run_folds
@@ -72,7 +72,7 @@ def test_a_null_run_reproduces_bit_for_bit(reference, baseline_run, tmp_path):
     ref = _stats(reference)
     _assert_same(stats, {"perm-0002": ref["perm-0002"]})
     info = json.loads((RunFolder(again).null_run(2) / "null.json").read_text())
-    assert info["permutation"] == 2 and info["key"] == null_key(**IG)
+    assert info["permutation"] == 2 and info["key"] == null_key(**IG, run=run_fingerprint(again))
     # every family of the run is there, one statistic per feature, and the models were not kept
     assert set(ref["perm-0001"]) == {"snps", "loci", "connections", "nodes", "regions"}
     assert not any(RunFolder(again).null_run(2).rglob("*.pt"))
@@ -122,9 +122,12 @@ def test_local_jobs_give_the_same_null_runs(reference, baseline_run, tmp_path):
 
 
 def test_tables_test_against_the_null_runs_found_with_the_same_settings(reference, tmp_path):
-    found = gather_null_runs(reference, null_key(**IG))
+    key = null_key(**IG, run=run_fingerprint(reference))
+    found = gather_null_runs(reference, key)
     assert found.count == 3 and found.permutations == [1, 2, 3] and found.mismatched == 0
-    assert gather_null_runs(reference, null_key(n_steps=8)).mismatched == 3
+    # other explanation settings, or another run's null runs, are not gathered
+    assert gather_null_runs(reference, null_key(n_steps=8, run=key["run"])).mismatched == 3
+    assert gather_null_runs(reference, null_key(**IG, run="another run")).mismatched == 3
     att = explain_run(
         reference, out_dir=False, faithfulness=False, n_permutations=39, device="cpu", null="retraining", **IG
     )
@@ -180,3 +183,39 @@ def test_too_few_permutations_for_the_per_fold_test_is_refused_before_any_ig(
     status = explain_main([str(baseline_run.out_dir), "--out", str(out), "--null", "retraining", "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and "no matching null runs" in err[0] and "migtrans-null" in err[0]
+
+
+def test_null_runs_refuse_other_settings_damaged_folders_and_changed_cohorts(reference, baseline_run, tmp_path):
+    from migtrans.exceptions import MigtransError
+
+    folder = _copy(baseline_run, tmp_path, "guarded")
+    run_null(folder, [1], device="cpu", progress=False, **IG)
+    # a finished null run of other settings is not "already there": one line naming it and what differs
+    with pytest.raises(MigtransError, match=r"perm-0001: made with other settings \(n_steps\)"):
+        run_null(folder, [1, 2], n_steps=6, device="cpu", progress=False)
+    # a null run copied under another number is refused when gathered, not counted twice
+    shutil.copytree(RunFolder(folder).null_run(1), RunFolder(folder).null_run(7))
+    with pytest.raises(MigtransError, match="perm-0007: unreadable null run"):
+        gather_null_runs(folder, null_key(**IG, run=run_fingerprint(folder)))
+    shutil.rmtree(RunFolder(folder).null_run(7))
+    (RunFolder(folder).null_run(1) / "stats.npz").write_bytes(b"not a zip")
+    with pytest.raises(MigtransError, match="perm-0001: unreadable null run"):
+        gather_null_runs(folder, null_key(**IG, run=run_fingerprint(folder)))
+
+
+def test_a_run_from_before_whole_fold_fitting_is_refused(baseline_run, sim_cohort, tmp_path):
+    from migtrans.exceptions import MigtransError
+    from migtrans.training import retrain
+
+    folder = _copy(baseline_run, tmp_path, "old")
+    config = (folder / "config.toml").read_text()
+    (folder / "config.toml").write_text(config.replace("validation_split = false\n", ""))
+    # as a run from before checksums, whose recorded settings say the same (the edit itself is not the error)
+    (folder / "run.sha256").unlink()
+    resolved = json.loads((folder / ".resolved.json").read_text())
+    del resolved["run"]["validation_split"]
+    (folder / ".resolved.json").write_text(json.dumps(resolved, sort_keys=True))
+    cohort = load_cohort(sim_cohort.toml_path)
+    with pytest.raises(MigtransError, match="validation split"):
+        retrain(folder, cohort.labels, tmp_path / "null", cohort=cohort)
+    assert not (tmp_path / "null").exists()

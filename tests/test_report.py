@@ -360,7 +360,7 @@ NULL_TEXT = {
         "within site B = 999 times with that fold's model fixed",
         "combined by Bonferroni, p = min(1, K min_k p_k), valid whatever the dependence between folds",
         "The K = 3 fold p-values",
-        "3 retraining null runs were found, fewer than the 19 needed",
+        "3 retraining null runs were found and not used (fewer than the 19 needed for a p-value of 0.05)",
         "per-fold fixed-model tests (999 permutations within site per fold, Bonferroni across 3 folds)",
     ),
     "explanation_set": (

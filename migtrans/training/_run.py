@@ -275,15 +275,25 @@ def _train(cohort_path, out_dir, cfg, model_config, resume, overwrite, progress,
 
 
 def run_folds(run, cohort) -> np.ndarray:
-    """0-based test fold of every cohort row as a finished run assigned it, -1 for its explanation set."""
-    folds = np.full(cohort.n_subjects, -1, dtype=np.int64)
+    """0-based test fold of every cohort row as a finished run assigned it, -1 for its explanation set; the
+    cohort must hold exactly the run's subjects (a `RunError` names the first that differs)."""
+    folds = np.full(cohort.n_subjects, -2, dtype=np.int64)
     row = {s: i for i, s in enumerate(cohort.subject_ids)}
     assigned = fold_of_subjects(run)
-    missing = sorted(set(assigned) - set(row))
-    if missing:
-        raise RunError(f"{run.path}: subject {missing[0]!r} of the run is not in the cohort {run.cohort_path}")
+    explained = run.fold_info(1).get("explanation_subjects", []) if run.n_folds else []
+    for subject in [*assigned, *explained]:
+        if subject not in row:
+            raise RunError(f"{run.path}: subject {subject!r} of the run is not in the cohort {run.cohort_path}")
     for subject, k in assigned.items():
         folds[row[subject]] = k - 1
+    for subject in explained:
+        folds[row[subject]] = -1
+    if (folds == -2).any():
+        stray = cohort.subject_ids[int(np.flatnonzero(folds == -2)[0])]
+        raise RunError(
+            f"{run.cohort_path}: subject {stray!r} is in the cohort but not in the run {run.path} (cohort changed "
+            "since training?)"
+        )
     return folds
 
 
@@ -331,6 +341,16 @@ def retrain(run_dir, labels, out_dir, *, cohort=None, device=None, progress=Fals
     labels = np.asarray(labels)
     if labels.shape != (cohort.n_subjects,) or not np.isin(labels, (0, 1)).all():
         raise ParameterError(f"labels: expected {cohort.n_subjects} values in {{0, 1}}, found shape {labels.shape}")
+    if (
+        run.train.model == "migtrans"
+        and run.train.select == "last"
+        and run.config["run"].get("validation_split") is not False
+    ):
+        # runs from before folds fitted their whole training share held 15% out: not the pipeline of today
+        raise RunError(
+            f"{run.path}: trained by an earlier migtrans whose folds held a validation split out; retrain the run "
+            "with this version before making null runs of it"
+        )
     relabelled = dataclasses.replace(cohort, labels=labels.astype(np.int8))
     cfg = run.train if device is None else TrainConfig.from_dict({**run.train.to_dict(), "device": device})
     mcfg = _model_config(cfg, run.config.get("model")) if cfg.model == "migtrans" else None

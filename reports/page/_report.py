@@ -288,7 +288,7 @@ def _null_summary(s) -> str | None:
             f"per-fold fixed-model tests ({s.get('n_permutations')} permutations within site per fold, Bonferroni "
             f"across {s.get('folds')} folds): p says whether a feature's attribution differs between cases and "
             f"controls given the model"
-            + (f"; {found} retraining null runs found, fewer than the 19 needed" if found else "")
+            + (f"; {found} retraining null runs found, fewer than the 19 needed" if 0 < found < 19 else "")
         )
     if null == "explanation_set":
         return f"explanation set's labels permuted within site ({s.get('n_permutations')} permutations), models fixed"
