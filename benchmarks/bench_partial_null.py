@@ -13,12 +13,11 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+from bench_calibration import FAMILIES, null_features
 from sklearn.metrics import roc_auc_score
 
 from _common import save
-from bench_calibration import FAMILIES, null_features
 
 
 def analyse(report: Path) -> dict:
