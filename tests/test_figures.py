@@ -819,3 +819,15 @@ def test_plot_sets_figure_axes_and_ax_and_refuses_an_axes_for_several_panels():
     )
     single = RocCurvesDisplay.from_predictions(predictions).plot(ax)
     assert single.ax_ is ax and single.axes_ == [ax] and single.figure_ is fig
+
+
+def test_training_history_caption_follows_the_curves_drawn(tmp_path, rng):
+    report, run = tmp_path / "run" / "explanations", tmp_path / "run"
+    write_run(run, rng)
+    write_report(report, rng)
+    by_name = {r.name: r for r in make_figures(report, run, formats=("png",), top_k=5)}
+    assert "dots mark the epoch" in by_name["training_history"].caption
+    for fold in ("1", "2", "3"):  # folds fitted on their whole training share: no validation columns
+        (run / "folds" / fold / "history.csv").write_text("epoch,train_loss,lr\n1,0.7,0.001\n2,0.6,0.0\n")
+    caption = {r.name: r for r in make_figures(report, run, formats=("png",), top_k=5)}["training_history"].caption
+    assert "no validation split" in caption and "dots" not in caption and "validation (solid)" not in caption

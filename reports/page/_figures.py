@@ -135,11 +135,18 @@ def _training_history(ctx, opts):
     if not d.histories:
         return None
     files = tuple(ctx.rel(RunFolder(ctx.run_dir).fold(int(f)).history) for f in d.histories)
+    validated = any(column.startswith("val_") for _, columns in d.panels for column in columns)
+    caption = (
+        f"Per-epoch training (dashed) and validation (solid) loss and validation metrics of each of the "
+        f"{len(d.histories)} folds; dots mark the epoch whose weights each fold kept."
+        if validated
+        else f"Per-epoch training loss of each of the {len(d.histories)} folds, each fitted on its whole training "
+        f"share for a fixed budget (its last epoch kept; no validation split)."
+    )
     return (
         "Training history",
         d.plot(),
-        f"Per-epoch training (dashed) and validation (solid) loss and validation metrics of each of the "
-        f"{len(d.histories)} folds; dots mark the epoch whose weights each fold kept.",
+        caption,
         files,
     )
 
