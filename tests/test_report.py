@@ -386,5 +386,6 @@ def test_methods_and_summary_name_the_null_each_p_value_tests(folder, null):
     assert "Caveat: the permutations hold the attributions fixed" not in text and "z statistic" not in text
     # the fixed-model caveat belongs to the fixed-model tests only
     assert ("not whether the model relies on the feature" in text) == (null != "retraining")
+    assert ("not a test of reliance: features the model barely uses" in html) == (null != "retraining")
     for other in set(NULL_TEXT) - {null}:
         assert NULL_TEXT[other][0] not in text

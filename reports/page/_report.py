@@ -274,6 +274,10 @@ def _top_line(df: pd.DataFrame, label_of, unit: str, n_top: int = 3) -> str:
     return ", ".join(items) + tail
 
 
+# fixed-model p-values (and the p_FWER counts below them) are not a test of reliance: Methods says why
+FIXED_MODEL_NOTE = "; not a test of reliance: features the model barely uses can reach small p (see Methods)"
+
+
 def _null_summary(s) -> str | None:
     """One line on what the tables' p-values test (reports from before the ``null`` setting: none)."""
     null = s.get("null")
@@ -289,9 +293,13 @@ def _null_summary(s) -> str | None:
             f"across {s.get('folds')} folds): p says whether a feature's attribution differs between cases and "
             f"controls given the model"
             + (f"; {found} retraining null runs found, fewer than the 19 needed" if 0 < found < 19 else "")
+            + FIXED_MODEL_NOTE
         )
     if null == "explanation_set":
-        return f"explanation set's labels permuted within site ({s.get('n_permutations')} permutations), models fixed"
+        return (
+            f"explanation set's labels permuted within site ({s.get('n_permutations')} permutations), models fixed"
+            + FIXED_MODEL_NOTE
+        )
     return None
 
 
