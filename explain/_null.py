@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from migtrans import __version__
 from migtrans.data import load_cohort
@@ -24,8 +23,6 @@ from migtrans.exceptions import ParameterError, RunError
 from migtrans.training import RunFolder, open_run, permuted_run_labels, retrain
 from migtrans.utils import discard_staging, release_staging, staging_dir, to_builtin
 from migtrans.validation import check_number
-
-from ._permutation import welch_statistic
 
 STATS = "stats.npz"  # one array per family: the feature statistics of this null run, in table order
 INFO = "null.json"  # permutation, settings key, timing; written last, so it marks a finished null run
@@ -95,7 +92,7 @@ def shard_of(permutations, shard=None) -> list[int]:
     """The permutations a shard runs: the i-th, (i + n)-th, ... of the list (all without a shard)."""
     if shard is None:
         return list(permutations)
-    i, n = parse_shard(shard) if isinstance(shard, str) else shard
+    i, n = parse_shard(shard if isinstance(shard, str) else "/".join(str(v) for v in shard))
     return list(permutations)[i - 1 :: n]
 
 
@@ -198,9 +195,7 @@ def run_null(
         raise ParameterError(f"baseline: expected 'mean', 'held_out_mean' or 'zero', found {baseline!r}")
     if isinstance(permutations, str):
         permutations = parse_permutations(permutations)
-    permutations = sorted(
-        set(shard_of(permutations, parse_shard(f"{shard[0]}/{shard[1]}") if isinstance(shard, tuple) else shard))
-    )
+    permutations = sorted(set(shard_of(permutations, shard)))
     check_number("jobs", jobs, minimum=1, integer=True)
     key = null_key(
         n_steps=n_steps,
@@ -272,7 +267,7 @@ def _one(run_path, b, device, options, cohort, progress):
     """Null run ``b``: retrain on permuted labels, explain, keep each family's statistics."""
     from ._explain import _assemble, _attribute
     from ._oof import OutOfFold
-    from ._tables import feature_matrices
+    from ._tables import FamilyTest, feature_matrices
 
     run = open_run(run_path)
     target = RunFolder(run.path).null_run(b)
@@ -296,20 +291,15 @@ def _one(run_path, b, device, options, cohort, progress):
             oof, key["baseline"], ig_options, "gradient", options["batch_size"], options["random_state"], False
         )
         attributions = _assemble(oof, passes, {})
-        subjects = attributions.subjects
-        site = np.zeros(cohort.n_subjects, dtype=int) if cohort.site is None else pd.factorize(cohort.site)[0]
-        strata = subjects["fold"].to_numpy() * 10_000 + site[oof.rows]
-        stats = {
-            family: welch_statistic(X, subjects["label"].to_numpy(), strata)[0]
-            for family, X in feature_matrices(oof, attributions, key["atlas"]).items()
-        }
+        # the statistic the tables compute, with the permuted labels and the same strata
+        stats = FamilyTest.of(oof, attributions).statistics(feature_matrices(oof, attributions, key["atlas"]))
         shutil.rmtree(stage / "run")
         np.savez(stage / STATS, **stats)
         info = {
             "permutation": b,
             "key": key,
-            "cases_by_fold": subjects.groupby("fold")["label"].sum().to_dict(),
-            "n_explained": len(subjects),
+            "cases_by_fold": attributions.subjects.groupby("fold")["label"].sum().to_dict(),
+            "n_explained": len(attributions.subjects),
             "device": str(oof.device),
             "seconds": round(time.perf_counter() - start, 1),
             "migtrans_version": __version__,

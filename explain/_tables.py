@@ -63,6 +63,18 @@ class FamilyTest:
         self.n_permutations, self.random_state, self.null_stats = n_permutations, random_state, null_stats
         self.strata = self.folds * 10_000 + site
 
+    @classmethod
+    def of(cls, oof, attributions, scheme=None, **options) -> "FamilyTest":
+        """The test of a run's explained subjects: their labels, the fold that explained each (0 for an
+        explanation set) and their site."""
+        subjects = attributions.subjects
+        site = site_codes(oof.cohort)[oof.rows]
+        return cls(scheme, subjects["label"].to_numpy(), subjects["fold"].to_numpy(), site, **options)
+
+    def statistics(self, matrices: dict) -> dict:
+        """The Welch statistic of every feature of every family (what a retraining null run keeps)."""
+        return {family: welch_statistic(X, self.labels, self.strata)[0] for family, X in matrices.items()}
+
     def __call__(self, family, X) -> pd.DataFrame:
         X = np.asarray(X)
         columns = {"attribution": X.mean(axis=0, dtype=np.float64)}
@@ -78,6 +90,11 @@ class FamilyTest:
         else:
             res = permutation_test(X, self.labels, strata=self.strata, **options)
         return pd.DataFrame({**columns, **res.table()})
+
+
+def site_codes(cohort) -> np.ndarray:
+    """Integer site of every cohort row (all 0 without a site column)."""
+    return np.zeros(cohort.n_subjects, dtype=int) if cohort.site is None else pd.factorize(cohort.site)[0]
 
 
 def feature_matrices(oof, attributions, atlas="aal") -> dict:
@@ -169,16 +186,10 @@ def result_tables(
     scheme = choose_null(oof, null, null_stats)
     if scheme == "per_fold":
         check_number_of_permutations(n_permutations, len(oof.folds))
-    site = np.zeros(cohort.n_subjects, dtype=int) if cohort.site is None else pd.factorize(cohort.site)[0]
+    site = site_codes(cohort)
     # the fold number is 0 for every subject of an explanation set: then strata are the sites alone
-    test = FamilyTest(
-        scheme,
-        subjects["label"].to_numpy(),
-        subjects["fold"].to_numpy(),
-        site[oof.rows],
-        n_permutations=n_permutations,
-        random_state=random_state,
-        null_stats=null_stats,
+    test = FamilyTest.of(
+        oof, attributions, scheme, n_permutations=n_permutations, random_state=random_state, null_stats=null_stats
     )
     every = dict(
         labels=cohort.labels.astype(int), strata=site, n_permutations=n_permutations, random_state=random_state
