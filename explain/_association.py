@@ -147,15 +147,74 @@ def genomic_inflation(p_values) -> float:
     return float(np.median(stats.chi2.isf(p, 1)) / stats.chi2.ppf(0.5, 1))
 
 
+def inflation_interval(p_values, *, n_boot=1000, confidence=0.95, random_state=0) -> tuple[float, float, float]:
+    """lambda_GC with a percentile bootstrap interval over SNPs: ``(lambda, low, high)``.
+
+    Meant for LD-pruned common SNPs (nearly independent), whose resampling mimics drawing another set of
+    independent markers; on unpruned SNPs the interval would be too narrow.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> lam, low, high = inflation_interval(rng.random(2000))
+    >>> bool(low < 1.0 < high)
+    True
+    """
+    p = np.asarray(p_values, dtype=float)
+    p = p[np.isfinite(p)]
+    if p.size < 10:
+        return (genomic_inflation(p), float("nan"), float("nan"))
+    chi = stats.chi2.isf(p, 1) / stats.chi2.ppf(0.5, 1)
+    rng = np.random.default_rng(random_state)
+    medians = np.array([np.median(chi[rng.integers(0, chi.size, chi.size)]) for _ in range(n_boot)])
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(medians, [tail, 100 - tail])
+    return (float(np.median(chi)), float(low), float(high))
+
+
+def association_covariates(cohort) -> pd.DataFrame:
+    """The covariates of the classical association, one row per subject: the cohort's listed covariates,
+    its site as a category (always, when the cohort has a site column, listed or not) and its genetic
+    principal components (when computed)."""
+    frame = cohort.covariates.copy()
+    if cohort.site is not None:
+        site_column = cohort.spec.phenotypes.site_column
+        if site_column not in frame.columns:
+            frame[site_column] = np.asarray(cohort.site).astype(str)
+        frame[site_column] = frame[site_column].astype(str)
+    pcs = getattr(cohort, "pcs", None)
+    if pcs is not None:
+        frame = pd.concat([frame, pcs.set_axis(frame.index)], axis=1)
+    return frame
+
+
 def trend_permutation_test(
-    genotypes, labels, *, strata=None, n_permutations=1000, random_state=0, perm_chunk=512, snp_chunk=1024
+    genotypes,
+    labels,
+    *,
+    strata=None,
+    covariates=None,
+    n_permutations=1000,
+    random_state=0,
+    perm_chunk=512,
+    snp_chunk=1024,
 ):
     """Max-T permutation test of the per-SNP trend (score) statistic of dosage, for genome-wide FWER.
 
-    The statistic is the Armitage trend / score test on mean-imputed dosage,
-    ``T = sum_i y_i c_i / sqrt(var(c) * n1 * n0 / n)`` with ``c`` the centred dosage: only the case sum
-    changes under permutation, and with 0/1/2 dosages that sum is an exact integer matrix product
-    (int8 x int8 -> int32, vectorised in hardware), the missing calls corrected for separately.
+    The statistic is the Armitage trend / score test stratified by ``strata`` (the sites): dosages are
+    centred within each stratum (a missing call is imputed by its stratum's mean), labels are exchanged
+    only within a stratum, and
+    ``T = sum_i y_i r_i / sqrt(sum_s n1_s n0_s / n_s^2 * sum_{i in s} r_i^2)``, the case sum of the centred
+    dosages ``r`` over its standard deviation under within-stratum permutation. Centring within a stratum
+    matters: a site whose allele frequency differs (ancestry) keeps its offset in every permutation, and
+    with pooled centring that fixed offset inflates the whole max-T null.
+
+    Without ``covariates`` only the case sum of the raw calls changes under permutation, an exact integer
+    matrix product (int8 x int8 -> int32) corrected by per-stratum constants (and the missing calls), so
+    ties are kept exactly. With ``covariates`` (e.g. genetic principal components) dosages are first
+    residualised on the strata and the covariates (least squares), the approach of EIGENSTRAT-style
+    adjustment for a permutation test; the product is then in float32 and exceedances are counted with a
+    relative tolerance of 1e-5 (1e-9 on the exact path, where equal numerators may differ by rounding).
 
     Parameters
     ----------
@@ -164,12 +223,14 @@ def trend_permutation_test(
     labels : array (n,)
         0/1.
     strata : array (n,), optional
-        Labels are only exchanged within a stratum (fold x site).
+        Sites (or fold x site): labels are exchanged, and dosages centred, within a stratum.
+    covariates : array (n, q), optional
+        Numeric covariates to residualise dosages on, besides the strata.
     n_permutations, random_state : int
     perm_chunk, snp_chunk : int
-        Permutations and SNPs per block. A block's integer results (perm_chunk x snp_chunk) stay in the
-        CPU cache while they are centred, compared and maximised: the defaults ran 1.4x faster than
-        whole-genome blocks on this project's benchmark (docs/benchmarks.md).
+        Permutations and SNPs per block. A block's results (perm_chunk x snp_chunk) stay in the CPU cache
+        while they are centred, compared and maximised: the defaults ran 1.4x faster than whole-genome
+        blocks on this project's benchmark (docs/benchmarks.md).
 
     Returns
     -------
@@ -199,64 +260,80 @@ def trend_permutation_test(
     calls = filled.astype(np.int8)
     if not np.array_equal(calls, filled) or calls.min() < 0 or calls.max() > 2:
         raise ParameterError("genotypes: the trend permutation test needs hard calls 0, 1, 2 (or NaN)")
-    n1 = int(y.sum(dtype=np.int64))
-    # per-SNP moments of the observed calls; a missing call is imputed by the mean (contributes 0 once centred)
-    count = n - missing.sum(axis=0)
-    total = calls.sum(axis=0, dtype=np.int64)
-    squares = (filled * filled).sum(axis=0, dtype=np.float64)
-    mean = total / np.maximum(count, 1)
-    var = np.maximum(squares - count * mean**2, 0) / n
-    scale = np.sqrt(var * n1 * (n - n1) / n)
+    groups = [np.flatnonzero(strata == s) for s in np.unique(strata)]
+    n1_s = np.array([int(y[rows].sum()) for rows in groups])
+    n_s = np.array([len(rows) for rows in groups])
+    # per stratum: observed calls, their total and mean (the imputed value of a missing call)
+    count_s = np.stack([n_s[k] - missing[rows].sum(axis=0) for k, rows in enumerate(groups)])
+    total_s = np.stack([calls[rows].sum(axis=0, dtype=np.int64) for rows in groups])
+    mean_s = total_s / np.maximum(count_s, 1)
+    if covariates is None:
+        residual = None
+        squares = np.stack([(filled[rows].astype(np.float64) ** 2).sum(axis=0) for rows in groups])
+        ss_s = np.maximum(squares - count_s * mean_s**2, 0)
+    else:
+        residual = _residualised(filled, missing, mean_s, groups, covariates)
+        ss_s = np.stack([(residual[rows].astype(np.float64) ** 2).sum(axis=0) for rows in groups])
+    scale = np.sqrt((n1_s * (n_s - n1_s) / n_s**2) @ ss_s)
     scale = np.where(scale > 1e-12, scale, np.nan)
 
-    # Exact integer arithmetic: with S the case sum of the observed calls, M the number of cases with a
-    # missing call, N the observed calls and A their total, the numerator of T times N is
-    # D = N * S - (n1 - M) * A, an integer (|D| <= 2 n^2), so T = D / (N * scale). Exceedances compare |D|
-    # exactly (ties stay ties); max-T compares |D| / (N * scale) in float32, computed the same way for the
-    # observed and the permuted labels.
     def blocks(matrix):
-        # contiguous SNP blocks: the integer kernel reads its operands as dense row-major matrices
+        # contiguous SNP blocks: the matrix kernels read their operands as dense row-major matrices
         return [torch.from_numpy(np.ascontiguousarray(matrix[:, s : s + snp_chunk])) for s in range(0, m, snp_chunk)]
 
-    int_type = torch.int32 if 2 * n * n < 2**31 else torch.int64
-    call_blocks = blocks(calls)
-    # per block, the missing-call indicator (None for a complete block: no second product needed)
-    missed = [block if block.any() else None for block in blocks(missing.astype(np.int8))]
     starts = range(0, m, snp_chunk)
-    count_t = torch.from_numpy(count).to(int_type)
-    total_t = torch.from_numpy(total).to(int_type)
-    weight = torch.from_numpy(np.where(np.isfinite(scale), 1 / (np.maximum(count, 1) * scale), 0).astype(np.float32))
+    if residual is None:
+        # numerator = S - sum_s (n1_s - M_s) mean_s, with S the case sum of the observed calls and M_s the
+        # cases of stratum s with a missing call: exact integers combined by the same float64 operations
+        # for the observed and the permuted labels, so equal case sums stay equal numerators
+        call_blocks = blocks(calls)
+        stratum_missing = [
+            [block if block.any() else None for block in blocks(missing & (strata == s)[:, None])]
+            for s in np.unique(strata)
+        ]
+        mean_t = torch.from_numpy(mean_s)
+        constant = torch.from_numpy(n1_s.astype(np.float64) @ mean_s)
 
-    def signed_d(Y, k):
-        """D (b, SNPs of block k) for label rows Y, a (b, n) int8 tensor."""
-        cols = slice(starts[k], starts[k] + call_blocks[k].shape[1])
-        d = torch._int_mm(Y, call_blocks[k]).to(int_type).mul_(count_t[cols])
-        if missed[k] is None:
-            return d.sub_(n1 * total_t[cols])
-        cases_observed = n1 - torch._int_mm(Y, missed[k]).to(int_type)
-        return d.sub_(cases_observed.mul_(total_t[cols]))
+        def signed_d(Y, k):
+            cols = slice(starts[k], starts[k] + call_blocks[k].shape[1])
+            d = torch._int_mm(Y, call_blocks[k]).double().sub_(constant[cols])
+            for s, per_block in enumerate(stratum_missing):
+                if per_block[k] is not None:
+                    d.add_(torch._int_mm(Y, per_block[k].to(torch.int8)).double().mul_(mean_t[s, cols]))
+            return d
 
-    # a fresh 2-D copy: the kernel misreads a size-1 axis with stride 0 (as numpy makes for y[None, :])
+        # rationally equal numerators from different (S, M_s) differ by float64 rounding: count them as ties
+        tolerance = 1e-9
+    else:
+        residual_blocks = blocks(residual)
+
+        def signed_d(Y, k):
+            return (Y.float() @ residual_blocks[k]).double()
+
+        tolerance = 1e-5
+
+    # a fresh 2-D copy: the integer kernel misreads a size-1 axis with stride 0 (as numpy makes for y[None, :])
     y_row = torch.from_numpy(y[None, :].copy())
-    d_obs = torch.cat([signed_d(y_row, k)[0] for k in range(len(call_blocks))])
-    observed = np.where(np.isfinite(scale), d_obs.numpy() / (np.maximum(count, 1) * scale), np.nan)
-    observed_d = d_obs.abs()
-    threshold = observed_d.float() * weight
+    d_obs = torch.cat([signed_d(y_row, k)[0] for k in range(len(starts))])
+    weight = torch.from_numpy(np.where(np.isfinite(scale), 1 / np.where(np.isfinite(scale), scale, 1), 0))
+    observed = np.where(np.isfinite(scale), d_obs.numpy() / np.where(np.isfinite(scale), scale, 1), np.nan)
+    observed_d = d_obs.abs() * (1 - tolerance)
+    threshold = (observed_d * weight).numpy()
     exceed = torch.zeros(m, dtype=torch.int64)
-    max_null = torch.empty(n_permutations)
+    max_null = np.empty(n_permutations)
     done = 0
     rng = np.random.default_rng(random_state)
     for Y in permuted_labels(y, strata, n_permutations, rng, perm_chunk):
         Y = torch.from_numpy(np.ascontiguousarray(Y))
-        block_max = torch.zeros(Y.shape[0])
-        for k in range(len(call_blocks)):
+        block_max = torch.zeros(Y.shape[0], dtype=torch.float64)
+        for k in range(len(starts)):
             d = signed_d(Y, k).abs_()
             cols = slice(starts[k], starts[k] + d.shape[1])
             exceed[cols] += (d >= observed_d[cols]).sum(dim=0)
-            block_max = torch.maximum(block_max, (d.float() * weight[cols]).max(dim=1).values)
-        max_null[done : done + Y.shape[0]] = block_max
+            block_max = torch.maximum(block_max, (d * weight[cols]).max(dim=1).values)
+        max_null[done : done + Y.shape[0]] = block_max.numpy()
         done += Y.shape[0]
-    exceed, max_null, threshold = exceed.numpy(), max_null.numpy().astype(np.float64), threshold.numpy()
+    exceed = exceed.numpy()
     valid = np.isfinite(observed)
     p_perm = np.where(valid, (exceed + 1) / (n_permutations + 1), np.nan)
     n_ge = n_permutations - np.searchsorted(np.sort(max_null), threshold, side="left")
@@ -269,3 +346,25 @@ def trend_permutation_test(
         n_permutations=n_permutations,
         max_null=max_null,
     )
+
+
+def _residualised(filled, missing, mean_s, groups, covariates, chunk=4096):
+    """Dosages (missing calls at their stratum's mean) minus their least-squares fit on the strata and the
+    covariates, float32 (n, m)."""
+    n, m = filled.shape
+    C = np.asarray(covariates, dtype=np.float64).reshape(n, -1)
+    if not np.isfinite(C).all():
+        raise ParameterError("covariates: the trend test needs finite numeric covariates for every subject")
+    indicators = np.zeros((n, len(groups)))
+    for k, rows in enumerate(groups):
+        indicators[rows, k] = 1.0
+    Q, _ = np.linalg.qr(np.column_stack([indicators, C - C.mean(axis=0)]))
+    stratum_of = np.empty(n, dtype=np.int64)
+    for k, rows in enumerate(groups):
+        stratum_of[rows] = k
+    out = np.empty((n, m), dtype=np.float32)
+    for s in range(0, m, chunk):
+        block = filled[:, s : s + chunk].astype(np.float64)
+        block = np.where(missing[:, s : s + chunk], mean_s[stratum_of, s : s + chunk], block)
+        out[:, s : s + chunk] = block - Q @ (Q.T @ block)
+    return out

@@ -129,8 +129,8 @@ class Attributions:
         settings = json.loads(files.settings.read_text()) if files.settings.is_file() else {}
         optional = {
             name: pd.read_csv(files.table(name), dtype=dict.fromkeys(files.TEXT_COLUMNS, str))
-            for name in (*files.CHECK_TABLES, *files.RESULT_TABLES)
+            for name in (*files.CHECK_TABLES, *files.RESULT_TABLES, *files.COHORT_TABLES)
             if files.table(name).is_file()
         }
-        tables = {name: optional.pop(name) for name in files.RESULT_TABLES if name in optional}
+        tables = {name: optional.pop(name) for name in (*files.RESULT_TABLES, *files.COHORT_TABLES) if name in optional}
         return cls(subjects=subjects, mask=mask, affine=affine, settings=settings, tables=tables, **optional, **arrays)

@@ -330,4 +330,25 @@ def _add_tables(attributions, oof, n_permutations, genes, atlas, random_state, p
         region_attribution=REGION_ATTRIBUTION if "smri" in mods else None,
         genes=str(genes or oof.cohort.spec.genotypes.build.lower()) if "snp" in mods else None,
         lambda_gc=tables["snps"].attrs.get("lambda_gc") if "snps" in tables else None,
+        lambda_gc_interval=tables["snps"].attrs.get("lambda_gc_interval") if "snps" in tables else None,
+        lambda_gc_snps=tables["snps"].attrs.get("lambda_gc_snps") if "snps" in tables else None,
+        association_covariates=tables["snps"].attrs.get("association_covariates") if "snps" in tables else None,
+        **_cohort_settings(oof.cohort),
+    )
+
+
+def _cohort_settings(cohort) -> dict:
+    """What was done to the cohort before any model or statistic saw it: genotype QC and ancestry PCs."""
+    from dataclasses import asdict
+
+    if cohort.genotypes is None:
+        return {}
+    qc = cohort.qc
+    return dict(
+        qc_thresholds=None if qc is None else asdict(qc.thresholds),
+        qc_summary=None if qc is None else qc.summary(),
+        qc_notes=list(cohort.qc_notes),
+        n_pcs=0 if cohort.pcs is None else int(cohort.pcs.shape[1]),
+        n_pcs_requested=int(cohort.spec.genotypes.pcs),
+        n_pruned_snps=None if cohort.pruned_snps is None else int(cohort.pruned_snps.sum()),
     )

@@ -25,6 +25,8 @@ class ExplanationFolder:
     RESULT_TABLES = ("snps", "loci", "regions", "connections", "nodes", "modalities")
     #: faithfulness tables
     CHECK_TABLES = ("ablation", "deletion")
+    #: the cohort behind the tables: genotype QC removals, genetic principal components by subject
+    COHORT_TABLES = ("qc", "ancestry")
     #: identifier columns of the tables, read as text (chromosome "1" stays "1", "<script>" a string)
     TEXT_COLUMNS = (
         "snp",
@@ -47,6 +49,11 @@ class ExplanationFolder:
         "note",
         "label_name",
         "chrom",
+        "id",
+        "level",
+        "filter",
+        "detail",
+        "site",
     )
 
     def __init__(self, path):

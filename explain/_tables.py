@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 
 from migtrans.atlases import load_atlas, resample_atlas
+from migtrans.data import covariate_matrix
 from migtrans.exceptions import ParameterError
 
 from ._annotation import gene_table, locus_genes, nearest_genes
-from ._association import genomic_inflation, logistic_association, trend_permutation_test
+from ._association import association_covariates, inflation_interval, logistic_association, trend_permutation_test
 from ._folder import ExplanationFolder
 from ._permutation import bh_fdr, per_fold_test, permutation_test, retraining_p, welch_statistic
 
@@ -212,7 +213,27 @@ def result_tables(
     tables["modalities"] = _modality_table(attributions)
     for table in tables.values():
         table.attrs["null"] = scheme
+    tables.update(cohort_tables(cohort))
     return tables
+
+
+def cohort_tables(cohort) -> dict:
+    """``qc``: what the genotype QC removed and why (one row per SNP or subject, under the first filter it
+    failed); ``ancestry``: each subject's genetic principal components with its label and site (the PC
+    scatter of the report)."""
+    out = {}
+    if cohort.qc is not None:
+        out["qc"] = cohort.qc.table.reset_index(drop=True)
+    if cohort.pcs is not None:
+        ancestry = pd.DataFrame(
+            {
+                "subject_id": cohort.subject_ids,
+                "label_name": [cohort.label_names[int(v)] for v in cohort.labels],
+                "site": np.asarray(cohort.site).astype(str) if cohort.site is not None else "",
+            }
+        )
+        out["ancestry"] = pd.concat([ancestry, cohort.pcs.reset_index(drop=True)], axis=1)
+    return out
 
 
 def check_number_of_permutations(n_permutations, n_folds) -> None:
@@ -234,10 +255,18 @@ def _genomic_tables(oof, matrices, genes, test, every):
         locus_of[cols] = name
     annotation = gene_table(genes or cohort.spec.genotypes.build.lower())
     snp_stats = test("snps", matrices["snps"])
-    # the classical view involves no model: every subject, labels permuted within site
-    assoc = logistic_association(cohort.genotypes, every["labels"], cohort.covariates)
-    # its genome-wide family-wise p: max-T over the trend statistic
-    trend = trend_permutation_test(cohort.genotypes, **every)
+    # the classical view involves no model: every subject, adjusted for the covariates, site and PCs
+    design = association_covariates(cohort)
+    assoc = logistic_association(cohort.genotypes, every["labels"], design)
+    # its genome-wide family-wise p: max-T over the trend statistic, stratified by site, the dosages
+    # residualised on the same covariates (the site enters as the strata)
+    site_column = cohort.spec.phenotypes.site_column
+    numeric, _ = covariate_matrix(
+        design.drop(columns=[site_column] if site_column in design else []), cohort.n_subjects
+    )
+    trend = trend_permutation_test(
+        cohort.genotypes, **every, covariates=numeric[:, 1:] if numeric.shape[1] > 1 else None
+    )
     nearest = nearest_genes(snps["chrom"], snps["pos"], annotation)
     snp_table = pd.concat(
         [
@@ -250,7 +279,16 @@ def _genomic_tables(oof, matrices, genes, test, every):
         ],
         axis=1,
     )
-    snp_table.attrs["lambda_gc"] = genomic_inflation(assoc["p_assoc"])
+    # lambda_GC on nearly independent common SNPs (LD-pruned, MAF >= 5%), with a bootstrap interval
+    common = getattr(cohort, "pruned_snps", None)
+    common = np.ones(len(snps), dtype=bool) if common is None else common
+    lam, low, high = inflation_interval(assoc["p_assoc"].to_numpy()[common], random_state=every["random_state"])
+    snp_table.attrs.update(
+        lambda_gc=lam,
+        lambda_gc_interval=[low, high],
+        lambda_gc_snps=int(np.isfinite(assoc["p_assoc"].to_numpy()[common]).sum()),
+        association_covariates=[str(c) for c in design.columns],
+    )
 
     locus_stats = test("loci", matrices["loci"])
     lead = [

@@ -43,6 +43,31 @@ def _cmd_simulate(args) -> int:
     check_number("--sites", args.sites, minimum=1, maximum=max(1, args.subjects // 20), integer=True)
     check_seed("--seed", args.seed)
     check_number("--resolution", args.resolution, minimum=0.75, maximum=32)
+    check_number("--case-share", args.case_share, minimum=0.1, maximum=0.9)
+    check_number("--ancestries", args.ancestries, minimum=1, maximum=5, integer=True)
+    check_number("--fst", args.fst, minimum=0, maximum=0.5, low_open=True, high_open=True)
+    shares = None
+    if args.ancestry_case_shares is not None:
+        try:
+            shares = tuple(float(part) for part in args.ancestry_case_shares.split(","))
+        except ValueError:
+            raise ParameterError(
+                f"--ancestry-case-shares: expected comma-separated numbers like 0.35,0.65, found "
+                f"{args.ancestry_case_shares!r}"
+            ) from None
+        if len(shares) != args.ancestries:
+            raise ParameterError(
+                f"--ancestry-case-shares: expected {args.ancestries} shares (one per group of --ancestries), "
+                f"found {args.ancestry_case_shares!r}"
+            )
+        if args.case_share != 0.5:
+            raise ParameterError("--case-share: not with --ancestry-case-shares, which sets the share of every group")
+        for share in shares:
+            check_number("--ancestry-case-shares", share, minimum=0.1, maximum=0.9)
+    check_number("--relatives", args.relatives, minimum=0, maximum=0.5)
+    if args.site_effect is not None:
+        check_number("--site-effect", args.site_effect, minimum=0, maximum=5)
+    check_number("--sex-effect", args.sex_effect, minimum=-5, maximum=5)
 
     sim = simulate_cohort(
         args.out_dir,
@@ -54,18 +79,47 @@ def _cmd_simulate(args) -> int:
         signal=parse_signal(args.signal) if args.signal else None,
         null=args.null,
         case_share=args.case_share,
+        n_ancestries=args.ancestries,
+        fst=args.fst,
+        ancestry_case_shares=shares,
+        relative_share=args.relatives,
+        site_effect=args.site_effect,
+        sex_effect=args.sex_effect,
         overwrite=args.overwrite,
         keep_volumes=False,
     )
     truth = sim.truth
     print(f"simulated cohort written to {sim.out_dir}")
     print(f"  describe it with: {sim.toml_path}")
+    null_note = " (null cohort: labels independent of all data" + (" but ancestry)" if shares else ")")
     print(
         f"  planted: {len(truth.get('causal_snps', []))} causal SNPs, "
         f"{len(truth.get('smri_regions', []))} sMRI regions, {len(truth.get('fnc_edges', []))} FNC edges"
-        + (" (null cohort: labels independent of all data)" if args.null else "")
+        + (null_note if args.null else "")
     )
+    structure = []
+    if args.ancestries > 1:
+        realized = "/".join(f"{s:.0%}" for s in truth["population"]["ancestry"]["case_shares"])
+        structure.append(f"{args.ancestries} ancestry groups (F_ST {args.fst:g}; cases {realized})")
+    if args.relatives > 0:
+        structure.append(f"{truth['population']['relatedness']['n_sibling_pairs']} sibling pairs")
+    if args.site_effect is not None:
+        structure.append(f"site effect x{args.site_effect:g}" + ("" if args.sites > 1 else " (one site: none)"))
+    if args.sex_effect:
+        structure.append(f"sex effect {args.sex_effect:g} SD on GM and FNC")
+    if structure:
+        print(f"  also: {', '.join(structure)} (see truth.json)")
     return 0
+
+
+def _folds_option(text: str):
+    """``--folds``: an integer, or ``site`` for leave-one-site-out."""
+    if text == "site":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'site', found {text!r}") from None
 
 
 def _cmd_info(args) -> int:
@@ -82,7 +136,9 @@ def _cmd_train(args) -> int:
     overrides = {
         k: v
         for k, v in {
-            "n_folds": args.folds,
+            "n_folds": None if args.folds == "site" else args.folds,
+            "fold_by": "site" if args.folds == "site" else None,
+            "adjust": args.adjust,
             "epochs": args.epochs,
             "batch_size": args.batch_size,
             "lr": args.lr,
@@ -186,6 +242,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--signal", default=None, help="per-modality signal weights, e.g. snp=1,fnc=1,smri=1")
     p.add_argument("--null", action="store_true", help="labels independent of all data (calibration)")
     p.add_argument("--case-share", type=float, default=0.5, help="share of cases, in [0.1, 0.9] (default 0.5)")
+    p.add_argument("--ancestries", type=int, default=1, help="number of ancestry groups, 1 to 5 (default 1)")
+    p.add_argument("--fst", type=float, default=0.02, help="F_ST between ancestry groups, in (0, 0.5) (default 0.02)")
+    p.add_argument(
+        "--ancestry-case-shares",
+        default=None,
+        help="share of cases in each ancestry group, e.g. 0.35,0.65 (a confounded cohort; replaces --case-share)",
+    )
+    p.add_argument(
+        "--relatives", type=float, default=0.0, help="share of subjects in sibling pairs, in [0, 0.5] (default 0)"
+    )
+    p.add_argument(
+        "--site-effect",
+        type=float,
+        default=None,
+        help="size of the scanner offsets and scales with several sites, in [0, 5] (0: none; default: the "
+        "earlier model, FNC offsets and GM scales only)",
+    )
+    p.add_argument(
+        "--sex-effect", type=float, default=0.0, help="male - female difference in GM and FNC, in SD (default 0)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=_cmd_simulate)
 
@@ -197,7 +273,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="cross-validate MIGTrans (or a baseline) on a cohort")
     p.add_argument("cohort", help="cohort TOML file")
     p.add_argument("--out", required=True, help="run folder to write")
-    p.add_argument("--folds", type=int, help="outer cross-validation folds (default 5)")
+    p.add_argument(
+        "--folds",
+        type=_folds_option,
+        help="outer cross-validation folds (default 5), or 'site' for leave-one-site-out (metrics per site)",
+    )
+    p.add_argument(
+        "--adjust",
+        choices=["regress", "none"],
+        help="covariate adjustment inside each training fold: regress (default) the covariates and site out of "
+        "FNC and sMRI and the genetic PCs out of genotypes, or none",
+    )
     p.add_argument("--epochs", type=int, help="epochs per fold (default 12)")
     p.add_argument("--batch-size", type=int, help="batch size (default 32)")
     p.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")

@@ -67,6 +67,33 @@ def make_folds(labels, site=None, *, n_folds=5, random_state=0) -> np.ndarray:
     return folds
 
 
+def site_folds(labels, site) -> np.ndarray:
+    """Leave-one-site-out folds: the 0-based test fold of every subject is its site's rank (sites sorted).
+
+    Each held-out site must hold both classes (its AUC is reported), and at least two sites are needed.
+
+    Examples
+    --------
+    >>> site_folds([0, 1, 0, 1, 1, 0], ["b", "b", "a", "a", "c", "c"]).tolist()
+    [1, 1, 0, 0, 2, 2]
+    """
+    if site is None:
+        raise ParameterError(
+            "folds: leave-one-site-out needs a site column (phenotypes.site_column in the cohort TOML)"
+        )
+    labels, site = np.asarray(labels), np.asarray(site).astype(str)
+    names, codes = np.unique(site, return_inverse=True)
+    if len(names) < 2:
+        raise ParameterError(f"folds: leave-one-site-out needs at least 2 sites, found 1 ({str(names[0])!r})")
+    for k, name in enumerate(names):
+        if len(np.unique(labels[codes == k])) < 2:
+            raise ParameterError(
+                f"folds: site {str(name)!r} holds one class only ({int((codes == k).sum())} subjects), so it cannot be "
+                "a test fold of leave-one-site-out; merge it with another site or use label-stratified folds"
+            )
+    return codes.astype(np.int64)
+
+
 def explanation_split(labels, site=None, *, fraction=0.25, random_state=0) -> np.ndarray:
     """Choose the explanation set: subjects held out of every training fold, stratified like the folds.
 

@@ -1,11 +1,16 @@
-"""Preprocessing fitted on a training fold only: genotype imputation and standardisation, FNC edge
-standardisation, sMRI voxel standardisation and cropping to the mask's bounding box."""
+"""Preprocessing fitted on a training fold only: covariate adjustment (least-squares residuals on the
+cohort's covariates and site for FNC and sMRI, on the genetic principal components for genotypes), genotype
+imputation and standardisation, FNC edge standardisation, sMRI voxel standardisation and cropping to the
+mask's bounding box."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
+
+from .exceptions import ParameterError
 
 _CHUNK = 256  # subjects per chunk when streaming the memory-mapped voxels
 
@@ -15,14 +20,78 @@ def _safe_sd(sd):
     return np.where(np.isfinite(sd) & (sd > 1e-8), sd, 1.0).astype(np.float32)
 
 
+ADJUSTMENTS = ("none", "regress")
+
+
+def covariate_columns(cohort, modality) -> pd.DataFrame:
+    """The columns a modality is adjusted for, one row per subject: the cohort's covariates and its site
+    (always, as a category) for FNC and sMRI; the genetic principal components for genotypes (age, sex or
+    scanner do not act on a genotype, ancestry does)."""
+    if modality == "snp":
+        pcs = getattr(cohort, "pcs", None)
+        return pd.DataFrame(index=cohort.covariates.index) if pcs is None else pcs
+    columns = cohort.covariates.copy()
+    if cohort.site is not None:
+        site_column = cohort.spec.phenotypes.site_column if cohort.spec is not None else "site"
+        if site_column not in columns.columns:
+            columns[site_column] = np.asarray(cohort.site).astype(str)
+    return columns
+
+
+@dataclass
+class _Design:
+    """Covariate columns coded from a training fold: numeric ones centred and scaled by the fold's mean and
+    SD, categories as indicators of the fold's levels (first level dropped) centred by the fold's share."""
+
+    names: np.ndarray  # "age" or "site[s2]"
+    center: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, rows) -> "_Design":
+        names = []
+        for column in frame.columns:
+            values = frame[column].iloc[rows]
+            if pd.api.types.is_numeric_dtype(values):
+                names.append(column)
+            else:
+                names += [f"{column}[{level}]" for level in sorted(values.astype(str).unique())[1:]]
+        raw = _coded(frame, names, rows)
+        scale = raw.std(axis=0)
+        return cls(np.array(names, dtype=str), raw.mean(axis=0), np.where(scale > 1e-12, scale, 1.0))
+
+    def matrix(self, frame: pd.DataFrame, rows) -> np.ndarray:
+        return (_coded(frame, self.names, rows) - self.center) / self.scale
+
+
+def _coded(frame, names, rows) -> np.ndarray:
+    columns = []
+    for name in names:
+        column, _, level = name.partition("[")
+        values = frame[column].iloc[rows]
+        if level:
+            columns.append((values.astype(str) == level[:-1]).to_numpy(float))
+        else:
+            columns.append(values.to_numpy(float))
+    return np.column_stack(columns) if columns else np.zeros((len(rows), 0))
+
+
 @dataclass
 class Preprocessor:
     """Per-modality statistics learned from training subjects, applied to any subjects.
 
     Attributes hold only arrays and plain values so the state saves to NPZ (no pickles).
+
+    With ``adjust="regress"`` each modality's features are first replaced by their residuals from a
+    least-squares fit on `covariate_columns`, fitted on the training subjects only and applied with the same
+    coefficients to any subject (a category level absent from the training fold, e.g. the held-out site of
+    leave-one-site-out, is coded as the reference level).
     """
 
     modalities: tuple = ()
+    adjust: str = "none"
+    designs: dict = field(default_factory=dict)  # modality -> _Design
+    betas: dict = field(default_factory=dict)  # modality -> (columns, features) float32
     snp_mean: np.ndarray | None = None
     snp_sd: np.ndarray | None = None
     n_imputed_train: int = 0
@@ -35,10 +104,18 @@ class Preprocessor:
     extra: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, cohort, train_idx, modalities):
+    def fit(self, cohort, train_idx, modalities, adjust="none"):
         """Learn the statistics from ``cohort`` rows ``train_idx`` only."""
         train_idx = np.sort(np.asarray(train_idx))
         self.modalities = tuple(modalities)
+        if adjust not in ADJUSTMENTS:
+            raise ParameterError(f"adjust: expected one of {', '.join(ADJUSTMENTS)}, found {adjust!r}")
+        self.adjust = adjust
+        if adjust == "regress":
+            for m in self.modalities:
+                design = _Design.fit(covariate_columns(cohort, m), train_idx)
+                if len(design.names):
+                    self.designs[m] = design
         if "snp" in self.modalities:
             g = cohort.genotypes[train_idx]
             with np.errstate(invalid="ignore"):
@@ -46,28 +123,60 @@ class Preprocessor:
             mean = np.where(np.isfinite(mean), mean, 0.0)
             filled = np.where(np.isnan(g), mean, g)
             self.snp_mean = mean.astype(np.float32)
+            if "snp" in self.designs:
+                filled = self._fit_beta("snp", cohort, train_idx, filled - mean)
             self.snp_sd = _safe_sd(filled.std(axis=0))
             self.n_imputed_train = int(np.isnan(g).sum())
         if "fnc" in self.modalities:
             f = cohort.fnc[train_idx].astype(np.float64)
             self.fnc_mean = f.mean(axis=0).astype(np.float32)
+            if "fnc" in self.designs:
+                k = f.shape[1]
+                f = self._fit_beta("fnc", cohort, train_idx, (f - f.mean(axis=0)).reshape(len(f), -1)).reshape(-1, k, k)
             self.fnc_sd = _safe_sd(f.std(axis=0))
         if "smri" in self.modalities:
             v = cohort.voxels
+            n = len(train_idx)
+            design = self.designs.get("smri")
+            D = None if design is None else design.matrix(covariate_columns(cohort, "smri"), train_idx)
             total = np.zeros(v.shape[1])
-            total_sq = np.zeros(v.shape[1])
-            for start in range(0, len(train_idx), _CHUNK):
+            cross = None if D is None else np.zeros((D.shape[1], v.shape[1]))
+            for start in range(0, n, _CHUNK):
                 block = np.asarray(v[train_idx[start : start + _CHUNK]], dtype=np.float64)
                 total += block.sum(axis=0)
-                total_sq += (block**2).sum(axis=0)
-            n = len(train_idx)
+                if D is not None:
+                    cross += D[start : start + _CHUNK].T @ block  # centred columns: D'X = D'(X - mean)
             mean = total / n
+            if D is not None:
+                # pinv: a covariate constant within the fold is a zero column
+                self.betas["smri"] = (np.linalg.pinv(D.T @ D) @ cross).astype(np.float32)
+            # the SD of the (adjusted) values about their mean, in a second pass
+            total_sq = np.zeros(v.shape[1])
+            for start in range(0, n, _CHUNK):
+                block = np.asarray(v[train_idx[start : start + _CHUNK]], dtype=np.float64) - mean
+                if D is not None:
+                    block -= D[start : start + _CHUNK] @ self.betas["smri"]
+                total_sq += (block**2).sum(axis=0)
             self.voxel_mean = mean.astype(np.float32)
-            self.voxel_sd = _safe_sd(np.sqrt(np.maximum(total_sq / n - mean**2, 0.0)))
+            self.voxel_sd = _safe_sd(np.sqrt(total_sq / n))
             self.mask = np.asarray(cohort.mask, dtype=bool)
             where = np.argwhere(self.mask)
             self.bbox = np.stack([where.min(axis=0), where.max(axis=0) + 1], axis=1)
         return self
+
+    def _fit_beta(self, modality, cohort, rows, centred):
+        """Least-squares coefficients of centred features (n, f) on the modality's design; the residuals."""
+        D = self.designs[modality].matrix(covariate_columns(cohort, modality), rows)
+        beta = np.linalg.lstsq(D, centred, rcond=None)[0]
+        self.betas[modality] = beta.astype(np.float32)
+        return centred - D @ beta
+
+    def _adjustment(self, modality, cohort, idx):
+        """The fitted covariate part of rows ``idx`` (n, features), or None."""
+        if modality not in self.designs:
+            return None
+        D = self.designs[modality].matrix(covariate_columns(cohort, modality), idx)
+        return (D @ self.betas[modality]).astype(np.float32)
 
     # ---------------------------------------------------------------- transform
     @property
@@ -84,12 +193,21 @@ class Preprocessor:
         out = {}
         if "snp" in self.modalities:
             g = cohort.genotypes[idx]
-            g = np.where(np.isnan(g), self.snp_mean, g)
-            out["snp"] = ((g - self.snp_mean) / self.snp_sd).astype(np.float32)
+            g = np.where(np.isnan(g), self.snp_mean, g) - self.snp_mean
+            fitted = self._adjustment("snp", cohort, idx)
+            out["snp"] = ((g if fitted is None else g - fitted) / self.snp_sd).astype(np.float32)
         if "fnc" in self.modalities:
-            out["fnc"] = ((cohort.fnc[idx] - self.fnc_mean) / self.fnc_sd).astype(np.float32)
+            f = cohort.fnc[idx] - self.fnc_mean
+            fitted = self._adjustment("fnc", cohort, idx)
+            if fitted is not None:
+                f = f - fitted.reshape(f.shape)
+            out["fnc"] = (f / self.fnc_sd).astype(np.float32)
         if "smri" in self.modalities:
-            values = ((np.asarray(cohort.voxels[idx]) - self.voxel_mean) / self.voxel_sd).astype(np.float32)
+            values = np.asarray(cohort.voxels[idx]) - self.voxel_mean
+            fitted = self._adjustment("smri", cohort, idx)
+            if fitted is not None:
+                values = values - fitted
+            values = (values / self.voxel_sd).astype(np.float32)
             if volumes:
                 out["smri"] = self.voxels_to_volumes(values)
             else:
@@ -117,6 +235,12 @@ class Preprocessor:
         arrays = {k: getattr(self, k) for k in self._ARRAYS if getattr(self, k) is not None}
         arrays["modalities"] = np.array(self.modalities, dtype="U8")
         arrays["n_imputed_train"] = np.array(self.n_imputed_train)
+        arrays["adjust"] = np.array(self.adjust)
+        for m, design in self.designs.items():
+            arrays[f"{m}_design_names"] = design.names
+            arrays[f"{m}_design_center"] = design.center
+            arrays[f"{m}_design_scale"] = design.scale
+            arrays[f"{m}_beta"] = self.betas[m]
         with open(path, "wb") as handle:
             np.savez_compressed(handle, **arrays)
 
@@ -126,8 +250,17 @@ class Preprocessor:
             kwargs = {k: data[k] for k in cls._ARRAYS if k in data.files}
             if "mask" in kwargs:
                 kwargs["mask"] = kwargs["mask"].astype(bool)
+            modalities = tuple(str(m) for m in data["modalities"])
+            designs = {
+                m: _Design(data[f"{m}_design_names"], data[f"{m}_design_center"], data[f"{m}_design_scale"])
+                for m in modalities
+                if f"{m}_design_names" in data.files
+            }
             return cls(
-                modalities=tuple(str(m) for m in data["modalities"]),
+                modalities=modalities,
+                adjust=str(data["adjust"]) if "adjust" in data.files else "none",
+                designs=designs,
+                betas={m: data[f"{m}_beta"] for m in designs},
                 n_imputed_train=int(data["n_imputed_train"]),
                 **kwargs,
             )

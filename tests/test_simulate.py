@@ -12,10 +12,12 @@ from bed_reader import open_bed
 from scipy import stats
 
 from migtrans.atlases import load_atlas, resample_atlas
+from migtrans.cli import main
 from migtrans.exceptions import ParameterError
 from migtrans.simulate import SimulatedCohort, _simulator, simulate_cohort
 
 SMALL = dict(n_subjects=120, n_snps=2000, resolution=8)
+SITES = ("site1", "site2", "site3")
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +30,34 @@ def sim_sites(tmp_path_factory):
     return simulate_cohort(
         tmp_path_factory.mktemp("sites") / "cohort", seed=4, n_subjects=60, n_snps=300, resolution=8, n_sites=3
     )
+
+
+@pytest.fixture(scope="module")
+def structured(tmp_path_factory):
+    """Two ancestry groups (F_ST 0.05) with different case shares, and sibling pairs."""
+    return simulate_cohort(
+        tmp_path_factory.mktemp("structured") / "cohort",
+        seed=7,
+        n_subjects=200,
+        n_snps=2000,
+        resolution=8,
+        n_ancestries=2,
+        fst=0.05,
+        ancestry_case_shares=(0.3, 0.7),
+        relative_share=0.2,
+    )
+
+
+@pytest.fixture(scope="module")
+def scanners(tmp_path_factory):
+    """One seed, three sites: no site effect, site effect 3, and no site effect with a sex effect of 2 SD."""
+    folder = tmp_path_factory.mktemp("scanners")
+    kw = dict(n_subjects=90, n_snps=300, resolution=8, n_sites=3, seed=12)
+    return {
+        "none": simulate_cohort(folder / "none", site_effect=0, **kw),
+        "strong": simulate_cohort(folder / "strong", site_effect=3, **kw),
+        "sex": simulate_cohort(folder / "sex", site_effect=0, sex_effect=2, **kw),
+    }
 
 
 def _hashes(folder):
@@ -391,3 +421,316 @@ def test_cohort_loader_reads_simulation(sim_sites):
     np.testing.assert_array_equal(np.asarray(cohort.fnc), sim_sites.fnc)
     np.testing.assert_array_equal(np.asarray(cohort.voxels), sim_sites.voxels)
     np.testing.assert_array_equal(cohort.mask, sim_sites.mask)
+
+
+# --- what real cohorts add: ancestry, relatives, scanners, sex ---------------------------------
+
+# Digests of the files written before ancestry, relatives, site_effect and sex_effect existed (computed with
+# that code, in this environment): with every new option at its default the files must not change. NIfTI
+# volumes are compared by their voxels, truth.json without the keys added since.
+EARLIER_DIGESTS = {
+    "sim": {
+        "genotypes.bed": "34edf6ffce35c3da",
+        "genotypes.bim": "ab237939247faf8f",
+        "genotypes.fam": "9e9e173de6746506",
+        "phenotypes.tsv": "061cedaf939fcf2c",
+        "truth_subjects.tsv": "6de05337ff34b5f1",
+        "cohort.toml": "646d1e37d1ec37e7",
+        "fnc.npy": "24776034af80225e",
+        "smri": "3eba4eb287534670",
+        "truth.json": "d446df1a57c1ed3c",
+    },
+    "sim_sites": {
+        "genotypes.bed": "d650f47c5da62702",
+        "genotypes.bim": "f30efc604a274923",
+        "genotypes.fam": "f8e8c7bdf60e0558",
+        "phenotypes.tsv": "5923a06113d2e92c",
+        "truth_subjects.tsv": "2e004c363964a5ab",
+        "cohort.toml": "23ca9daab6252c0e",
+        "fnc.npy": "16633e4e731c7cd6",
+        "smri": "4bc34806bd84e82a",
+        "truth.json": "90dc01e55f4190a1",
+    },
+    "null": {
+        "genotypes.bed": "e206fae59c7955bc",
+        "genotypes.bim": "067f7ddab1784f6e",
+        "genotypes.fam": "e295cb4e04823944",
+        "phenotypes.tsv": "a1c1ef92fc55510a",
+        "truth_subjects.tsv": "be20c090a6916ae7",
+        "cohort.toml": "23ca9daab6252c0e",
+        "fnc.npy": "778f2dca2665ca7b",
+        "smri": "7796346f733211b7",
+        "truth.json": "fab0022f25ae7a44",
+    },
+}
+
+
+def _earlier_digest(folder):
+    def sha(data):
+        return hashlib.sha256(data).hexdigest()[:16]
+
+    names = ("genotypes.bed", "genotypes.bim", "genotypes.fam", "phenotypes.tsv", "truth_subjects.tsv", "cohort.toml")
+    out = {name: sha((folder / name).read_bytes()) for name in names}
+    out["fnc.npy"] = sha(np.load(folder / "fnc.npy").tobytes())
+    volumes = hashlib.sha256()
+    for path in sorted((folder / "smri").iterdir()):
+        volumes.update(np.asarray(nib.load(path).dataobj).tobytes())
+    out["smri"] = volumes.hexdigest()[:16]
+    truth = json.loads((folder / "truth.json").read_text())
+    for key in _simulator.NEW_SECTIONS:
+        del truth[key]
+    for key in _simulator.NEW_SETTINGS:
+        del truth["settings"][key]
+    out["truth.json"] = sha((json.dumps(truth, sort_keys=True, indent=2) + "\n").encode())
+    return out
+
+
+@pytest.mark.parametrize("name", ["sim", "sim_sites", "null"])
+def test_defaults_write_the_files_of_earlier_versions(name, request, tmp_path):
+    if name == "null":
+        kw = dict(seed=5, n_subjects=60, n_snps=300, resolution=8, n_sites=2, null=True, case_share=0.3)
+        cohort = simulate_cohort(tmp_path / "null", **kw)
+    else:
+        cohort = request.getfixturevalue(name)
+    assert _earlier_digest(cohort.out_dir) == EARLIER_DIGESTS[name]
+
+
+def _hudson_fst(g1, g2):
+    """Hudson's F_ST (ratio of averages, sample-size corrected) from two groups' dosages."""
+    n1, n2 = 2 * np.sum(~np.isnan(g1), axis=0), 2 * np.sum(~np.isnan(g2), axis=0)
+    p1, p2 = np.nanmean(g1, axis=0) / 2, np.nanmean(g2, axis=0) / 2
+    num = (p1 - p2) ** 2 - p1 * (1 - p1) / (n1 - 1) - p2 * (1 - p2) / (n2 - 1)
+    return np.sum(num) / np.sum(p1 * (1 - p2) + p2 * (1 - p1))
+
+
+def test_ancestry_groups_differ_by_the_requested_fst(structured, tmp_path):
+    subj = pd.read_csv(structured.out_dir / "truth_subjects.tsv", sep="\t")
+    ancestry = subj["ancestry"].to_numpy()
+    assert np.bincount(ancestry).tolist() == [0, 100, 100]
+    g = structured.genotypes
+    assert 0.035 < _hudson_fst(g[ancestry == 1], g[ancestry == 2]) < 0.065
+    assert abs(structured.truth["population"]["ancestry"]["fst_populations"] - 0.05) < 0.01
+
+    # Inside a group genotypes are in Hardy-Weinberg proportions; pooled, the groups lack heterozygotes
+    # (Wahlund effect, about F / 2 with two groups).
+    def observed_over_expected_heterozygosity(dosages):
+        common = dosages[:, structured.snps["maf"].to_numpy() >= 0.2]
+        p = np.nanmean(common, axis=0) / 2
+        return np.nanmean(common == 1) / np.mean(2 * p * (1 - p))
+
+    assert abs(observed_over_expected_heterozygosity(g[ancestry == 1]) - 1) < 0.015
+    assert observed_over_expected_heterozygosity(g) < 0.985
+    # Without structure the two halves of a cohort differ only by sampling.
+    flat = simulate_cohort(tmp_path / "flat", seed=7, n_subjects=200, n_snps=2000, resolution=8)
+    half = np.arange(200) % 2 == 0
+    assert abs(_hudson_fst(flat.genotypes[half], flat.genotypes[~half])) < 0.005
+
+
+def test_case_shares_are_set_per_ancestry_group(structured):
+    subj = pd.read_csv(structured.out_dir / "truth_subjects.tsv", sep="\t")
+    ancestry, labels = subj["ancestry"].to_numpy(), structured.labels
+    assert [labels[ancestry == k].mean() for k in (1, 2)] == [0.3, 0.7]
+    assert structured.truth["population"]["ancestry"]["case_shares"] == [0.3, 0.7]
+    for k in (1, 2):  # the top of the liability within each group
+        liability, y = subj["liability"][ancestry == k], labels[ancestry == k]
+        assert liability[y == 1].min() >= liability[y == 0].max()
+    model = structured.truth["label_model"]
+    assert model["rule"] == "label 1 (SZ) for the top 30% / 70% of the liability within ancestry group 1 / 2"
+    assert structured.truth["settings"]["case_share"] is None
+
+
+def _lambda_trend(genotypes, labels):
+    """lambda_GC of the Armitage trend test (n r^2 between mean-imputed dosage and label)."""
+    g = np.where(np.isnan(genotypes), np.nanmean(genotypes, axis=0), genotypes)
+    g = g[:, g.std(axis=0) > 0]
+    x = (g - g.mean(axis=0)) / g.std(axis=0)
+    y = (labels - labels.mean()) / labels.std()
+    chi2 = len(y) * (y @ x / len(y)) ** 2
+    return np.median(chi2) / stats.chi2.ppf(0.5, 1)
+
+
+def test_ancestry_dependent_case_shares_confound_a_null_cohort(tmp_path):
+    kw = dict(n_subjects=300, n_snps=1000, resolution=8, seed=9, null=True, n_ancestries=2, fst=0.05)
+    confounded = simulate_cohort(tmp_path / "confounded", ancestry_case_shares=(0.3, 0.7), **kw)
+    subj = pd.read_csv(confounded.out_dir / "truth_subjects.tsv", sep="\t")
+    assert [confounded.labels[subj["ancestry"] == k].mean() for k in (1, 2)] == [0.3, 0.7]
+    assert "30% / 70% cases in ancestry group 1 / 2" in confounded.truth["label_model"]["null_rule"]
+    # Each SNP's chi2 is inflated by about n F r^2, r = 0.4 the correlation of label and group: lambda about
+    # 1 + 300 x 0.05 x 0.16 = 3.4.
+    assert _lambda_trend(confounded.genotypes, confounded.labels) > 2.0
+    # The same structure with equal shares leaves a null calibrated.
+    balanced = simulate_cohort(tmp_path / "balanced", **kw)
+    assert _lambda_trend(balanced.genotypes, balanced.labels) < 1.3
+
+
+def test_siblings_share_a_quarter_of_their_genome(structured):
+    ids = list(structured.subject_ids)
+    relatives = structured.truth["relatives"]
+    assert len(relatives) == structured.truth["population"]["relatedness"]["n_sibling_pairs"] == 20
+    assert all(kind == "sibling" for *_, kind in relatives)
+    pairs = np.array([(ids.index(a), ids.index(b)) for a, b, _ in relatives])
+    assert len(np.unique(pairs)) == 40 and (pairs[:, 0] < pairs[:, 1]).all()
+    subj = pd.read_csv(structured.out_dir / "truth_subjects.tsv", sep="\t")
+    ancestry, family = subj["ancestry"].to_numpy(), subj["family"].to_numpy()
+    assert (ancestry[pairs[:, 0]] == ancestry[pairs[:, 1]]).all()
+    assert (family[pairs[:, 0]] == family[pairs[:, 1]]).all() and subj["family"].nunique() == 200 - 20
+    # KING-robust kinship: 0.25 for siblings, 0 for unrelated subjects of one group (negative across groups).
+    g = np.nan_to_num(structured.genotypes, nan=-1.0)
+    het, hom0, hom2 = ((g == k).astype(float) for k in (1, 0, 2))
+    n_het = het.sum(axis=1)
+    king = (het @ het.T - 2 * (hom0 @ hom2.T + hom2 @ hom0.T)) / (n_het[:, None] + n_het[None, :])
+    siblings = king[pairs[:, 0], pairs[:, 1]]
+    unrelated = np.triu(ancestry[:, None] == ancestry[None, :], 1)
+    unrelated[pairs[:, 0], pairs[:, 1]] = False
+    assert abs(siblings.mean() - 0.25) < 0.04 and abs(king[unrelated].mean()) < 0.02
+    assert siblings.min() > np.percentile(king[unrelated], 99)
+
+
+def test_site_effect_zero_removes_scanner_differences_and_three_makes_them_clear(scanners):
+    site = pd.read_csv(scanners["none"].out_dir / "phenotypes.tsv", sep="\t")["site"].to_numpy()
+    iu = np.triu_indices(scanners["none"].fnc.shape[1], 1)
+
+    def site_p_values(cohort):
+        gm = cohort.voxels.mean(axis=1)
+        edges = cohort.fnc[:, iu[0], iu[1]]
+        return (
+            stats.f_oneway(*[gm[site == s] for s in SITES]).pvalue,
+            stats.f_oneway(*[edges[site == s] for s in SITES], axis=0).pvalue,
+        )
+
+    gm_p, edge_p = site_p_values(scanners["none"])
+    assert gm_p > 0.05 and np.mean(edge_p < 0.01) < 0.02
+    gm_p, edge_p = site_p_values(scanners["strong"])
+    assert gm_p < 1e-6 and np.mean(edge_p < 0.01) > 0.5
+
+
+def test_truth_records_each_site_offset_and_scale(scanners):
+    none, strong = scanners["none"], scanners["strong"]
+    effects = strong.truth["site_effects"]
+    assert effects["site_effect"] == 3.0
+    assert effects["fnc_offset_sd"] == pytest.approx(0.09) and effects["smri_offset_sd"] == pytest.approx(0.03)
+    assert effects["fnc_scale_sd"] == pytest.approx(0.12) and effects["smri_scale_sd"] == pytest.approx(0.06)
+    assert [s["site"] for s in effects["sites"]] == list(SITES)
+    assert all(s["fnc_scale"] == 1 and s["smri_offset"] == 0 for s in none.truth["site_effects"]["sites"])
+    # Same seed, so the strong cohort is the cohort without site effects put through the recorded ones.
+    site = pd.read_csv(none.out_dir / "phenotypes.tsv", sep="\t")["site"].str[4:].astype(int).to_numpy() - 1
+    k = none.fnc.shape[1]
+    offset = np.zeros((3, k, k))
+    for j, s in enumerate(effects["sites"]):
+        offset[j][np.triu_indices(k, 1)] = s["fnc_offset"]
+    offset += offset.transpose(0, 2, 1)
+    scale = np.array([s["fnc_scale"] for s in effects["sites"]])
+    np.testing.assert_allclose(strong.fnc, scale[site, None, None] * none.fnc + offset[site], atol=1e-5)
+    # GM: each site's mean shifts by (scale - 1) x its mean GM + offset (noise is added after scaling).
+    gm_none, gm_strong = none.voxels.mean(axis=1), strong.voxels.mean(axis=1)
+    for j, s in enumerate(effects["sites"]):
+        expected = (s["smri_scale"] - 1) * gm_none[site == j].mean() + s["smri_offset"]
+        assert gm_strong[site == j].mean() - gm_none[site == j].mean() == pytest.approx(expected, abs=0.003)
+
+
+def test_sex_effect_shifts_gm_and_every_edge(scanners):
+    none, sex_cohort = scanners["none"], scanners["sex"]
+    male = pd.read_csv(none.out_dir / "phenotypes.tsv", sep="\t")["sex"].to_numpy() == "M"
+    # Every edge moves by sex_effect x 0.10 x (+0.5 male, -0.5 female); the diagonal stays 0.
+    shift = np.where(male, 0.1, -0.1)[:, None, None] * (1 - np.eye(none.fnc.shape[1]))
+    np.testing.assert_allclose(sex_cohort.fnc - none.fnc, shift, atol=1e-6)
+    gm = sex_cohort.voxels.mean(axis=1)
+    assert abs(_cohens_d(none.voxels.mean(axis=1), male)) < 0.5 and _cohens_d(gm, male) > 1.0
+    sex = sex_cohort.truth["covariate_effects"]["sex"]
+    assert sex["sex_effect"] == 2.0 and sex["code"] == {"M": 0.5, "F": -0.5}
+    assert "age - 35" in sex_cohort.truth["covariate_effects"]["age"]["smri"]
+
+
+def test_truth_records_every_new_setting(structured, sim, scanners):
+    settings = json.loads((structured.out_dir / "truth.json").read_text())["settings"]
+    assert {k: settings[k] for k in _simulator.NEW_SETTINGS} == {
+        "n_ancestries": 2,
+        "fst": 0.05,
+        "ancestry_case_shares": [0.3, 0.7],
+        "relative_share": 0.2,
+        "site_effect": None,
+        "sex_effect": 0.0,
+    }
+    assert scanners["sex"].truth["settings"]["site_effect"] == 0.0
+    assert scanners["sex"].truth["settings"]["sex_effect"] == 2.0
+    # The defaults: one population, no relatives, the earlier scanner model, no sex effect.
+    truth = sim.truth
+    assert {k: truth["settings"][k] for k in _simulator.NEW_SETTINGS} == {
+        "n_ancestries": 1,
+        "fst": 0.02,
+        "ancestry_case_shares": None,
+        "relative_share": 0.0,
+        "site_effect": None,
+        "sex_effect": 0.0,
+    }
+    assert truth["relatives"] == [] and truth["population"]["ancestry"]["group_sizes"] == [120]
+    assert truth["site_effects"]["sites"] == [] and set(_simulator.NEW_SECTIONS) <= set(truth)
+    columns = pd.read_csv(sim.out_dir / "truth_subjects.tsv", sep="\t").columns
+    assert "ancestry" not in columns and "family" not in columns
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n_ancestries=6), "n_ancestries"),
+        (dict(n_ancestries=1.5), "n_ancestries"),
+        (dict(n_ancestries=2, fst=0.0), "fst"),
+        (dict(n_ancestries=2, fst=0.5), "fst"),
+        (dict(n_ancestries=2, ancestry_case_shares=(0.5,)), "ancestry_case_shares: expected 2 shares"),
+        (dict(n_ancestries=2, ancestry_case_shares="0.3,0.7"), "ancestry_case_shares: expected 2 shares"),
+        (dict(n_ancestries=2, ancestry_case_shares=(0.3, 0.95)), r"ancestry_case_shares\[1\]"),
+        (dict(n_ancestries=2, ancestry_case_shares=(0.3, 0.7), case_share=0.4), "case_share"),
+        (dict(relative_share=0.6), "relative_share"),
+        (dict(relative_share=-0.1), "relative_share"),
+        (dict(site_effect=-1.0), "site_effect"),
+        (dict(site_effect=float("nan")), "site_effect"),
+        (dict(sex_effect=9.0), "sex_effect"),
+    ],
+)
+def test_new_parameter_errors(tmp_path, kwargs, match):
+    with pytest.raises(ParameterError, match=match) as info:
+        simulate_cohort(tmp_path / "c", n_subjects=20, n_snps=100, resolution=8, **kwargs)
+    assert "\n" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+CLI_SMALL = ["--subjects", "40", "--snps", "100", "--resolution", "8"]
+
+
+@pytest.mark.parametrize(
+    "options, flag",
+    [
+        (["--ancestries", "0"], "--ancestries"),
+        (["--ancestries", "2", "--fst", "0.7"], "--fst"),
+        (["--ancestries", "2", "--ancestry-case-shares", "0.3"], "--ancestry-case-shares"),
+        (["--ancestries", "2", "--ancestry-case-shares", "0.3,x"], "--ancestry-case-shares"),
+        (["--ancestries", "2", "--ancestry-case-shares", "0.3,0.95"], "--ancestry-case-shares"),
+        (["--ancestries", "2", "--ancestry-case-shares", "0.3,0.7", "--case-share", "0.4"], "--case-share"),
+        (["--case-share", "0.95"], "--case-share"),
+        (["--relatives", "0.8"], "--relatives"),
+        (["--site-effect", "-1"], "--site-effect"),
+        (["--sex-effect", "inf"], "--sex-effect"),
+    ],
+)
+def test_cli_refuses_bad_new_flags_in_one_line(tmp_path, capsys, options, flag):
+    status = main(["simulate", str(tmp_path / "c"), *CLI_SMALL, *options])
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.strip().splitlines()) == 1 and flag in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_writes_and_reports_a_structured_cohort(tmp_path, capsys):
+    out = tmp_path / "c"
+    options = ["--ancestries", "2", "--ancestry-case-shares", "0.3,0.7", "--relatives", "0.1", "--null"]
+    assert main(["simulate", str(out), *CLI_SMALL, *options, "--sites", "2", "--site-effect", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "labels independent of all data but ancestry" in lines[2]
+    assert lines[3] == (
+        "  also: 2 ancestry groups (F_ST 0.02; cases 30%/70%), 2 sibling pairs, site effect x2 (see truth.json)"
+    )
+    settings = json.loads((out / "truth.json").read_text())["settings"]
+    assert settings["ancestry_case_shares"] == [0.3, 0.7] and settings["relative_share"] == 0.1
+    assert settings["site_effect"] == 2.0 and settings["null"] is True
+    # Nothing new switched on: no extra line.
+    assert main(["simulate", str(tmp_path / "plain"), *CLI_SMALL]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3

@@ -49,7 +49,18 @@ class Cohort:
     mask : ndarray of bool (3D) or None
     affine : ndarray (4, 4) or None
     dropped : dict
-        Subject id -> why it was left out.
+        Subject id -> why it was left out (a missing modality, or the genotype QC filter it failed).
+    qc : migtrans.genetics.QCResult or None
+        What the genotype QC (the cohort file's ``[qc]`` thresholds) removed, before anything else saw the
+        genotypes; None when switched off or without genotypes.
+    qc_notes : list of str
+        Filters the QC could not apply, and why (relatedness with too few independent SNPs).
+    pruned_snps : ndarray of bool, shape (m,) or None
+        Common SNPs (MAF >= 5%) in approximate linkage equilibrium (``--indep-pairwise 50 5 0.2``): the SNPs
+        of the genetic principal components and of lambda_GC.
+    pcs : DataFrame or None
+        Genetic principal components ``PC1..PCk``, indexed by subject id (label-free, from every subject's
+        pruned genotypes); ``k`` is ``genotypes.pcs`` capped at one per 20 subjects.
     """
 
     spec: CohortSpec
@@ -66,6 +77,10 @@ class Cohort:
     mask: np.ndarray | None = None
     affine: np.ndarray | None = None
     dropped: dict = field(default_factory=dict)
+    qc: object = None
+    qc_notes: list = field(default_factory=list)
+    pruned_snps: np.ndarray | None = None
+    pcs: pd.DataFrame | None = None
 
     @property
     def n_subjects(self) -> int:
@@ -113,6 +128,21 @@ class Cohort:
                 f"  genotypes: {self.genotypes.shape[1]} SNPs on {n_chrom} chromosomes "
                 f"({self.spec.genotypes.build}), {missing:.3%} missing calls"
             )
+            if self.qc is not None:
+                counts = self.qc.summary()
+                removed = {
+                    k: v for k, v in counts.items() if v and k not in ("snps_kept", "subjects_kept", "related_pairs")
+                }
+                lines.append(
+                    "  genotype QC: "
+                    + (", ".join(f"{v} removed by {k}" for k, v in removed.items()) if removed else "nothing removed")
+                    + (f"; {counts['related_pairs']} related pair(s)" if counts["related_pairs"] else "")
+                )
+            else:
+                lines.append("  genotype QC: off ([qc] enabled = false)")
+            pcs = 0 if self.pcs is None else self.pcs.shape[1]
+            pruned = 0 if self.pruned_snps is None else int(self.pruned_snps.sum())
+            lines.append(f"  ancestry: {pcs} genetic principal components from {pruned} LD-pruned common SNPs")
         if self.fnc is not None:
             domains = self.nodes["domain"].value_counts(sort=False)
             lines.append(
@@ -210,6 +240,30 @@ def load_cohort(path, *, strict=None, cache_dir=None) -> Cohort:
             file=spec.toml_path,
         )
 
+    if spec.genotypes:
+        # genotype QC comes first: subjects it removes are not read from any other modality
+        row = {s: i for i, s in enumerate(fam["iid"])}
+        rows = np.array([row[s] for s in subjects], dtype=np.int64)
+        snps = bim.reset_index(drop=True)
+        genotypes = read_dosages(bed, len(fam), len(bim), rows)
+        qc, qc_notes = None, []
+        if spec.qc is not None:
+            qc, qc_notes = _genotype_qc(genotypes, labels, snps, subjects, spec)
+            for removal in qc.table.itertuples():
+                if removal.level == "subject":
+                    dropped[removal.id] = f"genotype QC: {removal.filter}"
+            if not qc.keep_snps.all():
+                snps = snps[qc.keep_snps].reset_index(drop=True)
+            genotypes = (
+                genotypes[qc.keep_subjects][:, qc.keep_snps] if not qc.keep_snps.all() else genotypes[qc.keep_subjects]
+            )
+            subjects = [s for s, keep in zip(subjects, qc.keep_subjects) if keep]
+            labels = labels[qc.keep_subjects]
+            if len(snps) == 0:
+                raise CohortError("genotype QC removed every SNP (see the [qc] thresholds)", file=spec.toml_path)
+            if len(subjects) == 0 or labels.min() == labels.max():
+                raise CohortError("genotype QC left fewer than two classes of subjects", file=spec.toml_path)
+
     cohort = Cohort(
         spec=spec,
         subject_ids=np.asarray(subjects, dtype=str),
@@ -239,8 +293,55 @@ def load_cohort(path, *, strict=None, cache_dir=None) -> Cohort:
         cohort.mask, cohort.affine = mask, affine
         cohort.voxels = cache_voxels(spec.smri, subjects, mask, cache_dir)
     if spec.genotypes:
-        row = {s: i for i, s in enumerate(fam["iid"])}
-        rows = np.array([row[s] for s in subjects], dtype=np.int64)
-        cohort.snps = bim.reset_index(drop=True)
-        cohort.genotypes = read_dosages(bed, len(fam), len(bim), rows)
+        cohort.snps, cohort.genotypes, cohort.qc, cohort.qc_notes = snps, genotypes, qc, qc_notes
+        cohort.pruned_snps, cohort.pcs = _ancestry(genotypes, snps, cohort.subject_ids, spec)
     return cohort
+
+
+# KING-robust kinship needs many independent markers: below this its estimates of unrelated pairs spread
+# past the second-degree cutoff
+_MIN_KINSHIP_SNPS = 1000
+SUBJECTS_PER_PC = 20
+
+
+def _genotype_qc(genotypes, labels, snps, subjects, spec):
+    from dataclasses import replace
+
+    from ..genetics import genotype_qc, ld_prune
+
+    thresholds, notes = spec.qc, []
+    independent = ld_prune(genotypes, snps)
+    if thresholds.kinship is not None and independent.sum() < _MIN_KINSHIP_SNPS:
+        # measured on the simulator's 600 x 5,000 SNPs (444 pruned): unrelated pairs' KING estimates had SD 0.05,
+        # and 1,099 pairs passed the second-degree cutoff
+        notes.append(
+            f"relatedness not checked: only {int(independent.sum())} LD-pruned common SNPs, and KING-robust "
+            f"kinship needs at least {_MIN_KINSHIP_SNPS} to tell relatives from unrelated pairs"
+        )
+        warnings.warn(f"{spec.toml_path}: {notes[-1]}", CohortWarning, stacklevel=4)
+        thresholds = replace(thresholds, kinship=None)
+    qc = genotype_qc(
+        genotypes, labels, snps["snp"].to_numpy(), np.asarray(subjects), thresholds, independent=independent
+    )
+    counts = {k: v for k, v in qc.summary().items() if v and k not in ("snps_kept", "subjects_kept", "related_pairs")}
+    if counts:
+        warnings.warn(
+            f"{spec.toml_path}: genotype QC removed "
+            + ", ".join(f"{v} ({k})" for k, v in counts.items())
+            + f"; kept {int(qc.keep_snps.sum())} SNPs and {int(qc.keep_subjects.sum())} subjects",
+            CohortWarning,
+            stacklevel=4,
+        )
+    return qc, notes
+
+
+def _ancestry(genotypes, snps, subject_ids, spec):
+    """LD-pruned common SNPs and the genetic principal components (None when asked for none, or when the
+    cohort is too small for one)."""
+    from ..genetics import genetic_pcs, ld_prune
+
+    pruned = ld_prune(genotypes, snps)
+    k = min(spec.genotypes.pcs, len(subject_ids) // SUBJECTS_PER_PC, max(int(pruned.sum()) - 1, 0))
+    if k < 1:
+        return pruned, None
+    return pruned, genetic_pcs(genotypes, k, snp_mask=pruned).as_frame(subject_ids)

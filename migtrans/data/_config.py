@@ -18,7 +18,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 _ALLOWED = {
     "cohort": {"name", "strict"},
     "phenotypes": {"path", "id_column", "label_column", "positive_label", "covariates", "site_column"},
-    "genotypes": {"bfile", "build"},
+    "genotypes": {"bfile", "build", "pcs"},
+    "qc": None,  # the keys of QCThresholds, validated by it
     "fnc": {"path", "subjects", "template", "nodes"},
     "smri": {"template", "mask", "mask_threshold"},
 }
@@ -45,6 +46,7 @@ class PhenotypeSpec:
 class GenotypeSpec:
     bfile: Path
     build: str = "GRCh37"
+    pcs: int = 10  # genetic principal components computed at load (0: none)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class CohortSpec:
     name: str = ""
     strict: bool = False
     modalities: tuple[str, ...] = field(default=())
+    qc: object = None  # migtrans.genetics.QCThresholds, or None when QC is switched off (qc.enabled = false)
 
     def inputs(self) -> list[tuple[str, Path]]:
         """(description, path) of every place the cohort is read from: its folder, its TOML, every file it
@@ -179,7 +182,7 @@ def read_cohort_spec(toml_path) -> CohortSpec:
     for section, table in raw.items():
         if not isinstance(table, dict):
             raise CohortError(f"'{section}' must be a [section] table", file=toml_path)
-        bad = sorted(set(table) - _ALLOWED[section])
+        bad = [] if _ALLOWED[section] is None else sorted(set(table) - _ALLOWED[section])
         if bad:
             raise CohortError(
                 f"unknown key '{section}.{bad[0]}'; allowed keys in [{section}]: "
@@ -263,7 +266,10 @@ def read_cohort_spec(toml_path) -> CohortSpec:
                 f"key 'genotypes.build' must be one of {', '.join(_BUILDS)}, found {build!r}",
                 file=toml_path,
             )
-        genotypes = GenotypeSpec(bfile=bfile, build=build)
+        pcs = g.get("pcs", 10)
+        if isinstance(pcs, bool) or not isinstance(pcs, int) or not 0 <= pcs <= 50:
+            raise CohortError(f"key 'genotypes.pcs' must be an integer in [0, 50], found {pcs!r}", file=toml_path)
+        genotypes = GenotypeSpec(bfile=bfile, build=build, pcs=pcs)
 
     fnc = None
     if "fnc" in raw:
@@ -308,6 +314,7 @@ def read_cohort_spec(toml_path) -> CohortSpec:
     name = c.get("name", toml_path.parent.name)
     _expect(name, str, toml_path, "cohort.name", "a string")
     modalities = tuple(m for m, spec in (("snp", genotypes), ("fnc", fnc), ("smri", smri)) if spec)
+    qc = _qc_thresholds(raw.get("qc", {}), toml_path) if genotypes else None
     return CohortSpec(
         toml_path=toml_path,
         phenotypes=phenotypes,
@@ -317,4 +324,16 @@ def read_cohort_spec(toml_path) -> CohortSpec:
         name=name,
         strict=strict,
         modalities=modalities,
+        qc=qc,
     )
+
+
+def _qc_thresholds(table: dict, toml_path):
+    """The genotype QC thresholds of the ``[qc]`` table (PLINK's usual defaults for what it leaves out), or
+    None with ``enabled = false``."""
+    from ..genetics import QCThresholds
+
+    table = dict(table)
+    enabled = table.pop("enabled", True)
+    _expect(enabled, bool, toml_path, "qc.enabled", "true or false")
+    return QCThresholds.from_mapping(table, file=toml_path) if enabled else None

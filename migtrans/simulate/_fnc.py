@@ -1,4 +1,4 @@
-"""Simulate static FNC matrices (Fisher z) with domain structure, planted edges and site offsets."""
+"""Simulate static FNC matrices (Fisher z) with domain structure, planted edges, site offsets and scales."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import numpy as np
 N_TIMEPOINTS = 150  # length of the simulated time series behind each matrix (sets sampling noise)
 EDGE_EFFECT = 0.12  # Fisher-z shift per SD of the FNC latent score
 SITE_SD = 0.03  # SD of the per-site offset of every edge (scanner effect)
+SITE_SCALE_SD = 0.04  # SD of the per-site relative scale of every edge (scanner effect; off in the legacy model)
+EDGE_SD = 0.10  # typical between-subject SD of an edge (Fisher z): the unit of the sex effect
 # Domain pairs of the planted edges; directions alternate so both signs are present.
 PLANTED_DOMAIN_PAIRS = (("SC", "CC"), ("DM", "CC"), ("AU", "SM"), ("DM", "DM"), ("SC", "DM"), ("VI", "SM"))
 
@@ -53,16 +55,25 @@ def plant_edges(rng, nodes):
     return edges
 
 
-def simulate_fnc(rng, nodes, z_fnc, edges, sites, n_sites):
-    """Return FNC matrices, float32 (n_subjects, K, K), symmetric with a zero diagonal.
+def simulate_fnc(rng, nodes, z_fnc, edges, sites, n_sites, *, site_effect=None, site_scale=None, shift=None):
+    """Return FNC matrices, float32 (n_subjects, K, K), symmetric with a zero diagonal, and the site offsets.
 
     Each subject's matrix is the Fisher z of the correlation of a simulated time series (subject-level
     loadings around population loadings), plus ``effect * z_fnc`` on the planted edges (sign by
-    direction) and a per-site offset.
+    direction) and ``shift`` on every edge, multiplied by its site's ``site_scale``, plus a per-site
+    offset of every edge (SD ``SITE_SD * site_effect``; ``site_effect=None`` is the legacy size 1).
+
+    Returns
+    -------
+    fnc : ndarray of float32, shape (n_subjects, K, K)
+    site_offset : ndarray of float64, shape (n_sites, K, K)
+        The offsets added (symmetric, zero diagonal); zeros with one site.
     """
     n, k = len(z_fnc), len(nodes)
     loadings = population_loadings(rng, nodes["domain"].to_numpy())
     site_offset = rng.normal(0.0, SITE_SD, size=(n_sites, k, k)) if n_sites > 1 else np.zeros((1, k, k))
+    if site_effect is not None:
+        site_offset = site_offset * site_effect
     site_offset = np.triu(site_offset, 1)
     site_offset = site_offset + site_offset.transpose(0, 2, 1)
     out = np.empty((n, k, k), dtype=np.float32)
@@ -77,7 +88,12 @@ def simulate_fnc(rng, nodes, z_fnc, edges, sites, n_sites):
         for edge in edges:
             sign = 1.0 if edge["direction"] == "increase" else -1.0
             z[edge["i"], edge["j"]] += sign * edge["effect"] * z_fnc[s]
-        z = z + z.T + site_offset[sites[s]]
+        z = z + z.T
+        if shift is not None:
+            z += shift[s]  # the diagonal is zeroed below
+        if site_scale is not None:
+            z *= site_scale[sites[s]]
+        z = z + site_offset[sites[s]]
         np.fill_diagonal(z, 0.0)
         out[s] = z
-    return out
+    return out, site_offset

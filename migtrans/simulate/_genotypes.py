@@ -111,14 +111,38 @@ def simulate_snp_map(rng, n_snps):
     return snps, rho
 
 
-def simulate_dosages(rng, maf, rho, n_subjects, chunk=2048):
+def simulate_dosages(rng, maf, rho, n_subjects, chunk=2048, *, group=None, pairs=None, rng_meiosis=None):
     """Draw minor-allele counts (0, 1, 2) as int8, shape (n_subjects, n_snps).
 
     Each haplotype is a latent Gaussian AR(1) chain along the block, thresholded so that the minor
     allele has probability ``maf``; two independent haplotypes per subject give Hardy-Weinberg.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws the latent chains.
+    maf : ndarray of shape (n_snps,) or (n_groups, n_snps)
+        Frequency of allele A1, one row per population when ``group`` is given.
+    rho : ndarray of shape (n_snps,)
+        Lag-1 correlation of the latent chain (0 at a block start).
+    n_subjects : int
+    chunk : int
+        SNPs simulated together (bounds memory).
+    group : ndarray of int, shape (n_subjects,), optional
+        Each subject's population (a row of ``maf``): its haplotypes are thresholded at that row.
+    pairs : ndarray of int, shape (n_pairs, 2), optional
+        Sibling pairs (subject indices, same population). The four haplotypes drawn for the two
+        siblings are taken as their parents' (the first sibling's and second sibling's first
+        haplotypes are the father's, their second haplotypes the mother's); each sibling then
+        inherits one haplotype of each parent, chosen afresh in every LD block (recombination
+        between blocks, none inside), which gives an expected kinship of 0.25.
+    rng_meiosis : numpy.random.Generator, optional
+        Draws the inheritance choices; required with ``pairs``.
     """
-    n_snps = len(maf)
+    n_snps = maf.shape[-1]
     threshold = norm.ppf(maf).astype(np.float32)
+    if group is not None:
+        hap_group = np.concatenate([group, group])  # haplotype j and n_subjects + j belong to subject j
     out = np.empty((n_subjects, n_snps), dtype=np.int8)
     innov = np.sqrt(1.0 - rho**2).astype(np.float32)
     rho32 = rho.astype(np.float32)
@@ -139,6 +163,25 @@ def simulate_dosages(rng, maf, rho, n_subjects, chunk=2048):
             if r != 0.0:
                 x[j] *= innov[lo + j]
                 x[j] += r * x[j - 1]
-        hap = (x < threshold[lo:hi, None]).view(np.int8)
-        out[:, lo:hi] = (hap[:, :n_subjects] + hap[:, n_subjects:]).T
+        if group is None:
+            hap = (x < threshold[lo:hi, None]).view(np.int8)
+        else:
+            hap = (x < threshold[hap_group, lo:hi].T).view(np.int8)
+        dosage = hap[:, :n_subjects] + hap[:, n_subjects:]
+        if pairs is not None and len(pairs):
+            _inherit(rng_meiosis, hap, dosage, pairs, rho[lo:hi] == 0.0)
+        out[:, lo:hi] = dosage.T
     return out
+
+
+def _inherit(rng, hap, dosage, pairs, block_start):
+    """Overwrite the siblings' dosages in ``dosage`` (SNPs x subjects) with what they inherit."""
+    n = dosage.shape[1]
+    a, b = pairs[:, 0], pairs[:, 1]
+    father = hap[:, a], hap[:, b]
+    mother = hap[:, n + a], hap[:, n + b]
+    block = np.cumsum(block_start) - 1  # the chunk starts at a block start
+    # per block and pair: which paternal / maternal haplotype each sibling takes
+    first = rng.random((int(block[-1]) + 1, 4, len(pairs))) < 0.5
+    dosage[:, a] = np.where(first[block, 0], *father) + np.where(first[block, 1], *mother)
+    dosage[:, b] = np.where(first[block, 2], *father) + np.where(first[block, 3], *mother)

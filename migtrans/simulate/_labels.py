@@ -1,4 +1,5 @@
-"""The label model: per-modality latent scores, a liability threshold, and the null alternative."""
+"""The label model: per-modality latent scores, a liability threshold (overall or per ancestry group), and
+the null alternative."""
 
 from __future__ import annotations
 
@@ -47,9 +48,11 @@ def snp_score(dosages, signs):
         Factor applied to the signed sum, so that ``scale * sign`` is each SNP's weight in ``z``.
     """
     d = dosages.astype(float)
-    d = (d - d.mean(axis=0)) / d.std(axis=0)
+    sd = d.std(axis=0)
+    # a causal SNP can be monomorphic in a sample of strongly diverged ancestry groups: it then adds nothing
+    d = (d - d.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
     raw = d @ signs
-    scale = 1.0 / raw.std()
+    scale = 1.0 / raw.std() if raw.std() > 0 else 1.0
     return (raw - raw.mean()) * scale, scale
 
 
@@ -59,4 +62,14 @@ def balanced_labels(liability, case_share=0.5):
     n = len(liability)
     labels = np.zeros(n, dtype=np.int8)
     labels[np.argsort(liability, kind="stable")[n - int(np.floor(case_share * n)) :]] = 1
+    return labels
+
+
+def group_labels(score, group, shares):
+    """``balanced_labels`` inside each group: 1 for the top ``shares[g]`` of ``score`` among the subjects of
+    group ``g`` (floor(shares[g] x n_g) cases in each)."""
+    labels = np.zeros(len(score), dtype=np.int8)
+    for g, share in enumerate(shares):
+        members = np.flatnonzero(group == g)
+        labels[members] = balanced_labels(score[members], share)
     return labels

@@ -11,7 +11,7 @@ import pandas as pd
 
 from migtrans._nodes import NODE_NOTE, standin_nodes
 from migtrans.exceptions import ParameterError
-from migtrans.simulate import _fnc, _genotypes, _labels, _smri
+from migtrans.simulate import _fnc, _genotypes, _labels, _population, _smri
 from migtrans.utils import (
     discard_staging,
     mark_output,
@@ -26,6 +26,14 @@ from migtrans.validation import check_number, check_seed
 N_CAUSAL_SNPS = 5
 MODALITIES = ("snp", "fnc", "smri")
 LIABILITY_NOISE_SD = 1.0
+MAX_ANCESTRIES = 5
+MAX_SITE_EFFECT = 5.0  # beyond it a site's relative scale could turn negative
+MAX_SEX_EFFECT = 5.0
+SEX_CODE = {"M": 0.5, "F": -0.5}  # so that sex_effect is the male - female difference
+# settings and truth.json sections added with population structure, site and sex effects (the default
+# cohort's truth.json is the earlier one plus these keys)
+NEW_SETTINGS = ("n_ancestries", "fst", "ancestry_case_shares", "relative_share", "site_effect", "sex_effect")
+NEW_SECTIONS = ("population", "relatives", "site_effects", "covariate_effects")
 
 
 @dataclass(repr=False)
@@ -102,6 +110,23 @@ def _check_signal(signal):
     return weights
 
 
+def _check_case_shares(shares, n_ancestries, case_share):
+    if shares is None:
+        return None
+    if isinstance(shares, (str, bytes, dict)) or not hasattr(shares, "__len__") or len(shares) != n_ancestries:
+        raise ParameterError(
+            f"ancestry_case_shares: expected {n_ancestries} shares (one per ancestry group), found {shares!r}"
+        )
+    if case_share != 0.5:
+        raise ParameterError(
+            f"case_share: expected the default 0.5 with ancestry_case_shares (which set the share of cases of "
+            f"each group), found {case_share!r}"
+        )
+    return tuple(
+        check_number(f"ancestry_case_shares[{g}]", share, minimum=0.1, maximum=0.9) for g, share in enumerate(shares)
+    )
+
+
 def simulate_cohort(
     out_dir,
     *,
@@ -113,6 +138,12 @@ def simulate_cohort(
     signal=None,
     null=False,
     case_share=0.5,
+    n_ancestries=1,
+    fst=0.02,
+    ancestry_case_shares=None,
+    relative_share=0.0,
+    site_effect=None,
+    sex_effect=0.0,
     overwrite=False,
     keep_volumes=True,
 ):
@@ -120,8 +151,17 @@ def simulate_cohort(
 
     Each subject gets three standardized latent scores: ``z_snp`` (a sum of causal SNP dosages),
     ``z_fnc`` and ``z_smri`` (independent standard normals carried by planted FNC edges and
-    gray-matter regions). The liability is ``sum(signal[m] * z_m) + N(0, 1)`` and the top half of it
-    is labelled "SZ". The files follow DESIGN.md §3; ``truth.json`` records what was planted.
+    gray-matter regions). The liability is ``sum(signal[m] * z_m) + N(0, 1)``; the top ``case_share`` of
+    it is labelled "SZ" (with ``ancestry_case_shares``, the top share of each ancestry group within that
+    group). With ``null=True`` a standard normal draw independent of everything takes the liability's
+    place, under the same rule. The files follow DESIGN.md §3; ``truth.json`` records what was planted.
+
+    What real cohorts add is off by default, and with every default the files are byte for byte those
+    of earlier versions (``truth.json`` gains the new settings and sections only): ancestry structure
+    and a case share that depends on it (the confounded null: with ``null=True``, SNPs whose frequency
+    differs between groups associate with the label), sibling pairs, scanner effects of a chosen
+    size, and a sex effect on imaging. Age always scales the gray matter (``1 - 0.002`` per year above
+    35); it does not touch FNC.
 
     Parameters
     ----------
@@ -138,15 +178,45 @@ def simulate_cohort(
         Voxel size of the gray-matter maps, in mm.
     n_sites : int, default=1
         Number of acquisition sites; with more than one, sites shift FNC and GM intensity a little
-        and a ``site`` column is written.
+        (see ``site_effect``) and a ``site`` column is written.
     signal : dict, optional
         Weight of each modality's latent score in the liability, keys among "snp", "fnc", "smri"
         (floats >= 0, default 1.0 each).
     null : bool, default=False
-        If True, labels are drawn at random, independent of every feature.
+        If True, labels are drawn at random, independent of every feature (but not of ancestry when
+        ``ancestry_case_shares`` differ).
     case_share : float, default=0.5
         Share of subjects labelled "SZ" (the top of the liability, or of the random draw with ``null``), in
-        [0.1, 0.9]: real cohorts are seldom balanced.
+        [0.1, 0.9]: real cohorts are seldom balanced. Leave it at 0.5 with ``ancestry_case_shares``.
+    n_ancestries : int, default=1
+        Number of ancestry groups, 1 to 5, of equal size in random subject order. Each SNP's allele
+        frequency in a group is drawn around the map's MAF ``p`` from the Balding-Nichols model,
+        Beta(p (1 - F) / F, (1 - p) (1 - F) / F), and the group's haplotypes are the usual LD chains
+        thresholded at that frequency.
+    fst : float, default=0.02
+        F, the fixation index of the Balding-Nichols model, in (0, 0.5); about Hudson's F_ST between two
+        groups (0.01-0.02 between European populations, about 0.1 between continents). Used when
+        ``n_ancestries > 1``.
+    ancestry_case_shares : sequence of float, optional
+        Share of cases within each ancestry group, one per group, each in [0.1, 0.9]: cases are the top
+        of the liability (or of the null draw) inside their group. The overall share follows from them.
+    relative_share : float, default=0.0
+        Share of subjects, in [0, 0.5], that come as sibling pairs (about: rounded to whole pairs in
+        each ancestry group). Siblings are drawn from the same two parents and ancestry group, taking
+        one haplotype of each parent in every LD block (expected kinship 0.25, genotype correlation
+        0.5); the pairs are listed in ``truth.json`` (``relatives``), not in the ``.fam`` file, as
+        cryptic relatedness.
+    site_effect : float, optional
+        Size of the scanner effects with several sites, in [0, 5]: every site gets an additive offset
+        per FNC edge (SD 0.03 x site_effect), a relative scale of the FNC matrix (SD 0.04 x), a relative
+        scale of the GM maps (SD 0.02 x) and an additive GM offset (SD 0.01 x, GM units). 0 turns them
+        off. None (the default) is the model of earlier versions: the FNC offsets and GM scales at size
+        1, no FNC scale, no GM offset.
+    sex_effect : float, default=0.0
+        Male minus female difference on imaging, in SD units, in [-5, 5]: GM maps scaled by
+        ``1 + sex_effect * 0.04 * (+-0.5)`` (0.04 being the SD of a subject's global GM scale) and every
+        FNC edge shifted by ``sex_effect * 0.10 * (+-0.5)`` (0.10 being an edge's typical SD across
+        subjects). Sex does not enter the liability.
     overwrite : bool, default=False
         Replace ``out_dir`` when it exists and is not empty.
     keep_volumes : bool, default=True
@@ -157,6 +227,15 @@ def simulate_cohort(
     -------
     SimulatedCohort
 
+    Notes
+    -----
+    ``truth.json`` holds ``settings`` (every argument), the planted signal (``causal_snps``,
+    ``causal_blocks``, ``smri_regions``, ``fnc_edges``), ``label_model``, ``population`` (ancestry groups
+    and relatedness), ``relatives`` (``[id1, id2, "sibling"]`` rows), ``site_effects`` (the drawn
+    offsets and scales of every site) and ``covariate_effects`` (age, sex). ``truth_subjects.tsv`` holds
+    each subject's latent scores and liability, with ``ancestry`` (1-based group) when
+    ``n_ancestries > 1`` and ``family`` when ``relative_share > 0``.
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -164,6 +243,14 @@ def simulate_cohort(
     >>> sim = simulate_cohort(out, n_subjects=40, n_snps=300, resolution=8, seed=0)
     >>> sim.genotypes.shape, int(sim.labels.sum())
     ((40, 300), 20)
+
+    A confounded null: two ancestry groups with different shares of cases.
+
+    >>> sim = simulate_cohort(
+    ...     pathlib.Path(tempfile.mkdtemp()) / "cohort", n_subjects=40, n_snps=300, resolution=8, null=True,
+    ...     n_ancestries=2, fst=0.05, ancestry_case_shares=(0.3, 0.7))
+    >>> sim.truth["population"]["ancestry"]["case_shares"]
+    [0.3, 0.7]
     """
     n_subjects = check_number("n_subjects", n_subjects, minimum=20, maximum=100_000, integer=True)
     n_snps = check_number("n_snps", n_snps, minimum=100, maximum=5_000_000, integer=True)
@@ -178,6 +265,13 @@ def simulate_cohort(
     resolution = check_number("resolution", resolution, minimum=0.75, maximum=32)
     weights = _check_signal(signal)
     case_share = check_number("case_share", case_share, minimum=0.1, maximum=0.9)
+    n_ancestries = check_number("n_ancestries", n_ancestries, minimum=1, maximum=MAX_ANCESTRIES, integer=True)
+    fst = check_number("fst", fst, minimum=0, maximum=0.5, low_open=True, high_open=True)
+    ancestry_case_shares = _check_case_shares(ancestry_case_shares, n_ancestries, case_share)
+    relative_share = check_number("relative_share", relative_share, minimum=0, maximum=0.5)
+    if site_effect is not None:
+        site_effect = check_number("site_effect", site_effect, minimum=0, maximum=MAX_SITE_EFFECT)
+    sex_effect = check_number("sex_effect", sex_effect, minimum=-MAX_SEX_EFFECT, maximum=MAX_SEX_EFFECT)
     out_dir = prepare_out_dir(out_dir, overwrite, kind="cohort")
 
     tmp = staging_dir(out_dir)
@@ -192,6 +286,12 @@ def simulate_cohort(
             weights=weights,
             null=bool(null),
             case_share=float(case_share),
+            n_ancestries=n_ancestries,
+            fst=fst,
+            ancestry_case_shares=ancestry_case_shares,
+            relative_share=relative_share,
+            site_effect=site_effect,
+            sex_effect=sex_effect,
             keep_volumes=bool(keep_volumes),
         )
         mark_output(tmp, "cohort")
@@ -204,16 +304,55 @@ def simulate_cohort(
     return cohort
 
 
-def _simulate_into(tmp, *, n_subjects, n_snps, seed, resolution, n_sites, weights, null, case_share, keep_volumes):
-    # One child stream per component, so changing e.g. the resolution leaves genotypes unchanged.
-    rng_map, rng_geno, rng_pheno, rng_fnc, rng_smri, rng_missing = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)
+def _simulate_into(
+    tmp,
+    *,
+    n_subjects,
+    n_snps,
+    seed,
+    resolution,
+    n_sites,
+    weights,
+    null,
+    case_share,
+    n_ancestries,
+    fst,
+    ancestry_case_shares,
+    relative_share,
+    site_effect,
+    sex_effect,
+    keep_volumes,
+):
+    # One child stream per component, so changing e.g. the resolution leaves genotypes unchanged. New
+    # streams are only ever appended: the first children of a SeedSequence do not depend on how many
+    # are spawned, so earlier cohorts keep their bytes.
+    rng_map, rng_geno, rng_pheno, rng_fnc, rng_smri, rng_missing, rng_ancestry, rng_family, rng_site = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(9)
     )
     ids = np.array([f"sub-{i:04d}" for i in range(1, n_subjects + 1)])
 
-    # Genotypes and the genetic score.
+    # Population structure, genotypes and the genetic score.
     snps, rho = _genotypes.simulate_snp_map(rng_map, n_snps)
-    dosages = _genotypes.simulate_dosages(rng_geno, snps["maf"].to_numpy(), rho, n_subjects)
+    maf = snps["maf"].to_numpy()
+    if n_ancestries > 1:
+        freq = _population.population_frequencies(rng_ancestry, maf, n_ancestries, fst)
+        ancestry = _population.assign_groups(rng_ancestry, n_subjects, n_ancestries)
+    else:
+        freq, ancestry = maf, np.zeros(n_subjects, dtype=np.int64)
+    pairs = (
+        _population.sibling_pairs(rng_family, ancestry, relative_share)
+        if relative_share > 0
+        else np.empty((0, 2), dtype=np.int64)
+    )
+    dosages = _genotypes.simulate_dosages(
+        rng_geno,
+        freq,
+        rho,
+        n_subjects,
+        group=ancestry if n_ancestries > 1 else None,
+        pairs=pairs if len(pairs) else None,
+        rng_meiosis=rng_family,
+    )
     causal = _labels.choose_causal_snps(rng_map, snps, N_CAUSAL_SNPS)
     signs = rng_map.choice([-1.0, 1.0], size=len(causal))
     z_snp, snp_scale = _labels.snp_score(dosages[:, causal], signs)
@@ -231,7 +370,11 @@ def _simulate_into(tmp, *, n_subjects, n_snps, seed, resolution, n_sites, weight
         + rng_pheno.normal(0.0, LIABILITY_NOISE_SD, n_subjects)
     )
     null_draw = rng_pheno.standard_normal(n_subjects)
-    labels = _labels.balanced_labels(null_draw if null else liability, case_share)
+    score = null_draw if null else liability
+    if ancestry_case_shares is None:
+        labels = _labels.balanced_labels(score, case_share)
+    else:
+        labels = _labels.group_labels(score, ancestry, ancestry_case_shares)
 
     # Missing calls, never on causal SNPs so their effect stays exact.
     genotypes = dosages.astype(np.float32)
@@ -245,40 +388,55 @@ def _simulate_into(tmp, *, n_subjects, n_snps, seed, resolution, n_sites, weight
 
     _write_phenotypes(tmp, ids, labels, age, sex, sites, n_sites)
 
+    # Scanner and sex effects on imaging (the legacy site model draws its parts inside _fnc and _smri).
+    fnc_scale, smri_offset = _site_draws(rng_site, n_sites, site_effect)
+    sex_code = np.vectorize(SEX_CODE.get, otypes=[float])(sex)
+    fnc_shift = sex_effect * _fnc.EDGE_SD * sex_code if sex_effect else None
+    smri_shift = sex_effect * _smri.GLOBAL_SD * sex_code
+
     # FNC.
     nodes = standin_nodes()
     edges = _fnc.plant_edges(rng_fnc, nodes)
-    fnc = _fnc.simulate_fnc(rng_fnc, nodes, z_fnc, edges, sites, n_sites)
+    fnc, fnc_offset = _fnc.simulate_fnc(
+        rng_fnc, nodes, z_fnc, edges, sites, n_sites, site_effect=site_effect, site_scale=fnc_scale, shift=fnc_shift
+    )
     np.save(tmp / "fnc.npy", fnc)
     (tmp / "fnc_subjects.txt").write_text("\n".join(ids) + "\n")
     nodes.to_csv(tmp / "fnc_nodes.tsv", sep="\t", index=False, float_format="%.2f", lineterminator="\n")
 
-    tpl, affine, mask, regions, voxels = _simulate_smri_into(
-        tmp, rng_smri, ids, resolution, z_smri, age, sites, n_sites, keep_volumes
+    tpl, affine, mask, regions, voxels, smri_scale = _simulate_smri_into(
+        tmp, rng_smri, ids, resolution, z_smri, age, sites, n_sites, keep_volumes, site_effect, smri_offset, smri_shift
     )
 
-    truth = _truth(
-        snps,
-        causal,
-        signs,
-        snp_scale,
-        regions,
-        edges,
-        labels,
-        weights,
-        null,
-        dict(
-            n_subjects=n_subjects,
-            n_snps=n_snps,
-            seed=seed,
-            resolution=resolution,
-            n_sites=n_sites,
-            signal=weights,
-            null=null,
-            case_share=case_share,
-            keep_volumes=keep_volumes,
-            package_version=_package_version(),
-        ),
+    settings = dict(
+        n_subjects=n_subjects,
+        n_snps=n_snps,
+        seed=seed,
+        resolution=resolution,
+        n_sites=n_sites,
+        signal=weights,
+        null=null,
+        # replaced by the per-group shares when they are given
+        case_share=None if ancestry_case_shares else case_share,
+        n_ancestries=n_ancestries,
+        fst=fst,
+        ancestry_case_shares=ancestry_case_shares,
+        relative_share=relative_share,
+        site_effect=site_effect,
+        sex_effect=sex_effect,
+        keep_volumes=keep_volumes,
+        package_version=_package_version(),
+    )
+    truth = _truth(snps, causal, signs, snp_scale, regions, edges, labels, weights, null, settings)
+    truth.update(
+        to_builtin(
+            {
+                "population": _population_truth(freq, ancestry, labels, pairs, n_ancestries, fst, relative_share),
+                "relatives": [[ids[a], ids[b], "sibling"] for a, b in pairs],
+                "site_effects": _site_truth(n_sites, site_effect, fnc_offset, fnc_scale, smri_scale, smri_offset),
+                "covariate_effects": _covariate_truth(sex_effect),
+            }
+        )
     )
     (tmp / "truth.json").write_text(json.dumps(truth, sort_keys=True, indent=2) + "\n")
     subj = pd.DataFrame(
@@ -292,6 +450,11 @@ def _simulate_into(tmp, *, n_subjects, n_snps, seed, resolution, n_sites, weight
             "liability": liability,
         }
     )
+    # only with the option, so that the default file keeps its bytes
+    if n_ancestries > 1:
+        subj["ancestry"] = ancestry + 1
+    if relative_share > 0:
+        subj["family"] = _population.family_ids(n_subjects, pairs)
     subj.to_csv(tmp / "truth_subjects.tsv", sep="\t", index=False, float_format="%.6f", lineterminator="\n")
 
     _write_cohort_toml(tmp, n_sites)
@@ -310,6 +473,16 @@ def _simulate_into(tmp, *, n_subjects, n_snps, seed, resolution, n_sites, weight
         voxels=voxels,
         truth=truth,
     )
+
+
+def _site_draws(rng, n_sites, site_effect):
+    """The parts of the scanner model that the legacy model lacks: a relative scale of each site's FNC
+    matrices and an additive offset of its GM maps (None and zeros with one site or ``site_effect=None``)."""
+    if n_sites == 1 or site_effect is None:
+        return None, np.zeros(n_sites)
+    fnc_scale = 1.0 + site_effect * _fnc.SITE_SCALE_SD * rng.standard_normal(n_sites)
+    smri_offset = site_effect * _smri.SITE_OFFSET_SD * rng.standard_normal(n_sites)
+    return fnc_scale, smri_offset
 
 
 def _write_genotypes(tmp, ids, genotypes, sex, labels, snps):
@@ -350,25 +523,39 @@ def _write_phenotypes(tmp, ids, labels, age, sex, sites, n_sites):
     (tmp / "phenotypes.tsv").write_text("\n".join(rows) + "\n")
 
 
-def _simulate_smri_into(tmp, rng_smri, ids, resolution, z_smri, age, sites, n_sites, keep_volumes):
-    """``mask.nii.gz`` and one gray-matter map per subject in ``smri/``, with regions planted."""
+def _simulate_smri_into(
+    tmp, rng_smri, ids, resolution, z_smri, age, sites, n_sites, keep_volumes, site_effect, site_offset, sex_shift
+):
+    """``mask.nii.gz`` and one gray-matter map per subject in ``smri/``, with regions planted. Returns the
+    template, affine, mask, regions, voxels and the sites' GM scales."""
     tpl, affine = _smri.template(resolution)
     mask = tpl > _smri.MASK_THRESHOLD
     regions = _smri.plant_regions(tpl, affine, mask)
     region_weight = np.zeros(tpl.shape, dtype=np.float32)
     for region in regions:
         region_weight[region.pop("_voxels")] = 1.0
-    site_scale = 1.0 + rng_smri.normal(0.0, _smri.SITE_SD, n_sites) if n_sites > 1 else np.ones(1)
+    deviation = rng_smri.normal(0.0, _smri.SITE_SD, n_sites) if n_sites > 1 else np.zeros(1)
+    site_scale = 1.0 + (deviation if site_effect is None else site_effect * deviation)
     (tmp / "mask.nii.gz").write_bytes(_smri.nifti_gz_bytes(mask.astype(np.uint8), affine))
     (tmp / "smri").mkdir()
     voxels = np.empty((len(ids), int(mask.sum())), dtype=np.float32) if keep_volumes else None
     for s in range(len(ids)):
-        vol = _smri.subject_volume(rng_smri, tpl, resolution, region_weight, z_smri[s], age[s], site_scale[sites[s]])
+        vol = _smri.subject_volume(
+            rng_smri,
+            tpl,
+            resolution,
+            region_weight,
+            z_smri[s],
+            age[s],
+            site_scale[sites[s]],
+            site_offset=site_offset[sites[s]],
+            sex_shift=sex_shift[s],
+        )
         (tmp / "smri" / f"{ids[s]}.nii.gz").write_bytes(_smri.nifti_gz_bytes(vol, affine))
         if keep_volumes:
             voxels[s] = vol[mask]
         del vol
-    return tpl, affine, mask, regions, voxels
+    return tpl, affine, mask, regions, voxels, site_scale
 
 
 def _write_cohort_toml(tmp, n_sites):
@@ -396,8 +583,18 @@ def _write_cohort_toml(tmp, n_sites):
 def _truth(snps, causal, signs, snp_scale, regions, edges, labels, weights, null, settings) -> dict:
     """What was planted and how the labels were drawn (``truth.json``)."""
     causal_rows = snps.iloc[causal]
-    share = settings["case_share"]
-    top = "half" if share == 0.5 else f"{share:.0%}"
+    share, shares = settings["case_share"], settings["ancestry_case_shares"]
+    if shares:
+        per_group = " / ".join(f"{s:.0%}" for s in shares)
+        groups = " / ".join(str(g + 1) for g in range(len(shares)))
+        rule = f"label 1 (SZ) for the top {per_group} of the liability within ancestry group {groups}"
+        null_rule = (
+            f"labels drawn at random ({per_group} cases in ancestry group {groups}), independent of every feature"
+        )
+    else:
+        top = "half" if share == 0.5 else f"{share:.0%}"
+        rule = f"label 1 (SZ) for the top {top} of the liability"
+        null_rule = f"labels drawn at random ({share:.0%} cases), independent of every feature"
     truth = to_builtin(
         {
             "settings": settings,
@@ -430,12 +627,10 @@ def _truth(snps, causal, signs, snp_scale, regions, edges, labels, weights, null
                 "liability": "signal_snp*z_snp + signal_fnc*z_fnc + signal_smri*z_smri + N(0, 1)",
                 "weights": weights,
                 "noise_sd": LIABILITY_NOISE_SD,
-                "rule": f"label 1 (SZ) for the top {top} of the liability",
+                "rule": rule,
                 "prevalence": float(labels.mean()),
                 "null": null,
-                "null_rule": f"labels drawn at random ({share:.0%} cases), independent of every feature"
-                if null
-                else None,
+                "null_rule": null_rule if null else None,
                 "z_snp": "signed sum of standardized causal dosages, standardized over subjects",
                 "z_fnc": "standard normal; planted edges shift by direction * effect * z_fnc (Fisher z)",
                 "z_smri": "standard normal; planted regions scaled by (1 - effect * z_smri)",
@@ -444,3 +639,84 @@ def _truth(snps, causal, signs, snp_scale, regions, edges, labels, weights, null
         }
     )
     return truth
+
+
+def _population_truth(freq, ancestry, labels, pairs, n_ancestries, fst, relative_share) -> dict:
+    """Ancestry groups and relatedness (``truth.json`` ``population``)."""
+    groups = range(n_ancestries)
+    structured = n_ancestries > 1
+    if structured:
+        # Hudson's F_ST of the groups' drawn frequencies (no sampling noise), mean over pairs of groups
+        fst_drawn = np.mean([_population.hudson_fst(freq[g], freq[h]) for g in groups for h in groups if g < h])
+    return {
+        "ancestry": {
+            "n_groups": n_ancestries,
+            "model": "Balding-Nichols: each group's A1 frequency ~ Beta(p (1 - F) / F, (1 - p) (1 - F) / F) "
+            "around the map's maf p; haplotypes are the LD chains thresholded at the group's frequency"
+            if structured
+            else "one population: haplotypes thresholded at the map's maf",
+            "fst": fst if structured else None,
+            "fst_populations": round(float(fst_drawn), 6) if structured else None,
+            "group_sizes": [int(np.sum(ancestry == g)) for g in groups],
+            "case_shares": [round(float(labels[ancestry == g].mean()), 6) for g in groups],
+        },
+        "relatedness": {
+            "relative_share": relative_share,
+            "n_sibling_pairs": len(pairs),
+            "model": "sibling pairs: the two siblings' four haplotypes serve as their parents' (one ancestry "
+            "group); each sibling takes one haplotype of each parent, chosen afresh in every LD block "
+            "(recombination between blocks); expected kinship 0.25. Not marked in the .fam file.",
+        },
+    }
+
+
+def _site_truth(n_sites, site_effect, fnc_offset, fnc_scale, smri_scale, smri_offset) -> dict:
+    """The scanner model and every site's drawn offsets and scales (``truth.json`` ``site_effects``)."""
+    size = 1.0 if site_effect is None else site_effect
+    several = n_sites > 1
+    legacy = site_effect is None
+    iu = np.triu_indices(fnc_offset.shape[1], 1)
+    if several:
+        model = (
+            "FNC: each subject's matrix x fnc_scale[site] + fnc_offset[site] (one offset per edge); sMRI: each GM "
+            "map x smri_scale[site] + smri_offset[site] inside the head, before smooth noise and clipping to [0, 1]"
+        )
+        if legacy:
+            model += " (site_effect None: the earlier model, without fnc_scale and smri_offset)"
+    else:
+        model = "one site: no scanner effects"
+    return {
+        "site_effect": site_effect,
+        "model": model,
+        "fnc_offset_sd": _fnc.SITE_SD * size if several else 0.0,
+        "fnc_scale_sd": _fnc.SITE_SCALE_SD * size if several and not legacy else 0.0,
+        "smri_scale_sd": _smri.SITE_SD * size if several else 0.0,
+        "smri_offset_sd": _smri.SITE_OFFSET_SD * size if several and not legacy else 0.0,
+        "fnc_offset_layout": "upper triangle of the node x node matrix, row by row (numpy.triu_indices(K, 1))",
+        "sites": [
+            {
+                "site": f"site{k + 1}",
+                "fnc_scale": round(float(1.0 if fnc_scale is None else fnc_scale[k]), 6),
+                "fnc_offset_mean": round(float(fnc_offset[k][iu].mean()), 6),
+                "fnc_offset": np.round(fnc_offset[k][iu], 6),
+                "smri_scale": round(float(smri_scale[k]), 6),
+                "smri_offset": round(float(smri_offset[k]), 6),
+            }
+            for k in range(n_sites if several else 0)
+        ],
+    }
+
+
+def _covariate_truth(sex_effect) -> dict:
+    """How age and sex act on imaging (``truth.json`` ``covariate_effects``); neither enters the liability."""
+    return {
+        "age": {"smri": f"GM map scaled by 1 + ({_smri.AGE_SLOPE}) * (age - 35)", "fnc": None},
+        "sex": {
+            "sex_effect": sex_effect,
+            "code": SEX_CODE,
+            "smri": f"GM map scaled by 1 + sex_effect * {_smri.GLOBAL_SD} * code ({_smri.GLOBAL_SD}: SD of a "
+            "subject's global GM scale)",
+            "fnc": f"every edge + sex_effect * {_fnc.EDGE_SD} * code (Fisher z; {_fnc.EDGE_SD}: typical SD of an "
+            "edge across subjects)",
+        },
+    }

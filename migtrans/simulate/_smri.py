@@ -18,6 +18,7 @@ NOISE_SD = 0.05  # amplitude of the smooth spatial noise (GM units)
 NOISE_FWHM_MM = 8.0
 AGE_SLOPE = -0.002  # relative GM change per year around age 35 (mild atrophy with age)
 SITE_SD = 0.02  # SD of the per-site relative intensity scale
+SITE_OFFSET_SD = 0.01  # SD of the per-site additive intensity offset (GM units; off in the legacy model)
 REGION_EFFECT = 0.06  # relative GM reduction per SD of the sMRI latent score
 # Planted AAL regions (left/right picked on purpose so hemispheres differ).
 PLANTED_REGIONS = ("Hippocampus_L", "Temporal_Sup_L", "Insula_R", "Thalamus_R")
@@ -88,16 +89,23 @@ def _smooth_noise(rng, shape, resolution):
     return zoomed[: shape[0], : shape[1], : shape[2]]
 
 
-def subject_volume(rng, tpl, resolution, region_weight, z_smri, age, site_scale):
+def subject_volume(rng, tpl, resolution, region_weight, z_smri, age, site_scale, site_offset=0.0, sex_shift=0.0):
     """One subject's GM map (float32, in [0, 1]).
 
     ``region_weight`` is the 3D map of planted regions (1 inside, 0 outside); higher ``z_smri``
-    means less gray matter there.
+    means less gray matter there. The whole map is scaled by a random global factor (SD
+    ``GLOBAL_SD``), by ``site_scale``, by ``1 + AGE_SLOPE * (age - 35)`` and by ``1 + sex_shift``; the
+    site's additive ``site_offset`` and smooth noise are added inside the head.
     """
     scale = rng.normal(1.0, GLOBAL_SD) * site_scale * (1.0 + AGE_SLOPE * (age - 35.0))
+    if sex_shift:
+        scale *= 1.0 + sex_shift
     vol = tpl * np.float32(scale)
     vol *= 1.0 - np.float32(REGION_EFFECT * z_smri) * region_weight
-    vol += np.float32(NOISE_SD) * _smooth_noise(rng, tpl.shape, resolution) * (tpl > 0.01)
+    head = tpl > 0.01
+    if site_offset:
+        vol += np.float32(site_offset) * head
+    vol += np.float32(NOISE_SD) * _smooth_noise(rng, tpl.shape, resolution) * head
     np.clip(vol, 0.0, 1.0, out=vol)
     return vol
 

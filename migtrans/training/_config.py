@@ -19,7 +19,16 @@ class TrainConfig:
     modalities : tuple of str
         Subset of ("snp", "fnc", "smri") fed to the model (ablations use fewer).
     n_folds : int
-        Outer stratified folds (label x site when the cohort has a site column).
+        Outer stratified folds (label x site when the cohort has a site column). With ``fold_by="site"``
+        it is set to the number of sites.
+    fold_by : {"label", "site"}
+        ``"label"``: stratified K-fold; ``"site"``: leave-one-site-out cross-validation, each site held out in
+        turn (metrics per site), which asks whether the model carries over to a scanner it never saw.
+    adjust : {"regress", "none"}
+        Covariate adjustment inside each training fold (`migtrans.preprocess.covariate_columns`): FNC and
+        sMRI features are replaced by their residuals on the cohort's covariates and site, genotypes by their
+        residuals on the genetic principal components, with coefficients fitted on the fold's training
+        subjects only. ``"none"`` feeds the raw (standardised) features.
     epochs : int
         Epochs per fold (the most, under early stopping).
     batch_size : int
@@ -94,6 +103,8 @@ class TrainConfig:
     amp: bool = True
     seed: int = 0
     model: str = "migtrans"
+    fold_by: str = "label"
+    adjust: str = "regress"
 
     def __post_init__(self):
         self.modalities = tuple(self.modalities)
@@ -121,6 +132,10 @@ class TrainConfig:
             raise ParameterError(f"select: expected val_loss, val_auc or last, found {self.select!r}")
         if self.model not in ("migtrans", "logistic", "svm", "mlp"):
             raise ParameterError(f"model: expected one of migtrans, logistic, svm, mlp, found {self.model!r}")
+        if self.fold_by not in ("label", "site"):
+            raise ParameterError(f"fold_by: expected label or site, found {self.fold_by!r}")
+        if self.adjust not in ("regress", "none"):
+            raise ParameterError(f"adjust: expected regress or none, found {self.adjust!r}")
         check_device("device", self.device)
         if not isinstance(self.amp, bool):
             raise ParameterError(f"amp: expected true or false, found {self.amp!r}")

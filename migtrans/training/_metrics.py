@@ -25,8 +25,12 @@ def classification_metrics(labels, prob_positive, threshold=0.5) -> dict:
     }
 
 
-def metrics_table(predictions: pd.DataFrame) -> pd.DataFrame:
-    """One row per fold (1..k), then ``mean`` and ``sd`` (sample SD, ddof=1) rows."""
+def metrics_table(predictions: pd.DataFrame, sites=None) -> pd.DataFrame:
+    """One row per fold (1..k), then ``mean`` and ``sd`` (sample SD, ddof=1) rows.
+
+    ``sites`` (the site name of each fold, in fold order) adds a ``site`` column: leave-one-site-out
+    cross-validation reports its metrics per site.
+    """
     rows = []
     for fold, part in predictions.groupby("fold", sort=True):
         rows.append({"fold": str(fold), **classification_metrics(part["label"], part["prob_positive"])})
@@ -35,4 +39,7 @@ def metrics_table(predictions: pd.DataFrame) -> pd.DataFrame:
     summary = pd.DataFrame(
         [{"fold": "mean", **values.mean().to_dict()}, {"fold": "sd", **values.std(ddof=1).to_dict()}]
     )
-    return pd.concat([table, summary], ignore_index=True)[["fold", *METRIC_COLUMNS]]
+    out = pd.concat([table, summary], ignore_index=True)[["fold", *METRIC_COLUMNS]]
+    if sites is not None:
+        out.insert(1, "site", [str(sites[int(f) - 1]) for f in table["fold"]] + ["", ""])
+    return out

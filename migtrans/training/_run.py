@@ -21,7 +21,7 @@ import torch
 from .. import __version__
 from ..data import load_cohort, read_cohort_spec
 from ..exceptions import ParameterError, RunError
-from ..folds import explanation_split, inner_split, make_folds
+from ..folds import explanation_split, inner_split, make_folds, site_folds
 from ..preprocess import Preprocessor
 from ..utils import (
     atomic_write_text,
@@ -195,6 +195,12 @@ def logit(prob) -> np.ndarray:
 
 def _assign_folds(cohort, cfg) -> np.ndarray:
     """0-based test fold of every subject, or -1 for the explanation set (held out of every fold)."""
+    if cfg.fold_by == "site":
+        if cfg.explain_fraction:
+            raise ParameterError(
+                "fold_by=site: leave-one-site-out explains every subject out of fold; set explain_fraction 0"
+            )
+        return site_folds(cohort.labels, cohort.site)
     held = explanation_split(cohort.labels, cohort.site, fraction=cfg.explain_fraction, random_state=cfg.seed)
     dev = np.flatnonzero(~held)
     site = None if cohort.site is None else np.asarray(cohort.site)[dev]
@@ -239,9 +245,6 @@ def _train(cohort_path, out_dir, cfg, model_config, resume, overwrite, progress,
     if not resume:
         prepare_out_dir(out_dir, overwrite, option="--out", kind="run")
     mcfg = _model_config(cfg, model_config) if cfg.model == "migtrans" else None
-    resolved = _resolved(cohort_path, out_dir, cfg, mcfg)
-    if resume:
-        _check_resume(out_dir, resolved)
     device = resolve_device(cfg.device)
 
     # Everything is validated before the first byte is written.
@@ -252,6 +255,11 @@ def _train(cohort_path, out_dir, cfg, model_config, resume, overwrite, progress,
             f"modalities: the cohort has no {', '.join(missing)} data (it has {', '.join(cohort.modalities)})"
         )
     folds = _assign_folds(cohort, cfg)
+    if cfg.fold_by == "site":  # as many folds as sites, recorded in the run's config
+        cfg = TrainConfig.from_dict({**cfg.to_dict(), "n_folds": int(folds.max()) + 1})
+    resolved = _resolved(cohort_path, out_dir, cfg, mcfg)
+    if resume:
+        _check_resume(out_dir, resolved)
     for k in range(cfg.n_folds):  # every fold's validation split too, so that no fold fails halfway
         _fold_split(k, cohort, folds, cfg)
     loci = cfg.loci(cohort) if "snp" in cfg.modalities else None
@@ -430,7 +438,8 @@ def _train_into(out_dir, cohort, folds, loci, cfg, mcfg, resolved, resume, progr
     predictions = pd.concat(fold_predictions, ignore_index=True)
     order = {s: i for i, s in enumerate(cohort.subject_ids)}
     predictions = predictions.sort_values("subject_id", key=lambda s: s.map(order)).reset_index(drop=True)
-    metrics = metrics_table(predictions)
+    sites = np.unique(np.asarray(cohort.site).astype(str)) if cfg.fold_by == "site" else None
+    metrics = metrics_table(predictions, sites)
     held = _explanation_predictions(cohort, folds, fold_log_odds) if fold_log_odds else None
     if held is not None:
         # one more row: the fold models' ensemble on subjects none of them trained on
@@ -457,7 +466,7 @@ def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
     start = time.perf_counter()
     test_idx, fit_idx, val_idx, held_idx = _fold_split(k, cohort, folds, cfg)
     # Preprocessing sees the fit subjects only: validation and test subjects stay unseen.
-    prep = Preprocessor().fit(cohort, fit_idx, cfg.modalities)
+    prep = Preprocessor().fit(cohort, fit_idx, cfg.modalities, adjust=cfg.adjust)
     label = f"fold {k + 1}/{cfg.n_folds}"
     info = {
         "fold": k + 1,

@@ -49,7 +49,12 @@ class ReportFolder(ExplanationFolder):
     REPORT = "report.html"
     RUN = "run"  # the run's small files, copied so that every link resolves inside the folder
     #: every table the report knows, by name
-    TABLES = (*ExplanationFolder.RESULT_TABLES, "subjects", *ExplanationFolder.CHECK_TABLES)
+    TABLES = (
+        *ExplanationFolder.RESULT_TABLES,
+        "subjects",
+        *ExplanationFolder.CHECK_TABLES,
+        *ExplanationFolder.COHORT_TABLES,
+    )
 
     def __init__(self, path, run_dir=None):
         super().__init__(path)

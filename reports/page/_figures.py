@@ -14,6 +14,7 @@ from migtrans.training import RunFolder
 
 from ..folder import ReportFolder, rank_rule
 from ..plotting import (
+    AncestryDisplay,
     AttributionMapDisplay,
     ConfusionDisplay,
     ConnectogramDisplay,
@@ -373,6 +374,23 @@ def _top_regions(ctx, opts):
     )
 
 
+def _ancestry_pcs(ctx, opts):
+    ancestry = ctx.table("ancestry")
+    if ancestry is None or "PC2" not in ancestry:
+        return None
+    d = AncestryDisplay.from_table(ancestry)
+    s = ctx.settings
+    return (
+        "Genetic principal components",
+        d.plot(),
+        f"Genetic principal components of the {len(ancestry)} subjects, from {s.get('n_pruned_snps', '?')} LD-pruned "
+        "common SNPs (MAF ≥ 0.05, r² < 0.2 in windows of 50 SNPs; label-free, as PLINK 1.9 --pca), coloured by "
+        f"site and marked by diagnosis. All {s.get('n_pcs', d.pcs.shape[1])} components enter the association as "
+        "covariates; groups that separate here and differ in case share would confound an unadjusted analysis.",
+        ctx.data(ReportFolder.file("ancestry"), ReportFolder.SETTINGS),
+    )
+
+
 # (section, file stem, builder), in report order.
 FIGURES = (
     ("Performance", "roc_curves", _roc_curves),
@@ -383,6 +401,7 @@ FIGURES = (
     ("Modality contributions", "deletion_curves", _deletion_curves),
     ("Genomics", "manhattan", _manhattan),
     ("Genomics", "qq", _qq),
+    ("Genomics", "ancestry_pcs", _ancestry_pcs),
     ("Genomics", "regional_top_locus", _regional_top_locus),
     ("Connectome", "fnc_matrix", _fnc_matrix),
     ("Connectome", "connectome_top_edges", _connectome_top_edges),

@@ -3,6 +3,7 @@ settings.json, manifest.json), with software versions and references, ready to p
 
 from __future__ import annotations
 
+import math
 import platform
 from dataclasses import dataclass
 from importlib import metadata
@@ -308,11 +309,17 @@ def _training_sentences(inputs: ReportInputs) -> list[str]:
             f"cross-validation stratified by {strata}, with out-of-fold predictions; the explanation set was "
             f"scored by the mean log-odds of the {k} fold models."
         ]
+    elif train.get("fold_by") == "site":
+        out = [
+            f"Performance was estimated by leave-one-site-out cross-validation ({k} sites, each held out in turn "
+            f"and reported on its own); all predictions and explanations are out of fold."
+        ]
     else:
         out = [
             f"Performance was estimated by {k}-fold cross-validation stratified by {strata}; "
             f"all predictions and explanations are out of fold."
         ]
+    out += _adjustment_sentences(inputs)
     if train.get("model", "migtrans") == "migtrans":
         share = _num(round(100 * float(train.get("val_fraction", 0)), 1))
         select = train.get("select", "val_loss")
@@ -580,18 +587,109 @@ def _correction_sentences(inputs: ReportInputs, cite) -> list[str]:
     return ["We controlled " + _join(corrections) + "."] if corrections else []
 
 
+def _adjustment_sentences(inputs: ReportInputs) -> list[str]:
+    """How covariates entered the models: what each fold regressed out of each modality, or nothing."""
+    train = inputs.train or {}
+    adjust = train.get("adjust")
+    if adjust is None:  # runs made before the option existed adjusted nothing
+        return []
+    if adjust == "none":
+        return ["No covariate was regressed out of the model inputs."]
+    phen = inputs.cohort.get("phenotypes", {}) or {}
+    imaging = list(phen.get("covariates") or [])
+    if phen.get("site_column") and phen["site_column"] not in imaging:
+        imaging.append(phen["site_column"])
+    modalities = train.get("modalities") or []
+    parts = []
+    if imaging and {"fnc", "smri"} & set(modalities):
+        parts.append(f"{_join(imaging)} out of every FNC edge and gray-matter voxel")
+    n_pcs = inputs.settings.get("n_pcs")
+    if n_pcs and "snp" in modalities:
+        parts.append(f"the {_count(n_pcs, 'genetic principal component')} out of every dosage")
+    if not parts:
+        return []
+    return [
+        "Within each training fold, least-squares regression removed "
+        + _join(parts)
+        + ", with coefficients fitted on the fold's training subjects only and applied unchanged to its "
+        "held-out subjects (categorical covariates as indicators of the training fold's levels)."
+    ]
+
+
+def _genotype_qc_sentences(inputs: ReportInputs) -> list[str]:
+    s = inputs.settings
+    if "qc_thresholds" not in s:
+        return []
+    out = []
+    t, counts = s.get("qc_thresholds"), s.get("qc_summary") or {}
+    if t is None:
+        out.append("No genotype quality control was applied.")
+    else:
+        rules = [
+            ("subject_missing", "subjects with more than {:g} missing calls"),
+            ("snp_missing", "SNPs with more than {:g} missing calls"),
+            ("hwe", "SNPs with a Hardy-Weinberg exact p < {:g} in controls"),
+            ("maf", "SNPs with minor allele frequency < {:g}"),
+            ("mac", "SNPs with minor allele count < {:g}"),
+            ("missing_diff", "SNPs whose missingness differed between cases and controls (Fisher p < {:g})"),
+            ("het_sd", "subjects whose heterozygosity F lay more than {:g} SD from the mean"),
+        ]
+        removed = [
+            rule.format(float(t[key])) + f" ({_num(counts.get('heterozygosity' if key == 'het_sd' else key, 0))})"
+            for key, rule in rules
+            if t.get(key) is not None
+        ]
+        sentence = "Genotype quality control, in PLINK 1.9's order, removed " + _join(removed)
+        if t.get("kinship") is not None:
+            pairs = _count(counts.get("related_pairs", 0), "related pair")
+            what = "one subject of each was removed" if t.get("relatives") == "drop" else "all were kept"
+            sentence += (
+                f"; KING-robust kinship above {float(t['kinship']):g} flagged {pairs} and {what}"
+                f" ({_num(counts.get('relatedness', 0))} removed)"
+            )
+        out.append(
+            sentence
+            + f"; {_num(counts.get('snps_kept', 0))} SNPs and {_num(counts.get('subjects_kept', 0))} subjects remained."
+        )
+        out += [note[0].upper() + note[1:] + "." for note in s.get("qc_notes") or []]
+    if s.get("n_pcs"):
+        out.append(
+            f"Ancestry was summarised by {_count(s['n_pcs'], 'genetic principal component')} of "
+            f"{_num(s.get('n_pruned_snps'))} LD-pruned common SNPs (MAF \u2265 0.05, pairwise r\u00b2 < 0.2 in windows "
+            f"of 50 SNPs), computed without labels as PLINK 1.9 --pca does."
+        )
+    return out
+
+
 def _association_sentences(inputs: ReportInputs, cite) -> list[str]:
     s, out = inputs.settings, []
     if "snps" in inputs.tables:
-        phen = inputs.cohort.get("phenotypes", {}) or {}
-        cov = list(phen.get("covariates") or []) + ([phen["site_column"]] if phen.get("site_column") else [])
-        adj = f" adjusted for {_join(cov)}" if cov else ""
+        cov = s.get("association_covariates")
+        if cov is None:  # explanations made before the covariates were recorded
+            cov = list((inputs.cohort.get("phenotypes", {}) or {}).get("covariates") or [])
+        pcs = [c for c in cov if c.startswith("PC") and c[2:].isdigit()]
+        named = [c for c in cov if c not in pcs] + (
+            [f"{_count(len(pcs), 'genetic principal component')}"] if pcs else []
+        )
+        site = (inputs.cohort.get("phenotypes", {}) or {}).get("site_column")
+        adj = f" adjusted for {_join(named)}" if named else " without covariates"
+        if site and site in cov:
+            adj += f" ({site} as a categorical covariate)"
         sentence = (
             f"For comparison with a conventional GWAS view, each SNP was also tested by logistic regression "
-            f"of diagnosis on dosage{adj} (p_assoc)"
+            f"of diagnosis on dosage{adj} (p_assoc); its genome-wide family-wise p (p_fwer_assoc) came from "
+            f"max-T over the trend statistic with labels permuted within site, dosages centred within site"
+            + (" and residualised on the other covariates" if len(named) > (1 if site and site in cov else 0) else "")
         )
         if s.get("lambda_gc") is not None:
-            sentence += f"; genomic inflation was \u03bbGC = {float(s['lambda_gc']):.3f} {cite('gc')}"
+            interval = s.get("lambda_gc_interval")
+            ci = (
+                f" (95% bootstrap interval {float(interval[0]):.3f}\u2013{float(interval[1]):.3f})"
+                if interval and all(v is not None and math.isfinite(float(v)) for v in interval)
+                else ""
+            )
+            on = f" over {_num(s['lambda_gc_snps'])} LD-pruned common SNPs" if s.get("lambda_gc_snps") else ""
+            sentence += f"; genomic inflation was \u03bbGC = {float(s['lambda_gc']):.3f}{ci}{on} {cite('gc')}"
         out.append(sentence + ".")
     return out
 
@@ -684,7 +782,15 @@ def build_methods(report_dir, run_dir=None, *, inputs: ReportInputs | None = Non
     versions = software_versions(inputs.manifest)
     paragraphs = [
         " ".join(
-            filter(None, [_cohort_sentence(inputs), *_model_sentences(inputs, cite), *_training_sentences(inputs)])
+            filter(
+                None,
+                [
+                    _cohort_sentence(inputs),
+                    *_genotype_qc_sentences(inputs),
+                    *_model_sentences(inputs, cite),
+                    *_training_sentences(inputs),
+                ],
+            )
         ),
         " ".join(_attribution_sentences(inputs, cite)),
         " ".join([*_statistics_sentences(inputs, cite), *_annotation_sentences(inputs, cite)]),

@@ -601,6 +601,66 @@ def _standin_note(inputs: ReportInputs) -> str | None:
     return None
 
 
+def _qc_blocks(inputs: ReportInputs, report_dir) -> list:
+    """What genotype QC removed, filter by filter, with a link to ``qc.csv`` (one row per removal)."""
+    s = inputs.settings
+    if "qc_thresholds" not in s:
+        return []
+    if s["qc_thresholds"] is None:
+        return [_Block("note", "Genotype QC: off (the cohort file's [qc] enabled = false).")]
+    counts = s.get("qc_summary") or {}
+    names = {
+        "subject_missing": "subject call rate",
+        "snp_missing": "SNP call rate",
+        "hwe": "Hardy-Weinberg in controls",
+        "maf": "minor allele frequency",
+        "mac": "minor allele count",
+        "missing_diff": "differential missingness",
+        "heterozygosity": "heterozygosity",
+        "relatedness": "relatedness",
+    }
+    removed = [f"{names[k]} {counts[k]}" for k in names if counts.get(k)]
+    text = (
+        "Genotype QC removed "
+        + (", ".join(removed) if removed else "nothing")
+        + f"; {counts.get('snps_kept', '?')} SNPs and {counts.get('subjects_kept', '?')} subjects kept"
+        + (f"; {counts['related_pairs']} related pair(s) found" if counts.get("related_pairs") else "")
+        + ". Thresholds: "
+        + ", ".join(f"{k} {v}" for k, v in s["qc_thresholds"].items() if v is not None)
+        + "."
+    )
+    blocks = [_Block("note", text)]
+    if (Path(report_dir) / ReportFolder.file("qc")).is_file():
+        blocks.append(
+            _Block("links", [_file_link(ReportFolder.file("qc"), report_dir, "qc.csv (one row per removal)")])
+        )
+    return blocks
+
+
+def _inflation_warning(s) -> list[str]:
+    """lambda_GC is a median over SNPs and moves by chance: warn only when its bootstrap interval lies
+    wholly beyond 1.05 (or below 0.95); without an interval (older explanations), outside [0.9, 1.1]."""
+    lam, interval = s.get("lambda_gc"), s.get("lambda_gc_interval")
+    if lam is None:
+        return []
+    lam = float(lam)
+    if interval and all(v is not None and math.isfinite(float(v)) for v in interval):
+        low, high = (float(v) for v in interval)
+        if low <= 1.05 and high >= 0.95:
+            return []
+        shown = f"\u03bbGC = {lam:.3f} (95% bootstrap interval {low:.3f}\u2013{high:.3f})"
+        where = "wholly above 1.05" if low > 1.05 else "wholly below 0.95"
+    elif 0.9 <= lam <= 1.1:
+        return []
+    else:
+        shown, where = f"\u03bbGC = {lam:.3f}", "outside [0.9, 1.1]"
+    return [
+        f"Genomic inflation {shown} is {where}: the classical association p-values (p_assoc) may be "
+        f"miscalibrated (population structure not captured by the principal components, relatedness or a "
+        f"covariate missing)."
+    ]
+
+
 def detect_warnings(inputs: ReportInputs) -> list[str]:
     """What a reader must know before trusting the report, found in the report and run folders.
 
@@ -688,13 +748,7 @@ def detect_warnings(inputs: ReportInputs) -> list[str]:
             f"not name real components."
         )
 
-    lam = s.get("lambda_gc")
-    if lam is not None and not 0.9 <= float(lam) <= 1.1:
-        out.append(
-            f"Genomic inflation \u03bbGC = {float(lam):.3f} is outside [0.9, 1.1]: the classical association "
-            f"p-values (p_assoc) may be miscalibrated (population structure, relatedness or a covariate "
-            f"missing)."
-        )
+    out += _inflation_warning(s)
     B = s.get("n_permutations")
     floor = s.get("p_floor") or (1 / (B + 1) if B else None)
     if s.get("null") == "retraining" and floor > 0.01:
@@ -811,6 +865,7 @@ def render_report(report_dir, run_dir=None, figures=(), *, command=None, warning
                 f"{float(inputs.settings['lambda_gc']):.3f}.",
             )
         )
+    sections["Genomics"].blocks += _qc_blocks(inputs, report_dir)
     sections["Methods"].blocks.append(_Block("methods", methods))
     sections["Provenance"].blocks += _provenance(inputs, methods, command)
     sections["Warnings"].blocks.insert(0, _Block("warnings", all_warnings))

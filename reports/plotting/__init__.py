@@ -1,5 +1,6 @@
 """Figures as Display objects: built from the explanation tables (`from_*`), drawn by `plot`; and `save_figure`."""
 
+from ._ancestry import AncestryDisplay
 from ._brain import AttributionMapDisplay, RegionBarDisplay
 from ._connectome import ConnectogramDisplay, ConnectomeDisplay, FNCMatrixDisplay
 from ._contributions import DeletionCurveDisplay, ModalityContributionDisplay
@@ -9,6 +10,7 @@ from ._performance import ConfusionDisplay, MetricsTableDisplay, RocCurvesDispla
 from ._save import save_figure
 
 __all__ = [
+    "AncestryDisplay",
     "AttributionMapDisplay",
     "ConfusionDisplay",
     "ConnectogramDisplay",

@@ -1,0 +1,17 @@
+"""Genotype-level tools: LD pruning, ancestry principal components and quality control (plink 1.9 equivalents)."""
+
+from ._pca import GeneticPCs, ancestry_pcs, genetic_pcs, ld_prune
+from ._qc import QCResult, QCThresholds, genotype_qc, king_kinship, snp_statistics, subject_statistics
+
+__all__ = [
+    "GeneticPCs",
+    "QCResult",
+    "QCThresholds",
+    "ancestry_pcs",
+    "genetic_pcs",
+    "genotype_qc",
+    "king_kinship",
+    "ld_prune",
+    "snp_statistics",
+    "subject_statistics",
+]
