@@ -5,7 +5,14 @@ engine (Welch statistic, per-fold Bonferroni, max-T, BH), retraining null runs (
 `migtrans-null`) and the classical per-SNP association."""
 
 from ._annotation import gene_table, locus_genes, nearest_genes
-from ._association import covariate_matrix, genomic_inflation, logistic_association, trend_permutation_test
+from ._association import (
+    association_covariates,
+    covariate_matrix,
+    genomic_inflation,
+    inflation_interval,
+    logistic_association,
+    trend_permutation_test,
+)
 from ._attributions import Attributions
 from ._explain import explain_run
 from ._faithfulness import deletion_curve, modality_ablation
@@ -35,6 +42,8 @@ from ._tables import (
 )
 
 __all__ = [
+    "association_covariates",
+    "inflation_interval",
     "Attributions",
     "ExplanationFolder",
     "LogOdds",

@@ -223,13 +223,15 @@ def cohort_tables(cohort) -> dict:
     scatter of the report)."""
     out = {}
     if cohort.qc is not None:
-        out["qc"] = cohort.qc.table.reset_index(drop=True)
+        # an empty detail reads back as missing: say so in memory too, so that a table and its CSV agree
+        out["qc"] = cohort.qc.table.reset_index(drop=True).replace({"detail": {"": np.nan}})
     if cohort.pcs is not None:
         ancestry = pd.DataFrame(
             {
                 "subject_id": cohort.subject_ids,
                 "label_name": [cohort.label_names[int(v)] for v in cohort.labels],
-                "site": np.asarray(cohort.site).astype(str) if cohort.site is not None else "",
+                # no site column: missing (what an empty CSV cell reads back as)
+                "site": np.asarray(cohort.site).astype(str) if cohort.site is not None else np.nan,
             }
         )
         out["ancestry"] = pd.concat([ancestry, cohort.pcs.reset_index(drop=True)], axis=1)

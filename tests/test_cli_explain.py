@@ -145,7 +145,9 @@ def test_demo_simulates_trains_and_reports(tmp_path):
     assert report.name == "report.html" and report.is_file()
     assert (folder / "cohort/truth.json").is_file() and (folder / "run/folds/2/model.pt").is_file()
     snps = pd.read_csv(folder / "snps.csv")
-    assert len(snps) == 200 and snps["rank"].tolist() == list(range(1, 201))
+    removed = pd.read_csv(folder / "qc.csv").query("level == 'snp'")
+    assert len(snps) + len(removed) == 200 and snps["rank"].tolist() == list(range(1, len(snps) + 1))
+    assert (folder / "ancestry.csv").is_file() and (folder / "figures/ancestry_pcs.png").is_file()
     # the run moved with the report folder and still opens from there
     from migtrans.training import open_run
 
@@ -194,6 +196,10 @@ def test_readme_documents_every_csv_column(report):
         allowed |= {c.replace("<modality>", m) for c in documented[key] for m in ("snp", "fnc", "smri")}
         assert set(header) <= allowed, f"{rel}: undocumented columns {sorted(set(header) - allowed)}"
         required = {
-            c for c in documented[key] if "<" not in c and c not in ("note", "label_name", "val_loss", "val_auc")
+            c
+            for c in documented[key]
+            if "<" not in c
+            and c not in ("note", "label_name", "val_loss", "val_auc")
+            and not (key.endswith("metrics.csv") and c == "site")
         }
         assert required <= set(header), f"{rel}: documented but missing {sorted(required - set(header))}"

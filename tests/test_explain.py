@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from explain import Attributions, OutOfFold, explain_run, integrated_gradients, relative_delta
+from migtrans.data import load_cohort
 
 
 class _MultiLinear(torch.nn.Module):
@@ -128,7 +129,10 @@ def test_attributions_match_a_direct_ig_with_the_own_fold_model_only(out_of_fold
 def test_completeness_and_shapes(explained, sim_cohort):
     attributions, _ = explained
     n = 40  # every subject, out of fold
-    assert attributions.snp.shape == (n, 200)
+    # every SNP that passed the genotype QC (the MAF filter drops the rarest of the 200 in 40 subjects)
+    kept = load_cohort(sim_cohort.toml_path).snps
+    assert 180 <= len(kept) < 200
+    assert attributions.snp.shape == (n, len(kept))
     assert attributions.fnc.shape == (n, 53, 53)
     np.testing.assert_array_equal(attributions.fnc, attributions.fnc.transpose(0, 2, 1))
     assert attributions.smri.shape == (n, int(sim_cohort.mask.sum()))
@@ -198,6 +202,8 @@ CONTRACT = {
     "connections": ["node_i", "node_j", "domain_i", "domain_j", *_TESTED, "rank"],
     "nodes": ["node", "domain", "x", "y", "z", *_TESTED, "rank"],
     "modalities": ["modality", "rollout_share", "ig_share", "ablation_auc_drop"],
+    "qc": ["level", "id", "filter", "value", "threshold", "detail"],
+    "ancestry": ["subject_id", "label_name", "site", "PC1", "PC2"],
 }
 
 
@@ -220,9 +226,15 @@ def test_result_tables_follow_the_contract(explained, baseline_run, sim_cohort, 
             assert (tested["contrast"].diff().dropna() <= 0).all()  # ranked by contrast, untestable rows last
             assert table["p_perm"].iloc[len(tested) :].isna().all()
     snps = tables["snps"]
-    assert len(snps) == 200 and set(snps["snp"]) == set(sim_cohort.snps["snp"])
+    removed = set(tables["qc"].loc[tables["qc"]["level"] == "snp", "id"])
+    assert set(snps["snp"]) == set(sim_cohort.snps["snp"]) - removed and len(snps) + len(removed) == 200
     loci = tables["loci"].set_index("locus")
-    assert loci["n_snps"].sum() == 200
+    assert loci["n_snps"].sum() == len(snps)
+    ancestry = tables["ancestry"]
+    assert ancestry["subject_id"].tolist() == sorted(ancestry["subject_id"]) and list(ancestry.columns[-2:]) == [
+        "PC1",
+        "PC2",
+    ]
     by_snp = snps.set_index("snp")
     for locus, row in loci.iterrows():
         # the lead SNP: the testable member with the largest contrast in the locus's direction
@@ -307,7 +319,7 @@ def test_tables_of_an_explanation_set_permute_its_labels_within_site(explained_s
 
 
 def test_out_of_fold_tables_combine_per_fold_tests_and_the_association_uses_every_subject(explained, baseline_run):
-    from explain import logistic_association, per_fold_test, welch_statistic
+    from explain import association_covariates, logistic_association, per_fold_test, welch_statistic
 
     attributions, _ = explained
     oof = OutOfFold(baseline_run.out_dir)
@@ -338,8 +350,9 @@ def test_out_of_fold_tables_combine_per_fold_tests_and_the_association_uses_ever
     delta = contrast(attributions.subjects["ig_delta"].to_numpy())[0]
     assert abs(total - gap) <= abs(delta) + 1e-4 * abs(gap) + 1e-6
     # the classical association involves no model: all 40 subjects
-    assoc = logistic_association(cohort.genotypes, cohort.labels, cohort.covariates)
+    assoc = logistic_association(cohort.genotypes, cohort.labels, association_covariates(cohort))
     np.testing.assert_allclose(snps["p_assoc"], assoc["p_assoc"], rtol=1e-10)
+    assert attributions.tables["snps"].attrs["association_covariates"] == [*cohort.covariates.columns, "PC1", "PC2"]
 
 
 def test_held_out_mean_baseline_is_the_mean_input_of_the_subjects_each_fold_explains(baseline_run):

@@ -796,7 +796,7 @@ def test_every_display_has_the_one_plot_shape():
     import reports.plotting as plotting
 
     displays = [getattr(plotting, n) for n in plotting.__all__ if n.endswith("Display") and n != "Display"]
-    assert len(displays) == 14
+    assert len(displays) == 15
     for cls in displays:
         assert issubclass(cls, plotting.Display), cls
         first = list(inspect.signature(cls.plot).parameters.values())[1]

@@ -130,7 +130,7 @@ def test_methods_names_the_actual_settings(report, folder):
         "\u03bbGC = 1.230",
         "GRCh38",
         "AAL atlas",
-        "adjusted for age, sex and site",
+        "adjusted for age and sex",
         "One seed (11)",
         "PyTorch 9.9.9 (training) and",
         "one linear read of each modality",
@@ -389,3 +389,105 @@ def test_methods_and_summary_name_the_null_each_p_value_tests(folder, null):
     assert ("not a test of reliance: features the model barely uses" in html) == (null != "retraining")
     for other in set(NULL_TEXT) - {null}:
         assert NULL_TEXT[other][0] not in text
+
+
+def _methods_with(folder, settings=None, train=None):
+    """Methods of the fixture report after changing its settings.json and its run's [train] table."""
+    report_dir, run_dir, _ = folder
+    path = report_dir / "settings.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **(settings or {})}))
+    if train:
+        config = (run_dir / "config.toml").read_text()
+        extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in train.items())
+        (run_dir / "config.toml").write_text(config.replace("[model]", extra + "\n[model]"))
+    return build_methods(report_dir, run_dir).text
+
+
+@pytest.mark.parametrize(
+    "covariates, expected, absent",
+    [
+        ([], "on dosage without covariates (p_assoc)", "site as a categorical covariate"),
+        (["age", "sex"], "on dosage adjusted for age and sex (p_assoc)", "site as a categorical covariate"),
+        (
+            ["age", "sex", "site", "PC1", "PC2", "PC3"],
+            "adjusted for age, sex, site and 3 genetic principal components (site as a categorical covariate)",
+            "without covariates",
+        ),
+        (["site"], "adjusted for site (site as a categorical covariate)", "residualised"),
+    ],
+)
+def test_methods_say_which_covariates_the_association_used(folder, covariates, expected, absent):
+    text = _methods_with(folder, {"association_covariates": covariates})
+    assert expected in text and absent not in text
+    if len(covariates) > 1 and "site" in covariates or covariates == ["age", "sex"]:
+        assert "residualised on the other covariates" in text
+
+
+@pytest.mark.parametrize(
+    "train, settings, expected",
+    [
+        ({"adjust": "none"}, {}, "No covariate was regressed out of the model inputs."),
+        (
+            {"adjust": "regress"},
+            {"n_pcs": 4},
+            "least-squares regression removed age, sex and site out of every FNC edge and gray-matter voxel and "
+            "the 4 genetic principal components out of every dosage, with coefficients fitted on the fold's "
+            "training subjects only",
+        ),
+        ({"fold_by": "site", "adjust": "regress"}, {}, "leave-one-site-out cross-validation (3 sites"),
+    ],
+)
+def test_methods_say_how_the_folds_adjusted_and_split(folder, train, settings, expected):
+    assert expected in _methods_with(folder, settings, train)
+
+
+def test_methods_report_genotype_qc_and_pcs(folder):
+    settings = {
+        "qc_thresholds": {
+            "snp_missing": 0.1,
+            "subject_missing": 0.1,
+            "maf": 0.01,
+            "mac": None,
+            "hwe": 1e-6,
+            "missing_diff": None,
+            "het_sd": None,
+            "kinship": None,
+            "relatives": "drop",
+        },
+        "qc_summary": {
+            "subject_missing": 2,
+            "snp_missing": 5,
+            "hwe": 1,
+            "maf": 23,
+            "snps_kept": 4971,
+            "subjects_kept": 598,
+        },
+        "qc_notes": ["heterozygosity and relatedness not checked: only 444 LD-pruned common SNPs"],
+        "n_pcs": 10,
+        "n_pruned_snps": 444,
+        "lambda_gc": 1.02,
+        "lambda_gc_interval": [0.97, 1.08],
+        "lambda_gc_snps": 440,
+    }
+    text = _methods_with(folder, settings)
+    for expected in (
+        "subjects with more than 0.1 missing calls (2)",
+        "SNPs with a Hardy-Weinberg exact p < 1e-06 in controls (1)",
+        "SNPs with minor allele frequency < 0.01 (23)",
+        "4971 SNPs and 598 subjects remained",
+        "Heterozygosity and relatedness not checked: only 444 LD-pruned common SNPs.",
+        "10 genetic principal components of 444 LD-pruned common SNPs",
+        "\u03bbGC = 1.020 (95% bootstrap interval 0.970\u20131.080) over 440 LD-pruned common SNPs",
+    ):
+        assert expected in text, expected
+    assert "differed between cases and controls" not in text  # a filter switched off is not claimed
+
+
+@pytest.mark.parametrize(
+    "interval, warned", [([0.98, 1.07], False), ([1.06, 1.2], True), ([0.85, 0.94], True), (None, False)]
+)
+def test_inflation_warning_uses_the_bootstrap_interval(interval, warned):
+    from reports.page._report import _inflation_warning
+
+    settings = {"lambda_gc": 1.03 if interval is None else sum(interval) / 2, "lambda_gc_interval": interval}
+    assert bool(_inflation_warning(settings)) is warned

@@ -31,10 +31,14 @@ def test_simulate_then_load_round_trips(cli_cohort, in_memory):
     cohort = load_cohort(cli_cohort / "cohort.toml")
     assert list(cohort.subject_ids) == list(in_memory.subject_ids)
     np.testing.assert_array_equal(cohort.labels, in_memory.labels)
-    np.testing.assert_array_equal(cohort.genotypes, in_memory.genotypes)  # NaN where calls are missing
+    # what passed the genotype QC (the MAF filter removes the rarest SNPs; nobody is removed)
+    kept = cohort.qc.keep_snps
+    assert cohort.qc.keep_subjects.all() and 4900 < kept.sum() < 5000
+    assert set(cohort.qc.table["filter"]) == {"maf"}
+    np.testing.assert_array_equal(cohort.genotypes, in_memory.genotypes[:, kept])  # NaN where calls are missing
     assert np.isnan(cohort.genotypes).any()
-    assert list(cohort.snps["snp"]) == list(in_memory.snps["snp"])
-    np.testing.assert_array_equal(cohort.snps["pos"], in_memory.snps["pos"])
+    assert list(cohort.snps["snp"]) == list(in_memory.snps["snp"][kept])
+    np.testing.assert_array_equal(cohort.snps["pos"], in_memory.snps["pos"][kept])
     np.testing.assert_array_equal(cohort.fnc, in_memory.fnc)
     np.testing.assert_array_equal(cohort.mask, in_memory.mask)
     np.testing.assert_array_equal(cohort.voxels, in_memory.voxels)

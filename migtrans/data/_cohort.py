@@ -138,6 +138,7 @@ class Cohort:
                     + (", ".join(f"{v} removed by {k}" for k, v in removed.items()) if removed else "nothing removed")
                     + (f"; {counts['related_pairs']} related pair(s)" if counts["related_pairs"] else "")
                 )
+                lines += [f"  genotype QC: {note}" for note in self.qc_notes]
             else:
                 lines.append("  genotype QC: off ([qc] enabled = false)")
             pcs = 0 if self.pcs is None else self.pcs.shape[1]
@@ -298,9 +299,9 @@ def load_cohort(path, *, strict=None, cache_dir=None) -> Cohort:
     return cohort
 
 
-# KING-robust kinship needs many independent markers: below this its estimates of unrelated pairs spread
-# past the second-degree cutoff
-_MIN_KINSHIP_SNPS = 1000
+# heterozygosity F and KING-robust kinship need many independent markers: below this their sampling noise
+# spreads unrelated, uncontaminated subjects past the cutoffs
+_MIN_INDEPENDENT_SNPS = 1000
 SUBJECTS_PER_PC = 20
 
 
@@ -311,24 +312,25 @@ def _genotype_qc(genotypes, labels, snps, subjects, spec):
 
     thresholds, notes = spec.qc, []
     independent = ld_prune(genotypes, snps)
-    if thresholds.kinship is not None and independent.sum() < _MIN_KINSHIP_SNPS:
-        # measured on the simulator's 600 x 5,000 SNPs (444 pruned): unrelated pairs' KING estimates had SD 0.05,
-        # and 1,099 pairs passed the second-degree cutoff
+    if (thresholds.kinship is not None or thresholds.het_sd is not None) and independent.sum() < _MIN_INDEPENDENT_SNPS:
+        # measured on the simulator's 600 x 5,000 SNPs (444 pruned): unrelated pairs' KING estimates had SD 0.05
+        # (1,099 pairs passed the second-degree cutoff), and F's sampling SD of 0.064 put 3 subjects beyond 3 SD
         notes.append(
-            f"relatedness not checked: only {int(independent.sum())} LD-pruned common SNPs, and KING-robust "
-            f"kinship needs at least {_MIN_KINSHIP_SNPS} to tell relatives from unrelated pairs"
+            f"heterozygosity and relatedness not checked: only {int(independent.sum())} LD-pruned common SNPs, "
+            f"and F and KING-robust kinship need at least {_MIN_INDEPENDENT_SNPS} to tell outliers and relatives "
+            "from sampling noise"
         )
-        warnings.warn(f"{spec.toml_path}: {notes[-1]}", CohortWarning, stacklevel=4)
-        thresholds = replace(thresholds, kinship=None)
+        thresholds = replace(thresholds, kinship=None, het_sd=None)
     qc = genotype_qc(
         genotypes, labels, snps["snp"].to_numpy(), np.asarray(subjects), thresholds, independent=independent
     )
-    counts = {k: v for k, v in qc.summary().items() if v and k not in ("snps_kept", "subjects_kept", "related_pairs")}
-    if counts:
+    # subjects leaving the analysis are said at once, as for a missing modality; SNPs go to the summary and qc.csv
+    subjects_out = qc.table[qc.table["level"] == "subject"]
+    if len(subjects_out):
         warnings.warn(
-            f"{spec.toml_path}: genotype QC removed "
-            + ", ".join(f"{v} ({k})" for k, v in counts.items())
-            + f"; kept {int(qc.keep_snps.sum())} SNPs and {int(qc.keep_subjects.sum())} subjects",
+            f"{spec.toml_path}: genotype QC removed {len(subjects_out)} subject(s): "
+            + ", ".join(f"{r.id} ({r.filter})" for r in subjects_out.head(10).itertuples())
+            + (" ..." if len(subjects_out) > 10 else ""),
             CohortWarning,
             stacklevel=4,
         )
