@@ -227,13 +227,10 @@ def cohort_tables(cohort) -> dict:
         out["qc"] = cohort.qc.table.reset_index(drop=True).replace({"detail": {"": np.nan}})
     if cohort.pcs is not None:
         ancestry = pd.DataFrame(
-            {
-                "subject_id": cohort.subject_ids,
-                "label_name": [cohort.label_names[int(v)] for v in cohort.labels],
-                # no site column: missing (what an empty CSV cell reads back as)
-                "site": np.asarray(cohort.site).astype(str) if cohort.site is not None else np.nan,
-            }
+            {"subject_id": cohort.subject_ids, "label_name": [cohort.label_names[int(v)] for v in cohort.labels]}
         )
+        if cohort.site is not None:
+            ancestry["site"] = np.asarray(cohort.site).astype(str)
         out["ancestry"] = pd.concat([ancestry, cohort.pcs.reset_index(drop=True)], axis=1)
     return out
 

@@ -198,8 +198,6 @@ def test_readme_documents_every_csv_column(report):
         required = {
             c
             for c in documented[key]
-            if "<" not in c
-            and c not in ("note", "label_name", "val_loss", "val_auc")
-            and not (key.endswith("metrics.csv") and c == "site")
+            if "<" not in c and c not in ("note", "label_name", "val_loss", "val_auc") and c != "site"
         }
         assert required <= set(header), f"{rel}: documented but missing {sorted(required - set(header))}"

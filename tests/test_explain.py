@@ -203,7 +203,7 @@ CONTRACT = {
     "nodes": ["node", "domain", "x", "y", "z", *_TESTED, "rank"],
     "modalities": ["modality", "rollout_share", "ig_share", "ablation_auc_drop"],
     "qc": ["level", "id", "filter", "value", "threshold", "detail"],
-    "ancestry": ["subject_id", "label_name", "site", "PC1", "PC2"],
+    "ancestry": ["subject_id", "label_name", "PC1", "PC2"],  # and site, when the cohort has one
 }
 
 
