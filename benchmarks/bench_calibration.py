@@ -9,6 +9,10 @@ Scenarios (``--scenario``):
 - ``partial``: planted signal present; only null features count: SNPs outside the causal LD blocks, loci
   that hold none of their SNPs, regions not planted, connections not planted, nodes on no planted
   connection.
+- ``structured`` (issue 17): null labels, but two ancestry groups (F_ST 0.05) whose case shares differ
+  (35% / 65%): every ancestry-informative SNP is associated with the label. The run's defaults (genotype
+  QC, genetic PCs regressed out of the dosages in each fold) must keep the model from relying on ancestry;
+  lambda_GC of the classical association is recorded per cohort.
 
 Each cohort: simulate (two sites), cross-validate a small MIGTrans (3 folds, every subject out of fold),
 explain every subject (IG, 8 steps) and build every table with the per-fold test (B permutations per fold)
@@ -91,7 +95,8 @@ def summarise_tables(tables, truth, prefix):
 
 
 def one_cohort(seed, folder, *, scenario, n_subjects, n_snps, n_permutations, epochs, null_runs):
-    share = 0.3 if seed % 2 else 0.5
+    structured = scenario == "structured"
+    share = None if structured else 0.3 if seed % 2 else 0.5
     sim = simulate_cohort(
         folder / "cohort",
         n_subjects=n_subjects,
@@ -99,8 +104,11 @@ def one_cohort(seed, folder, *, scenario, n_subjects, n_snps, n_permutations, ep
         seed=1000 + seed,
         resolution=8,
         n_sites=2,
-        null=scenario == "null",
-        case_share=share,
+        null=scenario in ("null", "structured"),
+        case_share=share or 0.5,
+        n_ancestries=2 if structured else 1,
+        fst=0.05,
+        ancestry_case_shares=(0.35, 0.65) if structured else None,
         overwrite=True,
     )
     run = train(
@@ -117,6 +125,7 @@ def one_cohort(seed, folder, *, scenario, n_subjects, n_snps, n_permutations, ep
     fallback = explain_run(run.out_dir, null="per_fold", **options, **IG)
     row["fallback_seconds"] = round(time.perf_counter() - start, 2)
     row.update(summarise_tables(fallback.tables, sim.truth, "per_fold_"))
+    row["lambda_gc"] = fallback.tables["snps"].attrs.get("lambda_gc")
     if null_runs:
         start = time.perf_counter()
         run_null(run.out_dir, f"1-{null_runs}", device="cpu", progress=False, random_state=seed, **IG)
@@ -151,7 +160,7 @@ def summary(rows, prefix, n_cohorts):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cohorts", type=int, default=100)
-    parser.add_argument("--scenario", choices=["null", "partial"], default="null")
+    parser.add_argument("--scenario", choices=["null", "partial", "structured"], default="null")
     parser.add_argument("--null-runs", type=int, default=0, help="B_r null runs per cohort (0: fallback only)")
     parser.add_argument("--quick", action="store_true", help="3 cohorts, for a smoke run")
     args = parser.parse_args()
@@ -178,9 +187,10 @@ def main():
         **settings,
         "folds": 3,
         "sites": 2,
-        "case_shares": "0.5 and 0.3, alternating",
+        "case_shares": "0.35 / 0.65 by ancestry" if args.scenario == "structured" else "0.5 and 0.3, alternating",
         "seconds": round(time.perf_counter() - start, 1),
         "mean_cv_auc": round(float(np.mean([r["auc"] for r in rows])), 4),
+        "mean_lambda_gc": round(float(np.mean([r["lambda_gc"] for r in rows])), 4),
         "per_fold": summary(rows, "per_fold_", n_cohorts),
     }
     if args.null_runs:

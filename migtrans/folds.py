@@ -6,7 +6,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, StratifiedShuffleSplit
 
 from .exceptions import ParameterError
 
@@ -28,7 +28,33 @@ def _safe_strata(labels, site, n_splits):
     return strata
 
 
-def make_folds(labels, site=None, *, n_folds=5, random_state=0) -> np.ndarray:
+def related_groups(subject_ids, pairs) -> np.ndarray:
+    """Group number of every subject: related subjects (``pairs`` of ids, e.g. the genotype QC's kinship
+    pairs) share one, through chains of relatives too; everyone else is a group of one.
+
+    Examples
+    --------
+    >>> related_groups(["a", "b", "c", "d"], [("a", "c"), ("c", "d")]).tolist()
+    [0, 1, 0, 0]
+    """
+    index = {s: i for i, s in enumerate(subject_ids)}
+    parent = list(range(len(index)))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in pairs:
+        if a in index and b in index:
+            ra, rb = root(index[a]), root(index[b])
+            parent[max(ra, rb)] = min(ra, rb)
+    roots = np.array([root(i) for i in range(len(index))])
+    return np.unique(roots, return_inverse=True)[1]
+
+
+def make_folds(labels, site=None, *, n_folds=5, random_state=0, groups=None) -> np.ndarray:
     """Assign every subject to one of ``n_folds`` test folds.
 
     Folds are stratified by label and, when ``site`` is given, by label x site
@@ -40,6 +66,8 @@ def make_folds(labels, site=None, *, n_folds=5, random_state=0) -> np.ndarray:
     site : array, shape (n,), optional
     n_folds : int
     random_state : int
+    groups : array of int, shape (n,), optional
+        Subjects of one group (relatives, `related_groups`) always share a fold.
 
     Returns
     -------
@@ -59,10 +87,15 @@ def make_folds(labels, site=None, *, n_folds=5, random_state=0) -> np.ndarray:
         raise ParameterError(f"n_folds={n_folds} needs at least {n_folds} subjects per class, found {per_class.min()}")
     strata = _safe_strata(labels, site, n_folds)
     folds = np.empty(len(labels), dtype=np.int64)
-    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
+    if groups is not None and len(np.unique(groups)) < len(labels):
+        splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
+        split = splitter.split(np.zeros(len(labels)), strata, groups)
+    else:
+        splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
+        split = splitter.split(np.zeros(len(labels)), strata)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        for k, (_, test) in enumerate(splitter.split(np.zeros(len(labels)), strata)):
+        for k, (_, test) in enumerate(split):
             folds[test] = k
     return folds
 

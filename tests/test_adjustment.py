@@ -134,3 +134,42 @@ def sim_cohort_two_sites(tmp_path_factory):
     return simulate_cohort(
         tmp_path_factory.mktemp("sites") / "c", n_subjects=60, n_snps=200, seed=5, resolution=8, n_sites=2
     )
+
+
+def test_related_subjects_share_a_fold():
+    from migtrans.folds import make_folds, related_groups
+
+    ids = [f"s{i}" for i in range(40)]
+    labels = np.array([0, 1] * 20)
+    pairs = [("s0", "s3"), ("s3", "s8"), ("s10", "s11"), ("s20", "s35")]
+    groups = related_groups(ids, pairs)
+    assert groups[0] == groups[3] == groups[8] and groups[10] == groups[11] and len(np.unique(groups)) == 36
+    for seed in range(5):
+        folds = make_folds(labels, n_folds=4, random_state=seed, groups=groups)
+        for a, b in pairs:
+            assert folds[ids.index(a)] == folds[ids.index(b)]
+        assert np.bincount(folds).min() >= 8  # still balanced folds
+
+
+def test_a_run_keeps_relatives_the_qc_kept_in_one_fold():
+    """`train` assigns folds through `_assign_folds`: pairs the genotype QC reported (relatives = keep) share
+    a fold, and an explanation set, which would split them, is refused."""
+    from types import SimpleNamespace
+
+    from migtrans.training import TrainConfig
+    from migtrans.training._run import _assign_folds
+
+    ids = np.array([f"s{i:02d}" for i in range(30)])
+    pairs = pd.DataFrame({"id1": ["s01", "s05", "s12"], "id2": ["s02", "s29", "s13"], "kinship": [0.25, 0.24, 0.5]})
+    cohort = SimpleNamespace(
+        subject_ids=ids,
+        n_subjects=30,
+        labels=np.array([0, 1] * 15),
+        site=None,
+        qc=SimpleNamespace(kinship_pairs=pairs),
+    )
+    folds = _assign_folds(cohort, TrainConfig(n_folds=3))
+    index = {s: i for i, s in enumerate(ids)}
+    assert all(folds[index[a]] == folds[index[b]] for a, b in zip(pairs["id1"], pairs["id2"]))
+    with pytest.raises(ParameterError, match="relatives = keep"):
+        _assign_folds(cohort, TrainConfig(n_folds=3, explain_fraction=0.25))

@@ -21,7 +21,7 @@ import torch
 from .. import __version__
 from ..data import load_cohort, read_cohort_spec
 from ..exceptions import ParameterError, RunError
-from ..folds import explanation_split, inner_split, make_folds, site_folds
+from ..folds import explanation_split, inner_split, make_folds, related_groups, site_folds
 from ..preprocess import Preprocessor
 from ..utils import (
     atomic_write_text,
@@ -201,12 +201,28 @@ def _assign_folds(cohort, cfg) -> np.ndarray:
                 "fold_by=site: leave-one-site-out explains every subject out of fold; set explain_fraction 0"
             )
         return site_folds(cohort.labels, cohort.site)
+    # relatives kept by the genotype QC (relatives = "keep") share a fold: no model is tested on a relative
+    # of a subject it trained on
+    pairs = [] if cohort.qc is None else list(zip(cohort.qc.kinship_pairs["id1"], cohort.qc.kinship_pairs["id2"]))
+    kept_pairs = [(a, b) for a, b in pairs if a in set(cohort.subject_ids) and b in set(cohort.subject_ids)]
+    groups = related_groups(cohort.subject_ids, kept_pairs) if kept_pairs else None
+    if groups is not None and cfg.explain_fraction:
+        raise ParameterError(
+            "explain_fraction: the cohort keeps related subjects (qc.relatives = keep), which an explanation set "
+            "would split; set explain_fraction 0"
+        )
     held = explanation_split(cohort.labels, cohort.site, fraction=cfg.explain_fraction, random_state=cfg.seed)
     dev = np.flatnonzero(~held)
     site = None if cohort.site is None else np.asarray(cohort.site)[dev]
     folds = np.full(cohort.n_subjects, -1, dtype=np.int64)
     try:
-        folds[dev] = make_folds(cohort.labels[dev], site, n_folds=cfg.n_folds, random_state=cfg.seed)
+        folds[dev] = make_folds(
+            cohort.labels[dev],
+            site,
+            n_folds=cfg.n_folds,
+            random_state=cfg.seed,
+            groups=None if groups is None else groups[dev],
+        )
     except ParameterError as exc:
         if not held.any():
             raise
