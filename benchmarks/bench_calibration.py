@@ -168,7 +168,8 @@ def main():
     settings = dict(
         scenario=args.scenario,
         n_subjects=120,
-        n_snps=400,
+        # structured: enough SNPs that about 180 survive LD pruning and the PCs find the two ancestries
+        n_snps=2000 if args.scenario == "structured" else 400,
         n_permutations=199,
         epochs=3,
         null_runs=args.null_runs,

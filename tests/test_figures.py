@@ -831,3 +831,31 @@ def test_training_history_caption_follows_the_curves_drawn(tmp_path, rng):
         (run / "folds" / fold / "history.csv").write_text("epoch,train_loss,lr\n1,0.7,0.001\n2,0.6,0.0\n")
     caption = {r.name: r for r in make_figures(report, run, formats=("png",), top_k=5)}["training_history"].caption
     assert "no validation split" in caption and "dots" not in caption and "validation (solid)" not in caption
+
+
+def test_ancestry_display_colours_sites_and_marks_labels(rng):
+    from migtrans.exceptions import ParameterError
+    from reports.plotting import AncestryDisplay
+
+    n = 60
+    table = pd.DataFrame(
+        {
+            "subject_id": [f"s{i}" for i in range(n)],
+            "label_name": np.where(np.arange(n) % 2, "SZ", "HC"),
+            "site": np.where(np.arange(n) < 30, "a", "b"),
+            **{f"PC{k}": rng.standard_normal(n) for k in range(1, 5)},
+        }
+    )
+    d = AncestryDisplay.from_table(table).plot()
+    assert [ax.get_xlabel() for ax in d.axes_] == ["PC1", "PC3"]
+    collections = d.axes_[0].collections
+    assert len(collections) == 4  # site x label
+    colours = {c.get_label(): tuple(c.get_facecolor()[0]) for c in collections}
+    assert colours["a, HC"] == colours["a, SZ"] != colours["b, HC"]
+    # one site: colours tell the labels apart
+    single = AncestryDisplay.from_table(table.drop(columns=["site", "PC3", "PC4"])).plot()
+    assert len(single.axes_) == 1
+    colours = {c.get_label(): tuple(c.get_facecolor()[0]) for c in single.axes_[0].collections}
+    assert colours["HC"] != colours["SZ"]
+    with pytest.raises(ParameterError, match="PC1 and PC2"):
+        AncestryDisplay.from_table(table[["label_name", "PC1"]])

@@ -491,3 +491,26 @@ def test_inflation_warning_uses_the_bootstrap_interval(interval, warned):
 
     settings = {"lambda_gc": 1.03 if interval is None else sum(interval) / 2, "lambda_gc_interval": interval}
     assert bool(_inflation_warning(settings)) is warned
+
+
+def test_genomics_section_says_what_the_qc_removed_and_lambda_with_its_interval(folder):
+    report_dir, run_dir, figures = folder
+    path = report_dir / "settings.json"
+    settings = json.loads(path.read_text())
+    settings.update(
+        qc_thresholds={"snp_missing": 0.1, "maf": 0.01, "hwe": 1e-6, "het_sd": None, "kinship": None},
+        qc_summary={"maf": 49, "subject_missing": 1, "snps_kept": 4951, "subjects_kept": 599, "related_pairs": 0},
+        qc_notes=["heterozygosity and relatedness not checked: only 433 LD-pruned common SNPs"],
+        lambda_gc=1.094,
+        lambda_gc_interval=[0.95, 1.2],
+        lambda_gc_snps=433,
+    )
+    path.write_text(json.dumps(settings))
+    pd.DataFrame({"level": ["snp"], "id": ["rs1"], "filter": ["maf"], "value": [0.004], "threshold": [0.01]}).to_csv(
+        report_dir / "qc.csv", index=False
+    )
+    html = render_report(report_dir, run_dir, figures=figures).read_text()
+    assert "Genotype QC removed 1 subject by subject call rate, 49 SNPs by minor allele frequency; 4951 SNPs" in html
+    assert "Heterozygosity and relatedness not checked: only 433 LD-pruned common SNPs." in html
+    assert "\u03bbGC = 1.094 (95% bootstrap interval 0.950\u20131.200, over 433 LD-pruned common SNPs)" in html
+    assert 'href="qc.csv"' in html

@@ -601,6 +601,17 @@ def _standin_note(inputs: ReportInputs) -> str | None:
     return None
 
 
+def _lambda_detail(s) -> str:
+    """`` (95% bootstrap interval a–b, over N LD-pruned common SNPs)`` when recorded."""
+    interval, n = s.get("lambda_gc_interval"), s.get("lambda_gc_snps")
+    parts = []
+    if interval and all(v is not None and math.isfinite(float(v)) for v in interval):
+        parts.append(f"95% bootstrap interval {float(interval[0]):.3f}\u2013{float(interval[1]):.3f}")
+    if n:
+        parts.append(f"over {n} LD-pruned common SNPs")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def _qc_blocks(inputs: ReportInputs, report_dir) -> list:
     """What genotype QC removed, filter by filter, with a link to ``qc.csv`` (one row per removal)."""
     s = inputs.settings
@@ -619,15 +630,23 @@ def _qc_blocks(inputs: ReportInputs, report_dir) -> list:
         "heterozygosity": "heterozygosity",
         "relatedness": "relatedness",
     }
-    removed = [f"{names[k]} {counts[k]}" for k in names if counts.get(k)]
-    text = (
-        "Genotype QC removed "
-        + (", ".join(removed) if removed else "nothing")
-        + f"; {counts.get('snps_kept', '?')} SNPs and {counts.get('subjects_kept', '?')} subjects kept"
-        + (f"; {counts['related_pairs']} related pair(s) found" if counts.get("related_pairs") else "")
-        + ". Thresholds: "
-        + ", ".join(f"{k} {v}" for k, v in s["qc_thresholds"].items() if v is not None)
-        + "."
+    subject_filters = ("subject_missing", "heterozygosity", "relatedness")
+    removed = [
+        f"{counts[k]} {'subject' if k in subject_filters else 'SNP'}{'s' if counts[k] != 1 else ''} by {names[k]}"
+        for k in names
+        if counts.get(k)
+    ]
+    notes = [note[0].upper() + note[1:] + "." for note in s.get("qc_notes") or []]
+    text = " ".join(
+        [
+            "Genotype QC removed "
+            + (", ".join(removed) if removed else "nothing")
+            + f"; {counts.get('snps_kept', '?')} SNPs and {counts.get('subjects_kept', '?')} subjects kept"
+            + (f"; {counts['related_pairs']} related pair(s) found" if counts.get("related_pairs") else "")
+            + ".",
+            *notes,
+            "Thresholds: " + ", ".join(f"{k} {v}" for k, v in s["qc_thresholds"].items() if v is not None) + ".",
+        ]
     )
     blocks = [_Block("note", text)]
     if (Path(report_dir) / ReportFolder.file("qc")).is_file():
@@ -860,9 +879,8 @@ def render_report(report_dir, run_dir=None, figures=(), *, command=None, warning
         sections["Genomics"].blocks.append(
             _Block(
                 "note",
-                f"Genomic inflation of the classical association "
-                f"(p_assoc): \u03bbGC = "
-                f"{float(inputs.settings['lambda_gc']):.3f}.",
+                f"Genomic inflation of the classical association (p_assoc): \u03bbGC = "
+                f"{float(inputs.settings['lambda_gc']):.3f}{_lambda_detail(inputs.settings)}.",
             )
         )
     sections["Genomics"].blocks += _qc_blocks(inputs, report_dir)

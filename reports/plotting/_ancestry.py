@@ -14,7 +14,8 @@ _MARKERS = ("o", "^", "s", "D")
 
 
 class AncestryDisplay(Display):
-    """PC1 against PC2 (and PC3 against PC4 when there are four), one colour per site, one marker per label.
+    """PC1 against PC2 (and PC3 against PC4 when there are four), one colour per site and one marker per label;
+    with a single site, one colour per label.
 
     Attributes
     ----------
@@ -49,6 +50,7 @@ class AncestryDisplay(Display):
         sites = list(dict.fromkeys(sorted(self.sites)))
         labels = list(dict.fromkeys(sorted(self.labels)))
         colors = plt.get_cmap("tab10")
+        by_label = len(sites) == 1  # nothing to tell apart by colour but the labels
         for ax, (i, j) in zip(axes, pairs):
             for s, site in enumerate(sites):
                 for m, label in enumerate(labels):
@@ -61,7 +63,7 @@ class AncestryDisplay(Display):
                         self.pcs[rows, j],
                         s=9,
                         marker=_MARKERS[m % len(_MARKERS)],
-                        color=colors(s % 10),
+                        color=colors((m if by_label else s) % 10),
                         alpha=0.6,
                         linewidths=0,
                         label=name,
