@@ -131,7 +131,9 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from .training import TrainConfig, compare_runs, format_comparison, train
+    from .training import TrainConfig, compare_runs, format_comparison, read_training_config, train
+
+    from_file, model_config = read_training_config(args.config) if args.config else ({}, None)
 
     overrides = {
         k: v
@@ -155,11 +157,14 @@ def _cmd_train(args) -> int:
     }
     if args.no_amp:
         overrides["amp"] = False
-    config = TrainConfig(**overrides)
+    if args.folds is not None and args.folds != "site" and from_file.get("fold_by") == "site":
+        overrides["fold_by"] = "label"  # --folds 5 asks for label folds, whatever the file says
+    config = TrainConfig(**{**from_file, **overrides})
     result = train(
         args.cohort,
         args.out,
         config,
+        model_config,
         resume=args.resume,
         overwrite=args.overwrite,
         progress=not args.quiet,
@@ -273,6 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="cross-validate MIGTrans (or a baseline) on a cohort")
     p.add_argument("cohort", help="cohort TOML file")
     p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument(
+        "--config",
+        help="TOML file with [train] (TrainConfig) and [model] (ModelConfig) fields; a run's config.toml is one. "
+        "Options given on the command line override it",
+    )
     p.add_argument(
         "--folds",
         type=_folds_option,

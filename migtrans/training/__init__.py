@@ -2,7 +2,7 @@
 
 from ._checkpoint import Run, fold_of_subjects, load_fold, load_state_dict, open_run
 from ._compare import compare_runs, format_comparison
-from ._config import TrainConfig
+from ._config import TrainConfig, read_training_config
 from ._folder import FoldFolder, RunFolder
 from ._loop import resolve_device
 from ._metrics import METRIC_COLUMNS, classification_metrics, metrics_table
@@ -25,6 +25,7 @@ __all__ = [
     "metrics_table",
     "open_run",
     "permuted_run_labels",
+    "read_training_config",
     "resolve_device",
     "retrain",
     "run_folds",

@@ -158,3 +158,75 @@ class TrainConfig:
         if unknown:
             raise ParameterError(f"unknown training option {unknown[0]!r}; known: {', '.join(sorted(known))}")
         return cls(**values)
+
+
+# What a run's own config.toml holds besides [train] and [model]: read back, never applied.
+_RUN_KEYS = {"cohort", "cohort_relative", "migtrans_version", "validation_split"}
+
+
+def read_training_config(path) -> tuple[dict, dict | None]:
+    """The ``[train]`` and ``[model]`` tables of a training config file, validated.
+
+    The file holds any `TrainConfig` field under ``[train]`` and any `migtrans.model.ModelConfig` field under
+    ``[model]``; a run's resolved ``config.toml`` is itself such a file (its ``[run]`` table, which records
+    where the run came from, is accepted and ignored). Every unknown section or key is listed in one error.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    (train, model) : dict, dict or None
+        Field values as written (validated by building the configs once); ``model`` is None without a
+        ``[model]`` table.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "c.toml"
+    >>> _ = f.write_text("[train]\nepochs = 3\n[model]\nd_model = 16\n")
+    >>> read_training_config(f)
+    ({'epochs': 3}, {'d_model': 16})
+    """
+    import sys
+    from pathlib import Path
+
+    from ..model import ModelConfig
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    path = Path(path)
+    where = f"--config {path}"
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise ParameterError(f"{where}: file not found") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ParameterError(f"{where}: not a readable TOML file ({exc})") from None
+    unknown = [f"[{name}]" for name in raw if name not in ("run", "train", "model")]
+    for name, known in (
+        ("run", _RUN_KEYS),
+        ("train", {f.name for f in fields(TrainConfig)}),
+        ("model", {f.name for f in fields(ModelConfig)}),
+    ):
+        table = raw.get(name, {})
+        if not isinstance(table, dict):
+            raise ParameterError(f"{where}: '{name}' must be a [{name}] table")
+        unknown += [f"{name}.{key}" for key in table if key not in known]
+    if unknown:
+        raise ParameterError(
+            f"{where}: unknown {'entries' if len(unknown) > 1 else 'entry'} {', '.join(unknown)} (sections [train] "
+            "with TrainConfig fields, [model] with ModelConfig fields)"
+        )
+    train, model = dict(raw.get("train", {})), raw.get("model")
+    try:
+        TrainConfig(**train)
+        if model is not None:
+            ModelConfig.from_dict(dict(model))
+    except ParameterError as exc:
+        raise ParameterError(f"{where}: {exc}") from None
+    return train, (dict(model) if model is not None else None)
