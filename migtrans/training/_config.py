@@ -185,7 +185,7 @@ def read_training_config(path) -> tuple[dict, dict | None]:
     --------
     >>> import tempfile, pathlib
     >>> f = pathlib.Path(tempfile.mkdtemp()) / "c.toml"
-    >>> _ = f.write_text("[train]\nepochs = 3\n[model]\nd_model = 16\n")
+    >>> _ = f.write_text("[train]\\nepochs = 3\\n[model]\\nd_model = 16\\n")
     >>> read_training_config(f)
     ({'epochs': 3}, {'d_model': 16})
     """
