@@ -859,3 +859,18 @@ def test_ancestry_display_colours_sites_and_marks_labels(rng):
     assert colours["HC"] != colours["SZ"]
     with pytest.raises(ParameterError, match="PC1 and PC2"):
         AncestryDisplay.from_table(table[["label_name", "PC1"]])
+
+
+def test_metrics_table_of_leave_one_site_out_names_the_sites():
+    metrics = pd.DataFrame(
+        {
+            "fold": ["1", "2", "mean", "sd"],
+            "site": ["siteA", "siteB", "", ""],
+            "accuracy": [0.5, 0.7, 0.6, 0.14],
+            "roc_auc": [0.6, 0.8, 0.7, 0.14],
+        }
+    )
+    d = MetricsTableDisplay.from_table(metrics).plot()
+    assert [row[0] for row in d.rows] == ["Accuracy", "ROC AUC"]  # the site column is no metric
+    header = [d.ax_.tables[0][0, c].get_text().get_text() for c in range(4)]
+    assert header == ["Metric", "Site siteA", "Site siteB", "Mean ± SD"]

@@ -264,8 +264,9 @@ class MetricsTableDisplay(Display):
     figure_, ax_ : set by `plot`.
     """
 
-    def __init__(self, rows, folds):
+    def __init__(self, rows, folds, headers=None):
         self.rows, self.folds = rows, folds
+        self.headers = headers or [f"Fold {f}" for f in folds]
         self.held_out = any(row[3] is not None for row in rows)
 
     @classmethod
@@ -277,7 +278,9 @@ class MetricsTableDisplay(Display):
         table = metrics.assign(fold=metrics["fold"].astype(str)).set_index("fold")
         folds = [f for f in table.index if f not in ("mean", "sd", "explanation_set")]
         columns = [c for c in METRIC_NAMES if c in table.columns]
-        columns += [c for c in table.columns if c not in METRIC_NAMES]
+        columns += [c for c in table.columns if c not in METRIC_NAMES and c != "site"]
+        # leave-one-site-out: each fold is a site, and the header says which
+        headers = [f"Site {table.at[f, 'site']}" for f in folds] if "site" in table.columns else None
         rows = []
         for column in columns:
             values = [f"{table.at[f, column]:.3f}" for f in folds]
@@ -288,7 +291,7 @@ class MetricsTableDisplay(Display):
             )
             held = f"{table.at['explanation_set', column]:.3f}" if "explanation_set" in table.index else None
             rows.append((METRIC_NAMES.get(column, column), values, summary, held))
-        return cls(rows, folds)
+        return cls(rows, folds, headers)
 
     def plot(self, ax=None):
         import matplotlib.pyplot as plt
@@ -304,7 +307,7 @@ class MetricsTableDisplay(Display):
         ]
         header = [
             "Metric",
-            *[f"Fold {f}" for f in self.folds],
+            *self.headers,
             "Mean ± SD",
             *(["Explanation set"] if self.held_out else []),
         ]
