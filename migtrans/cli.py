@@ -68,6 +68,8 @@ def _cmd_simulate(args) -> int:
     if args.site_effect is not None:
         check_number("--site-effect", args.site_effect, minimum=0, maximum=5)
     check_number("--sex-effect", args.sex_effect, minimum=-5, maximum=5)
+    if args.subjects_seed is not None:
+        check_seed("--subjects-seed", args.subjects_seed)
 
     sim = simulate_cohort(
         args.out_dir,
@@ -85,6 +87,7 @@ def _cmd_simulate(args) -> int:
         relative_share=args.relatives,
         site_effect=args.site_effect,
         sex_effect=args.sex_effect,
+        subjects_seed=args.subjects_seed,
         overwrite=args.overwrite,
         keep_volumes=False,
     )
@@ -109,6 +112,11 @@ def _cmd_simulate(args) -> int:
         structure.append(f"sex effect {args.sex_effect:g} SD on GM and FNC")
     if structure:
         print(f"  also: {', '.join(structure)} (see truth.json)")
+    if args.subjects_seed is not None:
+        print(
+            f"  replication cohort: the generator of --seed {args.seed}, new subjects from --subjects-seed "
+            f"{args.subjects_seed} ({sim.subject_ids[0]}...)"
+        )
     return 0
 
 
@@ -180,6 +188,27 @@ def _is_worker() -> bool:
     import os
 
     return int(os.environ.get("RANK", "0")) != 0
+
+
+def _cmd_predict(args) -> int:
+    from .training import predict
+
+    result = predict(
+        args.run,
+        args.cohort,
+        args.out,
+        allow_missing_snps=args.allow_missing_snps,
+        device=args.device,
+        overwrite=args.overwrite,
+    )
+    row = result.metrics.iloc[0]
+    print(
+        f"{len(result.predictions)} subjects scored by the run's fold-model ensemble: accuracy {row['accuracy']:.3f}, "
+        f"ROC AUC {row['roc_auc']:.3f}"
+        + (f"; {result.alignment['snps_imputed']} missing SNPs imputed" if result.alignment["snps_imputed"] else "")
+    )
+    print(f"predictions written to {result.out_dir}")
+    return 0
 
 
 def _cmd_compare(args) -> int:
@@ -267,6 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--sex-effect", type=float, default=0.0, help="male - female difference in GM and FNC, in SD (default 0)"
     )
+    p.add_argument(
+        "--subjects-seed",
+        type=int,
+        default=None,
+        help="draw a replication cohort: new subjects (ids sub-r<N>-0001...) from the generator of --seed (same "
+        "SNP map, causal SNPs, planted edges and regions, ancestry frequencies, site effects); give the first "
+        "cohort's other options",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=_cmd_simulate)
 
@@ -322,6 +359,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="run folders")
     p.add_argument("--out", help="also write the table as CSV")
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("predict", help="apply a trained run's fold models to a new cohort (external validation)")
+    p.add_argument("run", help="a finished MIGTrans run folder")
+    p.add_argument("cohort", help="the new cohort's TOML file")
+    p.add_argument("--out", required=True, help="folder to write predictions.csv, metrics.csv and predict.json")
+    p.add_argument(
+        "--allow-missing-snps",
+        action="store_true",
+        help="impute the run's SNPs this cohort lacks with the training mean (counted in predict.json)",
+    )
+    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda[:i]")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing predictions folder")
+    p.set_defaults(func=_cmd_predict)
     return parser
 
 

@@ -99,7 +99,7 @@ def atomic_write_text(path, text: str) -> None:
 # Every output folder migtrans writes carries a marker naming its kind; --overwrite replaces a folder only when
 # it is of the kind the command writes (or empty), never a user's own folder or another kind of output.
 MARKER = ".migtrans-output"
-KINDS = ("run", "report", "cohort")
+KINDS = ("run", "report", "cohort", "predictions")
 
 
 def mark_output(folder, kind: str) -> None:
@@ -110,7 +110,7 @@ def mark_output(folder, kind: str) -> None:
 
 
 def output_kind(folder) -> str | None:
-    """Which kind of migtrans output ``folder`` is ("run", "report", "cohort"), or None.
+    """Which kind of migtrans output ``folder`` is ("run", "report", "cohort", "predictions"), or None.
 
     Folders written before the marker existed are recognised by content, not by file names alone: a run's
     ``config.toml`` names the migtrans version, a report's ``settings.json`` its attribution method, a

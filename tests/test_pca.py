@@ -11,10 +11,12 @@ import pandas as pd
 import pytest
 
 from migtrans.exceptions import ParameterError
-from migtrans.genetics import GeneticPCs, ancestry_pcs, genetic_pcs, ld_prune
+from migtrans.genetics import GeneticPCs, ancestry_pcs, genetic_pcs, ld_prune, project_pcs
 
 PLINK = shutil.which("plink1.9")
 needs_plink = pytest.mark.skipif(PLINK is None, reason="plink1.9 is not installed")
+PLINK2 = shutil.which("plink2")
+needs_plink2 = pytest.mark.skipif(PLINK2 is None, reason="plink2 is not installed")
 
 # Distinct sizes so that a transposed axis fails loudly.
 POP_SIZES = (90, 100, 110)
@@ -312,6 +314,99 @@ def test_as_frame_names_components_and_subjects(rng):
     with pytest.raises(ParameterError, match="subject_ids"):
         pcs.as_frame(ids[:-1])
     assert isinstance(pcs, GeneticPCs) and pcs.n_snps_used == 40
+
+
+# --- projection of new subjects ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def split_cohort():
+    """Two Balding-Nichols populations (130 and 110 subjects, a few missing calls): every third subject is
+    held out as a new subject, the others are the reference cohort the components are fitted on."""
+    dosages, snps, population = simulate(seed=11, pop_sizes=(130, 110), chrom_sizes=(700, 600, 500))
+    new = np.arange(len(population)) % 3 == 0
+    pcs = ancestry_pcs(dosages[~new], snps, n_components=3)
+    return dict(pcs=pcs, snps=snps, dosages=dosages, population=population, new=new)
+
+
+def test_projecting_the_reference_gives_back_its_scores(cohort):
+    dosages, snps, _ = cohort
+    complete = np.where(np.isnan(dosages), 0.0, dosages).astype(np.float32)
+    pcs = ancestry_pcs(complete, snps, n_components=4)
+    assert 0 < pcs.n_snps_used < len(snps)  # the loadings must map through the mask
+    assert pcs.loadings.shape == (pcs.n_snps_used, 4) and pcs.frequencies.shape == (pcs.n_snps_used,)
+    np.testing.assert_allclose(project_pcs(pcs, complete), pcs.scores, atol=1e-10)
+
+
+def test_projecting_the_reference_with_missing_calls_is_close(cohort):
+    dosages, snps, _ = cohort  # 0.5% missing calls
+    pcs = ancestry_pcs(dosages, snps, n_components=4)
+    error = np.abs(project_pcs(pcs, dosages) - pcs.scores).max(axis=0) / pcs.scores.std(axis=0)
+    # per-pair counts in plink's matrix, per-subject counts in the projection: close, not exact
+    assert np.all(error < 0.02) and np.any(error > 1e-6), error
+
+
+def test_new_subjects_land_on_their_populations_side_of_pc1(split_cohort):
+    pcs, new, population = split_cohort["pcs"], split_cohort["new"], split_cohort["population"]
+    projected = project_pcs(pcs, split_cohort["dosages"][new])
+    assert projected.shape == (new.sum(), 3)
+    reference_pc1 = pcs.scores[:, 0]
+    centroids = np.array([reference_pc1[population[~new] == g].mean() for g in (0, 1)])
+    nearest = np.argmin(np.abs(projected[:, [0]] - centroids[None]), axis=1)
+    assert np.mean(nearest == population[new]) >= 0.95
+    # the same axis as a fit on everyone (shrunk towards 0, as out-of-sample scores are)
+    joint = ancestry_pcs(split_cohort["dosages"], split_cohort["snps"], n_components=1).scores[new, 0]
+    assert abs(np.corrcoef(joint, projected[:, 0])[0, 1]) > 0.98
+
+
+@needs_plink2
+def test_projection_is_plink2_score_of_the_loadings(split_cohort, tmp_path):
+    """plink2 --score, variance-standardised with the reference frequencies (--read-freq), missing calls
+    thrown out: its average over called alleles times 2 M is the projection."""
+    from bed_reader import to_bed
+
+    pcs, snps, new = split_cohort["pcs"], split_cohort["snps"], split_cohort["new"]
+    dosages = split_cohort["dosages"][new]
+    assert np.isnan(dosages[:, pcs.snp_mask]).any()  # so that the treatment of missing calls is compared
+    ids = [f"n{i}" for i in range(len(dosages))]
+    alleles = dict(allele_1=np.full(len(snps), "A"), allele_2=np.full(len(snps), "G"))  # A1 = A is counted
+    properties = {"fid": ids, "iid": ids, "sid": snps["snp"], "chromosome": snps["chrom"], **alleles}
+    to_bed(tmp_path / "new.bed", dosages, properties=properties, num_threads=1)
+    used = snps[pcs.snp_mask]
+    frequencies = {"#CHROM": used["chrom"], "ID": used["snp"], "REF": "G", "ALT": "A", "ALT_FREQS": pcs.frequencies}
+    pd.DataFrame(frequencies).to_csv(tmp_path / "ref.afreq", sep="\t", index=False, float_format="%.17g")
+    loadings = pd.DataFrame(pcs.loadings, columns=["PC1", "PC2", "PC3"])
+    loadings.insert(0, "A1", "A")
+    loadings.insert(0, "ID", used["snp"].to_numpy())
+    loadings.to_csv(tmp_path / "loadings.tsv", sep="\t", index=False, float_format="%.17g")
+    score = ["--score", "loadings.tsv", "1", "2", "header-read", "variance-standardize", "no-mean-imputation"]
+    subprocess.run(
+        [PLINK2, "--bfile", "new", "--read-freq", "ref.afreq", *score, "--score-col-nums", "3-5"]
+        + ["--threads", "1", "--memory", "1000", "--out", "proj"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
+    theirs = pd.read_csv(tmp_path / "proj.sscore", sep="\t")[["PC1_AVG", "PC2_AVG", "PC3_AVG"]].to_numpy()
+    # plink prints six significant digits of averages near 3e-5
+    np.testing.assert_allclose(project_pcs(pcs, dosages), theirs * 2 * pcs.n_snps_used, rtol=1e-4, atol=1e-6)
+
+
+def test_projection_refuses_a_wrong_snp_count_in_one_line(split_cohort):
+    pcs, dosages = split_cohort["pcs"], split_cohort["dosages"]
+    with pytest.raises(ParameterError, match=r"^new_dosages: expected 1800 SNP columns .*found 1799$") as info:
+        project_pcs(pcs, dosages[:5, :-1])
+    assert "\n" not in str(info.value)
+    with pytest.raises(ParameterError, match="^pcs: expected GeneticPCs"):
+        project_pcs(pcs.scores, dosages[:5])
+    bad = dosages[:5].copy()
+    bad[2, 7] = 3
+    with pytest.raises(ParameterError, match=r"^new_dosages: expected allele counts .*subject row 2, SNP column 7"):
+        project_pcs(pcs, bad)
+    uncalled = dosages[:5].copy()
+    uncalled[3, pcs.snp_mask] = np.nan
+    with pytest.raises(ParameterError, match="^new_dosages: .*none for subject row 3$"):
+        project_pcs(pcs, uncalled)
 
 
 # --- refusals -----------------------------------------------------------------------------------------------

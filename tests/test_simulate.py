@@ -651,6 +651,7 @@ def test_truth_records_every_new_setting(structured, sim, scanners):
         "relative_share": 0.2,
         "site_effect": None,
         "sex_effect": 0.0,
+        "subjects_seed": None,
     }
     assert scanners["sex"].truth["settings"]["site_effect"] == 0.0
     assert scanners["sex"].truth["settings"]["sex_effect"] == 2.0
@@ -663,6 +664,7 @@ def test_truth_records_every_new_setting(structured, sim, scanners):
         "relative_share": 0.0,
         "site_effect": None,
         "sex_effect": 0.0,
+        "subjects_seed": None,
     }
     assert truth["relatives"] == [] and truth["population"]["ancestry"]["group_sizes"] == [120]
     assert truth["site_effects"]["sites"] == [] and set(_simulator.NEW_SECTIONS) <= set(truth)
@@ -686,6 +688,8 @@ def test_truth_records_every_new_setting(structured, sim, scanners):
         (dict(site_effect=-1.0), "site_effect"),
         (dict(site_effect=float("nan")), "site_effect"),
         (dict(sex_effect=9.0), "sex_effect"),
+        (dict(subjects_seed=-1), "subjects_seed"),
+        (dict(subjects_seed=1.5), "subjects_seed"),
     ],
 )
 def test_new_parameter_errors(tmp_path, kwargs, match):
@@ -711,6 +715,7 @@ CLI_SMALL = ["--subjects", "40", "--snps", "100", "--resolution", "8"]
         (["--relatives", "0.8"], "--relatives"),
         (["--site-effect", "-1"], "--site-effect"),
         (["--sex-effect", "inf"], "--sex-effect"),
+        (["--subjects-seed", "-1"], "--subjects-seed"),
     ],
 )
 def test_cli_refuses_bad_new_flags_in_one_line(tmp_path, capsys, options, flag):
@@ -735,3 +740,132 @@ def test_cli_writes_and_reports_a_structured_cohort(tmp_path, capsys):
     # Nothing new switched on: no extra line.
     assert main(["simulate", str(tmp_path / "plain"), *CLI_SMALL]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 3
+
+
+# --- replication cohorts -------------------------------------------------------------------------------------
+
+REPLICATION = dict(
+    seed=21,
+    n_snps=1500,
+    resolution=8,
+    n_sites=2,
+    site_effect=1.0,
+    n_ancestries=2,
+    fst=0.05,
+    relative_share=0.1,
+    signal={"snp": 2.0},
+)
+# truth.json entries that describe a cohort's own subjects rather than its generator
+SUBJECT_TRUTH = ("relatives", "causal_snps")
+
+
+@pytest.fixture(scope="module")
+def replication(tmp_path_factory):
+    """A cohort with ancestry groups, siblings and scanner effects; a replication cohort of other size drawn
+    from its generator; and a cohort of another seed for contrast."""
+    folder = tmp_path_factory.mktemp("replication")
+    return {
+        "first": simulate_cohort(folder / "first", n_subjects=160, **REPLICATION),
+        "again": simulate_cohort(folder / "again", n_subjects=140, subjects_seed=5, **REPLICATION),
+        "other": simulate_cohort(folder / "other", n_subjects=140, **{**REPLICATION, "seed": 22}),
+    }
+
+
+def _generator_truth(truth):
+    """truth.json without what describes the cohort's own subjects."""
+    out = {k: v for k, v in truth.items() if k not in SUBJECT_TRUTH}
+    out["settings"] = {k: v for k, v in truth["settings"].items() if k not in ("n_subjects", "subjects_seed")}
+    out["label_model"] = {k: v for k, v in truth["label_model"].items() if k != "prevalence"}
+    ancestry = truth["population"]["ancestry"]
+    out["population"] = {
+        "ancestry": {k: v for k, v in ancestry.items() if k not in ("group_sizes", "case_shares")},
+        "relatedness": {k: v for k, v in truth["population"]["relatedness"].items() if k != "n_sibling_pairs"},
+    }
+    return out
+
+
+def test_replicate_shares_the_generator_and_redraws_the_subjects(replication):
+    first, again = replication["first"], replication["again"]
+    for name in ("genotypes.bim", "fnc_nodes.tsv", "mask.nii.gz", "cohort.toml"):
+        assert (first.out_dir / name).read_bytes() == (again.out_dir / name).read_bytes(), name
+    assert _generator_truth(again.truth) == _generator_truth(first.truth)
+    assert again.truth["site_effects"]["sites"] and again.truth["population"]["ancestry"]["fst_populations"]
+    mine, theirs = first.truth["causal_snps"], again.truth["causal_snps"]
+    assert [(c["snp"], c["a1"], np.sign(c["effect"])) for c in mine] == [
+        (c["snp"], c["a1"], np.sign(c["effect"])) for c in theirs
+    ]
+    # the per-SD effects are the cohort's own sample's (standardised over its subjects)
+    np.testing.assert_allclose([c["effect"] for c in theirs], [c["effect"] for c in mine], rtol=0.1)
+    assert again.truth["settings"]["subjects_seed"] == 5 and first.truth["settings"]["subjects_seed"] is None
+    # new subjects, named apart
+    assert again.subject_ids[0] == "sub-r5-0001" and len(again.subject_ids) == 140
+    assert not set(again.subject_ids) & set(first.subject_ids)
+    fam = pd.read_csv(again.out_dir / "genotypes.fam", sep=" ", header=None)
+    assert fam[1].tolist() == list(again.subject_ids)
+    assert all(a.startswith("sub-r5-") and b.startswith("sub-r5-") for a, b, _ in again.truth["relatives"])
+    assert again.genotypes.shape == (140, 1500)
+    assert not np.array_equal(again.genotypes[:20], first.genotypes[:20], equal_nan=True)
+
+
+def test_replicate_keeps_the_populations_and_the_fnc_structure(replication):
+    first, again, other = replication["first"], replication["again"], replication["other"]
+
+    def group_difference(sim):
+        group = pd.read_csv(sim.out_dir / "truth_subjects.tsv", sep="\t")["ancestry"].to_numpy()
+        return np.nanmean(sim.genotypes[group == 1], axis=0) - np.nanmean(sim.genotypes[group == 2], axis=0)
+
+    def mean_edges(sim):
+        return sim.fnc.mean(axis=0)[np.triu_indices(sim.fnc.shape[1], 1)]
+
+    # the same Balding-Nichols frequencies of the two groups: their differences agree SNP by SNP
+    same = np.corrcoef(group_difference(first), group_difference(again))[0, 1]
+    assert same > 0.5 and np.corrcoef(group_difference(first), group_difference(other))[0, 1] < 0.2, same
+    # the same population FNC (and site offsets): the mean matrices agree, beyond what any two seeds share
+    same, differ = (np.corrcoef(mean_edges(first), mean_edges(sim))[0, 1] for sim in (again, other))
+    assert same > 0.98 and differ < same - 0.05, (same, differ)
+
+
+def _auc(score, labels):
+    return stats.mannwhitneyu(score[labels == 1], score[labels == 0]).statistic / (labels.sum() * (1 - labels).sum())
+
+
+def test_replicate_labels_follow_the_causal_snps_alike(replication):
+    first, again = replication["first"], replication["again"]
+    snps = first.snps.set_index("snp").index
+    causal = [snps.get_loc(c["snp"]) for c in first.truth["causal_snps"]]
+    signs = np.sign([c["effect"] for c in first.truth["causal_snps"]])  # the first cohort's, applied to both
+    aucs = []
+    for sim in (first, again):
+        dosages = sim.genotypes[:, causal]  # causal SNPs are never missing
+        score = ((dosages - dosages.mean(axis=0)) / dosages.std(axis=0)) @ signs
+        aucs.append(_auc(score, sim.labels))
+        names = sim.nodes["name"].tolist()
+        z_fnc = pd.read_csv(sim.out_dir / "truth_subjects.tsv", sep="\t")["z_fnc"].to_numpy()
+        for edge in sim.truth["fnc_edges"]:
+            r = np.corrcoef(sim.fnc[:, names.index(edge["node_i"]), names.index(edge["node_j"])], z_fnc)[0, 1]
+            assert (r > 0.2) if edge["direction"] == "increase" else (r < -0.2), edge
+    assert min(aucs) > 0.75 and abs(aucs[0] - aucs[1]) < 0.08, aucs
+
+
+def test_subjects_seed_equal_to_seed_still_draws_new_subjects(tmp_path):
+    kw = dict(n_subjects=20, n_snps=100, resolution=16, seed=2)
+    first = simulate_cohort(tmp_path / "first", **kw)
+    again = simulate_cohort(tmp_path / "again", subjects_seed=2, **kw)
+    assert (first.out_dir / "genotypes.bim").read_bytes() == (again.out_dir / "genotypes.bim").read_bytes()
+    assert not np.array_equal(first.genotypes, again.genotypes, equal_nan=True)
+    assert not np.array_equal(first.fnc, again.fnc) and not np.array_equal(first.voxels, again.voxels)
+
+
+def test_cli_subjects_seed_writes_the_replicate(replication, tmp_path, capsys):
+    out = tmp_path / "again"
+    options = ["--seed", "21", "--snps", "1500", "--resolution", "8", "--sites", "2", "--site-effect", "1"]
+    options += ["--ancestries", "2", "--fst", "0.05", "--relatives", "0.1", "--signal", "snp=2"]
+    assert main(["simulate", str(out), "--subjects", "140", *options, "--subjects-seed", "5"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert (
+        last == "  replication cohort: the generator of --seed 21, new subjects from --subjects-seed 5 (sub-r5-0001...)"
+    )
+    api = replication["again"].out_dir
+    for name in ("genotypes.bed", "genotypes.fam", "phenotypes.tsv", "truth_subjects.tsv", "fnc.npy"):
+        assert (out / name).read_bytes() == (api / name).read_bytes(), name
+    assert json.loads((out / "truth.json").read_text())["settings"]["subjects_seed"] == 5

@@ -1,4 +1,5 @@
-"""Cohort input: a TOML description of phenotypes, PLINK genotypes, FNC and sMRI, loaded and validated."""
+"""Cohort input: a TOML description of phenotypes, genotypes (PLINK 1 or 2, VCF/BCF, BGEN), FNC and sMRI,
+loaded and validated."""
 
 from ._cohort import Cohort, CohortWarning, load_cohort
 from ._config import CohortSpec, read_cohort_spec

@@ -13,7 +13,7 @@ from ..exceptions import CohortError
 from ._config import CohortSpec, read_cohort_spec
 from ._files import subject_path
 from ._fnc import fnc_sources, read_fnc, read_nodes
-from ._genotypes import check_bed, read_bim, read_dosages, read_fam
+from ._genotypes import open_genotypes
 from ._phenotypes import check_covariates, read_phenotypes
 from ._smri import auto_mask, cache_voxels, check_grid, read_mask, smri_available, smri_path
 
@@ -81,6 +81,7 @@ class Cohort:
     qc_notes: list = field(default_factory=list)
     pruned_snps: np.ndarray | None = None
     pcs: pd.DataFrame | None = None
+    genetic_pcs: object = None  # migtrans.genetics.GeneticPCs behind ``pcs`` (loadings, to project new subjects)
 
     @property
     def n_subjects(self) -> int:
@@ -94,7 +95,7 @@ class Cohort:
         """Every file the cohort was read from (for checksums in a run manifest)."""
         spec, files = self.spec, [self.spec.toml_path, self.spec.phenotypes.path]
         if spec.genotypes:
-            files += [spec.genotypes.bfile.with_suffix(s) for s in (".bed", ".bim", ".fam")]
+            files += spec.genotypes.files()
         if spec.fnc:
             files.append(spec.fnc.nodes)
             if spec.fnc.path:
@@ -181,7 +182,7 @@ def _match(universe, sources, strict, toml_path):
     return kept, dropped
 
 
-def load_cohort(path, *, strict=None, cache_dir=None) -> Cohort:
+def load_cohort(path, *, strict=None, cache_dir=None, smri_mask=None, qc="file") -> Cohort:
     """Load and validate a cohort described by a TOML file (DESIGN §3).
 
     Everything is checked before anything is returned; any problem raises a
@@ -197,6 +198,11 @@ def load_cohort(path, *, strict=None, cache_dir=None) -> Cohort:
     cache_dir : str or path-like, optional
         Where the memory-mapped sMRI voxel cache lives (default
         ``$MIGTRANS_CACHE_DIR`` or a folder in the system temp dir).
+    smri_mask : ndarray of bool (3D), optional
+        Read the voxels inside this mask instead of the cohort's own (``migtrans predict`` reads a new cohort
+        inside the trained run's mask); its shape must be the cohort's grid.
+    qc : migtrans.genetics.QCThresholds or None, optional
+        Genotype QC thresholds to use instead of the cohort file's ``[qc]`` (None: no QC).
 
     Returns
     -------
@@ -211,19 +217,18 @@ def load_cohort(path, *, strict=None, cache_dir=None) -> Cohort:
     (40, 200)
     """
     spec = read_cohort_spec(path)
+    if not (isinstance(qc, str) and qc == "file"):
+        from dataclasses import replace
+
+        spec = replace(spec, qc=qc if spec.genotypes else None)
     strict = spec.strict if strict is None else bool(strict)
     covariates, labels, label_names = read_phenotypes(spec.phenotypes)
     universe = list(covariates.index)
 
     sources = {}
     if spec.genotypes:
-        bfile = spec.genotypes.bfile
-        fam, bim = read_fam(bfile), read_bim(bfile)
-        bed = check_bed(bfile, len(fam), len(bim))
-        dup = fam["iid"][fam["iid"].duplicated()]
-        if len(dup):
-            raise CohortError("duplicate subject id (IID)", file=bfile.with_suffix(".fam"), subject=dup.iloc[0])
-        sources["genotype"] = (list(fam["iid"]), bfile.with_suffix(".fam"))
+        genotype_reader = open_genotypes(spec.genotypes)
+        sources["genotype"] = (genotype_reader.subject_ids, genotype_reader.ids_file)
     if spec.fnc:
         nodes = read_nodes(spec.fnc.nodes)
         fnc_ids, fnc_handle = fnc_sources(spec.fnc, universe)
@@ -243,10 +248,10 @@ def load_cohort(path, *, strict=None, cache_dir=None) -> Cohort:
 
     if spec.genotypes:
         # genotype QC comes first: subjects it removes are not read from any other modality
-        row = {s: i for i, s in enumerate(fam["iid"])}
+        row = {s: i for i, s in enumerate(genotype_reader.subject_ids)}
         rows = np.array([row[s] for s in subjects], dtype=np.int64)
-        snps = bim.reset_index(drop=True)
-        genotypes = read_dosages(bed, len(fam), len(bim), rows)
+        snps, genotypes = genotype_reader.read(rows)
+        snps = snps.reset_index(drop=True)
         qc, qc_notes = None, []
         if spec.qc is not None:
             qc, qc_notes = _genotype_qc(genotypes, labels, snps, subjects, spec)
@@ -290,12 +295,25 @@ def load_cohort(path, *, strict=None, cache_dir=None) -> Cohort:
         cohort.fnc = read_fnc(spec.fnc, fnc_handle, subjects, len(nodes))
     if spec.smri:
         shape, affine = check_grid(spec.smri, subjects)
-        mask = read_mask(spec.smri, shape, affine) if spec.smri.mask else auto_mask(spec.smri, subjects, shape)
+        if smri_mask is not None:
+            mask = np.asarray(smri_mask, dtype=bool)
+            if mask.shape != tuple(shape):
+                raise CohortError(
+                    f"sMRI grid {tuple(shape)} differs from the grid the mask was made on {mask.shape} (a run "
+                    "trained on another grid?); resample the images to it",
+                    file=spec.toml_path,
+                )
+        elif spec.smri.mask:
+            mask = read_mask(spec.smri, shape, affine)
+        else:
+            mask = auto_mask(spec.smri, subjects, shape)
         cohort.mask, cohort.affine = mask, affine
         cohort.voxels = cache_voxels(spec.smri, subjects, mask, cache_dir)
     if spec.genotypes:
         cohort.snps, cohort.genotypes, cohort.qc, cohort.qc_notes = snps, genotypes, qc, qc_notes
-        cohort.pruned_snps, cohort.pcs = _ancestry(genotypes, snps, cohort.subject_ids, spec)
+        cohort.pruned_snps, cohort.genetic_pcs = _ancestry(genotypes, snps, spec)
+        if cohort.genetic_pcs is not None:
+            cohort.pcs = cohort.genetic_pcs.as_frame(cohort.subject_ids)
     return cohort
 
 
@@ -337,13 +355,13 @@ def _genotype_qc(genotypes, labels, snps, subjects, spec):
     return qc, notes
 
 
-def _ancestry(genotypes, snps, subject_ids, spec):
+def _ancestry(genotypes, snps, spec):
     """LD-pruned common SNPs and the genetic principal components (None when asked for none, or when the
     cohort is too small for one)."""
     from ..genetics import genetic_pcs, ld_prune
 
     pruned = ld_prune(genotypes, snps)
-    k = min(spec.genotypes.pcs, len(subject_ids) // SUBJECTS_PER_PC, max(int(pruned.sum()) - 1, 0))
+    k = min(spec.genotypes.pcs, len(genotypes) // SUBJECTS_PER_PC, max(int(pruned.sum()) - 1, 0))
     if k < 1:
         return pruned, None
-    return pruned, genetic_pcs(genotypes, k, snp_mask=pruned).as_frame(subject_ids)
+    return pruned, genetic_pcs(genotypes, k, snp_mask=pruned)

@@ -18,18 +18,26 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 _ALLOWED = {
     "cohort": {"name", "strict"},
     "phenotypes": {"path", "id_column", "label_column", "positive_label", "covariates", "site_column"},
-    "genotypes": {"bfile", "build", "pcs"},
+    "genotypes": {"bfile", "pfile", "vcf", "bgen", "sample", "field", "build", "pcs"},
     "qc": None,  # the keys of QCThresholds, validated by it
-    "fnc": {"path", "subjects", "template", "nodes"},
+    "fnc": {"path", "subjects", "template", "nodes", "variable", "session"},
     "smri": {"template", "mask", "mask_threshold"},
 }
 _REQUIRED = {
     "phenotypes": {"path", "id_column", "label_column", "positive_label"},
-    "genotypes": {"bfile"},
     "fnc": {"nodes"},
     "smri": {"template"},
 }
 _BUILDS = ("GRCh37", "GRCh38")
+# [genotypes] names its data with exactly one of these keys: the format, and the files behind the value
+_GENOTYPE_SOURCES = {
+    "bfile": "a PLINK 1 prefix (.bed/.bim/.fam)",
+    "pfile": "a PLINK 2 prefix (.pgen/.pvar/.psam)",
+    "vcf": "a .vcf, .vcf.gz or .bcf file",
+    "bgen": "a .bgen file, with 'sample'",
+}
+_PLINK_EXTENSIONS = {"bfile": (".bed", ".bim", ".fam"), "pfile": (".pgen", ".pvar", ".psam")}
+_VCF_FIELDS = ("GT", "DS")
 
 
 @dataclass(frozen=True)
@@ -44,9 +52,19 @@ class PhenotypeSpec:
 
 @dataclass(frozen=True)
 class GenotypeSpec:
-    bfile: Path
+    path: Path  # a PLINK prefix (format "bfile" or "pfile"), else the .vcf/.vcf.gz/.bcf or .bgen file
+    format: str = "bfile"  # the [genotypes] key that named the data: bfile, pfile, vcf or bgen
+    sample: Path | None = None  # the .sample file of a BGEN (its ID_2 column holds the subject ids)
+    field: str = "GT"  # what a VCF is read from: GT hard calls, or DS dosages
     build: str = "GRCh37"
     pcs: int = 10  # genetic principal components computed at load (0: none)
+
+    def files(self) -> list[Path]:
+        """Every file the genotypes are read from."""
+        if self.format in _PLINK_EXTENSIONS:
+            # appended, not swapped in: a prefix may hold dots of its own ("cohort.v2")
+            return [self.path.with_name(self.path.name + ext) for ext in _PLINK_EXTENSIONS[self.format]]
+        return [self.path] + ([self.sample] if self.sample else [])
 
 
 @dataclass(frozen=True)
@@ -55,6 +73,10 @@ class FncSpec:
     path: Path | None = None
     subjects: Path | None = None
     template: str | None = None  # absolute path template containing "{subject_id}"
+    # a stacked .mat (GIFT's *_postprocess_results.mat): which variable (None: fnc_corrs_all, fnc or the only
+    # one) and which session of a subjects x sessions x K x K array (1-based, or "mean" of the Fisher z values)
+    variable: str | None = None
+    session: int | str = 1
 
 
 @dataclass(frozen=True)
@@ -87,7 +109,7 @@ class CohortSpec:
             ("phenotype file", self.phenotypes.path),
         ]
         if self.genotypes:
-            out += [("genotype file", self.genotypes.bfile.with_suffix(s)) for s in (".bed", ".bim", ".fam")]
+            out += [("genotype file", path) for path in self.genotypes.files()]
         if self.fnc:
             out.append(("FNC node table", self.fnc.nodes))
             if self.fnc.path:
@@ -257,9 +279,45 @@ def read_cohort_spec(toml_path) -> CohortSpec:
     genotypes = None
     if "genotypes" in raw:
         g = raw["genotypes"]
-        bfile = path_of("genotypes", "bfile", g)
-        if bfile.suffix in (".bed", ".bim", ".fam"):
-            bfile = bfile.with_suffix("")
+        named = [key for key in _GENOTYPE_SOURCES if key in g]
+        if len(named) != 1:
+            raise CohortError(
+                "[genotypes] needs exactly one of "
+                + ", ".join(f"'{key}' ({what})" for key, what in _GENOTYPE_SOURCES.items())
+                + f"; found {' and '.join(repr(key) for key in named) or 'none'}",
+                file=toml_path,
+            )
+        source = named[0]
+        path = path_of("genotypes", source, g)
+        for fmt, extensions in _PLINK_EXTENSIONS.items():
+            if path.suffix in extensions and source != fmt:
+                raise CohortError(
+                    f"key 'genotypes.{source}' names a {path.suffix} file; write it as 'genotypes.{fmt}'",
+                    file=toml_path,
+                )
+        if source in _PLINK_EXTENSIONS and path.suffix in _PLINK_EXTENSIONS[source]:
+            path = path.with_suffix("")
+        if source == "bgen" and "sample" not in g:
+            raise CohortError(
+                "key 'genotypes.bgen' needs 'genotypes.sample' (the .sample file whose ID_2 column holds the "
+                "subject ids)",
+                file=toml_path,
+            )
+        for key, owner, why in (
+            ("sample", "bgen", "the subject ids of a .bgen"),
+            ("field", "vcf", "PLINK 2 and BGEN files are read as stored: dosages where they hold them"),
+        ):
+            if key in g and source != owner:
+                raise CohortError(
+                    f"key 'genotypes.{key}' goes with 'genotypes.{owner}' only ({why}), found it with "
+                    f"'genotypes.{source}'",
+                    file=toml_path,
+                )
+        field = g.get("field", "GT")
+        if field not in _VCF_FIELDS:
+            raise CohortError(
+                f"key 'genotypes.field' must be one of {', '.join(_VCF_FIELDS)}, found {field!r}", file=toml_path
+            )
         build = g.get("build", "GRCh37")
         if build not in _BUILDS:
             raise CohortError(
@@ -269,7 +327,14 @@ def read_cohort_spec(toml_path) -> CohortSpec:
         pcs = g.get("pcs", 10)
         if isinstance(pcs, bool) or not isinstance(pcs, int) or not 0 <= pcs <= 50:
             raise CohortError(f"key 'genotypes.pcs' must be an integer in [0, 50], found {pcs!r}", file=toml_path)
-        genotypes = GenotypeSpec(bfile=bfile, build=build, pcs=pcs)
+        genotypes = GenotypeSpec(
+            path=path,
+            format=source,
+            sample=path_of("genotypes", "sample", g) if source == "bgen" else None,
+            field=field,
+            build=build,
+            pcs=pcs,
+        )
 
     fnc = None
     if "fnc" in raw:
@@ -285,11 +350,28 @@ def read_cohort_spec(toml_path) -> CohortSpec:
                 "[fnc] 'path' needs 'subjects' (a text file with the subject id of each row)",
                 file=toml_path,
             )
+        gift_keys = [key for key in ("variable", "session") if key in f]
+        if gift_keys and not (has_path and str(f["path"]).lower().endswith(".mat")):
+            raise CohortError(
+                f"key 'fnc.{gift_keys[0]}' applies to a stacked .mat file only ([fnc] path ending in .mat)",
+                file=toml_path,
+            )
+        variable = f.get("variable")
+        if variable is not None and not (isinstance(variable, str) and variable):
+            raise CohortError(f"key 'fnc.variable' must be a variable name, found {variable!r}", file=toml_path)
+        session = f.get("session", 1)
+        if session != "mean" and (isinstance(session, bool) or not isinstance(session, int) or session < 1):
+            raise CohortError(
+                f"key 'fnc.session' must be a session number (1, 2, ...) or \"mean\", found {session!r}",
+                file=toml_path,
+            )
         fnc = FncSpec(
             nodes=path_of("fnc", "nodes", f),
             path=path_of("fnc", "path", f) if has_path else None,
             subjects=path_of("fnc", "subjects", f) if "subjects" in f else None,
             template=template_of("fnc", "template", f) if has_template else None,
+            variable=variable,
+            session=session,
         )
 
     smri = None

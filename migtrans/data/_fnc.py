@@ -1,9 +1,10 @@
-"""Read static FNC matrices (stacked or one file per subject; full K x K or upper triangles)
-and the node table, and check them."""
+"""Read static FNC matrices (stacked or one file per subject; full K x K or upper triangles; GIFT's
+``*_postprocess_results.mat`` in MATLAB v5/v7 or v7.3 (HDF5) form) and the node table, and check them."""
 
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,10 @@ from ._phenotypes import read_table
 
 NODE_COLUMNS = ("name", "domain", "x", "y", "z")
 _SYMMETRY_TOL = 1e-4
+# variables a .mat is read from when [fnc] names none: GIFT's postprocessing output, then our own name
+_MAT_DEFAULT_VARIABLES = ("fnc_corrs_all", "fnc")
+_MAT_NOT_NUMERIC = {"cell", "struct", "char", "logical", "sparse", "object", "function_handle", "opaque"}
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def read_nodes(path: Path) -> pd.DataFrame:
@@ -101,10 +106,21 @@ def to_matrices(values: np.ndarray, n_nodes: int, *, file, subjects) -> np.ndarr
     return ((values + values.transpose(0, 2, 1)) / 2).astype(np.float32)
 
 
-def _load_array(path: Path, subject=None) -> np.ndarray:
+@contextmanager
+def _reader_errors(path, subject=None):
+    """Turn any failure of a third-party reader into a one-line `CohortError` naming the file."""
+    try:
+        yield
+    except CohortError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a user-file problem
+        raise CohortError(f"cannot be read ({type(exc).__name__}: {exc})", file=path, subject=subject) from None
+
+
+def _load_array(path: Path, subject=None, variable=None) -> np.ndarray:
     check_file(path)
     suffix = "".join(path.suffixes[-1:]).lower()
-    try:
+    with _reader_errors(path, subject):
         if suffix == ".npy":
             return np.load(path, allow_pickle=False)
         if suffix == ".npz":
@@ -121,23 +137,148 @@ def _load_array(path: Path, subject=None) -> np.ndarray:
             sep = "," if suffix == ".csv" else None
             return np.loadtxt(path, delimiter=sep, ndmin=2)
         if suffix == ".mat":
-            from scipy.io import loadmat
-
-            content = {k: v for k, v in loadmat(path).items() if not k.startswith("__")}
-            key = "fnc" if "fnc" in content else (next(iter(content)) if len(content) == 1 else None)
-            if key is None:
-                raise CohortError(
-                    f"a .mat with several variables needs one named 'fnc'; found {', '.join(content)}",
-                    file=path,
-                )
-            return np.asarray(content[key])
-    except CohortError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a user-file problem
-        raise CohortError(f"cannot be read ({type(exc).__name__}: {exc})", file=path, subject=subject) from None
+            return _read_mat(path, _choose_variable(path, _mat_variables(path), variable, subject), subject)
     raise CohortError(
         f"unsupported FNC file type {suffix!r}; use .npy, .npz, .csv, .tsv or .mat", file=path, subject=subject
     )
+
+
+def _is_hdf5(path: Path) -> bool:
+    """Whether ``path`` is an HDF5 file, as MATLAB v7.3 writes them.
+
+    HDF5 looks for its signature at byte 0, 512, 1024, 2048, ...; MATLAB puts it at 512, after a text
+    header (the "user block"), which is why scipy's reader cannot open these files.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        offset = 0
+        while offset + len(_HDF5_SIGNATURE) <= size:
+            fh.seek(offset)
+            if fh.read(len(_HDF5_SIGNATURE)) == _HDF5_SIGNATURE:
+                return True
+            offset = 512 if offset == 0 else 2 * offset
+    return False
+
+
+def _h5py(path: Path):
+    try:
+        import h5py
+    except ImportError:
+        raise CohortError("is a MATLAB v7.3 (HDF5) file; reading it needs h5py (pip install h5py)", file=path) from None
+    return h5py
+
+
+def _mat_variables(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Name -> (shape in MATLAB's axis order, MATLAB class) of each variable of a .mat file, nothing loaded."""
+    if not _is_hdf5(path):
+        from scipy.io import whosmat
+
+        return {name: (tuple(shape), cls) for name, shape, cls in whosmat(path)}
+    h5py = _h5py(path)
+    out = {}
+    with h5py.File(path, "r") as f:
+        for name, item in f.items():
+            if name.startswith("#"):  # "#refs#", "#subsystem#": MATLAB's storage behind cells and objects
+                continue
+            cls = item.attrs.get("MATLAB_class", b"struct" if isinstance(item, h5py.Group) else b"")
+            cls = cls.decode("ascii", "replace") if isinstance(cls, bytes) else str(cls)
+            if isinstance(item, h5py.Group):
+                shape = ()
+            elif item.attrs.get("MATLAB_empty", 0):  # an empty array is stored as its list of dimensions
+                shape = (0,)
+            else:
+                shape = tuple(reversed(item.shape))  # MATLAB is column-major: HDF5 holds the axes reversed
+            out[name] = (shape, cls)
+    return out
+
+
+def _choose_variable(path: Path, variables: dict, variable=None, subject=None) -> str:
+    """The variable to read: the one [fnc] names, else fnc_corrs_all, else fnc, else the only one."""
+    names = ", ".join(variables) or "no variables"
+    if variable is not None:
+        if variable not in variables:
+            raise CohortError(f"[fnc] variable {variable!r} not found; the file holds {names}", file=path)
+        return variable
+    for default in _MAT_DEFAULT_VARIABLES:
+        if default in variables:
+            return default
+    if len(variables) == 1:
+        return next(iter(variables))
+    hint = "" if subject is not None else " (or set [fnc] variable)"
+    raise CohortError(
+        f"a .mat with several variables needs one named 'fnc_corrs_all' or 'fnc'{hint}; found {names}",
+        file=path,
+        subject=subject,
+    )
+
+
+def _read_mat(path: Path, key: str, subject=None) -> np.ndarray:
+    """Variable ``key`` of a MATLAB v5/v7 or v7.3 file, with MATLAB's axis order."""
+    if not _is_hdf5(path):
+        from scipy.io import loadmat
+
+        return np.asarray(loadmat(path, variable_names=[key])[key])
+    h5py = _h5py(path)
+    with h5py.File(path, "r") as f:
+        item = f[key]
+        cls = item.attrs.get("MATLAB_class", b"")
+        cls = cls.decode("ascii", "replace") if isinstance(cls, bytes) else str(cls)
+        if isinstance(item, h5py.Group) or cls in _MAT_NOT_NUMERIC:
+            raise CohortError(
+                f"variable {key!r} is a MATLAB {cls or 'group'}, expected a numeric array", file=path, subject=subject
+            )
+        if item.attrs.get("MATLAB_empty", 0):
+            return np.zeros((0,))
+        return np.asarray(item[()]).T  # back to MATLAB's order (h5py reads a column-major array reversed)
+
+
+def _check_stacked_mat(spec: FncSpec, n_ids: int) -> str:
+    """Check the shape of a stacked .mat's FNC variable against [fnc] and the subject list, before loading
+    anything; return the variable's name."""
+    path = spec.path
+    with _reader_errors(path):
+        variables = _mat_variables(path)
+    key = _choose_variable(path, variables, spec.variable)
+    shape, cls = variables[key]
+    what = f"variable {key!r} (shape {shape})"
+    if cls in _MAT_NOT_NUMERIC:
+        raise CohortError(f"{what} is a MATLAB {cls}, expected a numeric array", file=path)
+    if len(shape) not in (2, 3, 4) or 0 in shape:
+        raise CohortError(
+            f"{what}: expected subjects x sessions x K x K, subjects x K x K or subjects x K(K-1)/2 upper triangles",
+            file=path,
+        )
+    if len(shape) >= 3 and shape[-1] != shape[-2]:
+        raise CohortError(
+            f"{what} holds {shape[-2]} x {shape[-1]} matrices; expected square component x component matrices",
+            file=path,
+        )
+    n_sessions = shape[1] if len(shape) == 4 else 1
+    if spec.session != "mean" and spec.session > n_sessions:
+        raise CohortError(
+            f"[fnc] session = {spec.session} is out of range: {what} holds "
+            f"{n_sessions} session{'s' if n_sessions > 1 else ''}",
+            file=path,
+        )
+    if shape[0] != n_ids:
+        raise CohortError(
+            f"{what} holds {shape[0]} subjects (rows), but {Path(spec.subjects).name} lists {n_ids} ids",
+            file=path,
+        )
+    return key
+
+
+def _one_session(values: np.ndarray, session, *, key: str, file) -> np.ndarray:
+    """(n, K, K) from GIFT's (n, sessions, K, K): one session, or the mean over sessions of the Fisher z
+    values; arrays without a session axis are returned as they are (`_check_stacked_mat` checked ``session``)."""
+    if values.ndim != 4:
+        return values
+    if values.dtype == bool or not np.issubdtype(values.dtype, np.number) or np.iscomplexobj(values):
+        raise CohortError(f"variable {key!r} must hold real numbers, found dtype {values.dtype}", file=file)
+    if session == "mean":
+        # GIFT's values are Fisher z, which average (r would not); its diagonal is 0 in every session
+        return values.mean(axis=1, dtype=np.float64)
+    return values[:, session - 1]
 
 
 def read_subject_list(path: Path) -> list[str]:
@@ -164,16 +305,19 @@ def fnc_sources(spec: FncSpec, candidates) -> tuple[list[str], object]:
         else:
             raise CohortError("[fnc] 'path' needs 'subjects'", file=spec.path)
         check_file(spec.path)
-        return ids, ("stacked", ids)
+        key = _check_stacked_mat(spec, len(ids)) if spec.path.suffix.lower() == ".mat" else None
+        return ids, ("stacked", ids, key)
     available = [s for s in candidates if subject_path(spec.template, s).exists()]
-    return available, ("template", None)
+    return available, ("template", None, None)
 
 
 def read_fnc(spec: FncSpec, handle, subjects, n_nodes: int) -> np.ndarray:
     """(n, K, K) float32 FNC for ``subjects`` in that order."""
-    kind, ids = handle
+    kind, ids, key = handle
     if kind == "stacked":
-        values = _load_array(spec.path)
+        values = _load_array(spec.path, variable=key)
+        if key is not None:  # a .mat, perhaps GIFT's subjects x sessions x K x K
+            values = _one_session(values, spec.session, key=key, file=spec.path)
         if values.ndim not in (2, 3) or values.shape[0] != len(ids):
             raise CohortError(
                 f"expected {len(ids)} rows (one per line of {Path(spec.subjects).name}), "

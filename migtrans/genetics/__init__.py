@@ -1,6 +1,6 @@
 """Genotype-level tools: LD pruning, ancestry principal components and quality control (plink 1.9 equivalents)."""
 
-from ._pca import GeneticPCs, ancestry_pcs, genetic_pcs, ld_prune
+from ._pca import GeneticPCs, ancestry_pcs, genetic_pcs, ld_prune, project_pcs
 from ._qc import QCResult, QCThresholds, genotype_qc, king_kinship, snp_statistics, subject_statistics
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "genotype_qc",
     "king_kinship",
     "ld_prune",
+    "project_pcs",
     "snp_statistics",
     "subject_statistics",
 ]

@@ -14,7 +14,7 @@ from threadpoolctl import threadpool_limits
 from ..exceptions import ParameterError
 from ..loci import chrom_code, normalise_chrom
 
-__all__ = ["GeneticPCs", "ancestry_pcs", "genetic_pcs", "ld_prune"]
+__all__ = ["GeneticPCs", "ancestry_pcs", "genetic_pcs", "ld_prune", "project_pcs"]
 
 # plink 1.9's SMALL_EPSILON (plink_common.h): its ">" and "<" between doubles carry this relative margin, so
 # an r² equal to the threshold keeps both SNPs and equal MAFs are ties, exactly as in plink.
@@ -41,12 +41,21 @@ class GeneticPCs:
         Number of SNPs that entered the relationship matrix (polymorphic among the selected ones).
     snp_mask : ndarray of bool of shape (n_snps,)
         Which SNPs of the input entered the relationship matrix.
+    frequencies : ndarray of shape (n_snps_used,)
+        Allele-1 frequency among the called alleles of the SNPs used (in the order of ``snp_mask``): the
+        standardisation of the relationship matrix, which :func:`project_pcs` applies to new subjects.
+    loadings : ndarray of shape (n_snps_used, n_components)
+        SNP loadings ``Z' v / (M lambda)`` of each component (``Z`` the standardised dosages, missing
+        calls 0; ``v`` the scores; ``M = n_snps_used``), so that ``Z @ loadings`` gives back the scores
+        when no call is missing.
     """
 
     scores: np.ndarray
     eigenvalues: np.ndarray
     n_snps_used: int
     snp_mask: np.ndarray
+    frequencies: np.ndarray
+    loadings: np.ndarray
 
     def as_frame(self, subject_ids) -> pd.DataFrame:
         """The scores as a table with columns ``PC1..PCk``, indexed by subject id.
@@ -172,7 +181,8 @@ def genetic_pcs(dosages, n_components=10, *, snp_mask=None) -> GeneticPCs:
     Returns
     -------
     GeneticPCs
-        Scores (plink's ``.eigenvec`` values, sign-fixed), eigenvalues (``.eigenval``), SNPs used.
+        Scores (plink's ``.eigenvec`` values, sign-fixed), eigenvalues (``.eigenval``), SNPs used, and
+        their frequencies and loadings, with which :func:`project_pcs` places new subjects.
 
     Notes
     -----
@@ -222,7 +232,96 @@ def genetic_pcs(dosages, n_components=10, *, snp_mask=None) -> GeneticPCs:
     vectors *= np.sign(vectors[largest, np.arange(n_components)])
     used = np.zeros(n_snps, dtype=bool)
     used[cols] = True
-    return GeneticPCs(scores=vectors, eigenvalues=values, n_snps_used=int(cols.size), snp_mask=used)
+    return GeneticPCs(
+        scores=vectors,
+        eigenvalues=values,
+        n_snps_used=int(cols.size),
+        snp_mask=used,
+        frequencies=freq,
+        loadings=_snp_loadings(x, cols, freq, vectors, values),
+    )
+
+
+def project_pcs(pcs, new_dosages) -> np.ndarray:
+    """Scores of new subjects on a cohort's genetic components, without refitting them.
+
+    The new dosages are standardised with the fitted cohort's allele frequencies at the SNPs its PCA used,
+    z = (x - 2p) / sqrt(2p(1 - p)), a missing call giving z = 0, and each subject's score on component k
+    is ``z @ loadings[:, k] * M / m`` (``M`` the SNPs used, ``m`` those called for the subject; the
+    loadings are ``Z' v_k / (M lambda_k)``, see :class:`GeneticPCs`). This is the usual projection: the
+    average over called alleles that plink 2 ``--read-freq`` (the fitted frequencies) ``--score`` (the
+    loadings) ``variance-standardize no-mean-imputation`` writes, times ``2 M``. A subject of the fitted
+    cohort gets back its own score exactly when no call is missing, since ``Z Z' / M`` is then the
+    relationship matrix.
+
+    Parameters
+    ----------
+    pcs : GeneticPCs
+        Components fitted on the reference cohort (:func:`genetic_pcs`, :func:`ancestry_pcs`).
+    new_dosages : ndarray of shape (n_new, n_snps)
+        Allele-1 counts 0, 1 or 2 (NaN for a missing call) at the SNPs of the dosages the components were
+        fitted on: the same columns in the same order, counting the same allele.
+
+    Returns
+    -------
+    ndarray of shape (n_new, n_components)
+        The new subjects' scores, on the scale of ``pcs.scores`` (entries of unit-norm eigenvectors, of
+        the order of 1 / sqrt(n) for a reference cohort of n subjects).
+
+    Notes
+    -----
+    With missing calls the projection is an approximation. plink's relationship matrix divides each
+    pair's sum by the SNPs called for both, which no per-subject sum over SNPs reproduces; here a missing
+    call contributes 0 and the sum is scaled by ``M / m``, the subject's own share of calls (the
+    relationship of a new subject to the cohort, as plink would count it, when the cohort's own calls
+    are near complete). Reference subjects come back to within about twice the missing rate, as a share
+    of a score's standard deviation (at most 0.9% at 0.5% missing calls and 3.5% at 2%, in a simulated
+    cohort of 300 subjects and 1,600 SNPs used; twice as far without the ``M / m`` scaling).
+
+    New subjects' scores are shrunk towards 0 compared with a fit that includes them, as projected PCA
+    scores are: their own sampling noise lies in no component, and more so when SNPs outnumber subjects
+    (by about a quarter on PC1 with 160 reference subjects and 965 SNPs used). Read them by side and order along a
+    component, or against other projected scores, rather than by distance to the reference's.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> group = np.repeat([0, 1], 40)  # two populations whose allele frequencies differ by 0.3
+    >>> base = rng.uniform(0.25, 0.75, size=400)
+    >>> freq = np.stack([base - 0.15, base + 0.15])
+    >>> reference = rng.binomial(2, freq[group]).astype(np.float32)
+    >>> pcs = genetic_pcs(reference, n_components=2)
+    >>> bool(np.allclose(project_pcs(pcs, reference), pcs.scores))
+    True
+    >>> new = rng.binomial(2, freq[[0, 0, 1]]).astype(np.float32)  # two of the first group, one of the second
+    >>> side = np.sign(project_pcs(pcs, new)[:, 0])
+    >>> bool(side[0] == side[1] != side[2])
+    True
+    """
+    if not isinstance(pcs, GeneticPCs):
+        raise ParameterError(f"pcs: expected GeneticPCs (from genetic_pcs or ancestry_pcs), found {type(pcs).__name__}")
+    x = _check_dosages(new_dosages, "new_dosages")
+    n_snps = pcs.snp_mask.shape[0]
+    if x.shape[1] != n_snps:
+        raise ParameterError(
+            f"new_dosages: expected {n_snps} SNP columns (those the components were fitted on, in the same "
+            f"order), found {x.shape[1]}"
+        )
+    cols = np.flatnonzero(pcs.snp_mask)
+    scores = np.zeros((x.shape[0], pcs.loadings.shape[1]))
+    n_called = np.zeros(x.shape[0])
+    for a in range(0, cols.size, _CHUNK):
+        z, called = _standardised(x[:, cols[a : a + _CHUNK]], pcs.frequencies[a : a + _CHUNK])
+        scores += z @ pcs.loadings[a : a + _CHUNK]
+        n_called += called.sum(axis=1)
+    if np.any(n_called == 0):
+        row = int(np.flatnonzero(n_called == 0)[0])
+        raise ParameterError(
+            f"new_dosages: expected at least one called SNP among the {cols.size} the components use, found "
+            f"none for subject row {row}"
+        )
+    return scores * (cols.size / n_called)[:, None]
 
 
 def ancestry_pcs(dosages, snps, n_components=10, **prune_kwargs) -> GeneticPCs:
@@ -389,6 +488,24 @@ def _block_pairs(values, rows, window, threshold, dtype):
 # --- relationship matrix ---------------------------------------------------------------------------------
 
 
+def _standardised(values, freq):
+    """(x - 2p) / sqrt(2p(1 - p)) in float64 with 0 for a missing call, and the called flags."""
+    values = values.astype(np.float64)
+    called = ~np.isnan(values)
+    return np.where(called, (values - 2 * freq) / np.sqrt(2 * freq * (1 - freq)), 0.0), called
+
+
+def _snp_loadings(x, cols, freq, vectors, values):
+    """Loadings ``Z' v / (M lambda)`` of the SNPs ``cols`` (Z standardised, missing calls 0)."""
+    loadings = np.empty((cols.size, vectors.shape[1]))
+    for a in range(0, cols.size, _CHUNK):
+        z, _ = _standardised(x[:, cols[a : a + _CHUNK]], freq[a : a + _CHUNK])
+        loadings[a : a + _CHUNK] = z.T @ vectors
+    # a zero eigenvalue (fewer distinct genotype profiles than components) carries nothing to project
+    scale = np.divide(1.0, cols.size * values, out=np.zeros_like(values), where=values > 0)
+    return loadings * scale
+
+
 def _relationship_matrix(x, cols, freq):
     """plink 1.9's relationship matrix (``--make-rel``, default diagonal) of the SNPs ``cols``.
 
@@ -400,11 +517,7 @@ def _relationship_matrix(x, cols, freq):
     both_missing = np.zeros((n, n))
     missing = np.zeros(n)
     for a in range(0, cols.size, _CHUNK):
-        values = x[:, cols[a : a + _CHUNK]].astype(np.float64)
-        p = freq[a : a + _CHUNK]
-        called = ~np.isnan(values)
-        het = 2 * p * (1 - p)
-        z = np.where(called, (values - 2 * p) / np.sqrt(het), 0.0)
+        z, called = _standardised(x[:, cols[a : a + _CHUNK]], freq[a : a + _CHUNK])
         cross += z @ z.T
         if not called.all():
             # counts stay below 2**24 per chunk, so float32 products of 0/1 are exact
@@ -425,11 +538,11 @@ def _relationship_matrix(x, cols, freq):
 # --- validation and counts -------------------------------------------------------------------------------
 
 
-def _check_dosages(dosages) -> np.ndarray:
+def _check_dosages(dosages, name="dosages") -> np.ndarray:
     x = np.asarray(dosages)
     if x.ndim != 2 or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
         raise ParameterError(
-            f"dosages: expected a 2-D numeric array (subjects x SNPs), found {x.dtype} of shape {x.shape}"
+            f"{name}: expected a 2-D numeric array (subjects x SNPs), found {x.dtype} of shape {x.shape}"
         )
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float32)
@@ -439,7 +552,7 @@ def _check_dosages(dosages) -> np.ndarray:
         if bad.any():
             row, col = np.argwhere(bad)[0]
             raise ParameterError(
-                f"dosages: expected allele counts 0, 1, 2 or NaN, found {chunk[row, col]!r} "
+                f"{name}: expected allele counts 0, 1, 2 or NaN, found {chunk[row, col]!r} "
                 f"(subject row {row}, SNP column {a + col})"
             )
     return x

@@ -55,13 +55,17 @@ def plant_edges(rng, nodes):
     return edges
 
 
-def simulate_fnc(rng, nodes, z_fnc, edges, sites, n_sites, *, site_effect=None, site_scale=None, shift=None):
+def simulate_fnc(
+    rng, nodes, z_fnc, edges, sites, n_sites, *, site_effect=None, site_scale=None, shift=None, rng_subjects=None
+):
     """Return FNC matrices, float32 (n_subjects, K, K), symmetric with a zero diagonal, and the site offsets.
 
     Each subject's matrix is the Fisher z of the correlation of a simulated time series (subject-level
     loadings around population loadings), plus ``effect * z_fnc`` on the planted edges (sign by
     direction) and ``shift`` on every edge, multiplied by its site's ``site_scale``, plus a per-site
     offset of every edge (SD ``SITE_SD * site_effect``; ``site_effect=None`` is the legacy size 1).
+    ``rng`` draws the population loadings and site offsets, then, unless ``rng_subjects`` is given, the
+    subjects' time series.
 
     Returns
     -------
@@ -78,10 +82,11 @@ def simulate_fnc(rng, nodes, z_fnc, edges, sites, n_sites, *, site_effect=None, 
     site_offset = site_offset + site_offset.transpose(0, 2, 1)
     out = np.empty((n, k, k), dtype=np.float32)
     iu = np.triu_indices(k, 1)
+    rng_subjects = rng if rng_subjects is None else rng_subjects
     for s in range(n):
-        lam = loadings + rng.normal(0.0, 0.1, size=loadings.shape)
-        factors = rng.standard_normal((N_TIMEPOINTS, lam.shape[1]))
-        ts = factors @ lam.T + rng.standard_normal((N_TIMEPOINTS, k))
+        lam = loadings + rng_subjects.normal(0.0, 0.1, size=loadings.shape)
+        factors = rng_subjects.standard_normal((N_TIMEPOINTS, lam.shape[1]))
+        ts = factors @ lam.T + rng_subjects.standard_normal((N_TIMEPOINTS, k))
         r = np.corrcoef(ts, rowvar=False)
         z = np.zeros((k, k))
         z[iu] = np.arctanh(np.clip(r[iu], -0.999, 0.999))

@@ -32,8 +32,19 @@ MAX_SEX_EFFECT = 5.0
 SEX_CODE = {"M": 0.5, "F": -0.5}  # so that sex_effect is the male - female difference
 # settings and truth.json sections added with population structure, site and sex effects (the default
 # cohort's truth.json is the earlier one plus these keys)
-NEW_SETTINGS = ("n_ancestries", "fst", "ancestry_case_shares", "relative_share", "site_effect", "sex_effect")
+NEW_SETTINGS = (
+    "n_ancestries",
+    "fst",
+    "ancestry_case_shares",
+    "relative_share",
+    "site_effect",
+    "sex_effect",
+    "subjects_seed",
+)
 NEW_SECTIONS = ("population", "relatives", "site_effects", "covariate_effects")
+# Mixed into the subjects' seed so that no subjects_seed gives back a stream of the first cohort (not even
+# subjects_seed == seed); any fixed nonzero word would do.
+_REPLICATE_WORD = 0x5EB1
 
 
 @dataclass(repr=False)
@@ -144,6 +155,7 @@ def simulate_cohort(
     relative_share=0.0,
     site_effect=None,
     sex_effect=0.0,
+    subjects_seed=None,
     overwrite=False,
     keep_volumes=True,
 ):
@@ -217,6 +229,15 @@ def simulate_cohort(
         ``1 + sex_effect * 0.04 * (+-0.5)`` (0.04 being the SD of a subject's global GM scale) and every
         FNC edge shifted by ``sex_effect * 0.10 * (+-0.5)`` (0.10 being an edge's typical SD across
         subjects). Sex does not enter the liability.
+    subjects_seed : int, optional
+        Draw a replication cohort: new subjects from the generator of ``seed``. ``seed`` still draws
+        what defines the generator (the SNP map, the causal SNPs and their signs, the planted FNC edges
+        and the population FNC structure, the ancestry groups' allele frequencies, the site effects;
+        the sMRI regions are fixed), and ``subjects_seed`` every subject's draws (genotypes, missing
+        calls, ancestry group, siblings, age, sex, site, latent scores, labels, FNC and GM variation).
+        The subjects are named ``sub-r<subjects_seed>-0001``... so that they never clash with those of
+        the first cohort. Give the first cohort's settings (``n_subjects`` may differ); None (the
+        default) draws everything from ``seed``, as earlier versions did.
     overwrite : bool, default=False
         Replace ``out_dir`` when it exists and is not empty.
     keep_volumes : bool, default=True
@@ -236,6 +257,14 @@ def simulate_cohort(
     each subject's latent scores and liability, with ``ancestry`` (1-based group) when
     ``n_ancestries > 1`` and ``family`` when ``relative_share > 0``.
 
+    A replication cohort (``subjects_seed``) shares ``genotypes.bim``, ``fnc_nodes.tsv``, ``mask.nii.gz``
+    and every part of ``truth.json`` that describes the generator with the first cohort. What describes
+    its own subjects differs: ``label_model.prevalence``, the groups' sizes and case shares in
+    ``population``, ``relatives``, and the causal SNPs' ``effect``. The label rule standardizes the
+    causal dosages and the latent scores over the cohort's own subjects and labels the top of its own
+    liability, so each cohort follows the same rule and the per-SD effects differ by sampling only
+    (their signs and SNPs are the same).
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -251,6 +280,14 @@ def simulate_cohort(
     ...     n_ancestries=2, fst=0.05, ancestry_case_shares=(0.3, 0.7))
     >>> sim.truth["population"]["ancestry"]["case_shares"]
     [0.3, 0.7]
+
+    A replication cohort: other subjects, the same causal SNPs.
+
+    >>> first = simulate_cohort(pathlib.Path(tempfile.mkdtemp()) / "first", n_subjects=40, n_snps=300, resolution=8)
+    >>> again = simulate_cohort(
+    ...     pathlib.Path(tempfile.mkdtemp()) / "again", n_subjects=30, n_snps=300, resolution=8, subjects_seed=1)
+    >>> str(again.subject_ids[0]), again.truth["fnc_edges"] == first.truth["fnc_edges"]
+    ('sub-r1-0001', True)
     """
     n_subjects = check_number("n_subjects", n_subjects, minimum=20, maximum=100_000, integer=True)
     n_snps = check_number("n_snps", n_snps, minimum=100, maximum=5_000_000, integer=True)
@@ -272,6 +309,8 @@ def simulate_cohort(
     if site_effect is not None:
         site_effect = check_number("site_effect", site_effect, minimum=0, maximum=MAX_SITE_EFFECT)
     sex_effect = check_number("sex_effect", sex_effect, minimum=-MAX_SEX_EFFECT, maximum=MAX_SEX_EFFECT)
+    if subjects_seed is not None:
+        subjects_seed = check_seed("subjects_seed", subjects_seed)
     out_dir = prepare_out_dir(out_dir, overwrite, kind="cohort")
 
     tmp = staging_dir(out_dir)
@@ -292,6 +331,7 @@ def simulate_cohort(
             relative_share=relative_share,
             site_effect=site_effect,
             sex_effect=sex_effect,
+            subjects_seed=subjects_seed,
             keep_volumes=bool(keep_volumes),
         )
         mark_output(tmp, "cohort")
@@ -321,22 +361,21 @@ def _simulate_into(
     relative_share,
     site_effect,
     sex_effect,
+    subjects_seed,
     keep_volumes,
 ):
-    # One child stream per component, so changing e.g. the resolution leaves genotypes unchanged. New
-    # streams are only ever appended: the first children of a SeedSequence do not depend on how many
-    # are spawned, so earlier cohorts keep their bytes.
-    rng_map, rng_geno, rng_pheno, rng_fnc, rng_smri, rng_missing, rng_ancestry, rng_family, rng_site = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(9)
-    )
-    ids = np.array([f"sub-{i:04d}" for i in range(1, n_subjects + 1)])
+    rng, subject_rng = _streams(seed, subjects_seed)
+    rng_map, rng_ancestry, rng_site = rng["map"], rng["ancestry"], rng["site"]
+    rng_geno, rng_pheno, rng_missing, rng_family = (subject_rng[k] for k in ("geno", "pheno", "missing", "family"))
+    prefix = "sub-" if subjects_seed is None else f"sub-r{subjects_seed}-"
+    ids = np.array([f"{prefix}{i:04d}" for i in range(1, n_subjects + 1)])
 
     # Population structure, genotypes and the genetic score.
     snps, rho = _genotypes.simulate_snp_map(rng_map, n_snps)
     maf = snps["maf"].to_numpy()
     if n_ancestries > 1:
         freq = _population.population_frequencies(rng_ancestry, maf, n_ancestries, fst)
-        ancestry = _population.assign_groups(rng_ancestry, n_subjects, n_ancestries)
+        ancestry = _population.assign_groups(subject_rng["ancestry"], n_subjects, n_ancestries)
     else:
         freq, ancestry = maf, np.zeros(n_subjects, dtype=np.int64)
     pairs = (
@@ -396,16 +435,36 @@ def _simulate_into(
 
     # FNC.
     nodes = standin_nodes()
-    edges = _fnc.plant_edges(rng_fnc, nodes)
+    edges = _fnc.plant_edges(rng["fnc"], nodes)
     fnc, fnc_offset = _fnc.simulate_fnc(
-        rng_fnc, nodes, z_fnc, edges, sites, n_sites, site_effect=site_effect, site_scale=fnc_scale, shift=fnc_shift
+        rng["fnc"],
+        nodes,
+        z_fnc,
+        edges,
+        sites,
+        n_sites,
+        site_effect=site_effect,
+        site_scale=fnc_scale,
+        shift=fnc_shift,
+        rng_subjects=subject_rng["fnc"],
     )
     np.save(tmp / "fnc.npy", fnc)
     (tmp / "fnc_subjects.txt").write_text("\n".join(ids) + "\n")
     nodes.to_csv(tmp / "fnc_nodes.tsv", sep="\t", index=False, float_format="%.2f", lineterminator="\n")
 
     tpl, affine, mask, regions, voxels, smri_scale = _simulate_smri_into(
-        tmp, rng_smri, ids, resolution, z_smri, age, sites, n_sites, keep_volumes, site_effect, smri_offset, smri_shift
+        tmp,
+        (rng["smri"], subject_rng["smri"]),
+        ids,
+        resolution,
+        z_smri,
+        age,
+        sites,
+        n_sites,
+        keep_volumes,
+        site_effect,
+        smri_offset,
+        smri_shift,
     )
 
     settings = dict(
@@ -424,6 +483,7 @@ def _simulate_into(
         relative_share=relative_share,
         site_effect=site_effect,
         sex_effect=sex_effect,
+        subjects_seed=subjects_seed,
         keep_volumes=keep_volumes,
         package_version=_package_version(),
     )
@@ -475,6 +535,25 @@ def _simulate_into(
     )
 
 
+def _streams(seed, subjects_seed):
+    """The random streams of a cohort: those that draw the generator, and those that draw its subjects.
+
+    One child stream per component, so changing e.g. the resolution leaves genotypes unchanged. New
+    streams are only ever appended: the first children of a SeedSequence do not depend on how many are
+    spawned, so earlier cohorts keep their bytes. FNC, sMRI and ancestry streams draw first the
+    generator (planted edges, population FNC structure, site effects, group frequencies) and then the
+    subjects; with ``subjects_seed`` the subjects' part moves to streams of its own.
+    """
+    names = ("map", "geno", "pheno", "fnc", "smri", "missing", "ancestry", "family", "site")
+    rng = dict(zip(names, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(names)))))
+    subject_names = ("geno", "pheno", "fnc", "smri", "missing", "ancestry", "family")
+    if subjects_seed is None:
+        return rng, {name: rng[name] for name in subject_names}
+    # the generator's seed enters too, so that one subjects_seed gives other subjects under another seed
+    root = np.random.SeedSequence([subjects_seed, seed, _REPLICATE_WORD])
+    return rng, dict(zip(subject_names, (np.random.default_rng(s) for s in root.spawn(len(subject_names)))))
+
+
 def _site_draws(rng, n_sites, site_effect):
     """The parts of the scanner model that the legacy model lacks: a relative scale of each site's FNC
     matrices and an additive offset of its GM maps (None and zeros with one site or ``site_effect=None``)."""
@@ -524,10 +603,12 @@ def _write_phenotypes(tmp, ids, labels, age, sex, sites, n_sites):
 
 
 def _simulate_smri_into(
-    tmp, rng_smri, ids, resolution, z_smri, age, sites, n_sites, keep_volumes, site_effect, site_offset, sex_shift
+    tmp, rngs, ids, resolution, z_smri, age, sites, n_sites, keep_volumes, site_effect, site_offset, sex_shift
 ):
     """``mask.nii.gz`` and one gray-matter map per subject in ``smri/``, with regions planted. Returns the
-    template, affine, mask, regions, voxels and the sites' GM scales."""
+    template, affine, mask, regions, voxels and the sites' GM scales. ``rngs`` draws the sites' scales,
+    then the subjects' maps (the same generator twice, or two)."""
+    rng_smri, rng_subjects = rngs
     tpl, affine = _smri.template(resolution)
     mask = tpl > _smri.MASK_THRESHOLD
     regions = _smri.plant_regions(tpl, affine, mask)
@@ -541,7 +622,7 @@ def _simulate_smri_into(
     voxels = np.empty((len(ids), int(mask.sum())), dtype=np.float32) if keep_volumes else None
     for s in range(len(ids)):
         vol = _smri.subject_volume(
-            rng_smri,
+            rng_subjects,
             tpl,
             resolution,
             region_weight,

@@ -6,6 +6,7 @@ from ._config import TrainConfig, read_training_config
 from ._folder import FoldFolder, RunFolder
 from ._loop import resolve_device
 from ._metrics import METRIC_COLUMNS, classification_metrics, metrics_table
+from ._predict import PredictResult, align_cohort, predict, prediction_qc
 from ._run import RunResult, build_model, permuted_run_labels, retrain, run_folds, train
 
 __all__ = [
@@ -25,6 +26,10 @@ __all__ = [
     "metrics_table",
     "open_run",
     "permuted_run_labels",
+    "predict",
+    "prediction_qc",
+    "PredictResult",
+    "align_cohort",
     "read_training_config",
     "resolve_device",
     "retrain",
