@@ -25,8 +25,9 @@ ADJUSTMENTS = ("none", "regress")
 
 def covariate_columns(cohort, modality) -> pd.DataFrame:
     """The columns a modality is adjusted for, one row per subject: the cohort's covariates and its site
-    (always, as a category) for FNC and sMRI; the genetic principal components for genotypes (age, sex or
-    scanner do not act on a genotype, ancestry does)."""
+    (always, as a category) for FNC and sMRI, and for sMRI also the total intracranial volume when the cohort
+    gives one; the genetic principal components for genotypes (age, sex or scanner do not act on a genotype,
+    ancestry does)."""
     if modality == "snp":
         pcs = getattr(cohort, "pcs", None)
         return pd.DataFrame(index=cohort.covariates.index) if pcs is None else pcs
@@ -35,6 +36,9 @@ def covariate_columns(cohort, modality) -> pd.DataFrame:
         site_column = cohort.spec.phenotypes.site_column if cohort.spec is not None else "site"
         if site_column not in columns.columns:
             columns[site_column] = np.asarray(cohort.site).astype(str)
+    tiv = getattr(cohort, "tiv", None)
+    if modality == "smri" and tiv is not None and "tiv" not in columns.columns:
+        columns["tiv"] = tiv  # head size scales gray matter, not connectivity
     return columns
 
 

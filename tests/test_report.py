@@ -514,3 +514,16 @@ def test_genomics_section_says_what_the_qc_removed_and_lambda_with_its_interval(
     assert "Heterozygosity and relatedness not checked: only 433 LD-pruned common SNPs." in html
     assert "\u03bbGC = 1.094 (95% bootstrap interval 0.950\u20131.200, over 433 LD-pruned common SNPs)" in html
     assert 'href="qc.csv"' in html
+
+
+def test_methods_name_tiv_and_the_template_space(folder):
+    report_dir, run_dir, _ = folder
+    cohort = run_dir.parent / "cohort" / "cohort.toml"
+    cohort.write_text(
+        cohort.read_text()
+        + '\n[smri]\ntemplate = "smri/{subject_id}.nii"\ntiv_xml = "report/cat_{subject_id}.xml"\n'
+        + 'space = "MNI152NLin2009cAsym"\n'
+    )
+    text = _methods_with(folder, {}, {"adjust": "regress"})
+    assert "total intracranial volume from CAT12's reports out of every gray-matter voxel" in text
+    assert "Gray-matter maps were in MNI152NLin2009cAsym space" in text

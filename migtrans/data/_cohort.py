@@ -14,8 +14,9 @@ from ._config import CohortSpec, read_cohort_spec
 from ._files import subject_path
 from ._fnc import fnc_sources, read_fnc, read_nodes
 from ._genotypes import open_genotypes
-from ._phenotypes import check_covariates, read_phenotypes
+from ._phenotypes import check_covariates, read_phenotypes, read_table
 from ._smri import auto_mask, cache_voxels, check_grid, read_mask, smri_available, smri_path
+from ._tiv import read_cat12_tiv, tiv_from_column
 
 
 class CohortWarning(UserWarning):
@@ -58,6 +59,9 @@ class Cohort:
     pruned_snps : ndarray of bool, shape (m,) or None
         Common SNPs (MAF >= 5%) in approximate linkage equilibrium (``--indep-pairwise 50 5 0.2``): the SNPs
         of the genetic principal components and of lambda_GC.
+    tiv : ndarray of float, shape (n,) or None
+        Total intracranial volume (cm³) from ``[smri] tiv_xml`` (CAT12 reports) or ``tiv_column``: an sMRI-only
+        covariate of the fold adjustment.
     pcs : DataFrame or None
         Genetic principal components ``PC1..PCk``, indexed by subject id (label-free, from every subject's
         pruned genotypes); ``k`` is ``genotypes.pcs`` capped at one per 20 subjects.
@@ -81,6 +85,7 @@ class Cohort:
     qc_notes: list = field(default_factory=list)
     pruned_snps: np.ndarray | None = None
     pcs: pd.DataFrame | None = None
+    tiv: np.ndarray | None = None
     genetic_pcs: object = None  # migtrans.genetics.GeneticPCs behind ``pcs`` (loadings, to project new subjects)
 
     @property
@@ -104,6 +109,8 @@ class Cohort:
                 files += [subject_path(spec.fnc.template, s) for s in self.subject_ids]
         if spec.smri:
             files += [smri_path(spec.smri, s) for s in self.subject_ids]
+            if spec.smri.tiv_xml:
+                files += [subject_path(spec.smri.tiv_xml, s) for s in self.subject_ids]
             if spec.smri.mask:
                 files.append(spec.smri.mask)
         return files
@@ -309,6 +316,13 @@ def load_cohort(path, *, strict=None, cache_dir=None, smri_mask=None, qc="file")
             mask = auto_mask(spec.smri, subjects, shape)
         cohort.mask, cohort.affine = mask, affine
         cohort.voxels = cache_voxels(spec.smri, subjects, mask, cache_dir)
+        if spec.smri.tiv_xml:
+            cohort.tiv = read_cat12_tiv(spec.smri.tiv_xml, subjects)
+        elif spec.smri.tiv_column:
+            # any column of the phenotype table, not only the listed covariates
+            table = read_table(spec.phenotypes.path)
+            table.index = table[spec.phenotypes.id_column].str.strip()
+            cohort.tiv = tiv_from_column(table, spec.smri.tiv_column, subjects, spec.phenotypes.path)
     if spec.genotypes:
         cohort.snps, cohort.genotypes, cohort.qc, cohort.qc_notes = snps, genotypes, qc, qc_notes
         cohort.pruned_snps, cohort.genetic_pcs = _ancestry(genotypes, snps, spec)

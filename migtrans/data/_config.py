@@ -21,7 +21,7 @@ _ALLOWED = {
     "genotypes": {"bfile", "pfile", "vcf", "bgen", "sample", "field", "build", "pcs"},
     "qc": None,  # the keys of QCThresholds, validated by it
     "fnc": {"path", "subjects", "template", "nodes", "variable", "session"},
-    "smri": {"template", "mask", "mask_threshold"},
+    "smri": {"template", "mask", "mask_threshold", "tiv_xml", "tiv_column", "space"},
 }
 _REQUIRED = {
     "phenotypes": {"path", "id_column", "label_column", "positive_label"},
@@ -84,6 +84,9 @@ class SmriSpec:
     template: str  # absolute path template containing "{subject_id}"
     mask: Path | None = None  # None means "auto"
     mask_threshold: float = 0.2
+    tiv_xml: str | None = None  # path template of CAT12 report XMLs (``<vol_TIV>``)
+    tiv_column: str | None = None  # or a column of the phenotype table
+    space: str | None = None  # the template space of the maps, as the user names it (recorded, not checked)
 
 
 @dataclass(frozen=True)
@@ -384,10 +387,18 @@ def read_cohort_spec(toml_path) -> CohortSpec:
             raise CohortError(
                 f"key 'smri.mask_threshold' must be a finite number >= 0, found {threshold!r}", file=toml_path
             )
+        if "tiv_xml" in s and "tiv_column" in s:
+            raise CohortError("[smri] takes one TIV source: tiv_xml or tiv_column, not both", file=toml_path)
+        for key in ("tiv_column", "space"):
+            if key in s:
+                _expect(s[key], str, toml_path, f"smri.{key}", "a string")
         smri = SmriSpec(
             template=template_of("smri", "template", s),
             mask=None if mask == "auto" else path_of("smri", "mask", s),
             mask_threshold=float(threshold),
+            tiv_xml=template_of("smri", "tiv_xml", s) if "tiv_xml" in s else None,
+            tiv_column=s.get("tiv_column"),
+            space=s.get("space"),
         )
 
     c = raw.get("cohort", {})

@@ -132,6 +132,13 @@ def _manifest(cohort, cfg, argv) -> dict:
         "inputs": {str(p): sha256_file(p) for p in cohort.input_files()},
         "subjects": [str(s) for s in cohort.subject_ids],
         "dropped": cohort.dropped,
+        # the sMRI maps' template space as the cohort file names it, and where TIV came from
+        "smri_space": cohort.spec.smri.space if cohort.spec.smri else None,
+        "tiv_source": (
+            ("cat12_xml" if cohort.spec.smri.tiv_xml else "column" if cohort.spec.smri.tiv_column else None)
+            if cohort.spec.smri
+            else None
+        ),
     }
 
 
