@@ -309,3 +309,33 @@ def test_per_node_fnc_projection_equals_a_loop_over_nodes():
     x2[:, 2] += 1.0
     changed = (enc(x2) - out).abs().sum(dim=(0, 2)) > 0
     assert changed.tolist() == [k == 2 for k in range(N_NODES)]
+
+
+def test_genomic_tokens_stay_bounded_by_pooling_consecutive_loci():
+    """Thousands of loci (SNPs spread like an array) give at most max_tokens genomic tokens: each the mean of
+    its loci's hidden units; with fewer loci the encoder is one token per locus, as before."""
+    from migtrans.model._encoders import LocusEncoder
+
+    n_loci, per = 1000, 3
+    index = np.arange(n_loci * per).reshape(n_loci, per)
+    valid = np.ones_like(index, dtype=bool)
+    chrom = np.repeat(np.arange(10), 100)
+    torch.manual_seed(0)
+    enc = LocusEncoder(n_loci * per, index, valid, chrom, d_model=8, hidden=4, max_tokens=64)
+    x = torch.randn(5, n_loci * per)
+    out = enc(x)
+    assert enc.n_tokens == 64 and out.shape == (5, 64, 8)
+    assert enc.group_size.min() == 15 and enc.group_size.max() == 16  # 1000 loci in near-equal groups
+    # token g is the projection of the mean hidden units of its loci
+    hidden = enc.locus_projection(x)
+    g = 10
+    members = (enc.group == g).nonzero().squeeze(1)
+    expected = enc.proj(hidden[:, members].mean(1)) + enc.locus_embedding[g] + enc.chrom_embedding[chrom[members[0]]]
+    torch.testing.assert_close(out[:, g], expected)
+    out.sum().backward()
+    assert (enc.weight.grad.abs().sum(1) > 0).all()  # every SNP still has its own weights and learns
+    # few loci: nothing pooled, one token per locus, and the saved state has no new entries
+    small = LocusEncoder(30, index[:10], valid[:10], chrom[:10], d_model=8, hidden=4, max_tokens=64)
+    assert small.n_tokens == 10 and not small.grouped
+    saved = {"index", "valid", "locus_chrom", "weight", "bias", "proj.weight", "proj.bias"}
+    assert set(small.state_dict()) == saved | {"locus_embedding", "chrom_embedding"}

@@ -64,6 +64,12 @@ class ModelConfig:
     locus_hidden : int, default=16
         Width of each locus's own projection before the shared map to ``d_model``; kept small so the
         per-locus weights (n_snps x locus_hidden in all) stay far below one d_model-wide projection.
+    max_genomic_tokens : int, default=512
+        The most genomic tokens the fusion sees. With more loci (SNPs spread like a genotyping array give
+        thousands of 250 kb windows), consecutive loci are pooled into this many tokens of near-equal locus
+        counts (the mean of their locus projections), so attention stays quadratic in a bounded number
+        whatever the array; each locus keeps its own SNP weights, and the locus table still reports every
+        locus. Cohorts with fewer loci (the simulator's LD blocks: about 300 for 5,000 SNPs) are unchanged.
     snp_mlp_hidden : int, default=128
         Hidden width of the "mlp" genomic encoder.
     snp_mlp_tokens : int, default=4
@@ -125,6 +131,7 @@ class ModelConfig:
     snp_encoder: str = "locus"
     fnc_projection: str = "shared"
     locus_hidden: int = 16
+    max_genomic_tokens: int = 512
     snp_mlp_hidden: int = 128
     snp_mlp_tokens: int = 4
     smri_slice_axis: int = 2
@@ -183,6 +190,7 @@ class ModelConfig:
             ("n_heads", 1),
             ("ffn_mult", 1),
             ("locus_hidden", 1),
+            ("max_genomic_tokens", 1),
             ("snp_mlp_hidden", 1),
             ("snp_mlp_tokens", 1),
             ("smri_downsample", 1),

@@ -21,7 +21,7 @@ def _embedding(n, d):
 
 
 class LocusEncoder(nn.Module):
-    """Genomic encoder: one token per locus.
+    """Genomic encoder: one token per locus (or per group of consecutive loci, at most ``max_tokens``).
 
     Each locus's SNPs go through the locus's own dense projection to ``hidden`` units + GELU, then a
     shared linear map to ``d_model``; learned locus and chromosome embeddings are added. The
@@ -40,10 +40,26 @@ class LocusEncoder(nn.Module):
         Chromosome code per locus (``chrom_code`` from :func:`migtrans.loci.partition_loci`);
         all zeros when None.
     d_model, hidden : int
+    max_tokens : int, optional
+        With more loci than this, consecutive loci are pooled into ``max_tokens`` groups of near-equal size
+        (the mean of their hidden units) before the map to ``d_model``; group and chromosome (of the group's
+        first locus) embeddings replace the locus embeddings.
     dropout : float
     """
 
-    def __init__(self, n_snps, index, valid, locus_chrom=None, *, d_model=64, hidden=16, dropout=0.0, norm=False):
+    def __init__(
+        self,
+        n_snps,
+        index,
+        valid,
+        locus_chrom=None,
+        *,
+        d_model=64,
+        hidden=16,
+        max_tokens=None,
+        dropout=0.0,
+        norm=False,
+    ):
         super().__init__()
         index = torch.as_tensor(np.array(index, dtype=np.int64))
         valid = torch.as_tensor(np.array(valid, dtype=bool))
@@ -79,7 +95,18 @@ class LocusEncoder(nn.Module):
         self.weight = nn.Parameter((torch.rand(n_snps, hidden) * 2 - 1) * bound[:, None])
         self.bias = nn.Parameter((torch.rand(n_loci, hidden) * 2 - 1) / sizes.sqrt()[:, None])
         self.proj = nn.Linear(hidden, d_model)
-        self.locus_embedding = _embedding(n_loci, d_model)
+        # pooling only when the loci outnumber the tokens allowed: smaller cohorts keep one token per locus
+        self.grouped = max_tokens is not None and n_loci > max_tokens
+        n_groups = max_tokens if self.grouped else n_loci
+        group = np.repeat(np.arange(n_groups), [len(a) for a in np.array_split(np.arange(n_loci), n_groups)])
+        group = torch.as_tensor(group, dtype=torch.int64)
+        # derived from the locus partition, which the run rebuilds: not saved, so older checkpoints still load
+        self.register_buffer("group", group, persistent=False)
+        self.register_buffer("group_size", torch.bincount(group, minlength=n_groups).float(), persistent=False)
+        first = torch.searchsorted(group, torch.arange(n_groups))
+        self.register_buffer("token_chrom", locus_chrom[first] if self.grouped else locus_chrom, persistent=False)
+        self.n_groups = n_groups
+        self.locus_embedding = _embedding(n_groups, d_model)
         self.chrom_embedding = _embedding(int(locus_chrom.max()) + 1, d_model)
         self.norm = nn.LayerNorm(d_model) if norm else nn.Identity()
         self.drop = nn.Dropout(dropout)
@@ -91,13 +118,17 @@ class LocusEncoder(nn.Module):
         return F.gelu(torch.einsum("blp,lph->blh", gathered, weight.to(gathered.dtype)) + self.bias)
 
     def forward(self, x):
-        tokens = self.proj(self.locus_projection(x))
-        tokens = tokens + self.locus_embedding + self.chrom_embedding[self.locus_chrom]
+        hidden = self.locus_projection(x)
+        if self.grouped:
+            pooled = hidden.new_zeros(hidden.shape[0], self.n_groups, hidden.shape[2])
+            hidden = pooled.index_add_(1, self.group, hidden) / self.group_size[:, None].to(hidden.dtype)
+        tokens = self.proj(hidden)
+        tokens = tokens + self.locus_embedding + self.chrom_embedding[self.token_chrom]
         return self.drop(self.norm(tokens))
 
     @property
     def n_tokens(self):
-        return self.n_loci
+        return self.n_groups
 
 
 class MLPGenomicEncoder(nn.Module):

@@ -96,6 +96,7 @@ class MIGTrans(nn.Module):
                     locus_chrom,
                     d_model=d,
                     hidden=config.locus_hidden,
+                    max_tokens=config.max_genomic_tokens,
                     dropout=config.dropout,
                     norm=config.token_norm,
                 )
