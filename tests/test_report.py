@@ -527,3 +527,17 @@ def test_methods_name_tiv_and_the_template_space(folder):
     text = _methods_with(folder, {}, {"adjust": "regress"})
     assert "total intracranial volume from CAT12's reports out of every gray-matter voxel" in text
     assert "Gray-matter maps were in MNI152NLin2009cAsym space" in text
+
+
+def test_qq_caption_says_lambda_is_over_the_pruned_snps(folder):
+    from reports.page._figures import _qq
+
+    report_dir, run_dir, _ = folder
+    path = report_dir / "settings.json"
+    settings = json.loads(path.read_text())
+    settings.update(lambda_gc=1.094, lambda_gc_interval=[0.875, 1.371], lambda_gc_snps=433)
+    path.write_text(json.dumps(settings))
+    from reports.page._figures import _Context
+
+    _, display, caption, _ = _qq(_Context(report_dir, run_dir), {})
+    assert "λ = 1.094 over 433 LD-pruned common SNPs, 95% interval 0.875–1.371 (from the analysis)" in caption

@@ -248,7 +248,19 @@ def _qq(ctx, opts):
     if snps is None:
         return None
     d = QQDisplay.from_table(snps, lambda_gc=ctx.settings.get("lambda_gc"), n_permutations=ctx.n_permutations)
-    parts = [f"{p['column']}: n = {p['n']}, λ = {p['lambda_gc']:.3f} ({p['lambda_source']})" for p in d.panels]
+    s = ctx.settings
+
+    def lam(p):
+        if p["column"] == "p_assoc" and s.get("lambda_gc_snps") and p["lambda_source"] == "from the analysis":
+            # the analysis's lambda is over the LD-pruned common SNPs, not over every point drawn
+            interval = s.get("lambda_gc_interval") or [None, None]
+            ci = f", 95% interval {interval[0]:.3f}–{interval[1]:.3f}" if None not in interval else ""
+            return (
+                f"λ = {p['lambda_gc']:.3f} over {s['lambda_gc_snps']} LD-pruned common SNPs{ci} ({p['lambda_source']})"
+            )
+        return f"λ = {p['lambda_gc']:.3f} ({p['lambda_source']})"
+
+    parts = [f"{p['column']}: n = {p['n']}, {lam(p)}" for p in d.panels]
     return (
         "QQ plot",
         d.plot(),

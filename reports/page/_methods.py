@@ -602,7 +602,16 @@ def _adjustment_sentences(inputs: ReportInputs) -> list[str]:
     modalities = train.get("modalities") or []
     parts = []
     if imaging and {"fnc", "smri"} & set(modalities):
-        parts.append(f"{_join(imaging)} out of every FNC edge and gray-matter voxel")
+        where = {
+            frozenset({"fnc", "smri"}): "every FNC edge and gray-matter voxel",
+            frozenset({"fnc"}): "every FNC edge",
+            frozenset({"smri"}): "every gray-matter voxel",
+        }[frozenset({"fnc", "smri"} & set(modalities))]
+        parts.append(f"{_join(imaging)} out of {where}")
+    smri = inputs.cohort.get("smri", {}) or {}
+    if "smri" in modalities and (smri.get("tiv_xml") or smri.get("tiv_column")):
+        source = "from CAT12's reports" if smri.get("tiv_xml") else f"(column {smri['tiv_column']})"
+        parts.append(f"total intracranial volume {source} out of every gray-matter voxel")
     n_pcs = inputs.settings.get("n_pcs")
     if n_pcs and "snp" in modalities:
         parts.append(f"the {_count(n_pcs, 'genetic principal component')} out of every dosage")
@@ -614,6 +623,11 @@ def _adjustment_sentences(inputs: ReportInputs) -> list[str]:
         + ", with coefficients fitted on the fold's training subjects only and applied unchanged to its "
         "held-out subjects (categorical covariates as indicators of the training fold's levels)."
     ]
+
+
+def _smri_space_sentences(inputs: ReportInputs) -> list[str]:
+    space = (inputs.cohort.get("smri", {}) or {}).get("space")
+    return [f"Gray-matter maps were in {space} space, as the cohort file states."] if space else []
 
 
 def _genotype_qc_sentences(inputs: ReportInputs) -> list[str]:
@@ -787,6 +801,7 @@ def build_methods(report_dir, run_dir=None, *, inputs: ReportInputs | None = Non
                 [
                     _cohort_sentence(inputs),
                     *_genotype_qc_sentences(inputs),
+                    *_smri_space_sentences(inputs),
                     *_model_sentences(inputs, cite),
                     *_training_sentences(inputs),
                 ],
