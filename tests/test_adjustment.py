@@ -173,3 +173,24 @@ def test_a_run_keeps_relatives_the_qc_kept_in_one_fold():
     assert all(folds[index[a]] == folds[index[b]] for a, b in zip(pairs["id1"], pairs["id2"]))
     with pytest.raises(ParameterError, match="relatives = keep"):
         _assign_folds(cohort, TrainConfig(n_folds=3, explain_fraction=0.25))
+
+
+def test_a_run_from_before_the_adjustment_option_opens_as_unadjusted(baseline_run, tmp_path):
+    """Its config.toml has no `adjust`: it adjusted nothing, and retraining it (null runs) must not adjust."""
+    import json
+    import shutil
+
+    from migtrans.training import open_run
+    from migtrans.training._checkpoint import write_checksums
+
+    folder = tmp_path / "old"
+    shutil.copytree(baseline_run.out_dir, folder)
+    config = (folder / "config.toml").read_text()
+    assert 'adjust = "regress"' in config
+    (folder / "config.toml").write_text(config.replace('adjust = "regress"\n', ""))
+    resolved = json.loads((folder / ".resolved.json").read_text())
+    del resolved["train"]["adjust"]
+    (folder / ".resolved.json").write_text(json.dumps(resolved, sort_keys=True))
+    write_checksums(folder)
+    assert open_run(folder).train.adjust == "none"
+    assert open_run(baseline_run.out_dir).train.adjust == "regress"

@@ -218,7 +218,9 @@ def open_run(path) -> Run:
     if not isinstance(config["run"].get("cohort"), str):
         raise RunError(f"{config_path}: [run] needs the cohort path ('cohort')")
     try:
-        cfg = TrainConfig.from_dict(config["train"])
+        # a run trained before covariate adjustment existed adjusted nothing: say so, or retraining it (null
+        # runs) would take today's default and differ from the run it is a null for
+        cfg = TrainConfig.from_dict({"adjust": "none", **config["train"]})
         if cfg.model == "migtrans":
             from ..model import ModelConfig
 
