@@ -425,3 +425,14 @@ def test_inputs_are_checked():
         genotype_qc(np.zeros((3, 7)), [0, 0, 0], [f"rs{j}" for j in range(7)], ["a", "b", "c"])
     with pytest.raises(ParameterError, match=r"^snp_mask: expected 7 booleans"):
         subject_statistics(np.zeros((3, 7)), snp_mask=[1, 0])
+
+
+def test_the_cohort_summary_says_what_qc_removed_and_what_it_could_not_check(sim_cohort):
+    from migtrans.data import load_cohort
+
+    cohort = load_cohort(sim_cohort.toml_path)
+    removed = int((cohort.qc.table["level"] == "snp").sum())
+    text = cohort.summary()
+    assert f"genotype QC: {removed} SNPs removed by maf" in text and removed > 0
+    assert "heterozygosity and relatedness not checked: only" in text
+    assert "ancestry: 2 genetic principal components from" in text  # 40 subjects: one PC per 20

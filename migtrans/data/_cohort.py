@@ -143,7 +143,14 @@ class Cohort:
                 }
                 lines.append(
                     "  genotype QC: "
-                    + (", ".join(f"{v} removed by {k}" for k, v in removed.items()) if removed else "nothing removed")
+                    + (
+                        ", ".join(
+                            f"{v} {'subject' if k in _SUBJECT_FILTERS else 'SNP'}{'s' if v != 1 else ''} removed by {k}"
+                            for k, v in removed.items()
+                        )
+                        if removed
+                        else "nothing removed"
+                    )
                     + (f"; {counts['related_pairs']} related pair(s)" if counts["related_pairs"] else "")
                 )
                 lines += [f"  genotype QC: {note}" for note in self.qc_notes]
@@ -335,6 +342,7 @@ def load_cohort(path, *, strict=None, cache_dir=None, smri_mask=None, qc="file")
 # spreads unrelated, uncontaminated subjects past the cutoffs
 _MIN_INDEPENDENT_SNPS = 1000
 SUBJECTS_PER_PC = 20
+_SUBJECT_FILTERS = ("subject_missing", "heterozygosity", "relatedness")
 
 
 def _genotype_qc(genotypes, labels, snps, subjects, spec):
