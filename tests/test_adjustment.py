@@ -125,6 +125,11 @@ def test_leave_one_site_out_run_reports_metrics_per_site(sim_cohort_two_sites, t
         assert sites.loc[part["subject_id"], "site"].nunique() == 1
     config = (tmp_path / "run" / "config.toml").read_text()
     assert "n_folds = 2" in config and 'fold_by = "site"' in config
+    # the run opens (its metrics have a text column now) and compares like any other
+    from migtrans.training import compare_runs, open_run
+
+    assert open_run(tmp_path / "run").n_folds == 2
+    assert len(compare_runs([tmp_path / "run"])) == 1
 
 
 @pytest.fixture(scope="module")

@@ -274,7 +274,8 @@ def read_run_csv(path: Path, columns, rows=(), numeric=False):
     if absent:
         raise RunError(f"{path}: expected one row {absent[0]!r} (damaged run folder?)")
     if numeric:
-        bad = [c for c in table.columns if c != "fold" and not pd.api.types.is_numeric_dtype(table[c])]
+        # fold names its row, and a leave-one-site-out run's site its held-out site: the rest are numbers
+        bad = [c for c in table.columns if c not in ("fold", "site") and not pd.api.types.is_numeric_dtype(table[c])]
         if bad:
             raise RunError(f"{path}: column {bad[0]!r} holds values that are not numbers (damaged run folder?)")
     return table
