@@ -477,7 +477,7 @@ def test_methods_report_genotype_qc_and_pcs(folder):
         "4971 SNPs and 598 subjects remained",
         "Heterozygosity and relatedness not checked: only 444 LD-pruned common SNPs.",
         "10 genetic principal components of 444 LD-pruned common SNPs",
-        "\u03bbGC = 1.020 (95% bootstrap interval 0.970\u20131.080) over 440 LD-pruned common SNPs",
+        "\u03bbGC = 1.020 (95% bootstrap interval 0.970\u20131.080, over 440 LD-pruned common SNPs)",
     ):
         assert expected in text, expected
     assert "differed between cases and controls" not in text  # a filter switched off is not claimed
@@ -540,4 +540,6 @@ def test_qq_caption_says_lambda_is_over_the_pruned_snps(folder):
     from reports.page._figures import _Context
 
     _, display, caption, _ = _qq(_Context(report_dir, run_dir), {})
-    assert "λ = 1.094 over 433 LD-pruned common SNPs, 95% interval 0.875–1.371 (from the analysis)" in caption
+    assert (
+        "λ = 1.094 (from the analysis; 95% bootstrap interval 0.875–1.371, over 433 LD-pruned common SNPs)" in caption
+    )

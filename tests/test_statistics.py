@@ -310,17 +310,17 @@ def test_monomorphic_snp_gives_nan_not_a_number(gwas_data):
     assert np.isnan(res.loc[3, "p_assoc"]) and np.isfinite(res.loc[0, "p_assoc"])
 
 
-@pytest.mark.skipif(shutil.which("plink1.9") is None, reason="plink1.9 is not installed")
-def test_association_agrees_with_plink_logistic(gwas_data, tmp_path):
+def _plink_logistic(tmp_path, g, y, cov) -> pd.DataFrame:
+    """plink1.9 --logistic --covar on dosages ``g`` (A1 counts), labels ``y`` and the covariates ``cov`` coded
+    as `covariate_matrix` codes them: its .assoc.logistic table."""
     from bed_reader import to_bed
 
-    g, y, cov = gwas_data
     n, m = g.shape
     ids = [f"i{k}" for k in range(n)]
     # plink counts A1 in .bed: our dosage is the A1 count
     to_bed(
         tmp_path / "d.bed",
-        g.astype(np.float32),
+        np.asarray(g, dtype=np.float32),
         properties={
             "fid": ids,
             "iid": ids,
@@ -338,23 +338,19 @@ def test_association_agrees_with_plink_logistic(gwas_data, tmp_path):
     cov_file.insert(0, "FID", ids)
     cov_file.to_csv(tmp_path / "cov.txt", sep=" ", index=False)
     done = subprocess.run(
-        [
-            "plink1.9",
-            "--bfile",
-            str(tmp_path / "d"),
-            "--logistic",
-            "hide-covar",
-            "--covar",
-            str(tmp_path / "cov.txt"),
-            "--allow-no-sex",
-            "--out",
-            str(tmp_path / "out"),
-        ],
+        ["plink1.9", "--bfile", str(tmp_path / "d"), "--logistic", "hide-covar", "--covar", str(tmp_path / "cov.txt")]
+        + ["--allow-no-sex", "--out", str(tmp_path / "out")],
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stdout[-2000:]
-    plink = pd.read_csv(tmp_path / "out.assoc.logistic", sep=r"\s+")
+    return pd.read_csv(tmp_path / "out.assoc.logistic", sep=r"\s+")
+
+
+@pytest.mark.skipif(shutil.which("plink1.9") is None, reason="plink1.9 is not installed")
+def test_association_agrees_with_plink_logistic(gwas_data, tmp_path):
+    g, y, cov = gwas_data
+    plink = _plink_logistic(tmp_path, g, y, cov)
     ours = logistic_association(g, y, cov)
     both = np.isfinite(plink["P"].to_numpy()) & np.isfinite(ours["p_assoc"].to_numpy())
     rho = stats.spearmanr(plink["P"][both], ours["p_assoc"][both]).statistic
@@ -476,8 +472,6 @@ def test_association_with_genetic_pcs_agrees_with_plink_logistic(tmp_path):
     """Two ancestry groups whose case shares differ: our logistic association on dosage + site + the genetic
     PCs (`association_covariates` of a loaded cohort is this design) equals plink1.9 --logistic --covar with
     the same covariates (Spearman >= 0.999 on p), and the PCs remove the inflation."""
-    from bed_reader import to_bed
-
     from migtrans.genetics import genetic_pcs
 
     rng = np.random.default_rng(4)
@@ -491,34 +485,7 @@ def test_association_with_genetic_pcs_agrees_with_plink_logistic(tmp_path):
     site = rng.integers(0, 2, n)
     pcs = genetic_pcs(g, 4).scores
     cov = pd.DataFrame({"site": np.where(site == 1, "b", "a"), **{f"PC{k + 1}": pcs[:, k] for k in range(4)}})
-    ids = [f"i{k}" for k in range(n)]
-    to_bed(
-        tmp_path / "d.bed",
-        g,
-        properties={
-            "fid": ids,
-            "iid": ids,
-            "sid": [f"rs{j}" for j in range(m)],
-            "chromosome": ["1"] * m,
-            "bp_position": np.arange(1, m + 1) * 100,
-            "allele_1": ["A"] * m,
-            "allele_2": ["G"] * m,
-            "pheno": (y + 1).astype(str),
-        },
-    )
-    C, names = covariate_matrix(cov, n)
-    cov_file = pd.DataFrame(C[:, 1:], columns=[c.replace("[", "_").replace("]", "") for c in names[1:]])
-    cov_file.insert(0, "IID", ids)
-    cov_file.insert(0, "FID", ids)
-    cov_file.to_csv(tmp_path / "cov.txt", sep=" ", index=False)
-    done = subprocess.run(
-        ["plink1.9", "--bfile", str(tmp_path / "d"), "--logistic", "hide-covar", "--covar", str(tmp_path / "cov.txt")]
-        + ["--allow-no-sex", "--out", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stdout[-2000:]
-    plink = pd.read_csv(tmp_path / "out.assoc.logistic", sep=r"\s+")
+    plink = _plink_logistic(tmp_path, g, y, cov)
     ours = logistic_association(g, y, cov)
     both = np.isfinite(plink["P"].to_numpy()) & np.isfinite(ours["p_assoc"].to_numpy())
     assert both.sum() > 0.99 * m

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import CohortError
+from ..genetics import SUBJECT_FILTERS
 from ._config import CohortSpec, read_cohort_spec
 from ._files import subject_path
 from ._fnc import fnc_sources, read_fnc, read_nodes
@@ -145,7 +146,7 @@ class Cohort:
                     "  genotype QC: "
                     + (
                         ", ".join(
-                            f"{v} {'subject' if k in _SUBJECT_FILTERS else 'SNP'}{'s' if v != 1 else ''} removed by {k}"
+                            f"{v} {'subject' if k in SUBJECT_FILTERS else 'SNP'}{'s' if v != 1 else ''} removed by {k}"
                             for k, v in removed.items()
                         )
                         if removed
@@ -342,7 +343,6 @@ def load_cohort(path, *, strict=None, cache_dir=None, smri_mask=None, qc="file")
 # spreads unrelated, uncontaminated subjects past the cutoffs
 _MIN_INDEPENDENT_SNPS = 1000
 SUBJECTS_PER_PC = 20
-_SUBJECT_FILTERS = ("subject_missing", "heterozygosity", "relatedness")
 
 
 def _genotype_qc(genotypes, labels, snps, subjects, spec):

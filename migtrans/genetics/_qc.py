@@ -41,6 +41,8 @@ FILTERS = (
     "heterozygosity",
     "relatedness",
 )
+#: The filters that remove subjects (the others remove SNPs).
+SUBJECT_FILTERS = ("subject_missing", "heterozygosity", "relatedness")
 _TABLE_COLUMNS = ["level", "id", "filter", "value", "threshold", "detail"]
 _RELATIVES = ("drop", "keep")
 

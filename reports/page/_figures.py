@@ -32,6 +32,7 @@ from ..plotting import (
     save_figure,
 )
 from ._figure import FigureFile
+from ._methods import lambda_detail
 
 
 class _Context:
@@ -251,14 +252,9 @@ def _qq(ctx, opts):
     s = ctx.settings
 
     def lam(p):
-        if p["column"] == "p_assoc" and s.get("lambda_gc_snps") and p["lambda_source"] == "from the analysis":
-            # the analysis's lambda is over the LD-pruned common SNPs, not over every point drawn
-            interval = s.get("lambda_gc_interval") or [None, None]
-            ci = f", 95% interval {interval[0]:.3f}–{interval[1]:.3f}" if None not in interval else ""
-            return (
-                f"λ = {p['lambda_gc']:.3f} over {s['lambda_gc_snps']} LD-pruned common SNPs{ci} ({p['lambda_source']})"
-            )
-        return f"λ = {p['lambda_gc']:.3f} ({p['lambda_source']})"
+        # the analysis's lambda rests on the LD-pruned common SNPs, not on every point drawn
+        detail = lambda_detail(s) if p["column"] == "p_assoc" and p["lambda_source"] == "from the analysis" else ""
+        return f"λ = {p['lambda_gc']:.3f} ({p['lambda_source']}{'; ' + detail if detail else ''})"
 
     parts = [f"{p['column']}: n = {p['n']}, {lam(p)}" for p in d.panels]
     return (

@@ -675,6 +675,18 @@ def _genotype_qc_sentences(inputs: ReportInputs) -> list[str]:
     return out
 
 
+def lambda_detail(s) -> str:
+    """What a recorded lambda_GC rests on, for every place the report states it: ``95% bootstrap interval
+    a–b, over N LD-pruned common SNPs`` (the parts recorded; empty for explanations made before them)."""
+    interval, n = s.get("lambda_gc_interval"), s.get("lambda_gc_snps")
+    parts = []
+    if interval and all(v is not None and math.isfinite(float(v)) for v in interval):
+        parts.append(f"95% bootstrap interval {float(interval[0]):.3f}\u2013{float(interval[1]):.3f}")
+    if n:
+        parts.append(f"over {_num(n)} LD-pruned common SNPs")
+    return ", ".join(parts)
+
+
 def _association_sentences(inputs: ReportInputs, cite) -> list[str]:
     s, out = inputs.settings, []
     if "snps" in inputs.tables:
@@ -696,14 +708,9 @@ def _association_sentences(inputs: ReportInputs, cite) -> list[str]:
             + (" and residualised on the other covariates" if len(named) > (1 if site and site in cov else 0) else "")
         )
         if s.get("lambda_gc") is not None:
-            interval = s.get("lambda_gc_interval")
-            ci = (
-                f" (95% bootstrap interval {float(interval[0]):.3f}\u2013{float(interval[1]):.3f})"
-                if interval and all(v is not None and math.isfinite(float(v)) for v in interval)
-                else ""
-            )
-            on = f" over {_num(s['lambda_gc_snps'])} LD-pruned common SNPs" if s.get("lambda_gc_snps") else ""
-            sentence += f"; genomic inflation was \u03bbGC = {float(s['lambda_gc']):.3f}{ci}{on} {cite('gc')}"
+            detail = lambda_detail(s)
+            sentence += f"; genomic inflation was \u03bbGC = {float(s['lambda_gc']):.3f}"
+            sentence += (f" ({detail})" if detail else "") + f" {cite('gc')}"
         out.append(sentence + ".")
     return out
 

@@ -16,13 +16,14 @@ import jinja2
 import markupsafe
 import pandas as pd
 
+from migtrans.genetics import SUBJECT_FILTERS
 from migtrans.training import RunFolder
 from migtrans.utils import atomic_write_text
 from migtrans.validation import check_number
 
 from ..folder import ReportFolder, ReportInputs, load_inputs, rank_rule
 from ._figure import SECTIONS, FigureFile
-from ._methods import Methods, atlas_name, build_methods, gene_source
+from ._methods import Methods, atlas_name, build_methods, gene_source, lambda_detail
 
 __all__ = ["render_report", "detect_warnings", "format_p", "section_id", "REPORT_FILE"]
 
@@ -601,17 +602,6 @@ def _standin_note(inputs: ReportInputs) -> str | None:
     return None
 
 
-def _lambda_detail(s) -> str:
-    """`` (95% bootstrap interval a–b, over N LD-pruned common SNPs)`` when recorded."""
-    interval, n = s.get("lambda_gc_interval"), s.get("lambda_gc_snps")
-    parts = []
-    if interval and all(v is not None and math.isfinite(float(v)) for v in interval):
-        parts.append(f"95% bootstrap interval {float(interval[0]):.3f}\u2013{float(interval[1]):.3f}")
-    if n:
-        parts.append(f"over {n} LD-pruned common SNPs")
-    return f" ({', '.join(parts)})" if parts else ""
-
-
 def _qc_blocks(inputs: ReportInputs, report_dir) -> list:
     """What genotype QC removed, filter by filter, with a link to ``qc.csv`` (one row per removal)."""
     s = inputs.settings
@@ -630,9 +620,8 @@ def _qc_blocks(inputs: ReportInputs, report_dir) -> list:
         "heterozygosity": "heterozygosity",
         "relatedness": "relatedness",
     }
-    subject_filters = ("subject_missing", "heterozygosity", "relatedness")
     removed = [
-        f"{counts[k]} {'subject' if k in subject_filters else 'SNP'}{'s' if counts[k] != 1 else ''} by {names[k]}"
+        f"{counts[k]} {'subject' if k in SUBJECT_FILTERS else 'SNP'}{'s' if counts[k] != 1 else ''} by {names[k]}"
         for k in names
         if counts.get(k)
     ]
@@ -880,7 +869,9 @@ def render_report(report_dir, run_dir=None, figures=(), *, command=None, warning
             _Block(
                 "note",
                 f"Genomic inflation of the classical association (p_assoc): \u03bbGC = "
-                f"{float(inputs.settings['lambda_gc']):.3f}{_lambda_detail(inputs.settings)}.",
+                f"{float(inputs.settings['lambda_gc']):.3f}"
+                + (f" ({lambda_detail(inputs.settings)})" if lambda_detail(inputs.settings) else "")
+                + ".",
             )
         )
     sections["Genomics"].blocks += _qc_blocks(inputs, report_dir)
