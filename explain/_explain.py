@@ -56,6 +56,7 @@ def explain_run(
     cohort=None,
     run_record=None,
     null="auto",
+    external=None,
 ) -> Attributions:
     """Attribute the held-out predictions of a run.
 
@@ -99,6 +100,11 @@ def explain_run(
     run_record : path, optional
         The run's path as ``settings.json`` records it (default ``run_dir``; a report records where the run
         will be once the report folder is in place).
+    external : dict, optional
+        ``cohort`` is an external cohort, loaded and aligned by `migtrans.training.load_external_cohort`
+        (pass the alignment counts it returned): its subjects, none of whom trained a model, are explained
+        by the ensemble of the fold models, and its labels are permuted within site for the p-values (null
+        ``"external"``). Its classification metrics are recorded in the settings.
 
     Returns
     -------
@@ -109,13 +115,14 @@ def explain_run(
     if rollout_method not in ("gradient", "attention"):
         raise ParameterError(f"rollout_method: expected 'gradient' or 'attention', found {rollout_method!r}")
     start = time.perf_counter()
-    oof = OutOfFold(run_dir, device=device, cohort=cohort)
+    oof = OutOfFold(run_dir, device=device, cohort=cohort, external=external is not None)
     n = len(oof.rows)
-    who = (
-        f"the {n} subjects of the explanation set with all {len(oof.folds)} fold models"
-        if oof.has_explanation_set
-        else f"{n} subjects out of fold ({len(oof.folds)} fold models)"
-    )
+    if external is not None:
+        who = f"the {n} subjects of the external cohort {oof.cohort.spec.name!r} with all {len(oof.folds)} fold models"
+    elif oof.has_explanation_set:
+        who = f"the {n} subjects of the explanation set with all {len(oof.folds)} fold models"
+    else:
+        who = f"{n} subjects out of fold ({len(oof.folds)} fold models)"
     _say(
         progress,
         f"explaining {who}, {n_steps} IG steps" + (f", {n_permutations} permutations" if n_permutations else ""),
@@ -155,12 +162,18 @@ def explain_run(
         "ig_relative_delta_median": float(np.median(passes["rel"])),
         "ig_relative_delta_max": float(np.max(passes["rel"])),
         "explained": (
-            "explanation set, ensemble of the fold models" if oof.has_explanation_set else "every subject, out of fold"
+            "external cohort, ensemble of the fold models"
+            if external is not None
+            else "explanation set, ensemble of the fold models"
+            if oof.has_explanation_set
+            else "every subject, out of fold"
         ),
         "out_of_fold": not oof.has_explanation_set,
         "n_explained": n,
         "folds": len(oof.folds),
     }
+    if external is not None:
+        settings.update(_external_settings(oof, passes["log_odds"], external))
     attributions = _assemble(oof, passes, settings)
     if faithfulness:
         _say(progress, "faithfulness: modality ablation and deletion curves")
@@ -171,6 +184,20 @@ def explain_run(
     if out_dir is not False:
         attributions.save(Path(out_dir) if out_dir else oof.run.path / "explanations")
     return attributions
+
+
+def _external_settings(oof, log_odds, alignment) -> dict:
+    """What the settings record of an external cohort: which, how it was aligned, how well it was predicted."""
+    from migtrans.training import classification_metrics
+
+    cohort = oof.cohort
+    metrics = classification_metrics(oof.labels, 1 / (1 + np.exp(-log_odds)))
+    return {
+        "external_cohort": str(cohort.spec.toml_path),
+        "external_cohort_name": cohort.spec.name,
+        "external_alignment": {k: v for k, v in alignment.items() if k != "imputed_snp_ids"},
+        "external_metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, np.number))},
+    }
 
 
 def _attribute(oof, baseline, ig_options, rollout_method, batch_size, random_state, progress) -> dict:
@@ -277,6 +304,8 @@ NULLS = {
     "its model fixed, the fold p-values combined by Bonferroni (K x min p_k)",
     "explanation_set": "fixed-model exchangeability on the explanation set: its labels permuted within site "
     "with the fold models fixed",
+    "external": "fixed-model exchangeability on the external cohort: its labels permuted within site with the "
+    "fold models (trained on another cohort) fixed",
 }
 
 
@@ -288,6 +317,7 @@ def _add_tables(attributions, oof, n_permutations, genes, atlas, random_state, p
         "retraining": f"p from {found.count} retraining null runs",
         "per_fold": f"{n_permutations} permutations within site in each of {len(oof.folds)} folds, Bonferroni",
         "explanation_set": f"{n_permutations} permutations within site",
+        "external": f"{n_permutations} permutations within site of the external cohort",
     }[scheme]
     _say(progress, f"statistics: {detail}; {count}")
     tables = result_tables(
@@ -312,6 +342,7 @@ def _add_tables(attributions, oof, n_permutations, genes, atlas, random_state, p
             "retraining": "labels permuted within fold x site, whole pipeline retrained",
             "per_fold": "labels shuffled within site in each fold",
             "explanation_set": "labels shuffled within site",
+            "external": "labels shuffled within site",
         }[scheme],
         combination="Bonferroni across folds (K x min p_k)" if scheme == "per_fold" else None,
         # the smallest p-value the null can give
@@ -319,6 +350,7 @@ def _add_tables(attributions, oof, n_permutations, genes, atlas, random_state, p
             "retraining": 1 / (found.count + 1),
             "per_fold": min(1.0, len(oof.folds) / (n_permutations + 1)),
             "explanation_set": 1 / (n_permutations + 1),
+            "external": 1 / (n_permutations + 1),
         }[scheme],
         statistic=STATISTIC,
         statistic_id="welch_contrast",

@@ -37,10 +37,16 @@ class OutOfFold:
         "auto", "cpu" or "cuda[:i]".
     cohort : Cohort, optional
         Already loaded cohort (default: the run's cohort file).
+    external : bool
+        ``cohort`` is an external cohort (`migtrans.training.load_external_cohort`: new subjects, aligned to
+        the run's): every subject is explained by the ensemble of all fold models, as an explanation set.
     """
 
-    def __init__(self, run_dir, *, device="auto", cohort=None, cache_mb=2048):
+    def __init__(self, run_dir, *, device="auto", cohort=None, external=False, cache_mb=2048):
         self.run = open_run(run_dir)
+        if external and cohort is None:
+            raise RunError("an external cohort must be loaded first (migtrans.training.load_external_cohort)")
+        self.external = bool(external)
         # prepared held-out inputs, kept when they fit in cache_mb: ablations and deletion curves score
         # the same subjects dozens of times, and preparing (reading, cropping) them dominates otherwise
         self.cache_mb = cache_mb
@@ -65,15 +71,21 @@ class OutOfFold:
 
         self.folds, held = [], set()
         for k in range(1, self.run.n_folds + 1):
-            info = self.run.fold_info(k)
-            held.add(tuple(info.get("explanation_subjects", ())))
-            rows_of(info.get("explanation_subjects", []), k)
-            test_idx = rows_of(info["test_subjects"], k)
+            if external:  # none of its subjects trained any fold model: all are held out of every fold
+                test_idx = np.arange(self.cohort.n_subjects)
+            else:
+                info = self.run.fold_info(k)
+                held.add(tuple(info.get("explanation_subjects", ())))
+                rows_of(info.get("explanation_subjects", []), k)
+                test_idx = rows_of(info["test_subjects"], k)
             model, prep, _ = load_fold(self.run, k, self.cohort)
             self.folds.append(FoldModel(k, model.to(self.device).eval(), prep, test_idx))
         if len(held) > 1:
             raise RunError(f"{self.run.path}: the folds disagree on the explanation set (fold.json files edited?)")
-        self.explanation_rows = np.array([row[s] for s in held.pop()], dtype=np.int64)
+        if external:
+            self.explanation_rows = np.arange(self.cohort.n_subjects, dtype=np.int64)
+        else:
+            self.explanation_rows = np.array([row[s] for s in held.pop()], dtype=np.int64)
         if len(self.explanation_rows):
             self.rows = np.sort(self.explanation_rows)
         else:
@@ -88,7 +100,8 @@ class OutOfFold:
 
     @property
     def has_explanation_set(self) -> bool:
-        """True when the run held subjects out of every training fold (they are the ones explained)."""
+        """True when the explained subjects were held out of every training fold: the run's explanation set,
+        or an external cohort; they are explained by the ensemble of the fold models."""
         return len(self.explanation_rows) > 0
 
     @property

@@ -201,12 +201,18 @@ def _cmd_predict(args) -> int:
         device=args.device,
         overwrite=args.overwrite,
     )
-    row = result.metrics.iloc[0]
-    print(
-        f"{len(result.predictions)} subjects scored by the run's fold-model ensemble: accuracy {row['accuracy']:.3f}, "
-        f"ROC AUC {row['roc_auc']:.3f}"
-        + (f"; {result.alignment['snps_imputed']} missing SNPs imputed" if result.alignment["snps_imputed"] else "")
-    )
+    text = f"{len(result.predictions)} subjects scored by the run's fold-model ensemble"
+    if len(result.metrics):
+        row = result.metrics.iloc[0]
+        text += (
+            f": on the {int(row['n_subjects'])} with a label, accuracy {row['accuracy']:.3f}, "
+            f"ROC AUC {row['roc_auc']:.3f}"
+        )
+    else:
+        text += " (no subject has a label: no metrics)"
+    if result.alignment["snps_imputed"]:
+        text += f"; {result.alignment['snps_imputed']} missing SNPs imputed"
+    print(text)
     print(f"predictions written to {result.out_dir}")
     return 0
 

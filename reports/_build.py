@@ -12,7 +12,7 @@ from pathlib import Path
 from explain import atlas_regions_in_mask, check_number_of_permutations, explain_run, gene_table, region_atlas
 from migtrans.data import CohortWarning, load_cohort, read_cohort_spec
 from migtrans.exceptions import ParameterError
-from migtrans.training import RunFolder, open_run
+from migtrans.training import RunFolder, load_external_cohort, open_run
 from migtrans.utils import (
     check_outside_inputs,
     discard_staging,
@@ -92,12 +92,23 @@ def _build(
     progress,
     command,
     collected,
+    external_cohort=None,
+    allow_missing_snps=False,
 ):
     start = time.perf_counter()
     run = open_run(run_dir)
+    alignment = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        cohort = load_cohort(run.cohort_path)
+        if external_cohort is None:
+            cohort = load_cohort(run.cohort_path)
+        else:
+            cohort, alignment = load_external_cohort(run, external_cohort, allow_missing_snps=allow_missing_snps)
+            if alignment["snps_imputed"]:
+                collected.append(
+                    f"External cohort: {alignment['snps_imputed']} of the run's SNPs are missing from it and were "
+                    "imputed with each fold's training mean (--allow-missing-snps)"
+                )
     for w in caught:  # into the report's Warnings section, and passed on to the caller
         if issubclass(w.category, CohortWarning):
             collected.append(f"Cohort: {w.message}")
@@ -119,6 +130,7 @@ def _build(
         progress=progress,
         cohort=cohort,
         run_record=run_record,  # where the run will be once the report folder is in place
+        external=alignment,
     )
     _say(progress, f"drawing figures ({', '.join(formats)})")
     build = cohort.spec.genotypes.build if "snp" in run.train.modalities else "GRCh37"
@@ -164,6 +176,8 @@ def explain_and_report(
     random_state=0,
     overwrite=False,
     allow_changed_inputs=False,
+    cohort=None,
+    allow_missing_snps=False,
     progress=True,
     command=None,
 ) -> Path:
@@ -203,6 +217,13 @@ def explain_and_report(
     allow_changed_inputs : bool
         Explain even when an input file differs from the checksum recorded at training (each is then a
         warning, in the report too) instead of refusing.
+    cohort : path, optional
+        An external cohort's TOML file: explain its subjects (new ones, aligned to the run's cohort as
+        `migtrans.training.predict` aligns them) with the ensemble of the fold models, instead of the run's
+        own held-out subjects; its labels are permuted within site for the p-values.
+    allow_missing_snps : bool
+        With ``cohort``: impute the run's SNPs it lacks with each fold's training mean (counted, and a
+        warning in the report) instead of refusing it.
     command : sequence of str, optional
         The command line, shown under Provenance.
 
@@ -210,6 +231,8 @@ def explain_and_report(
     -------
     Path of ``report.html``.
     """
+    if cohort is None and allow_missing_snps:
+        raise ParameterError("--allow-missing-snps: applies only to an external cohort (--cohort)")
     formats = check_options(
         n_permutations=n_permutations,
         n_steps=n_steps,
@@ -227,6 +250,13 @@ def explain_and_report(
         )
     # fails early, with one line, when the cohort has moved away
     inputs = [("run folder", run.path), *read_cohort_spec(run.cohort_path).inputs()]
+    if cohort is not None:
+        if null not in ("auto",):
+            raise ParameterError(
+                f"--null {null}: an external cohort is tested by permuting its own labels within site "
+                "(leave --null out)"
+            )
+        inputs += [(f"external {label}", path) for label, path in read_cohort_spec(cohort).inputs()]
     if str(atlas).lower() not in ("aal", "harvard-oxford"):
         inputs += [
             ("atlas", Path(atlas)),
@@ -261,6 +291,8 @@ def explain_and_report(
             progress=progress,
             command=command,
             collected=collected,
+            external_cohort=cohort,
+            allow_missing_snps=allow_missing_snps,
         )
 
     return _run_guarded(out_dir, overwrite, work)

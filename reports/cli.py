@@ -64,6 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-faithfulness", action="store_true", help="skip modality ablation and deletion curves (faster)"
     )
+    parser.add_argument(
+        "--cohort",
+        help="an external cohort's TOML: explain its subjects (new ones, matched to the run's SNPs, nodes and grid "
+        "as migtrans predict matches them) with the ensemble of the run's fold models",
+    )
+    parser.add_argument(
+        "--allow-missing-snps",
+        action="store_true",
+        help="with --cohort: impute the run's SNPs the cohort lacks with the training mean (counted) instead "
+        "of refusing",
+    )
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda[:i]")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0; the demo uses 1)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
@@ -94,6 +105,8 @@ def _run(args, argv) -> int:
         command=["migtrans-explain", *argv],
     )
     if args.demo:
+        if args.cohort or args.allow_missing_snps:
+            raise ParameterError("--cohort: the demo explains its own simulated cohort; leave --cohort out")
         if args.run_dir:
             raise ParameterError("--demo: simulates its own cohort and run; do not pass RUN_DIR with it")
         report = demo(args.out, random_state=1 if args.seed is None else args.seed, **options)
@@ -106,6 +119,8 @@ def _run(args, argv) -> int:
             atlas=args.atlas,
             genes=args.genes,
             allow_changed_inputs=args.allow_changed_inputs,
+            cohort=args.cohort,
+            allow_missing_snps=args.allow_missing_snps,
             random_state=0 if args.seed is None else args.seed,
             **options,
         )

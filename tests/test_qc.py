@@ -421,8 +421,13 @@ def test_inputs_are_checked():
         snp_statistics(np.zeros((5, 7)), [0, 1])
     with pytest.raises(ParameterError, match=r"^subject_ids: expected unique ids, found 'a' more than once$"):
         genotype_qc(np.zeros((3, 7)), [0, 1, 0], [f"rs{j}" for j in range(7)], ["a", "b", "a"])
-    with pytest.raises(ParameterError, match=r"^labels: the hwe and missing_diff filters need cases"):
+    with pytest.raises(ParameterError, match=r"^labels: the missing_diff filter needs cases \(1\) and controls"):
         genotype_qc(np.zeros((3, 7)), [0, 0, 0], [f"rs{j}" for j in range(7)], ["a", "b", "c"])
+    only_hwe = QCThresholds(missing_diff=None)
+    with pytest.raises(ParameterError, match=r"^labels: the hwe filter needs controls \(0\), found only cases$"):
+        genotype_qc(np.zeros((3, 7)), [1, 1, 1], [f"rs{j}" for j in range(7)], ["a", "b", "c"], only_hwe)
+    # without a phenotype every subject is a control, as in PLINK: Hardy-Weinberg is tested in all of them
+    assert genotype_qc(np.zeros((3, 7)), [0, 0, 0], [f"rs{j}" for j in range(7)], ["a", "b", "c"], only_hwe)
     with pytest.raises(ParameterError, match=r"^snp_mask: expected 7 booleans"):
         subject_statistics(np.zeros((3, 7)), snp_mask=[1, 0])
 

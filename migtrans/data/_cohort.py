@@ -118,11 +118,13 @@ class Cohort:
 
     def summary(self) -> str:
         """A few human-readable lines describing the cohort."""
-        n_pos = int(self.labels.sum())
+        n_pos, n_neg = int((self.labels == 1).sum()), int((self.labels == 0).sum())
         neg, pos = self.label_names
+        unknown = self.n_subjects - n_pos - n_neg
         lines = [
             f"cohort {self.spec.name!r} ({self.spec.toml_path})",
-            f"  subjects: {self.n_subjects} ({n_pos} {pos}, {self.n_subjects - n_pos} {neg})"
+            f"  subjects: {self.n_subjects} ({n_pos} {pos}, {n_neg} {neg}"
+            + (f", {unknown} without a label)" if unknown else ")")
             + (f", {len(self.dropped)} dropped" if self.dropped else ""),
         ]
         if self.site is not None:
@@ -197,7 +199,7 @@ def _match(universe, sources, strict, toml_path):
     return kept, dropped
 
 
-def load_cohort(path, *, strict=None, cache_dir=None, smri_mask=None, qc="file") -> Cohort:
+def load_cohort(path, *, strict=None, cache_dir=None, smri_mask=None, qc="file", labels_required=True) -> Cohort:
     """Load and validate a cohort described by a TOML file (DESIGN §3).
 
     Everything is checked before anything is returned; any problem raises a
@@ -218,6 +220,11 @@ def load_cohort(path, *, strict=None, cache_dir=None, smri_mask=None, qc="file")
         inside the trained run's mask); its shape must be the cohort's grid.
     qc : migtrans.genetics.QCThresholds or None, optional
         Genotype QC thresholds to use instead of the cohort file's ``[qc]`` (None: no QC).
+    labels_required : bool, default=True
+        False for a cohort to predict: subjects may lack a label (coded -1) and one class is enough. With
+        labels missing, the genotype QC tests Hardy-Weinberg equilibrium in every subject (as PLINK does
+        without a phenotype) and skips differential missingness, and covariates are not checked against
+        the labels.
 
     Returns
     -------
@@ -237,7 +244,7 @@ def load_cohort(path, *, strict=None, cache_dir=None, smri_mask=None, qc="file")
 
         spec = replace(spec, qc=qc if spec.genotypes else None)
     strict = spec.strict if strict is None else bool(strict)
-    covariates, labels, label_names = read_phenotypes(spec.phenotypes)
+    covariates, labels, label_names = read_phenotypes(spec.phenotypes, labels_required=labels_required)
     universe = list(covariates.index)
 
     sources = {}
@@ -255,7 +262,7 @@ def load_cohort(path, *, strict=None, cache_dir=None, smri_mask=None, qc="file")
     if not subjects:
         raise CohortError("no subject has every modality", file=spec.toml_path)
     labels = labels.loc[subjects].to_numpy(np.int8)
-    if labels.min() == labels.max():
+    if labels_required and labels.min() == labels.max():
         raise CohortError(
             f"after matching subjects across modalities only one class is left ({label_names[labels[0]]!r})",
             file=spec.toml_path,
@@ -282,7 +289,7 @@ def load_cohort(path, *, strict=None, cache_dir=None, smri_mask=None, qc="file")
             labels = labels[qc.keep_subjects]
             if len(snps) == 0:
                 raise CohortError("genotype QC removed every SNP (see the [qc] thresholds)", file=spec.toml_path)
-            if len(subjects) == 0 or labels.min() == labels.max():
+            if len(subjects) == 0 or (labels_required and labels.min() == labels.max()):
                 raise CohortError("genotype QC left fewer than two classes of subjects", file=spec.toml_path)
 
     cohort = Cohort(
@@ -296,13 +303,17 @@ def load_cohort(path, *, strict=None, cache_dir=None, smri_mask=None, qc="file")
         ),
         dropped=dropped,
     )
-    for note in check_covariates(
-        cohort.covariates,
-        cohort.site,
-        labels,
-        label_names,
-        file=spec.phenotypes.path,
-        site_column=spec.phenotypes.site_column,
+    for note in (
+        check_covariates(
+            cohort.covariates,
+            cohort.site,
+            labels,
+            label_names,
+            file=spec.phenotypes.path,
+            site_column=spec.phenotypes.site_column,
+        )
+        if (labels >= 0).all()
+        else ()
     ):
         warnings.warn(note, CohortWarning, stacklevel=2)
     if spec.fnc:
@@ -351,6 +362,13 @@ def _genotype_qc(genotypes, labels, snps, subjects, spec):
     from ..genetics import genotype_qc, ld_prune
 
     thresholds, notes = spec.qc, []
+    if (labels < 0).any():  # a cohort to predict, not all labelled: PLINK's behaviour without a phenotype
+        notes.append(
+            "some subjects have no label: Hardy-Weinberg equilibrium tested in every subject, differential "
+            "missingness not tested"
+        )
+        thresholds = replace(thresholds, missing_diff=None)
+        labels = np.zeros_like(labels)
     independent = ld_prune(genotypes, snps)
     if (thresholds.kinship is not None or thresholds.het_sd is not None) and independent.sum() < _MIN_INDEPENDENT_SNPS:
         # measured on the simulator's 600 x 5,000 SNPs (444 pruned): unrelated pairs' KING estimates had SD 0.05

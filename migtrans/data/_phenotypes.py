@@ -76,11 +76,12 @@ def _trim(fields, keep=0):
     return fields
 
 
-def read_phenotypes(spec: PhenotypeSpec):
+def read_phenotypes(spec: PhenotypeSpec, *, labels_required=True):
     """Return ``(table indexed by subject id, labels as int8 Series, label names)``.
 
     Labels are 1 for ``positive_label`` and 0 for the single other value found.
-    Numeric-looking covariates become floats; other covariates stay strings.
+    Numeric-looking covariates become floats; other covariates stay strings. With ``labels_required=False``
+    (a cohort to predict) a missing label is -1 and one class, or none, is enough.
     """
     table = read_table(spec.path)
     path = spec.path
@@ -107,13 +108,16 @@ def read_phenotypes(spec: PhenotypeSpec):
     table = table.set_axis(pd.Index(ids, name="subject_id"), axis=0)
 
     raw_labels = table[spec.label_column].str.strip()
-    missing = raw_labels[is_missing(raw_labels)]
-    if len(missing):
+    unknown = is_missing(raw_labels)
+    missing = raw_labels[unknown]
+    if len(missing) and labels_required:
         raise CohortError("missing label", file=path, subject=missing.index[0], column=spec.label_column)
     # The "other" label is the commonest non-positive value; any rarer one is the stray.
-    counts = raw_labels[raw_labels != spec.positive_label].value_counts()
+    counts = raw_labels[(raw_labels != spec.positive_label) & ~unknown].value_counts()
     others = sorted(counts.index, key=lambda v: (-counts[v], v))
-    if spec.positive_label not in set(raw_labels) or not others:
+    if not labels_required and not others:
+        others = [""]
+    if labels_required and (spec.positive_label not in set(raw_labels) or not others):
         found = ", ".join(repr(v) for v in sorted(set(raw_labels)))
         raise CohortError(
             f"needs two classes (positive label {spec.positive_label!r} and one other), found only {found}",
@@ -130,6 +134,7 @@ def read_phenotypes(spec: PhenotypeSpec):
             column=spec.label_column,
         )
     labels = (raw_labels == spec.positive_label).astype(np.int8)
+    labels[unknown.to_numpy()] = -1
     label_names = (others[0], spec.positive_label)
 
     columns = list(dict.fromkeys([*spec.covariates, *([spec.site_column] if spec.site_column else [])]))

@@ -643,9 +643,12 @@ def genotype_qc(dosages, labels, snp_ids, subject_ids, thresholds=None, *, indep
     t = QCThresholds() if thresholds is None else thresholds
     if not isinstance(t, QCThresholds):
         raise ParameterError(f"thresholds: expected a QCThresholds, found {type(t).__name__}")
-    if (t.hwe is not None or t.missing_diff is not None) and len(np.unique(labels)) < 2:
-        found = "no subject" if n_subjects == 0 else "cases" if labels[0] else "controls"
-        raise ParameterError(f"labels: the hwe and missing_diff filters need cases (1) and controls (0), found {found}")
+    # Hardy-Weinberg is tested in the controls (in every subject, all coded 0, when there is no phenotype)
+    found = "no subject" if n_subjects == 0 else "only cases" if labels[0] else "only controls"
+    if t.missing_diff is not None and len(np.unique(labels)) < 2:
+        raise ParameterError(f"labels: the missing_diff filter needs cases (1) and controls (0), found {found}")
+    if t.hwe is not None and not (labels == 0).any():
+        raise ParameterError(f"labels: the hwe filter needs controls (0), found {found}")
     rows, cols, removed = np.ones(n_subjects, bool), np.ones(n_snps, bool), []
 
     # 1. --mind: PLINK compares the count of missing calls with floor(threshold * n_snps), nudged up

@@ -6,7 +6,7 @@ from ._config import TrainConfig, read_training_config
 from ._folder import FoldFolder, RunFolder
 from ._loop import resolve_device
 from ._metrics import METRIC_COLUMNS, classification_metrics, metrics_table
-from ._predict import PredictResult, align_cohort, predict, prediction_qc
+from ._predict import PredictResult, align_cohort, load_external_cohort, predict, prediction_qc
 from ._run import RunResult, build_model, permuted_run_labels, retrain, run_folds, train
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "compare_runs",
     "fold_of_subjects",
     "format_comparison",
+    "load_external_cohort",
     "load_fold",
     "load_state_dict",
     "metrics_table",

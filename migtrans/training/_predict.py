@@ -14,7 +14,7 @@ from ..exceptions import CohortError, ParameterError
 from ..utils import atomic_write_text, discard_staging, mark_output, move_into_place, prepare_out_dir, staging_dir
 from ._checkpoint import load_fold, open_run
 from ._loop import predict_logits, resolve_device
-from ._metrics import classification_metrics
+from ._metrics import METRIC_COLUMNS, classification_metrics
 
 
 @dataclass
@@ -56,18 +56,13 @@ def predict(run_dir, cohort_path, out_dir, *, allow_missing_snps=False, device="
     -------
     PredictResult
     """
-    from ..data import load_cohort
-
     run = open_run(run_dir)
     if run.train.model != "migtrans":
         raise ParameterError(f"{run.path}: predict applies MIGTrans fold models; this is a {run.train.model} run")
     out_dir = prepare_out_dir(out_dir, overwrite, option="--out", kind="predictions")
-    modalities = run.train.modalities
-    reference = load_cohort(run.cohort_path)
-    new = load_cohort(
-        cohort_path, smri_mask=reference.mask if "smri" in modalities else None, qc=prediction_qc(cohort_path)
+    new, alignment = load_external_cohort(
+        run, cohort_path, allow_missing_snps=allow_missing_snps, labels_required=False
     )
-    alignment = align_cohort(reference, new, modalities, allow_missing_snps=allow_missing_snps)
     device = resolve_device(device)
 
     log_odds = []
@@ -85,21 +80,29 @@ def predict(run_dir, cohort_path, out_dir, *, allow_missing_snps=False, device="
         log_odds.append((logits[:, 1] - logits[:, 0]).astype(np.float64))
     mean_log_odds = np.mean(log_odds, axis=0)
     prob = 1 / (1 + np.exp(-mean_log_odds))
+    labelled = new.labels >= 0
+    # class names are the run's: the new cohort may hold one class, or none, and spell them its own way
+    names = dict(zip((0, 1), run_label_names(run, new)))
     predictions = pd.DataFrame(
         {
             "subject_id": new.subject_ids,
-            "label": new.labels.astype(int),
+            "label": pd.Series(new.labels, dtype="Int64").where(labelled),
             "prob_positive": prob,
             "predicted": (prob >= 0.5).astype(int),
-            "label_name": [new.label_names[int(v)] for v in new.labels],
+            "predicted_name": [names[int(v)] for v in prob >= 0.5],
             "log_odds": mean_log_odds,
         }
     )
-    metrics = pd.DataFrame([{"cohort": new.spec.name, **classification_metrics(new.labels, prob)}])
+    rows = []
+    if labelled.any():
+        metrics = classification_metrics(new.labels[labelled], prob[labelled])
+        rows.append({"cohort": new.spec.name, "n_subjects": int(labelled.sum()), **metrics})
+    metrics = pd.DataFrame(rows, columns=["cohort", "n_subjects", *METRIC_COLUMNS])
     summary = {
         "run": str(run.path),
         "cohort": str(new.spec.toml_path),
         "n_subjects": int(new.n_subjects),
+        "n_labelled": int(labelled.sum()),
         "n_folds": int(run.n_folds),
         "dropped_subjects": dict(new.dropped),
         **alignment,
@@ -107,7 +110,8 @@ def predict(run_dir, cohort_path, out_dir, *, allow_missing_snps=False, device="
     tmp = staging_dir(out_dir)
     try:
         atomic_write_text(tmp / "predictions.csv", predictions.to_csv(index=False, float_format="%.17g"))
-        atomic_write_text(tmp / "metrics.csv", metrics.to_csv(index=False, float_format="%.17g"))
+        if len(metrics):  # metrics need labels
+            atomic_write_text(tmp / "metrics.csv", metrics.to_csv(index=False, float_format="%.17g"))
         atomic_write_text(tmp / "predict.json", json.dumps(summary, indent=2) + "\n")
         mark_output(tmp, "predictions")
         move_into_place(tmp, out_dir)
@@ -115,6 +119,52 @@ def predict(run_dir, cohort_path, out_dir, *, allow_missing_snps=False, device="
         discard_staging(tmp)
         raise
     return PredictResult(out_dir=out_dir, predictions=predictions, metrics=metrics, alignment=alignment)
+
+
+def load_external_cohort(run, cohort_path, *, allow_missing_snps=False, labels_required=True):
+    """Load ``cohort_path`` as the run's models must see it: through its own QC without the allele-frequency
+    filters (`prediction_qc`), its voxels read inside the run's mask, then aligned to the run's cohort
+    (`align_cohort`). Refuses a cohort that shares subject ids with the run's cohort: their predictions would
+    not be external. With ``labels_required=False`` subjects may lack a label (-1), as for `predict`.
+
+    Returns
+    -------
+    (Cohort, dict)
+        The aligned cohort and the alignment counts (SNPs flipped or imputed).
+    """
+    from ..data import load_cohort
+
+    modalities = run.train.modalities
+    reference = load_cohort(run.cohort_path)
+    new = load_cohort(
+        cohort_path,
+        smri_mask=reference.mask if "smri" in modalities else None,
+        qc=prediction_qc(cohort_path),
+        labels_required=labels_required,
+    )
+    trained = set(reference.subject_ids)
+    shared = [s for s in new.subject_ids if s in trained]
+    if shared:
+        raise CohortError(
+            f"{len(shared)} of its {new.n_subjects} subjects (e.g. {str(shared[0])!r}) are in the run's cohort, which "
+            "trained its models; an external cohort must hold new subjects",
+            file=new.spec.toml_path,
+        )
+    return new, align_cohort(reference, new, modalities, allow_missing_snps=allow_missing_snps)
+
+
+def run_label_names(run, cohort) -> tuple:
+    """(negative, positive) class names of the run's cohort, read from its out-of-fold predictions (else
+    ``cohort``'s)."""
+    from ._folder import RunFolder
+
+    path = RunFolder(run.path).predictions
+    if path.is_file():
+        table = pd.read_csv(path, usecols=["label", "label_name"], dtype={"label_name": str})
+        names = table.drop_duplicates("label").set_index("label")["label_name"]
+        if set(names.index) == {0, 1}:
+            return names[0], names[1]
+    return tuple(cohort.label_names)
 
 
 def prediction_qc(cohort_path):
@@ -171,12 +221,17 @@ def align_cohort(reference, new, modalities, *, allow_missing_snps=False) -> dic
         genotypes = np.full((new.n_subjects, len(ref)), np.nan, dtype=np.float32)
         genotypes[:, rows] = new.genotypes[:, columns[rows].astype(int)]
         genotypes[:, swapped] = 2 - genotypes[:, swapped]
+        if new.pruned_snps is not None:  # its own LD-pruned common SNPs (lambda_GC's), in the run's SNP order
+            pruned = np.zeros(len(ref), dtype=bool)
+            pruned[rows] = new.pruned_snps[columns[rows].astype(int)]
+            new.pruned_snps = pruned
         new.genotypes, new.snps = genotypes, ref.copy()
         out["snps_flipped"] = int(swapped.sum())
         if reference.pcs is not None:
             from ..genetics import project_pcs
 
             scores = project_pcs(reference.genetic_pcs, new.genotypes)
+            new.genetic_pcs = reference.genetic_pcs
             index = pd.Index(new.subject_ids, name="subject_id")
             new.pcs = pd.DataFrame(scores, columns=list(reference.pcs.columns), index=index)
     if "fnc" in modalities:

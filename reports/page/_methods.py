@@ -375,7 +375,14 @@ def _attribution_sentences(inputs: ReportInputs, cite) -> list[str]:
         s.get("quadrature"), str(s.get("quadrature"))
     )
     out = []
-    if s.get("out_of_fold", True):
+    if s.get("external_cohort_name"):
+        out.append(
+            f"The {_num(s.get('n_explained'))} subjects of the external cohort {s['external_cohort_name']}, none "
+            f"of whom took part in training, were explained by the ensemble of the {_num(s.get('folds'))} fold "
+            f"models: each attribution is the mean of the models' attributions, which is the attribution of "
+            f"their mean log-odds. " + _external_alignment_sentence(s.get("external_alignment") or {})
+        )
+    elif s.get("out_of_fold", True):
         out.append("Every subject was explained by the fold model that had not been trained on it.")
     else:
         out.append(
@@ -501,15 +508,37 @@ def _ranking_sentences(s) -> list[str]:
     ]
 
 
+def _external_alignment_sentence(alignment: dict) -> str:
+    """How an external cohort was matched to the run's (`migtrans.training.align_cohort`)."""
+    text = (
+        "Its SNPs were matched to the run's by id (alleles recoded where swapped"
+        + (f": {_num(alignment['snps_flipped'])} SNPs" if alignment.get("snps_flipped") else "")
+        + "), its genetic principal components projected onto the training cohort's, its imaging read inside the "
+        "run's mask and prepared by each fold's fitted preprocessing."
+    )
+    if alignment.get("snps_imputed"):
+        text += (
+            f" {_num(alignment['snps_imputed'])} of the run's SNPs were missing from it and set to each fold's "
+            f"training mean."
+        )
+    return text
+
+
 def _welch_sentences(inputs: ReportInputs, cite) -> list[str]:
     """The statistic and the null of reports whose tables use the Welch-type contrast (issue 16 on)."""
     s = inputs.settings
     units = [u for k, u in _FEATURE_UNITS.items() if k in inputs.tables]
     features = _join(units) if units else "every feature"
     null = s.get("null", "explanation_set")
-    held_set = null == "explanation_set" or s.get("out_of_fold") is False
+    held_set = null in ("explanation_set", "external") or s.get("out_of_fold") is False
     strata = "site" if held_set else "fold x site"
-    whose = "attributions of the explanation set's" if held_set else "out-of-fold attributions of"
+    whose = (
+        "external cohort's attributions of"
+        if null == "external"
+        else "attributions of the explanation set's"
+        if held_set
+        else "out-of-fold attributions of"
+    )
     out = [
         f"For each feature ({features}), the {whose} cases and controls were compared by their contrast: the "
         f"difference of their mean attributions within each stratum ({strata}), averaged over strata with "
@@ -552,6 +581,14 @@ def _welch_sentences(inputs: ReportInputs, cite) -> list[str]:
             out.append(f"{_num(found)} retraining null runs were found and not used ({why}).")
         if other:
             out.append(f"{_num(other)} retraining null runs made with other settings were not used.")
+    elif null == "external":
+        out.append(
+            f"p-values test fixed-model exchangeability on the external cohort: its labels were permuted within "
+            f"site B = {B} times with the fold models, trained on another cohort, fixed; p = (R + 1)/(B + 1) "
+            f"{cite('phipson')}. As no model learned from those labels, the null distribution is exact. A small p "
+            f"says the feature's attribution differs between the external cohort's cases and controls given the "
+            f"models, a replication of what the models learned, not a test of the training cohort."
+        )
     else:
         out.append(
             f"p-values test fixed-model exchangeability on the explanation set: its labels were permuted within "

@@ -296,6 +296,11 @@ def _null_summary(s) -> str | None:
             + (f"; {found} retraining null runs found, fewer than the 19 needed" if 0 < found < 19 else "")
             + FIXED_MODEL_NOTE
         )
+    if null == "external":
+        return (
+            f"the external cohort's labels permuted within site ({s.get('n_permutations')} permutations), the "
+            f"run's models fixed" + FIXED_MODEL_NOTE
+        )
     if null == "explanation_set":
         return (
             f"explanation set's labels permuted within site ({s.get('n_permutations')} permutations), models fixed"
@@ -312,7 +317,13 @@ def _summary(inputs: ReportInputs) -> list:
         n, cases, controls, pos, neg = counts
         text = f"{n} subjects" + (f": {cases} cases{pos}, {controls} controls{neg}" if cases is not None else "")
         explained = inputs.settings.get("n_explained")
-        if n_folds and inputs.settings.get("out_of_fold", True) is False and explained:
+        if inputs.settings.get("external_cohort_name"):
+            text = (
+                f"trained on {text} ({n_folds}-fold cross-validation); explained: {explained} subjects of the "
+                f"external cohort {inputs.settings['external_cohort_name']}, none of whom trained a model, by the "
+                f"ensemble of the {n_folds} fold models"
+            )
+        elif n_folds and inputs.settings.get("out_of_fold", True) is False and explained:
             text += (
                 f"; {explained} held out of all training as the explanation set (explained by the ensemble of "
                 f"the {n_folds} fold models), {n_folds}-fold cross-validation on the others"
@@ -340,6 +351,13 @@ def _summary(inputs: ReportInputs) -> list:
         if held_acc is not None:
             text += f"; explanation set, fold models' ensemble: accuracy {held_acc:.3f}" + (
                 f", ROC AUC {held_auc:.3f}" if held_auc is not None else ""
+            )
+        external = inputs.settings.get("external_metrics") or {}
+        if external.get("accuracy") is not None:
+            text += (
+                f"; external cohort {inputs.settings.get('external_cohort_name')}, fold models' ensemble: "
+                f"accuracy {external['accuracy']:.3f}"
+                + (f", ROC AUC {external['roc_auc']:.3f}" if external.get("roc_auc") is not None else "")
             )
         lines.append(("Performance", text))
     null = _null_summary(inputs.settings)
