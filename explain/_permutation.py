@@ -119,7 +119,15 @@ def _design(X, labels, strata, dtype=np.float64):
     return parts, stat, contrast, valid
 
 
-def welch_statistic(X, labels, strata=None):
+def _feature_blocks(n, f, memory_mb):
+    """Column slices of an (n, f) matrix small enough that a stratum's float64 copies of one slice (centred
+    values, their transpose and squares: about four n x slice arrays) stay within ``memory_mb``: the tables
+    of 500,000 SNPs never hold a float64 copy of the whole attribution matrix."""
+    size = max(1, int(memory_mb * 2**20 / (4 * 8 * max(1, n))))
+    return [slice(start, min(start + size, f)) for start in range(0, f, size)]
+
+
+def welch_statistic(X, labels, strata=None, *, memory_mb=256):
     """The stratified Welch-type statistic of every feature, and its contrast.
 
     Within each stratum holding both classes, ``d_s = mean1_s - mean0_s`` has the unpooled variance
@@ -147,7 +155,9 @@ def welch_statistic(X, labels, strata=None):
     """
     X = np.asarray(X)
     y, strata = check_design(labels, len(X), 1, strata)
-    _, stat, contrast, _ = _design(X, y, strata)
+    stat, contrast = np.empty(X.shape[1]), np.empty(X.shape[1])
+    for cols in _feature_blocks(*X.shape, memory_mb):
+        _, stat[cols], contrast[cols], _ = _design(X[:, cols], y, strata)
     return stat, contrast
 
 
@@ -194,7 +204,8 @@ def permutation_test(
     perm_chunk : int
         Permutations generated at once.
     memory_mb : float
-        Bound on the (features x permutations) blocks held at once.
+        Bound on the (features x permutations) blocks held at once, and on the float64 copies of a block of
+        features (features are tested a block at a time against the same permutations).
     dtype : numpy dtype
         Of the permuted matrix products (float64 by default: the class variances subtract squares, and
         discrete features need ties between permutations to stay ties).
@@ -226,32 +237,38 @@ def permutation_test(
     n, f = X.shape
     y, strata = check_design(labels, n, n_permutations, strata)
     rng = np.random.default_rng(random_state)
-    parts, observed, contrast, valid = _design(X, y, strata, dtype)
-    parts = [s for s in parts if s.informative]
-    abs_obs = np.where(valid, np.abs(observed), np.inf)
+    # every block of features meets the same permutations: B x n labels are small, the features are not
+    permutations = list(permuted_labels(y, strata, n_permutations, rng, perm_chunk))
+    observed, contrast, valid = np.empty(f), np.empty(f), np.zeros(f, dtype=bool)
     exceed = np.zeros(f, dtype=np.int64)
-    max_null = np.empty(n_permutations)
+    max_null = np.zeros(n_permutations)
     # per stratum two products plus a few temporaries of (features x permutations) float64
     feat_chunk = max(1, int(memory_mb * 2**20 / (8 * max(1, perm_chunk) * 6)))
-    done = 0
-    for Y in permuted_labels(y, strata, n_permutations, rng, perm_chunk):
-        block_max = np.zeros(Y.shape[0])
-        labels_of = [np.ascontiguousarray(Y[:, s.rows].T, dtype=dtype) for s in parts]
-        for start in range(0, f, feat_chunk):
-            cols = slice(start, start + feat_chunk)
-            num = var = np.zeros((len(abs_obs[cols]), Y.shape[0]))
-            for s, Ys in zip(parts, labels_of):
-                S1 = (s.XT[cols] @ Ys).astype(np.float64)
-                Q1 = (s.X2T[cols] @ Ys).astype(np.float64)
-                a, b = s.parts(S1, Q1, s.ss[cols, None])
-                num, var = num + a, var + b
-            z = np.abs(_ratio(num, var))
-            z[~valid[cols]] = 0.0
-            # a tiny relative tolerance so ties with the observed value count as "as extreme"
-            exceed[cols] += (z >= abs_obs[cols, None] * (1 - 1e-9)).sum(axis=1)
-            block_max = np.maximum(block_max, z.max(axis=0))
-        max_null[done : done + Y.shape[0]] = block_max
-        done += Y.shape[0]
+    for block in _feature_blocks(n, f, memory_mb):
+        parts, observed[block], contrast[block], valid[block] = _design(X[:, block], y, strata, dtype)
+        parts = [s for s in parts if s.informative]
+        abs_obs = np.where(valid[block], np.abs(observed[block]), np.inf)
+        done = 0
+        for Y in permutations:
+            block_max = np.zeros(Y.shape[0])
+            labels_of = [np.ascontiguousarray(Y[:, s.rows].T, dtype=dtype) for s in parts]
+            for start in range(0, len(abs_obs), feat_chunk):
+                cols = slice(start, start + feat_chunk)
+                num = var = np.zeros((len(abs_obs[cols]), Y.shape[0]))
+                for s, Ys in zip(parts, labels_of):
+                    S1 = (s.XT[cols] @ Ys).astype(np.float64)
+                    Q1 = (s.X2T[cols] @ Ys).astype(np.float64)
+                    a, b = s.parts(S1, Q1, s.ss[cols, None])
+                    num, var = num + a, var + b
+                z = np.abs(_ratio(num, var))
+                z[~valid[block][cols]] = 0.0
+                # a tiny relative tolerance so ties with the observed value count as "as extreme"
+                exceed[block][cols] += (z >= abs_obs[cols, None] * (1 - 1e-9)).sum(axis=1)
+                block_max = np.maximum(block_max, z.max(axis=0))
+            max_null[done : done + Y.shape[0]] = np.maximum(max_null[done : done + Y.shape[0]], block_max)
+            done += Y.shape[0]
+        del parts
+    abs_obs = np.where(valid, np.abs(observed), np.inf)
     p_perm = np.where(valid, (exceed + 1) / (n_permutations + 1), np.nan)
     return PermutationResult(
         stat=observed,

@@ -491,3 +491,27 @@ def test_association_with_genetic_pcs_agrees_with_plink_logistic(tmp_path):
     assert both.sum() > 0.99 * m
     assert stats.spearmanr(plink["P"][both], ours["p_assoc"][both]).statistic >= 0.999
     assert genomic_inflation(ours["p_assoc"]) < 1.15 < genomic_inflation(logistic_association(g, y)["p_assoc"])
+
+
+def test_permutation_tables_are_the_same_a_block_of_features_at_a_time():
+    """Features are tested a block at a time (bounded float64 copies); every block meets the same permutations,
+    so p-values, max-T and the null maxima do not depend on the block size."""
+    from explain._permutation import permutation_test, welch_statistic
+
+    rng = np.random.default_rng(5)
+    y = np.r_[np.zeros(23, int), np.ones(18, int)]
+    site = rng.integers(0, 2, size=41)
+    X = rng.normal(size=(41, 301)).astype(np.float32)
+    X[:, :7] += 2.0 * y[:, None]
+    X[:, 11] = 0.0  # untestable
+    whole = permutation_test(X, y, strata=site, n_permutations=199, random_state=3, memory_mb=256)
+    blocks = permutation_test(X, y, strata=site, n_permutations=199, random_state=3, memory_mb=0.05)
+    assert 41 * 8 * 4 * 301 > 0.05 * 2**20  # the small budget does split the features
+    np.testing.assert_array_equal(blocks.p_perm, whole.p_perm)
+    np.testing.assert_array_equal(blocks.p_fwer, whole.p_fwer)
+    np.testing.assert_allclose(blocks.max_null, whole.max_null, rtol=1e-12)
+    np.testing.assert_allclose(blocks.stat, whole.stat, rtol=1e-12)
+    stat, contrast = welch_statistic(X, y, site, memory_mb=0.05)
+    np.testing.assert_allclose(stat, whole.stat, rtol=1e-12)
+    np.testing.assert_allclose(contrast, whole.contrast, rtol=1e-12)
+    assert np.isnan(blocks.p_perm[11]) and (blocks.p_perm[:7] < 0.05).all()
