@@ -1,5 +1,6 @@
 """Cross-validated training of MIGTrans and baselines, run folders, and their comparison."""
 
+from ._calibration import brier_score, fit_temperature, reliability_table
 from ._checkpoint import Run, fold_of_subjects, load_fold, load_state_dict, open_run
 from ._compare import compare_runs, format_comparison
 from ._config import TrainConfig, read_training_config
@@ -16,10 +17,12 @@ __all__ = [
     "RunFolder",
     "RunResult",
     "TrainConfig",
+    "brier_score",
     "build_model",
     "classification_metrics",
     "compare_runs",
     "fold_of_subjects",
+    "fit_temperature",
     "format_comparison",
     "load_external_cohort",
     "load_fold",
@@ -32,6 +35,7 @@ __all__ = [
     "PredictResult",
     "align_cohort",
     "read_training_config",
+    "reliability_table",
     "resolve_device",
     "retrain",
     "run_folds",

@@ -27,6 +27,7 @@ from ..plotting import (
     QQDisplay,
     RegionalDisplay,
     RegionBarDisplay,
+    ReliabilityDisplay,
     RocCurvesDisplay,
     TrainingHistoryDisplay,
     save_figure,
@@ -112,6 +113,23 @@ def _roc_curves(ctx, opts):
         f"computed on the subjects that fold's model did not train on, and their mean on a common "
         f"false-positive grid (thick) with ± 1 SD across folds. Mean AUC {d.mean_auc:.3f} ± {d.sd_auc:.3f} "
         f"(SD) over {len(predictions)} subjects.",
+        ctx.data(RunFolder.PREDICTIONS, run=True),
+    )
+
+
+def _reliability(ctx, opts):
+    predictions = ctx.table("predictions", run=True)
+    if predictions is None or predictions["label"].nunique() < 2:
+        return None
+    d = ReliabilityDisplay.from_predictions(predictions)
+    return (
+        "Calibration (out of fold)",
+        d.plot(),
+        f"Reliability of the predicted probabilities: the {d.n} out-of-fold predictions sorted into "
+        f"{len(d.table)} bins of equal count, each bin's mean predicted probability against the share of "
+        f"positives in it, with its 95% Wilson interval; points on the diagonal are calibrated, points below it "
+        f"over-confident at high probabilities. Brier score {d.brier:.3f} (predicting the case share for everyone "
+        f"scores {d.brier_reference:.3f}); expected calibration error {d.table.attrs['ece']:.3f}.",
         ctx.data(RunFolder.PREDICTIONS, run=True),
     )
 
@@ -402,6 +420,7 @@ def _ancestry_pcs(ctx, opts):
 # (section, file stem, builder), in report order.
 FIGURES = (
     ("Performance", "roc_curves", _roc_curves),
+    ("Performance", "reliability", _reliability),
     ("Performance", "confusion_matrix", _confusion_matrix),
     ("Performance", "metrics_table", _metrics_table),
     ("Performance", "training_history", _training_history),

@@ -2,6 +2,7 @@
 
 from ._ancestry import AncestryDisplay
 from ._brain import AttributionMapDisplay, RegionBarDisplay
+from ._calibration import ReliabilityDisplay
 from ._connectome import ConnectogramDisplay, ConnectomeDisplay, FNCMatrixDisplay
 from ._contributions import DeletionCurveDisplay, ModalityContributionDisplay
 from ._display import Display
@@ -23,6 +24,7 @@ __all__ = [
     "ModalityContributionDisplay",
     "QQDisplay",
     "RegionBarDisplay",
+    "ReliabilityDisplay",
     "RegionalDisplay",
     "RocCurvesDisplay",
     "TrainingHistoryDisplay",
