@@ -116,6 +116,11 @@ def explain_run(
         raise ParameterError(f"rollout_method: expected 'gradient' or 'attention', found {rollout_method!r}")
     start = time.perf_counter()
     oof = OutOfFold(run_dir, device=device, cohort=cohort, external=external is not None)
+    if not oof.folds[0].model.config.modality_tokens:
+        raise ParameterError(
+            f"run_dir: {oof.run.path} trained a reads-only ablation (modality_tokens = false): it has no tokens to "
+            "explain by rollout; explain the full model's run"
+        )
     n = len(oof.rows)
     if external is not None:
         who = f"the {n} subjects of the external cohort {oof.cohort.spec.name!r} with all {len(oof.folds)} fold models"

@@ -339,3 +339,23 @@ def test_genomic_tokens_stay_bounded_by_pooling_consecutive_loci():
     assert small.n_tokens == 10 and not small.grouped
     saved = {"index", "valid", "locus_chrom", "weight", "bias", "proj.weight", "proj.bias"}
     assert set(small.state_dict()) == saved | {"locus_embedding", "chrom_embedding"}
+
+
+def test_reads_only_ablation_sees_the_inputs_through_the_reads_alone(loci):
+    model = build(loci, small_config(modality_tokens=False)).eval()
+    names = [n for n, _ in model.named_parameters()]
+    assert not any("encoder" in n or n.startswith("fusion.cross") for n in names)
+    assert any(n.startswith("reads.") for n in names)
+    data = inputs()
+    logits = model(**data)
+    assert logits.shape == (BATCH, 2) and torch.isfinite(logits).all()
+    # every modality moves the output, through its read only
+    for m in ("snp", "fnc", "smri"):
+        changed = dict(data, **{m: data[m] + 1.0})
+        assert not torch.allclose(model(**changed), logits), m
+    F.cross_entropy(model.train()(**data), torch.tensor([0, 1, 1])).backward()
+    assert all(p.grad is not None for p in model.parameters())
+    with pytest.raises(ParameterError, match="^fnc: the model was built with this modality"):
+        model(snp=data["snp"], smri=data["smri"])
+    with pytest.raises(ParameterError, match="^modality_tokens: expected True when modality_reads is False"):
+        small_config(modality_tokens=False, modality_reads=False)

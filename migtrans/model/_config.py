@@ -115,6 +115,11 @@ class ModelConfig:
         Attention pools tokens by *averaging*, so weak evidence spread over a few of hundreds of
         loci, edges or slices is diluted; a linear read *sums* it, as a linear model does. Measured
         on the demo cohort: without the reads every variant stayed at chance (docs/benchmarks.md).
+    modality_tokens : bool, default=True
+        Feed the encoders' tokens to the fusion. False is an ablation ("reads only"): no encoders, no
+        cross-attention, the fusion blocks and head see the CLS token started from the modality reads
+        alone, which makes the model a small network on one linear read per modality. It needs
+        ``modality_reads``; such a model trains and predicts but has no tokens to explain.
     token_norm : bool, default=False
         LayerNorm on each encoder's output tokens. Off by default: a LayerNorm right after an input
         projection makes the projection scale-free, so weight decay / L2 cannot regularise it and
@@ -147,6 +152,7 @@ class ModelConfig:
     n_fusion_layers: int = 1
     label_smoothing: float = 0.1
     modality_reads: bool = True
+    modality_tokens: bool = True
     token_norm: bool = False
 
     def __post_init__(self):
@@ -221,9 +227,11 @@ class ModelConfig:
             fail("smri_cnn_channels", "a non-empty tuple of positive integers")
         if self.smri_backbone_weights is not None and not isinstance(self.smri_backbone_weights, str):
             fail("smri_backbone_weights", "a path string or None")
-        for name in ("smri_freeze_backbone", "modality_reads", "token_norm"):
+        for name in ("smri_freeze_backbone", "modality_reads", "modality_tokens", "token_norm"):
             if not isinstance(getattr(self, name), bool):
                 fail(name, "True or False")
+        if not self.modality_tokens and not self.modality_reads:
+            fail("modality_tokens", "True when modality_reads is False (the model would see no input)")
         if not isinstance(self.cross_attention, tuple):
             fail("cross_attention", "a tuple of steps like 'fnc<-smri'")
         for step in self.cross_attention:

@@ -31,9 +31,11 @@ class FusionTransformer(nn.Module):
         super().__init__()
         d = config.d_model
         kwargs = dict(ffn_mult=config.ffn_mult, dropout=config.dropout, attention_dropout=config.attention_dropout)
-        self.streams = tuple(s for s in STREAM_ORDER if s in config.modalities)
+        # without modality tokens (an ablation) the sequence is the CLS token alone, started from the reads
+        tokens = getattr(config, "modality_tokens", True)
+        self.streams = tuple(s for s in STREAM_ORDER if s in config.modalities) if tokens else ()
         self.steps, names = [], set()
-        for query, keys in config.cross_steps():
+        for query, keys in config.cross_steps() if tokens else ():
             name = f"cross.{query}<-{'+'.join(keys)}"
             base, n = name, 2
             while name in names:  # the same step configured twice keeps two distinct map names
@@ -53,7 +55,7 @@ class FusionTransformer(nn.Module):
         for (_, query, keys), block in zip(self.steps, self.cross):
             context = torch.cat([tokens[k] for k in keys], dim=1)
             tokens[query] = block(tokens[query], context)
-        batch = next(iter(tokens.values())).shape[0]
+        batch = next(iter(tokens.values())).shape[0] if tokens else cls_offset.shape[0]
         cls = self.cls_token.expand(batch, -1, -1)
         if cls_offset is not None:
             cls = cls + cls_offset[:, None]

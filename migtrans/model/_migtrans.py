@@ -85,7 +85,9 @@ class MIGTrans(nn.Module):
         if "snp" in mods:
             n_snps = _positive_int("n_snps", n_snps)
             self.input_shapes["snp"] = (n_snps,)
-            if config.snp_encoder == "locus":
+            if not config.modality_tokens:
+                pass
+            elif config.snp_encoder == "locus":
                 if loci_index is None:
                     raise ParameterError("loci_index: required with snp_encoder='locus', found None")
                 index, valid = loci_index
@@ -112,15 +114,17 @@ class MIGTrans(nn.Module):
         if "fnc" in mods:
             n_nodes = _positive_int("n_nodes", n_nodes)
             self.input_shapes["fnc"] = (n_nodes, n_nodes)
-            self.fnc_encoder = ConnectomeEncoder(
-                n_nodes, d_model=d, dropout=config.dropout, projection=config.fnc_projection, norm=config.token_norm
-            )
+            if config.modality_tokens:
+                self.fnc_encoder = ConnectomeEncoder(
+                    n_nodes, d_model=d, dropout=config.dropout, projection=config.fnc_projection, norm=config.token_norm
+                )
         if "smri" in mods:
             if volume_shape is None or len(tuple(volume_shape)) != 3:
                 raise ParameterError(f"volume_shape: expected (X, Y, Z), found {volume_shape!r}")
             volume_shape = tuple(_positive_int("volume_shape", size) for size in volume_shape)
             self.input_shapes["smri"] = volume_shape
-            self.smri_encoder = SpatialSequenceEncoder(volume_shape, config)
+            if config.modality_tokens:
+                self.smri_encoder = SpatialSequenceEncoder(volume_shape, config)
         self.fusion = FusionTransformer(config)
         # one linear read per modality, summed into the CLS token (ModelConfig.modality_reads)
         self.reads = nn.ModuleDict(
@@ -189,6 +193,11 @@ class MIGTrans(nn.Module):
         """
         tokens = self.encode(snp=snp, fnc=fnc, smri=smri)
         inputs = {"snp": snp, "fnc": fnc, "smri": smri}
+        if not self.config.modality_tokens:  # reads only: encode() checked nothing
+            for name in self.input_shapes:
+                if inputs[name] is None:
+                    raise ParameterError(f"{name}: the model was built with this modality, found no input")
+                self._check(name, inputs[name])
         reads = sum(read(inputs[m]) for m, read in self.reads.items()) if len(self.reads) else None
         return self.fusion(tokens, cls_offset=reads)
 
