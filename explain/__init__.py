@@ -2,7 +2,8 @@
 rollout, faithfulness checks — on held-out subjects only (every subject, by the fold model that did not
 train on it; or a run's explanation set, with the ensemble of its fold models) — plus the permutation
 engine (Welch statistic, per-fold Bonferroni, max-T, BH), retraining null runs (`run_null`, CLI
-`migtrans-null`) and the classical per-SNP association."""
+`migtrans-null`), the classical per-SNP association and the tables' community-format copies (`write_exports`:
+GWAS-SSF, FUMA, BrainNet Viewer)."""
 
 from ._annotation import gene_table, locus_genes, nearest_genes
 from ._association import (
@@ -15,6 +16,7 @@ from ._association import (
 )
 from ._attributions import Attributions
 from ._explain import explain_run
+from ._exports import write_exports
 from ._faithfulness import deletion_curve, modality_ablation
 from ._folder import ExplanationFolder
 from ._ig import LogOdds, integrated_gradients, relative_delta
@@ -82,5 +84,6 @@ __all__ = [
     "run_null",
     "trend_permutation_test",
     "welch_statistic",
+    "write_exports",
     "write_tables",
 ]

@@ -10,6 +10,9 @@ from scipy import stats
 from migtrans.data import covariate_matrix
 from migtrans.exceptions import ParameterError
 
+#: the classical association's columns of snps.csv (`logistic_association`, ``n_obs`` named ``n_assoc``)
+ASSOCIATION_COLUMNS = ("beta_assoc", "se_assoc", "z_assoc", "p_assoc", "n_assoc", "a1_freq")
+
 
 def logistic_association(genotypes, labels, covariates=None, *, chunk=2048, max_iter=25, tol=1e-10):
     """Per-SNP logistic regression ``logit P(y=1) = b0 + covariates + beta * dosage`` for every column.
@@ -30,8 +33,10 @@ def logistic_association(genotypes, labels, covariates=None, *, chunk=2048, max_
 
     Returns
     -------
-    DataFrame with ``beta_assoc``, ``se_assoc``, ``z_assoc``, ``p_assoc``, ``n_obs`` (one row per SNP; NaN
-    where the fit did not converge, e.g. monomorphic SNPs or complete separation).
+    DataFrame, one row per SNP: ``beta_assoc`` (log odds ratio per copy of the counted allele, allele 1 of
+    the SNP table), its Wald ``se_assoc``, ``z_assoc`` = beta / se and two-sided ``p_assoc`` (NaN where the
+    fit did not converge, e.g. monomorphic SNPs or complete separation); ``n_obs``, the subjects with a
+    call (those of the fit), and ``a1_freq``, the frequency of the counted allele among them (mean dosage / 2).
 
     Examples
     --------
@@ -52,6 +57,7 @@ def logistic_association(genotypes, labels, covariates=None, *, chunk=2048, max_
     k = C.shape[1] + 1
     out = np.full((m, 4), np.nan)
     n_obs = np.zeros(m, dtype=np.int64)
+    allele_1 = np.zeros(m)  # counted alleles over the subjects with a call
     for start in range(0, m, chunk):
         g = g_all[:, start : start + chunk].T  # (c, n)
         present = ~np.isnan(g)
@@ -90,14 +96,23 @@ def logistic_association(genotypes, labels, covariates=None, *, chunk=2048, max_
         rows = slice(start, start + c)
         out[rows] = np.where(ok[:, None], np.column_stack([b, se, z, pval]), np.nan)
         n_obs[rows] = present.sum(axis=1)
+        allele_1[rows] = g.sum(axis=1)
     polymorphic = np.nanmax(g_all, axis=0, initial=-np.inf) > np.nanmin(g_all, axis=0, initial=np.inf)
     if polymorphic.any() and np.isnan(out[:, 3]).all():
         raise ParameterError(
             f"association: the logistic fit failed for all {int(polymorphic.sum())} polymorphic "
             "SNPs (covariates " + (", ".join(names[1:]) or "none") + "); check the covariates"
         )
+    a1_freq = np.where(n_obs > 0, allele_1 / (2 * np.maximum(n_obs, 1)), np.nan)
     return pd.DataFrame(
-        {"beta_assoc": out[:, 0], "se_assoc": out[:, 1], "z_assoc": out[:, 2], "p_assoc": out[:, 3], "n_obs": n_obs}
+        {
+            "beta_assoc": out[:, 0],
+            "se_assoc": out[:, 1],
+            "z_assoc": out[:, 2],
+            "p_assoc": out[:, 3],
+            "n_obs": n_obs,
+            "a1_freq": a1_freq,
+        }
     )
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 from migtrans.exceptions import RunError
 from migtrans.utils import atomic_write_text, to_builtin
 
+from ._exports import write_exports
 from ._folder import ExplanationFolder
 
 _ARRAYS = ("snp", "fnc", "smri", "rollout_snp", "rollout_fnc", "rollout_smri")
@@ -84,8 +85,9 @@ class Attributions:
     # ------------------------------------------------------------------ save/load
     def save(self, folder) -> Path:
         """Write ``subjects.csv``, one ``<name>.npy`` per array, ``settings.json``, ``mask.nii.gz``,
-        ``smri_attribution.nii.gz``, and the optional parts present: ``ablation.csv``, ``deletion.csv`` and
-        one ``<name>.csv`` per result table (floats that round-trip)."""
+        ``smri_attribution.nii.gz``, and the optional parts present: ``ablation.csv``, ``deletion.csv``,
+        one ``<name>.csv`` per result table (floats that round-trip) and the tables' community-format
+        copies (`write_exports`: GWAS-SSF and FUMA summary statistics, BrainNet Viewer node and edge files)."""
         import nibabel as nib
 
         files = ExplanationFolder(folder)
@@ -101,6 +103,7 @@ class Attributions:
                 nib.save(self.smri_image(), files.smri_map)
         for name, table in self._optional_tables().items():
             table.to_csv(files.table(name), index=False, float_format="%.17g")
+        write_exports(files.path, self.tables, self.settings)
         atomic_write_text(files.settings, json.dumps(to_builtin(self.settings), indent=2, sort_keys=True) + "\n")
         return files.path
 

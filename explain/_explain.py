@@ -370,6 +370,12 @@ def _add_tables(attributions, oof, n_permutations, genes, atlas, random_state, p
         lambda_gc_interval=tables["snps"].attrs.get("lambda_gc_interval") if "snps" in tables else None,
         lambda_gc_snps=tables["snps"].attrs.get("lambda_gc_snps") if "snps" in tables else None,
         association_covariates=tables["snps"].attrs.get("association_covariates") if "snps" in tables else None,
+        # what the summary-statistics exports need when rewritten from a saved folder (explain.write_exports)
+        **{
+            key: tables["snps"].attrs.get(key)
+            for key in ("genome_build", "trait", "label_names", "n_cases", "n_controls")
+            if "snps" in tables
+        },
         **_cohort_settings(oof.cohort),
     )
 

@@ -1,6 +1,7 @@
 """`ExplanationFolder`: the files an explanation writes, named in one place. `Attributions` saves and loads
-through it, `explain_run` adds the faithfulness tables and `write_tables` the ranked ones; the report folder
-(`reports.ReportFolder`) is an explanation folder with figures, a run summary and ``report.html`` added."""
+through it (with the ranked tables and their community-format copies, `write_exports`), `explain_run` adds the
+faithfulness tables and `write_tables` the ranked ones; the report folder (`reports.ReportFolder`) is an
+explanation folder with figures, a run summary and ``report.html`` added."""
 
 from __future__ import annotations
 
@@ -27,6 +28,14 @@ class ExplanationFolder:
     CHECK_TABLES = ("ablation", "deletion")
     #: the cohort behind the tables: genotype QC removals, genetic principal components by subject
     COHORT_TABLES = ("qc", "ancestry")
+    # the tables in community formats (`write_exports`, docs/exports.md)
+    GWAS_SSF = "association.tsv.gz"  # GWAS-SSF summary statistics of the classical association
+    GWAS_SSF_META = GWAS_SSF + "-meta.yaml"  # their GWAS-SSF metadata (named as the format asks)
+    FUMA = "association_fuma.tsv.gz"  # the same, as a FUMA / LocusZoom upload
+    BRAINNET_NODES = "nodes.node"  # BrainNet Viewer node file of nodes.csv
+    BRAINNET_EDGES = "connections.edge"  # BrainNet Viewer edge matrix of the top connections
+    #: every export, by file name
+    EXPORTS = (GWAS_SSF, GWAS_SSF_META, FUMA, BRAINNET_NODES, BRAINNET_EDGES)
     #: identifier columns of the tables, read as text (chromosome "1" stays "1", "<script>" a string)
     TEXT_COLUMNS = (
         "snp",
@@ -66,6 +75,11 @@ class ExplanationFolder:
     settings = property(lambda self: self.path / self.SETTINGS)
     mask = property(lambda self: self.path / self.MASK)
     smri_map = property(lambda self: self.path / self.SMRI_MAP)
+    gwas_ssf = property(lambda self: self.path / self.GWAS_SSF)
+    gwas_ssf_meta = property(lambda self: self.path / self.GWAS_SSF_META)
+    fuma = property(lambda self: self.path / self.FUMA)
+    brainnet_nodes = property(lambda self: self.path / self.BRAINNET_NODES)
+    brainnet_edges = property(lambda self: self.path / self.BRAINNET_EDGES)
 
     @staticmethod
     def file(name: str) -> str:

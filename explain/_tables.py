@@ -13,7 +13,13 @@ from migtrans.data import covariate_matrix
 from migtrans.exceptions import ParameterError
 
 from ._annotation import gene_table, locus_genes, nearest_genes
-from ._association import association_covariates, inflation_interval, logistic_association, trend_permutation_test
+from ._association import (
+    ASSOCIATION_COLUMNS,
+    association_covariates,
+    inflation_interval,
+    logistic_association,
+    trend_permutation_test,
+)
 from ._folder import ExplanationFolder
 from ._permutation import bh_fdr, per_fold_test, permutation_test, retraining_p, welch_statistic
 
@@ -124,10 +130,16 @@ def feature_matrices(oof, attributions, atlas="aal") -> dict:
 def choose_null(oof, null="auto", null_stats=None, *, minimum=19) -> str:
     """The null of a run's attribution tables.
 
+    ``"external"`` for an external cohort (its labels permuted within site, the fold models fixed);
     ``"explanation_set"`` for runs with one (unless ``"retraining"`` is asked for); otherwise
     ``"retraining"`` when asked for or, with ``"auto"``, when at least ``minimum`` matching null runs exist
     (so that p can reach 0.05); else ``"per_fold"``.
     """
+    # the null runs and the folds are the training cohort's, not an external cohort's subjects
+    if getattr(oof, "external", False):
+        if null not in ("auto", "external"):
+            raise ParameterError(f"null: an external cohort is tested by permuting its own labels, not by {null}")
+        return "external"
     if null == "explanation_set" and oof.has_explanation_set:
         return null
     if null not in ("auto", "retraining", "per_fold"):
@@ -178,8 +190,11 @@ def result_tables(
 
     Returns
     -------
-    dict of str -> DataFrame; ``tables["snps"].attrs`` holds ``lambda_gc``, and every table's ``attrs``
-    the ``null`` its p-values test.
+    dict of str -> DataFrame; ``tables["snps"]`` has the classical association's ``beta_assoc``,
+    ``se_assoc``, ``z_assoc``, ``p_assoc``, ``n_assoc`` and ``a1_freq`` (effect allele: ``a1``, the counted
+    one; see `logistic_association`) and ``p_fwer_assoc``, and its ``attrs`` hold ``lambda_gc`` and what the
+    summary-statistics exports need (`write_exports`); every table's ``attrs`` holds the ``null`` its
+    p-values test.
     """
     cohort, subjects = oof.cohort, attributions.subjects
     if not np.array_equal(subjects["subject_id"].to_numpy().astype(str), cohort.subject_ids[oof.rows].astype(str)):
@@ -273,7 +288,7 @@ def _genomic_tables(oof, matrices, genes, test, every):
             nearest[["gene"]],
             pd.DataFrame({"locus": locus_of}),
             snp_stats,
-            assoc[["beta_assoc", "p_assoc"]],
+            assoc.rename(columns={"n_obs": "n_assoc"})[list(ASSOCIATION_COLUMNS)],
             pd.DataFrame({"p_fwer_assoc": trend.p_fwer}),
         ],
         axis=1,
@@ -287,6 +302,12 @@ def _genomic_tables(oof, matrices, genes, test, every):
         lambda_gc_interval=[low, high],
         lambda_gc_snps=int(np.isfinite(assoc["p_assoc"].to_numpy()[common]).sum()),
         association_covariates=[str(c) for c in design.columns],
+        # what the summary-statistics exports (`write_exports`) say of the association's data
+        genome_build=cohort.spec.genotypes.build,
+        trait=cohort.spec.phenotypes.label_column,
+        label_names=[str(v) for v in cohort.label_names],
+        n_cases=int(every["labels"].sum()),
+        n_controls=int(len(every["labels"]) - every["labels"].sum()),
     )
 
     locus_stats = test("loci", matrices["loci"])
