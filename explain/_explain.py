@@ -193,15 +193,17 @@ def explain_run(
 
 def _external_settings(oof, log_odds, alignment) -> dict:
     """What the settings record of an external cohort: which, how it was aligned, how well it was predicted."""
-    from migtrans.training import classification_metrics
+    from migtrans.training import classification_metrics, run_temperature
 
     cohort = oof.cohort
-    metrics = classification_metrics(oof.labels, 1 / (1 + np.exp(-log_odds)))
+    temperature = run_temperature(oof.run)  # as migtrans predict calibrates the ensemble
+    metrics = classification_metrics(oof.labels, 1 / (1 + np.exp(-log_odds / temperature)))
     return {
         "external_cohort": str(cohort.spec.toml_path),
         "external_cohort_name": cohort.spec.name,
         "external_alignment": {k: v for k, v in alignment.items() if k != "imputed_snp_ids"},
         "external_metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, np.number))},
+        "external_temperature": float(temperature),
     }
 
 

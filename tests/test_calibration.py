@@ -88,3 +88,45 @@ def test_reliability_display_reads_predictions_and_draws(tmp_path):
     d.plot()
     assert len(d.ax_.lines) >= 2 and "Brier" in d.ax_.texts[0].get_text()
     plt.close(d.figure_)
+
+
+def test_each_folds_temperature_is_fitted_on_the_other_folds_only(overconfident):
+    from migtrans.training import calibrate_folds, ensemble_temperature
+
+    true, labels = overconfident
+    folds = np.arange(true.size) % 3 + 1
+    predictions = pd.DataFrame({"fold": folds, "label": labels, "log_odds": 2.5 * true})
+    out = calibrate_folds(predictions)
+    for k in (1, 2, 3):
+        others = folds != k
+        expected = fit_temperature(2.5 * true[others], labels[others])
+        assert np.allclose(out.loc[folds == k, "temperature"], expected)
+    np.testing.assert_allclose(out["prob_positive"], 1 / (1 + np.exp(-out["log_odds"] / out["temperature"])))
+    # fold 1's own labels do not move fold 1's probabilities
+    flipped = predictions.copy()
+    flipped.loc[folds == 1, "label"] = 1 - flipped.loc[folds == 1, "label"]
+    np.testing.assert_array_equal(
+        calibrate_folds(flipped).loc[folds == 1, "prob_positive"], out.loc[folds == 1, "prob_positive"]
+    )
+    assert brier_score(labels, out["prob_positive"]) < brier_score(labels, 1 / (1 + np.exp(-2.5 * true)))
+    none = calibrate_folds(predictions, "none")
+    assert (none["temperature"] == 1).all()
+    np.testing.assert_allclose(none["prob_positive"], 1 / (1 + np.exp(-2.5 * true)))
+    assert ensemble_temperature(predictions) == pytest.approx(fit_temperature(2.5 * true, labels))
+    assert ensemble_temperature(predictions, "none") == 1.0
+    with pytest.raises(ParameterError, match="^calibrate: expected one of temperature, none"):
+        calibrate_folds(predictions, "platt")
+
+
+def test_a_run_reports_calibrated_probabilities_of_its_models_log_odds(baseline_run):
+    from migtrans.training import RunFolder
+
+    predictions = pd.read_csv(RunFolder(baseline_run.out_dir).predictions)
+    folds = RunFolder(baseline_run.out_dir).fold_numbers()
+    raw = pd.concat([pd.read_csv(RunFolder(baseline_run.out_dir).fold(k).predictions) for k in folds])
+    merged = predictions.merge(raw[["subject_id", "log_odds"]], on="subject_id", suffixes=("", "_fold"))
+    np.testing.assert_array_equal(merged["log_odds"], merged["log_odds_fold"])
+    np.testing.assert_allclose(
+        predictions["prob_positive"], 1 / (1 + np.exp(-predictions["log_odds"] / predictions["temperature"]))
+    )
+    assert (predictions["predicted"] == (predictions["log_odds"] >= 0)).all()

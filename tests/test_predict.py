@@ -3,6 +3,8 @@ cohort that does not match."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,7 +25,7 @@ def replicate(sim_cohort, tmp_path_factory):
 
 def test_predict_scores_every_new_subject_with_the_fold_ensemble(baseline_run, replicate, tmp_path):
     from migtrans.data import load_cohort
-    from migtrans.training import align_cohort, load_fold, open_run, prediction_qc, resolve_device
+    from migtrans.training import align_cohort, load_fold, open_run, prediction_qc, resolve_device, run_temperature
     from migtrans.training._loop import predict_logits
 
     result = predict(baseline_run.out_dir, replicate.toml_path, tmp_path / "pred", device="cpu")
@@ -42,7 +44,12 @@ def test_predict_scores_every_new_subject_with_the_fold_ensemble(baseline_run, r
         logits = predict_logits(model, provider, np.arange(new.n_subjects), 8, resolve_device("cpu"))
         log_odds.append(logits[:, 1] - logits[:, 0])
     np.testing.assert_allclose(written["log_odds"], np.mean(log_odds, axis=0), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(result.predictions["prob_positive"], 1 / (1 + np.exp(-written["log_odds"])), rtol=1e-9)
+    # its probability calibrated by the run's temperature, fitted on the run's out-of-fold predictions
+    temperature = json.loads((tmp_path / "pred" / "predict.json").read_text())["temperature"]
+    assert temperature == pytest.approx(run_temperature(run)) and temperature != 1.0
+    np.testing.assert_allclose(
+        result.predictions["prob_positive"], 1 / (1 + np.exp(-written["log_odds"] / temperature)), rtol=1e-9
+    )
     assert result.alignment["snps_imputed"] == 0
 
 

@@ -1,6 +1,13 @@
 """Cross-validated training of MIGTrans and baselines, run folders, and their comparison."""
 
-from ._calibration import brier_score, fit_temperature, reliability_table
+from ._calibration import (
+    brier_score,
+    calibrate_folds,
+    ensemble_temperature,
+    fit_temperature,
+    reliability_table,
+    run_temperature,
+)
 from ._checkpoint import Run, fold_of_subjects, load_fold, load_state_dict, open_run
 from ._compare import compare_runs, format_comparison
 from ._config import TrainConfig, read_training_config
@@ -19,6 +26,8 @@ __all__ = [
     "TrainConfig",
     "brier_score",
     "build_model",
+    "calibrate_folds",
+    "ensemble_temperature",
     "classification_metrics",
     "compare_runs",
     "fold_of_subjects",
@@ -38,6 +47,7 @@ __all__ = [
     "reliability_table",
     "resolve_device",
     "retrain",
+    "run_temperature",
     "run_folds",
     "train",
 ]

@@ -220,7 +220,8 @@ def open_run(path) -> Run:
     try:
         # a run trained before covariate adjustment existed adjusted nothing: say so, or retraining it (null
         # runs) would take today's default and differ from the run it is a null for
-        cfg = TrainConfig.from_dict({"adjust": "none", **config["train"]})
+        # (and one from before calibration reported its models' raw probabilities)
+        cfg = TrainConfig.from_dict({"adjust": "none", "calibrate": "none", **config["train"]})
         if cfg.model == "migtrans":
             from ..model import ModelConfig
 

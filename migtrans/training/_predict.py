@@ -12,6 +12,7 @@ import pandas as pd
 
 from ..exceptions import CohortError, ParameterError
 from ..utils import atomic_write_text, discard_staging, mark_output, move_into_place, prepare_out_dir, staging_dir
+from ._calibration import run_temperature
 from ._checkpoint import load_fold, open_run
 from ._loop import predict_logits, resolve_device
 from ._metrics import METRIC_COLUMNS, classification_metrics
@@ -79,7 +80,8 @@ def predict(run_dir, cohort_path, out_dir, *, allow_missing_snps=False, device="
         )
         log_odds.append((logits[:, 1] - logits[:, 0]).astype(np.float64))
     mean_log_odds = np.mean(log_odds, axis=0)
-    prob = 1 / (1 + np.exp(-mean_log_odds))
+    temperature = run_temperature(run)  # the run's calibration of the ensemble (1 without one)
+    prob = 1 / (1 + np.exp(-mean_log_odds / temperature))
     labelled = new.labels >= 0
     # class names are the run's: the new cohort may hold one class, or none, and spell them its own way
     names = dict(zip((0, 1), run_label_names(run, new)))
@@ -103,6 +105,7 @@ def predict(run_dir, cohort_path, out_dir, *, allow_missing_snps=False, device="
         "cohort": str(new.spec.toml_path),
         "n_subjects": int(new.n_subjects),
         "n_labelled": int(labelled.sum()),
+        "temperature": float(temperature),
         "n_folds": int(run.n_folds),
         "dropped_subjects": dict(new.dropped),
         **alignment,

@@ -36,6 +36,7 @@ from ..utils import (
     write_toml,
 )
 from ._baselines import fit_baseline, flatten_features
+from ._calibration import calibrate_folds, ensemble_temperature
 from ._checkpoint import fold_of_subjects, open_run, read_json, write_checksums
 from ._config import TrainConfig
 from ._distributed import close_distributed, init_distributed
@@ -240,12 +241,12 @@ def _assign_folds(cohort, cfg) -> np.ndarray:
     return folds
 
 
-def _explanation_predictions(cohort, folds, fold_log_odds) -> pd.DataFrame:
+def _explanation_predictions(cohort, folds, fold_log_odds, temperature=1.0) -> pd.DataFrame:
     """The explanation set scored by the ensemble of fold models: the mean of their log-odds (the function
-    its attributions explain)."""
+    its attributions explain), its probability calibrated by the run's ``temperature``."""
     rows = np.flatnonzero(folds < 0)
     log_odds = np.mean(fold_log_odds, axis=0)
-    prob = 1 / (1 + np.exp(-log_odds))
+    prob = 1 / (1 + np.exp(-log_odds / temperature))
     return pd.DataFrame(
         {
             "subject_id": cohort.subject_ids[rows],
@@ -255,6 +256,7 @@ def _explanation_predictions(cohort, folds, fold_log_odds) -> pd.DataFrame:
             "predicted": (prob >= 0.5).astype(int),
             "label_name": [cohort.label_names[int(v)] for v in cohort.labels[rows]],
             "log_odds": log_odds,
+            "temperature": temperature,
         }
     )
 
@@ -459,11 +461,15 @@ def _train_into(out_dir, cohort, folds, loci, cfg, mcfg, resolved, resume, progr
             fold_log_odds.append(held["log_odds"].to_numpy())
 
     predictions = pd.concat(fold_predictions, ignore_index=True)
+    if "log_odds" not in predictions:  # folds trained before log-odds were kept (a resumed old run)
+        predictions["log_odds"] = logit(predictions["prob_positive"])
+    predictions = calibrate_folds(predictions, cfg.calibrate)
     order = {s: i for i, s in enumerate(cohort.subject_ids)}
     predictions = predictions.sort_values("subject_id", key=lambda s: s.map(order)).reset_index(drop=True)
     sites = np.unique(np.asarray(cohort.site).astype(str)) if cfg.fold_by == "site" else None
     metrics = metrics_table(predictions, sites)
-    held = _explanation_predictions(cohort, folds, fold_log_odds) if fold_log_odds else None
+    temperature = ensemble_temperature(predictions, cfg.calibrate)
+    held = _explanation_predictions(cohort, folds, fold_log_odds, temperature) if fold_log_odds else None
     if held is not None:
         # one more row: the fold models' ensemble on subjects none of them trained on
         metrics = pd.concat(
@@ -527,6 +533,7 @@ def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
         info["regularisation"] = chosen
         bar.update(f"{label}: {cfg.model} done (regularisation {chosen:g})", final=True)
     info["seconds"] = round(time.perf_counter() - start, 2)
+    test_log_odds = log_odds[: len(test_idx)] if cfg.model == "migtrans" else logit(prob)
 
     preds = pd.DataFrame(
         {
@@ -536,6 +543,8 @@ def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
             "prob_positive": prob.astype(float),
             "predicted": (prob >= 0.5).astype(int),
             "label_name": [cohort.label_names[int(v)] for v in cohort.labels[test_idx]],
+            # the model's own log-odds, before the run's calibration (`calibrate_folds`)
+            "log_odds": test_log_odds,
         }
     )
     if dist.is_main:
