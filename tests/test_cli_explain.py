@@ -201,3 +201,17 @@ def test_readme_documents_every_csv_column(report):
             if "<" not in c and c not in ("note", "label_name", "val_loss", "val_auc") and c != "site"
         }
         assert required <= set(header), f"{rel}: documented but missing {sorted(required - set(header))}"
+
+
+def test_report_files_keep_the_fold_records_and_the_users_permissions(report):
+    """The history figure's best-epoch dots need each fold's fold.json in the copied run; every file is as
+    readable as a plain open() under the user's umask would make it (none private like a mkstemp file)."""
+    import os
+
+    for k in (1, 2):
+        assert (report / "run" / "folds" / str(k) / "fold.json").is_file()
+    mask = os.umask(0o022)
+    os.umask(mask)
+    modes = {str(p.relative_to(report)): p.stat().st_mode & 0o777 for p in report.rglob("*") if p.is_file()}
+    wrong = {name: oct(mode) for name, mode in modes.items() if mode != 0o666 & ~mask}
+    assert wrong == {}

@@ -695,8 +695,8 @@ def write_run(folder, rng, *, history=True):
 
 ALL_FIGURES = [
     "roc_curves",
+    "reliability",
     "confusion_matrix",
-    "metrics_table",
     "training_history",
     "modality_contributions",
     "deletion_curves",
@@ -768,8 +768,8 @@ def test_make_figures_skips_absent_modalities_and_history(tmp_path, rng):
     names = [r.name for r in make_figures(report, run, formats=("png",))]
     assert names == [
         "roc_curves",
+        "reliability",
         "confusion_matrix",
-        "metrics_table",
         "modality_contributions",
         "manhattan",
         "qq",
@@ -796,7 +796,7 @@ def test_every_display_has_the_one_plot_shape():
     import reports.plotting as plotting
 
     displays = [getattr(plotting, n) for n in plotting.__all__ if n.endswith("Display") and n != "Display"]
-    assert len(displays) == 15
+    assert len(displays) == 16
     for cls in displays:
         assert issubclass(cls, plotting.Display), cls
         first = list(inspect.signature(cls.plot).parameters.values())[1]

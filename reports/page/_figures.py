@@ -22,7 +22,6 @@ from ..plotting import (
     DeletionCurveDisplay,
     FNCMatrixDisplay,
     ManhattanDisplay,
-    MetricsTableDisplay,
     ModalityContributionDisplay,
     QQDisplay,
     RegionalDisplay,
@@ -168,25 +167,6 @@ def _training_history(ctx, opts):
         d.plot(),
         caption,
         files,
-    )
-
-
-def _metrics_table(ctx, opts):
-    metrics = ctx.table("metrics", run=True)
-    if metrics is None:
-        return None
-    d = MetricsTableDisplay.from_table(metrics)
-    held = (
-        " Explanation set: the fold models' ensemble (mean log-odds) on the subjects held out of all training."
-        if d.held_out
-        else ""
-    )
-    return (
-        "Cross-validated metrics",
-        d.plot(),
-        f"Test-fold metrics of each of the {len(d.folds)} folds and their mean ± SD across folds, as written in "
-        f"metrics.csv.{held}",
-        ctx.data(RunFolder.METRICS, run=True),
     )
 
 
@@ -422,7 +402,6 @@ FIGURES = (
     ("Performance", "roc_curves", _roc_curves),
     ("Performance", "reliability", _reliability),
     ("Performance", "confusion_matrix", _confusion_matrix),
-    ("Performance", "metrics_table", _metrics_table),
     ("Performance", "training_history", _training_history),
     ("Modality contributions", "modality_contributions", _modality_contributions),
     ("Modality contributions", "deletion_curves", _deletion_curves),
