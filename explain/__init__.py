@@ -15,7 +15,7 @@ from ._association import (
     trend_permutation_test,
 )
 from ._attributions import Attributions
-from ._explain import explain_run
+from ._explain import explain_run, rebuild_tables
 from ._exports import write_exports
 from ._faithfulness import deletion_curve, modality_ablation
 from ._folder import ExplanationFolder
@@ -61,6 +61,7 @@ __all__ = [
     "covariate_matrix",
     "deletion_curve",
     "explain_run",
+    "rebuild_tables",
     "feature_matrices",
     "gather_null_runs",
     "gene_table",

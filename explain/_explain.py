@@ -191,6 +191,134 @@ def explain_run(
     return attributions
 
 
+def rebuild_tables(
+    run_dir,
+    source,
+    *,
+    out_dir=False,
+    n_permutations=1000,
+    null="auto",
+    genes=None,
+    atlas="aal",
+    random_state=None,
+    progress=False,
+    cohort=None,
+    external=None,
+    run_record=None,
+) -> Attributions:
+    """The ranked tables of saved attributions, tested again without recomputing integrated gradients.
+
+    For another atlas, gene build, number of permutations or null on attributions `explain_run` saved: the
+    per-subject arrays, the faithfulness checks and the explanation settings are taken from ``source`` as
+    they are; only the tables (and the settings that describe them) are made anew. With the same options as
+    the run that saved them, the tables are identical to its tables, bit for bit.
+
+    Parameters
+    ----------
+    run_dir : path
+        The run the attributions explain (its fold assignment, cohort and null runs are read; no model is run).
+    source : path
+        A folder written by `explain_run` / ``migtrans-explain`` for that run.
+    out_dir : path or False
+        Where to save the result (``False``: nothing is saved).
+    n_permutations, null, genes, atlas : as for `explain_run`.
+    random_state : int, optional
+        The tables' permutation seed; default the one the attributions were made with.
+    cohort, external, run_record : as for `explain_run` (an external cohort's attributions need the same
+        external cohort loaded again).
+
+    Returns
+    -------
+    Attributions
+    """
+    start = time.perf_counter()
+    saved = Attributions.load(source, mmap=False)
+    s = dict(saved.settings)
+    if s.get("method") != "integrated_gradients":
+        raise ParameterError(f"{source}: no saved attributions of migtrans-explain here (settings.json lacks them)")
+    if bool(s.get("external_cohort")) != (external is not None):
+        raise ParameterError(
+            f"{source}: its attributions explain "
+            + (f"the external cohort {s['external_cohort']} (pass it again)" if s.get("external_cohort") else "the run")
+            + ("" if s.get("external_cohort") else ", not an external cohort")
+        )
+    oof = OutOfFold(run_dir, device="cpu", cohort=cohort, external=external is not None)
+    random_state = s.get("random_state", 0) if random_state is None else random_state
+    key = null_key(
+        n_steps=s.get("n_steps"),
+        baseline=s.get("baseline"),
+        smoothgrad_samples=s.get("smoothgrad_samples", 0),
+        noise_level=s.get("noise_level"),
+        atlas=atlas,
+        random_state=random_state,
+        run=run_fingerprint(oof.run.path),
+    )
+    null_runs = gather_null_runs(oof.run.path, key)
+    scheme = choose_null(oof, null, null_runs.stats or None)
+    if scheme == "per_fold":
+        check_number_of_permutations(n_permutations, len(oof.folds))
+    # the settings of the tables are made anew; those of the attributions are kept
+    keep = {k: v for k, v in s.items() if k not in _TABLE_SETTINGS}
+    keep["run"] = str(run_record or oof.run.path)
+    keep["tables_rebuilt_from"] = str(Path(source).absolute())
+    attributions = Attributions(
+        subjects=saved.subjects,
+        snp=saved.snp,
+        fnc=saved.fnc,
+        smri=saved.smri,
+        rollout_snp=saved.rollout_snp,
+        rollout_fnc=saved.rollout_fnc,
+        rollout_smri=saved.rollout_smri,
+        mask=saved.mask,
+        affine=saved.affine,
+        settings=keep,
+        ablation=saved.ablation,
+        deletion=saved.deletion,
+    )
+    _add_tables(attributions, oof, n_permutations, genes, atlas, random_state, progress, scheme, null_runs)
+    keep["tables_seconds"] = round(time.perf_counter() - start, 1)
+    if out_dir is not False:
+        attributions.save(Path(out_dir) if out_dir else oof.run.path / "explanations")
+    return attributions
+
+
+# What `_add_tables` writes into the settings (a rebuild of the tables replaces all of it).
+_TABLE_SETTINGS = (
+    "null",
+    "null_tested",
+    "n_null_runs",
+    "n_null_runs_other_settings",
+    "n_permutations",
+    "permutation_scheme",
+    "combination",
+    "p_floor",
+    "statistic",
+    "statistic_id",
+    "ranking_id",
+    "fwer",
+    "fdr",
+    "atlas",
+    "ranking",
+    "region_attribution",
+    "genes",
+    "lambda_gc",
+    "lambda_gc_interval",
+    "lambda_gc_snps",
+    "association_covariates",
+    "genome_build",
+    "trait",
+    "label_names",
+    "n_cases",
+    "n_controls",
+    "qc_thresholds",
+    "qc_summary",
+    "qc_notes",
+    "n_pcs",
+    "n_pcs_requested",
+    "n_pruned_snps",
+)
+
+
 def _external_settings(oof, log_odds, alignment) -> dict:
     """What the settings record of an external cohort: which, how it was aligned, how well it was predicted."""
     from migtrans.training import classification_metrics, run_temperature

@@ -9,7 +9,15 @@ import time
 import warnings
 from pathlib import Path
 
-from explain import atlas_regions_in_mask, check_number_of_permutations, explain_run, gene_table, region_atlas
+from explain import (
+    ExplanationFolder,
+    atlas_regions_in_mask,
+    check_number_of_permutations,
+    explain_run,
+    gene_table,
+    rebuild_tables,
+    region_atlas,
+)
 from migtrans.data import CohortWarning, load_cohort, read_cohort_spec
 from migtrans.exceptions import ParameterError
 from migtrans.training import RunFolder, load_external_cohort, open_run
@@ -94,6 +102,7 @@ def _build(
     collected,
     external_cohort=None,
     allow_missing_snps=False,
+    tables_from=None,
 ):
     start = time.perf_counter()
     run = open_run(run_dir)
@@ -115,23 +124,40 @@ def _build(
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if "smri" in run.train.modalities:  # before hours of IG: an atlas that misses the brain fails now
         atlas_regions_in_mask(atlas, cohort.mask, cohort.affine)
-    explain_run(
-        run_dir,
-        out_dir=stage,
-        n_steps=n_steps,
-        baseline=baseline,
-        n_permutations=n_permutations,
-        null=null,
-        genes=genes,
-        atlas=atlas,
-        faithfulness=faithfulness,
-        device=device,
-        random_state=random_state,
-        progress=progress,
-        cohort=cohort,
-        run_record=run_record,  # where the run will be once the report folder is in place
-        external=alignment,
-    )
+    if tables_from is not None:
+        _say(progress, f"tables from the attributions saved in {tables_from} (no integrated gradients)")
+        rebuild_tables(
+            run_dir,
+            tables_from,
+            out_dir=stage,
+            n_permutations=n_permutations,
+            null=null,
+            genes=genes,
+            atlas=atlas,
+            random_state=random_state,
+            progress=progress,
+            cohort=cohort,
+            external=alignment,
+            run_record=run_record,
+        )
+    else:
+        explain_run(
+            run_dir,
+            out_dir=stage,
+            n_steps=n_steps,
+            baseline=baseline,
+            n_permutations=n_permutations,
+            null=null,
+            genes=genes,
+            atlas=atlas,
+            faithfulness=faithfulness,
+            device=device,
+            random_state=random_state,
+            progress=progress,
+            cohort=cohort,
+            run_record=run_record,  # where the run will be once the report folder is in place
+            external=alignment,
+        )
     _say(progress, f"drawing figures ({', '.join(formats)})")
     build = cohort.spec.genotypes.build if "snp" in run.train.modalities else "GRCh37"
     with warnings.catch_warnings(record=True) as figure_warnings:
@@ -178,6 +204,7 @@ def explain_and_report(
     allow_changed_inputs=False,
     cohort=None,
     allow_missing_snps=False,
+    tables_from=None,
     progress=True,
     command=None,
 ) -> Path:
@@ -224,6 +251,11 @@ def explain_and_report(
     allow_missing_snps : bool
         With ``cohort``: impute the run's SNPs it lacks with each fold's training mean (counted, and a
         warning in the report) instead of refusing it.
+    tables_from : path, optional
+        A report (or explanation) folder of this run: take its saved attributions and faithfulness checks
+        as they are, and only rebuild the tables (`explain.rebuild_tables`: another atlas, gene build,
+        number of permutations or null), the figures and the report. It may be ``out_dir`` itself (with
+        ``overwrite``). ``n_steps``, ``baseline`` and ``faithfulness`` are then those of the saved folder.
     command : sequence of str, optional
         The command line, shown under Provenance.
 
@@ -293,8 +325,13 @@ def explain_and_report(
             collected=collected,
             external_cohort=cohort,
             allow_missing_snps=allow_missing_snps,
+            tables_from=tables_from,
         )
 
+    if tables_from is not None:
+        tables_from = Path(tables_from).expanduser().absolute()
+        if not ExplanationFolder(tables_from).subjects.is_file():
+            raise ParameterError(f"--from: {str(tables_from)!r} holds no saved attributions (no subjects.csv)")
     return _run_guarded(out_dir, overwrite, work)
 
 

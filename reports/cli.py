@@ -75,6 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --cohort: impute the run's SNPs the cohort lacks with the training mean (counted) instead "
         "of refusing",
     )
+    parser.add_argument(
+        "--tables-only",
+        action="store_true",
+        help="rebuild the tables, figures and report from attributions saved earlier (--from; another --atlas, "
+        "--genes, --permutations or --null) without recomputing integrated gradients",
+    )
+    parser.add_argument(
+        "--from",
+        dest="tables_from",
+        metavar="FOLDER",
+        help="with --tables-only: the earlier report folder of this run (default: --out itself, with --overwrite)",
+    )
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda[:i]")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0; the demo uses 1)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
@@ -104,7 +116,11 @@ def _run(args, argv) -> int:
         progress=not args.quiet,
         command=["migtrans-explain", *argv],
     )
+    if args.tables_from and not args.tables_only:
+        raise ParameterError("--from: names the folder --tables-only rebuilds from; add --tables-only")
     if args.demo:
+        if args.tables_only:
+            raise ParameterError("--tables-only: the demo computes its attributions; leave --tables-only out")
         if args.cohort or args.allow_missing_snps:
             raise ParameterError("--cohort: the demo explains its own simulated cohort; leave --cohort out")
         if args.run_dir:
@@ -121,6 +137,7 @@ def _run(args, argv) -> int:
             allow_changed_inputs=args.allow_changed_inputs,
             cohort=args.cohort,
             allow_missing_snps=args.allow_missing_snps,
+            tables_from=(args.tables_from or args.out) if args.tables_only else None,
             random_state=0 if args.seed is None else args.seed,
             **options,
         )

@@ -215,3 +215,54 @@ def test_report_files_keep_the_fold_records_and_the_users_permissions(report):
     modes = {str(p.relative_to(report)): p.stat().st_mode & 0o777 for p in report.rglob("*") if p.is_file()}
     wrong = {name: oct(mode) for name, mode in modes.items() if mode != 0o666 & ~mask}
     assert wrong == {}
+
+
+def test_tables_only_rebuilds_the_same_tables_from_saved_attributions(baseline_run, report, tmp_path):
+    """Nothing changed: every table equals the full run's, bit for bit, and no attribution is recomputed."""
+    from explain import ExplanationFolder
+
+    out = tmp_path / "again"
+    argv = [str(baseline_run.out_dir), "--out", str(out), "--tables-only", "--from", str(report), *FAST]
+    assert cli.main([*argv, "--formats", "png", "--quiet"]) == 0
+    for name in (*ExplanationFolder.RESULT_TABLES, *ExplanationFolder.COHORT_TABLES, "ablation", "deletion"):
+        if (report / f"{name}.csv").is_file():
+            assert (out / f"{name}.csv").read_bytes() == (report / f"{name}.csv").read_bytes(), name
+    for name in ("snp.npy", "fnc.npy", "smri.npy", "subjects.csv", ExplanationFolder.BRAINNET_EDGES):
+        assert (out / name).read_bytes() == (report / name).read_bytes(), name
+    assert (out / "report.html").is_file() and "figures" in {p.name for p in out.iterdir()}
+
+
+def test_tables_only_takes_a_new_atlas_in_place(baseline_run, report, tmp_path):
+    import json
+
+    folder = tmp_path / "copy"
+    shutil.copytree(report, folder)
+    before = (folder / "regions.csv").read_text()
+    argv = [str(baseline_run.out_dir), "--out", str(folder), "--tables-only", "--overwrite", *FAST]
+    assert cli.main([*argv, "--atlas", "harvard-oxford", "--formats", "png", "--quiet"]) == 0
+    settings = json.loads((folder / "settings.json").read_text())
+    assert settings["atlas"] == "harvard-oxford" and settings["tables_rebuilt_from"] == str(folder)
+    assert (folder / "regions.csv").read_text() != before
+    assert (folder / "snp.npy").read_bytes() == (report / "snp.npy").read_bytes()
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--from", "x"], "--from: names the folder --tables-only rebuilds from"),
+        (["--tables-only", "--from", "nowhere"], "holds no saved attributions"),
+    ],
+)
+def test_tables_only_refuses_in_one_line(extra, words, baseline_run, tmp_path, capsys):
+    argv = [
+        str(baseline_run.out_dir),
+        "--out",
+        str(tmp_path / "r"),
+        *[str(tmp_path / e) if e in ("x", "nowhere") else e for e in extra],
+        *FAST,
+    ]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and words in err, err
+    assert not (tmp_path / "r").exists()
