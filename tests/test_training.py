@@ -70,7 +70,16 @@ def test_run_folder_follows_the_contract(baseline_run, sim_cohort):
         for name in ("model.pt", "preprocess.npz", "history.csv", "predictions.csv", "fold.json"):
             assert (out / "folds" / str(k) / name).is_file()
     metrics = pd.read_csv(out / "metrics.csv", dtype={"fold": str})
-    assert list(metrics.columns) == ["fold", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc"]
+    assert list(metrics.columns) == [
+        "fold",
+        "accuracy",
+        "balanced_accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+        "brier",
+    ]
     assert list(metrics["fold"]) == ["1", "2", "mean", "sd"]
     np.testing.assert_allclose(metrics.iloc[2, 1:].astype(float), metrics.iloc[:2, 1:].astype(float).mean())
     preds = pd.read_csv(out / "predictions.csv", dtype={"subject_id": str})
@@ -126,7 +135,12 @@ def test_an_explanation_set_run_follows_the_contract(explanation_set_run, sim_co
         fold_log_odds.append(fold_held["log_odds"].to_numpy())
     # the set is scored by the fold models' ensemble: the mean of their log-odds
     np.testing.assert_allclose(held["log_odds"], np.mean(fold_log_odds, axis=0), rtol=1e-12)
-    np.testing.assert_allclose(held["prob_positive"], 1 / (1 + np.exp(-held["log_odds"])), rtol=1e-12)
+    # its probability calibrated by the run's temperature, fitted on the out-of-fold predictions
+    from migtrans.training import ensemble_temperature
+
+    temperature = ensemble_temperature(preds)
+    assert (held["temperature"] == temperature).all()
+    np.testing.assert_allclose(held["prob_positive"], 1 / (1 + np.exp(-held["log_odds"] / temperature)), rtol=1e-12)
     row = metrics.set_index("fold").loc["explanation_set"]
     assert row["accuracy"] == pytest.approx((held["predicted"] == held["label"]).mean())
 

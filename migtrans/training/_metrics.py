@@ -6,11 +6,14 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-METRIC_COLUMNS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc")
+METRIC_COLUMNS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "brier")
+# metrics.csv of runs from before the Brier score lacks it: readers need only these
+REQUIRED_METRICS = METRIC_COLUMNS[:-1]
 
 
 def classification_metrics(labels, prob_positive, threshold=0.5) -> dict:
-    """Accuracy, balanced accuracy, precision, recall, F1 (positive class) and ROC AUC."""
+    """Accuracy, balanced accuracy, precision, recall, F1 (positive class), ROC AUC and the Brier score (mean
+    squared error of the probabilities: calibration and sharpness together, lower is better)."""
     labels = np.asarray(labels).astype(int)
     prob = np.asarray(prob_positive, dtype=float)
     predicted = (prob >= threshold).astype(int)
@@ -22,6 +25,7 @@ def classification_metrics(labels, prob_positive, threshold=0.5) -> dict:
         "recall": skm.recall_score(labels, predicted, zero_division=0),
         "f1": skm.f1_score(labels, predicted, zero_division=0),
         "roc_auc": skm.roc_auc_score(labels, prob) if both else float("nan"),
+        "brier": float(np.mean((prob - labels) ** 2)),
     }
 
 

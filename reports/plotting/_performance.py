@@ -21,6 +21,7 @@ METRIC_NAMES = {
     "recall": "Recall (sensitivity)",
     "f1": "F1",
     "roc_auc": "ROC AUC",
+    "brier": "Brier score",
 }
 
 
