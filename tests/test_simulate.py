@@ -427,8 +427,8 @@ def test_cohort_loader_reads_simulation(sim_sites):
 # --- what real cohorts add: ancestry, relatives, scanners, sex ---------------------------------
 
 # Digests of the files written before ancestry, relatives, site_effect and sex_effect existed (computed with
-# that code, in this environment): with every new option at its default the files must not change. NIfTI
-# volumes are compared by their voxels, truth.json without the keys added since.
+# that code, in this environment): with every new option at its default (preset "easy" included) the files
+# must not change. NIfTI volumes are compared by their voxels, truth.json without the keys added since.
 EARLIER_DIGESTS = {
     "sim": {
         "genotypes.bed": "34edf6ffce35c3da",
@@ -478,9 +478,9 @@ def _earlier_digest(folder):
         volumes.update(np.asarray(nib.load(path).dataobj).tobytes())
     out["smri"] = volumes.hexdigest()[:16]
     truth = json.loads((folder / "truth.json").read_text())
-    for key in _simulator.NEW_SECTIONS:
+    for key in _simulator.NEW_SECTIONS + _simulator.PRESET_SECTIONS:
         del truth[key]
-    for key in _simulator.NEW_SETTINGS:
+    for key in _simulator.NEW_SETTINGS + _simulator.PRESET_SETTINGS:
         del truth["settings"][key]
     out["truth.json"] = sha((json.dumps(truth, sort_keys=True, indent=2) + "\n").encode())
     return out
@@ -776,6 +776,7 @@ def _generator_truth(truth):
     out = {k: v for k, v in truth.items() if k not in SUBJECT_TRUTH}
     out["settings"] = {k: v for k, v in truth["settings"].items() if k not in ("n_subjects", "subjects_seed")}
     out["label_model"] = {k: v for k, v in truth["label_model"].items() if k != "prevalence"}
+    out["architecture"] = {k: v for k, v in truth["architecture"].items() if k != "cohort"}
     ancestry = truth["population"]["ancestry"]
     out["population"] = {
         "ancestry": {k: v for k, v in ancestry.items() if k not in ("group_sizes", "case_shares")},

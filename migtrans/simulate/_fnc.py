@@ -11,6 +11,20 @@ SITE_SCALE_SD = 0.04  # SD of the per-site relative scale of every edge (scanner
 EDGE_SD = 0.10  # typical between-subject SD of an edge (Fisher z): the unit of the sex effect
 # Domain pairs of the planted edges; directions alternate so both signs are present.
 PLANTED_DOMAIN_PAIRS = (("SC", "CC"), ("DM", "CC"), ("AU", "SM"), ("DM", "DM"), ("SC", "DM"), ("VI", "SM"))
+# Spread effects: the FBIRN case-control pattern (Damaraju et al. 2014): thalamus / subcortex hyperconnected
+# to the sensory domains, the sensory domains hypoconnected with one another. A share of the edges of each
+# domain pair carries the FNC latent with effects drawn in SPREAD_EDGE_EFFECT (Fisher z per SD): measured
+# through the edges' between-subject SD (about 0.1) at the realistic budget, case-control d of about 0.2-0.35.
+SPREAD_DOMAIN_PAIRS = (
+    ("SC", "AU", "increase"),
+    ("SC", "SM", "increase"),
+    ("SC", "VI", "increase"),
+    ("AU", "SM", "decrease"),
+    ("SM", "VI", "decrease"),
+    ("AU", "VI", "decrease"),
+)
+SPREAD_EDGE_SHARE = 0.3
+SPREAD_EDGE_EFFECT = (0.04, 0.10)
 
 
 def population_loadings(rng, domains):
@@ -55,8 +69,72 @@ def plant_edges(rng, nodes):
     return edges
 
 
+def _edge(nodes, i, j, direction, effect, latent, role):
+    domains = nodes["domain"].to_numpy()
+    i, j = min(i, j), max(i, j)
+    return {
+        "i": i,
+        "j": j,
+        "node_i": nodes["name"].iloc[i],
+        "node_j": nodes["name"].iloc[j],
+        "domain_i": domains[i],
+        "domain_j": domains[j],
+        "direction": direction,
+        "effect": effect,
+        "latent": latent,
+        "role": role,
+    }
+
+
+def _pair_edges(domains, da, db):
+    """Every edge (i < j) between domains ``da`` and ``db`` (within one domain when they are equal)."""
+    a, b = np.flatnonzero(domains == da), np.flatnonzero(domains == db)
+    return sorted({(min(i, j), max(i, j)) for i in a for j in b if i != j})
+
+
+def plant_spread_edges(rng, nodes):
+    """Choose the spread edges: ``SPREAD_EDGE_SHARE`` of the edges of every domain pair of
+    ``SPREAD_DOMAIN_PAIRS`` (at least one), in the pair's direction, effects uniform in ``SPREAD_EDGE_EFFECT``."""
+    domains = nodes["domain"].to_numpy()
+    edges = []
+    for da, db, direction in SPREAD_DOMAIN_PAIRS:
+        candidates = _pair_edges(domains, da, db)
+        k = max(1, int(round(SPREAD_EDGE_SHARE * len(candidates))))
+        for c in np.sort(rng.choice(len(candidates), size=k, replace=False)):
+            i, j = candidates[c]
+            effect = round(float(rng.uniform(*SPREAD_EDGE_EFFECT)), 4)
+            edges.append(_edge(nodes, i, j, direction, effect, "z_fnc", "main"))
+    return edges
+
+
+def plant_conditional_edges(rng, nodes, n_edges, domain_pairs, effect_range, taken):
+    """Choose ``n_edges`` edges among those of ``domain_pairs`` not in ``taken`` (edges as dicts with i, j), carried
+    by ``z_fnc_x``; directions alternate, effects uniform in ``effect_range``."""
+    domains = nodes["domain"].to_numpy()
+    used = {(e["i"], e["j"]) for e in taken}
+    candidates = sorted({e for da, db in domain_pairs for e in _pair_edges(domains, da, db)} - used)
+    picked = np.sort(rng.choice(len(candidates), size=min(n_edges, len(candidates)), replace=False))
+    edges = []
+    for k, c in enumerate(picked):
+        i, j = candidates[c]
+        effect = round(float(rng.uniform(*effect_range)), 4)
+        edges.append(_edge(nodes, i, j, "decrease" if k % 2 == 0 else "increase", effect, "z_fnc_x", "fnc_given_smri"))
+    return edges
+
+
 def simulate_fnc(
-    rng, nodes, z_fnc, edges, sites, n_sites, *, site_effect=None, site_scale=None, shift=None, rng_subjects=None
+    rng,
+    nodes,
+    z_fnc,
+    edges,
+    sites,
+    n_sites,
+    *,
+    site_effect=None,
+    site_scale=None,
+    shift=None,
+    rng_subjects=None,
+    latents=None,
 ):
     """Return FNC matrices, float32 (n_subjects, K, K), symmetric with a zero diagonal, and the site offsets.
 
@@ -65,7 +143,7 @@ def simulate_fnc(
     direction) and ``shift`` on every edge, multiplied by its site's ``site_scale``, plus a per-site
     offset of every edge (SD ``SITE_SD * site_effect``; ``site_effect=None`` is the legacy size 1).
     ``rng`` draws the population loadings and site offsets, then, unless ``rng_subjects`` is given, the
-    subjects' time series.
+    subjects' time series. An edge with a ``latent`` key is shifted by that score of ``latents`` instead.
 
     Returns
     -------
@@ -92,7 +170,8 @@ def simulate_fnc(
         z[iu] = np.arctanh(np.clip(r[iu], -0.999, 0.999))
         for edge in edges:
             sign = 1.0 if edge["direction"] == "increase" else -1.0
-            z[edge["i"], edge["j"]] += sign * edge["effect"] * z_fnc[s]
+            score = z_fnc if "latent" not in edge else latents[edge["latent"]]
+            z[edge["i"], edge["j"]] += sign * edge["effect"] * score[s]
         z = z + z.T
         if shift is not None:
             z += shift[s]  # the diagonal is zeroed below

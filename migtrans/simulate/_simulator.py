@@ -11,7 +11,7 @@ import pandas as pd
 
 from migtrans._nodes import NODE_NOTE, standin_nodes
 from migtrans.exceptions import ParameterError
-from migtrans.simulate import _fnc, _genotypes, _labels, _population, _smri
+from migtrans.simulate import _architecture, _fnc, _genotypes, _labels, _population, _smri
 from migtrans.utils import (
     discard_staging,
     mark_output,
@@ -42,6 +42,10 @@ NEW_SETTINGS = (
     "subjects_seed",
 )
 NEW_SECTIONS = ("population", "relatives", "site_effects", "covariate_effects")
+# added with the presets and switches of the harder simulator (the easy cohort's truth.json is the earlier one
+# plus these keys)
+PRESET_SETTINGS = ("preset", *_architecture.SWITCHES)
+PRESET_SECTIONS = ("architecture",)
 # Mixed into the subjects' seed so that no subjects_seed gives back a stream of the first cohort (not even
 # subjects_seed == seed); any fixed nonzero word would do.
 _REPLICATE_WORD = 0x5EB1
@@ -156,6 +160,13 @@ def simulate_cohort(
     site_effect=None,
     sex_effect=0.0,
     subjects_seed=None,
+    preset="easy",
+    genetic_architecture=None,
+    snp_layout=None,
+    imaging_effects=None,
+    interactions=None,
+    liability=None,
+    plant_atlas=None,
     overwrite=False,
     keep_volumes=True,
 ):
@@ -175,6 +186,12 @@ def simulate_cohort(
     size, and a sex effect on imaging. Age always scales the gray matter (``1 - 0.002`` per year above
     35); it does not touch FNC.
 
+    That is the ``easy`` preset. ``preset="realistic"`` makes each planted part harder in the way real data
+    are, and each part has a switch of its own (``genetic_architecture``, ``snp_layout``,
+    ``imaging_effects``, ``interactions``, ``liability``, ``plant_atlas``): the preset gives the switches
+    their defaults and the liability's terms their sizes, a switch given explicitly overrides the preset.
+    See Notes for what ``realistic`` plants and why.
+
     Parameters
     ----------
     out_dir : str or path-like
@@ -193,7 +210,9 @@ def simulate_cohort(
         (see ``site_effect``) and a ``site`` column is written.
     signal : dict, optional
         Weight of each modality's latent score in the liability, keys among "snp", "fnc", "smri"
-        (floats >= 0, default 1.0 each).
+        (floats >= 0, default 1.0 each). It multiplies the term's coefficient, the square root of its
+        budget (see ``preset``); with ``liability="nonlinear"`` the polygenic x FNC product takes the
+        product of the "snp" and "fnc" weights.
     null : bool, default=False
         If True, labels are drawn at random, independent of every feature (but not of ancestry when
         ``ancestry_case_shares`` differ).
@@ -238,6 +257,35 @@ def simulate_cohort(
         The subjects are named ``sub-r<subjects_seed>-0001``... so that they never clash with those of
         the first cohort. Give the first cohort's settings (``n_subjects`` may differ); None (the
         default) draws everything from ``seed``, as earlier versions did.
+    preset : {"easy", "realistic"}, default="easy"
+        The defaults of the six switches below and the variance of each term of the liability (its
+        "budget"). ``easy``: the earlier simulator, three unit-variance scores and unit noise.
+        ``realistic``: polygenic, array, spread, interactions 1, nonlinear, harvard-oxford, with the
+        budget of Notes.
+    genetic_architecture : {"oligogenic", "polygenic"}, optional
+        ``oligogenic``: 5 causal SNPs sharing the SNP budget (with ``easy``, about 5 % of the liability
+        each). ``polygenic``: 5 larger SNPs (0.3-0.5 % of the liability each, at the realistic budget) and
+        up to 300 small ones (0.01-0.1 % each), one per LD segment; fewer small SNPs, each larger, on maps
+        with under about 1,500 eligible segments.
+    snp_layout : {"blocks", "array"}, optional
+        ``blocks``: compact LD blocks (about 15 SNPs, a few kb apart) scattered along the chromosomes.
+        ``array``: SNPs spread uniformly along each chromosome at the density ``n_snps`` gives (one per
+        600 kb at 5,000 SNPs, one per 6 kb at 500,000), LD decaying with distance (latent correlation
+        exp(-distance / 59 kb) on average, with recombination hotspots).
+    imaging_effects : {"focal", "spread"}, optional
+        ``focal``: 4 gray-matter regions (GM reduced by 6 % per SD of ``z_smri``) and 6 FNC edges (Fisher
+        z +- 0.12 per SD of ``z_fnc``). ``spread``: 12 regions (3.5-8 % per SD) and 30 % of the edges of
+        six domain pairs (the FBIRN thalamo-sensory pattern, 0.04-0.10 per SD).
+    interactions : bool or float, optional
+        Strength of two cross-modal terms, in [0, 3] (True is 1, False 0): a SNP that sets how much one
+        region's GM weighs on the liability (``dosage x z_smri_x``), and FNC edges that weigh on it only
+        with a structural deficit (``1{z_smri > 0.43} x z_fnc_x``). Their variances scale with its square.
+    liability : {"linear", "nonlinear"}, optional
+        ``nonlinear``: the structural term acts through a threshold (only deficits above the mean raise
+        the risk) and the polygenic score multiplies the connectome score (``z_snp x z_fnc``).
+    plant_atlas : {"aal", "harvard-oxford"}, optional
+        Atlas whose regions are planted; the region tables read AAL by default, so with Harvard-Oxford a
+        planted region spreads over several table regions (each region's ``overlap`` in ``truth.json``).
     overwrite : bool, default=False
         Replace ``out_dir`` when it exists and is not empty.
     keep_volumes : bool, default=True
@@ -257,10 +305,28 @@ def simulate_cohort(
     each subject's latent scores and liability, with ``ancestry`` (1-based group) when
     ``n_ancestries > 1`` and ``family`` when ``relative_share > 0``.
 
+    The ``realistic`` budget (variance of each term; 1 in all with everything on): polygenic score 0.14
+    (between the 0.07 that the best schizophrenia polygenic score explains on the liability scale and the
+    SNP heritability of 0.24, PGC3), sMRI and FNC scores 0.08 each (a latent with 8 % of the liability
+    differs by d = 0.45 between cases and controls; measured through noisy GM and FNC the planted regions and
+    edges show d of about 0.2-0.4, as in ENIGMA and FBIRN), SNP x sMRI 0.03, FNC given a structural deficit
+    0.03, polygenic x FNC 0.02, noise 0.62. The noise-free liability gives AUC 0.78 at infinite data
+    (``architecture.expected_auc``; 0.67 from the polygenic score alone, 0.68 from the two imaging scores,
+    0.71 with the interactions); at 600-1,000 subjects the imaging terms are the learnable part (a logistic
+    model of the planted regions' and edges' means reaches AUC 0.66 on held-out subjects).
+
+    ``truth.json`` records the preset, every switch and the terms (``architecture``: coefficients,
+    variances and shares, each causal SNP's per-allele effect and share, the SNP map's model, the
+    interactions' SNP, region and edges), each planted region's and edge's latent, effect and case-control
+    d in the cohort; ``truth_subjects.tsv`` adds every term's value (``term_*``),
+    and with interactions the latents ``z_smri_x``, ``z_fnc_x`` and the ``deficit`` flag. With
+    ``null=True`` the labels stay a draw independent of every feature, whatever the switches.
+
     A replication cohort (``subjects_seed``) shares ``genotypes.bim``, ``fnc_nodes.tsv``, ``mask.nii.gz``
     and every part of ``truth.json`` that describes the generator with the first cohort. What describes
     its own subjects differs: ``label_model.prevalence``, the groups' sizes and case shares in
-    ``population``, ``relatives``, and the causal SNPs' ``effect``. The label rule standardizes the
+    ``population``, ``relatives``, the causal SNPs' ``effect``, ``architecture.cohort`` and, outside the
+    ``easy`` preset, the planted regions' and edges' ``cohens_d``. The label rule standardizes the
     causal dosages and the latent scores over the cohort's own subjects and labels the top of its own
     liability, so each cohort follows the same rule and the per-SD effects differ by sampling only
     (their signs and SNPs are the same).
@@ -288,6 +354,14 @@ def simulate_cohort(
     ...     pathlib.Path(tempfile.mkdtemp()) / "again", n_subjects=30, n_snps=300, resolution=8, subjects_seed=1)
     >>> str(again.subject_ids[0]), again.truth["fnc_edges"] == first.truth["fnc_edges"]
     ('sub-r1-0001', True)
+
+    The realistic preset, with the SNP layout switched back to blocks.
+
+    >>> sim = simulate_cohort(
+    ...     pathlib.Path(tempfile.mkdtemp()) / "cohort", n_subjects=40, n_snps=2000, resolution=8,
+    ...     preset="realistic", snp_layout="blocks", plant_atlas="aal")
+    >>> sim.truth["settings"]["genetic_architecture"], sim.truth["architecture"]["genetic"]["n_large"]
+    ('polygenic', 5)
     """
     n_subjects = check_number("n_subjects", n_subjects, minimum=20, maximum=100_000, integer=True)
     n_snps = check_number("n_snps", n_snps, minimum=100, maximum=5_000_000, integer=True)
@@ -311,6 +385,15 @@ def simulate_cohort(
     sex_effect = check_number("sex_effect", sex_effect, minimum=-MAX_SEX_EFFECT, maximum=MAX_SEX_EFFECT)
     if subjects_seed is not None:
         subjects_seed = check_seed("subjects_seed", subjects_seed)
+    arch = _architecture.resolve_architecture(
+        preset,
+        genetic_architecture=genetic_architecture,
+        snp_layout=snp_layout,
+        imaging_effects=imaging_effects,
+        interactions=interactions,
+        liability=liability,
+        plant_atlas=plant_atlas,
+    )
     out_dir = prepare_out_dir(out_dir, overwrite, kind="cohort")
 
     tmp = staging_dir(out_dir)
@@ -333,6 +416,7 @@ def simulate_cohort(
             sex_effect=sex_effect,
             subjects_seed=subjects_seed,
             keep_volumes=bool(keep_volumes),
+            arch=arch,
         )
         mark_output(tmp, "cohort")
         move_into_place(tmp, out_dir)
@@ -363,15 +447,22 @@ def _simulate_into(
     sex_effect,
     subjects_seed,
     keep_volumes,
+    arch,
 ):
     rng, subject_rng = _streams(seed, subjects_seed)
     rng_map, rng_ancestry, rng_site = rng["map"], rng["ancestry"], rng["site"]
     rng_geno, rng_pheno, rng_missing, rng_family = (subject_rng[k] for k in ("geno", "pheno", "missing", "family"))
     prefix = "sub-" if subjects_seed is None else f"sub-r{subjects_seed}-"
     ids = np.array([f"{prefix}{i:04d}" for i in range(1, n_subjects + 1)])
+    legacy = arch.legacy
+    interacting = arch.interactions > 0
 
     # Population structure, genotypes and the genetic score.
-    snps, rho = _genotypes.simulate_snp_map(rng_map, n_snps)
+    if arch.snp_layout == "blocks":
+        snps, rho = _genotypes.simulate_snp_map(rng_map, n_snps)
+        recombine, map_info = None, _blocks_map_info(snps)
+    else:
+        snps, rho, recombine, map_info = _genotypes.simulate_array_map(rng_map, n_snps)
     maf = snps["maf"].to_numpy()
     if n_ancestries > 1:
         freq = _population.population_frequencies(rng_ancestry, maf, n_ancestries, fst)
@@ -391,10 +482,30 @@ def _simulate_into(
         group=ancestry if n_ancestries > 1 else None,
         pairs=pairs if len(pairs) else None,
         rng_meiosis=rng_family,
+        recombine=recombine,
     )
-    causal = _labels.choose_causal_snps(rng_map, snps, N_CAUSAL_SNPS)
-    signs = rng_map.choice([-1.0, 1.0], size=len(causal))
-    z_snp, snp_scale = _labels.snp_score(dosages[:, causal], signs)
+    if arch.genetic_architecture == "oligogenic":
+        causal = _labels.choose_causal_snps(rng_map, snps, N_CAUSAL_SNPS)
+        signs = rng_map.choice([-1.0, 1.0], size=len(causal))
+        z_snp, snp_scale = _labels.snp_score(dosages[:, causal], signs)
+        genetic = {"role": np.array(["oligogenic"] * len(causal)), "sign": signs, "scale": snp_scale}
+    else:
+        genetic = _architecture.polygenic_effects(rng["genetic_effects"], snps, arch.budget["snp"])
+        causal, signs = genetic["index"], genetic["sign"]
+        centered = dosages[:, causal].astype(float) - 2 * maf[causal]
+        z_snp = centered @ genetic["beta"] / np.sqrt(arch.budget["snp"])
+    modifier = None
+    if interacting:
+        used = set(snps["block"].to_numpy()[causal])
+        chosen = _architecture.choose_in_segments(
+            rng["interaction_effects"], maf, snps["block"].to_numpy(), 1, _architecture.MODIFIER_MIN_MAF, used
+        )
+        if len(chosen) == 0:
+            raise ParameterError(
+                f"n_snps: expected a map with a common SNP (MAF >= {_architecture.MODIFIER_MIN_MAF}) outside the "
+                f"causal SNPs' LD segments for the SNP x sMRI interaction, found none among {n_snps} SNPs"
+            )
+        modifier = int(chosen[0])
 
     # Demographics, the other scores, liability and labels.
     age = np.round(np.clip(rng_pheno.normal(35.0, 11.0, n_subjects), 18.0, 65.0), 1)
@@ -402,12 +513,26 @@ def _simulate_into(
     sites = rng_pheno.permutation(np.arange(n_subjects) % n_sites)
     z_fnc = _labels.standardize(rng_pheno.standard_normal(n_subjects))
     z_smri = _labels.standardize(rng_pheno.standard_normal(n_subjects))
-    liability = (
-        weights["snp"] * z_snp
-        + weights["fnc"] * z_fnc
-        + weights["smri"] * z_smri
-        + rng_pheno.normal(0.0, LIABILITY_NOISE_SD, n_subjects)
-    )
+    coef = _architecture.coefficients(arch, weights, None if modifier is None else maf[modifier])
+    if legacy:
+        noise = rng_pheno.normal(0.0, LIABILITY_NOISE_SD, n_subjects)
+        terms = {"snp": weights["snp"] * z_snp, "fnc": weights["fnc"] * z_fnc, "smri": weights["smri"] * z_smri}
+        latents = None
+        liability = terms["snp"] + terms["fnc"] + terms["smri"] + noise
+    else:
+        noise = rng_pheno.normal(0.0, coef["noise"]["coefficient"], n_subjects)
+        # the interactions' latents have a stream of their own: the other draws stay when they are switched off
+        rng_latents = subject_rng["latents"]
+        latents = {
+            "z_snp": z_snp,
+            "z_fnc": z_fnc,
+            "z_smri": z_smri,
+            "z_smri_x": _labels.standardize(rng_latents.standard_normal(n_subjects)),
+            "z_fnc_x": _labels.standardize(rng_latents.standard_normal(n_subjects)),
+        }
+        modifier_dosage = None if modifier is None else dosages[:, modifier].astype(float)
+        terms = _architecture.liability_terms(arch, coef, latents, modifier_dosage)
+        liability = sum(terms.values()) + noise
     null_draw = rng_pheno.standard_normal(n_subjects)
     score = null_draw if null else liability
     if ancestry_case_shares is None:
@@ -415,11 +540,13 @@ def _simulate_into(
     else:
         labels = _labels.group_labels(score, ancestry, ancestry_case_shares)
 
-    # Missing calls, never on causal SNPs so their effect stays exact.
+    # Missing calls, never on causal SNPs (nor the modifier) so their effect stays exact.
     genotypes = dosages.astype(np.float32)
     del dosages
     missing = rng_missing.random(genotypes.shape, dtype=np.float32) < _genotypes.MISSING_RATE
     missing[:, causal] = False
+    if modifier is not None:
+        missing[:, modifier] = False
     genotypes[missing] = np.nan
     del missing
 
@@ -435,7 +562,23 @@ def _simulate_into(
 
     # FNC.
     nodes = standin_nodes()
-    edges = _fnc.plant_edges(rng["fnc"], nodes)
+    if arch.imaging_effects == "focal":
+        edges = _fnc.plant_edges(rng["fnc"], nodes)
+    else:
+        edges = _fnc.plant_spread_edges(rng["imaging_effects"], nodes)
+    if not legacy:
+        for edge in edges:
+            edge.setdefault("latent", "z_fnc")
+            edge.setdefault("role", "main")
+    if interacting:
+        edges += _fnc.plant_conditional_edges(
+            rng["interaction_effects"],
+            nodes,
+            _architecture.N_CONDITIONAL_EDGES,
+            _architecture.CONDITIONAL_DOMAIN_PAIRS,
+            _architecture.CONDITIONAL_EDGE_EFFECT,
+            taken=edges,
+        )
     fnc, fnc_offset = _fnc.simulate_fnc(
         rng["fnc"],
         nodes,
@@ -447,6 +590,7 @@ def _simulate_into(
         site_scale=fnc_scale,
         shift=fnc_shift,
         rng_subjects=subject_rng["fnc"],
+        latents=latents,
     )
     np.save(tmp / "fnc.npy", fnc)
     (tmp / "fnc_subjects.txt").write_text("\n".join(ids) + "\n")
@@ -465,6 +609,9 @@ def _simulate_into(
         site_effect,
         smri_offset,
         smri_shift,
+        arch=arch,
+        latents=latents,
+        labels=labels,
     )
 
     settings = dict(
@@ -486,15 +633,58 @@ def _simulate_into(
         subjects_seed=subjects_seed,
         keep_volumes=keep_volumes,
         package_version=_package_version(),
+        **arch.settings(),
     )
-    truth = _truth(snps, causal, signs, snp_scale, regions, edges, labels, weights, null, settings)
+    if legacy:
+        per_sd = weights["snp"] * signs * genetic["scale"]
+    elif arch.genetic_architecture == "oligogenic":
+        per_sd = coef["snp"]["coefficient"] * signs * genetic["scale"]
+    else:
+        per_sd = weights["snp"] * signs * np.sqrt(genetic["share"])
+    truth = _truth(snps, causal, per_sd, regions, edges, labels, weights, null, settings)
+    total = sum(term["variance"] for term in coef.values())
+    # groups are of equal size: the overall share of cases is the mean of theirs
+    overall_share = case_share if ancestry_case_shares is None else float(np.mean(ancestry_case_shares))
+    architecture = {
+        "preset": arch.preset,
+        "switches": {k: v for k, v in arch.settings().items() if k != "preset"},
+        "budget": arch.budget,
+        "terms": {name: {**term, "share": round(term["variance"] / total, 6)} for name, term in coef.items()},
+        "expected_auc": round(
+            _architecture.expected_auc(arch, coef, None if modifier is None else maf[modifier], overall_share), 4
+        ),
+        # the only part that describes the cohort's own subjects
+        "cohort": {"auc_noise_free": round(_auc(liability - noise, labels), 4)},
+        "genetic": _genetic_truth(arch, snps, causal, genetic, coef, total),
+        "snp_map": map_info,
+        "imaging": _imaging_truth(arch),
+        "interactions": _interaction_truth(arch, coef, total, snps, modifier, regions, edges),
+        "liability": {"form": arch.liability, "formula": _architecture.formula(arch)},
+        "atlas": {
+            "plant": arch.plant_atlas,
+            "tables": _architecture.TABLES_ATLAS,
+            "note": "planted regions are named in the planting atlas; region tables read the tables atlas unless "
+            "told otherwise"
+            + (
+                ""
+                if arch.plant_atlas == _architecture.TABLES_ATLAS
+                else ", so a planted region spreads over the "
+                "tables' regions listed in each smri_regions entry's overlap"
+            ),
+        },
+    }
+    if not legacy:
+        _extend_truth(truth, arch, coef, snps, causal, genetic, modifier, edges, labels, fnc, total)
     truth.update(
         to_builtin(
             {
-                "population": _population_truth(freq, ancestry, labels, pairs, n_ancestries, fst, relative_share),
+                "population": _population_truth(
+                    freq, ancestry, labels, pairs, n_ancestries, fst, relative_share, arch.snp_layout
+                ),
                 "relatives": [[ids[a], ids[b], "sibling"] for a, b in pairs],
                 "site_effects": _site_truth(n_sites, site_effect, fnc_offset, fnc_scale, smri_scale, smri_offset),
                 "covariate_effects": _covariate_truth(sex_effect),
+                "architecture": architecture,
             }
         )
     )
@@ -515,6 +705,14 @@ def _simulate_into(
         subj["ancestry"] = ancestry + 1
     if relative_share > 0:
         subj["family"] = _population.family_ids(n_subjects, pairs)
+    if not legacy:
+        if interacting:
+            subj["z_smri_x"] = latents["z_smri_x"]
+            subj["z_fnc_x"] = latents["z_fnc_x"]
+            subj["deficit"] = (z_smri > _architecture.DEFICIT_Z).astype(int)
+        for name, values in terms.items():
+            subj[f"term_{name}"] = values
+        subj["term_noise"] = noise
     subj.to_csv(tmp / "truth_subjects.tsv", sep="\t", index=False, float_format="%.6f", lineterminator="\n")
 
     _write_cohort_toml(tmp, n_sites)
@@ -545,8 +743,10 @@ def _streams(seed, subjects_seed):
     subjects; with ``subjects_seed`` the subjects' part moves to streams of its own.
     """
     names = ("map", "geno", "pheno", "fnc", "smri", "missing", "ancestry", "family", "site")
+    # the harder simulator's: polygenic effects, spread edges, the interactions' SNP and edges, their latents
+    names += ("genetic_effects", "imaging_effects", "interaction_effects", "latents")
     rng = dict(zip(names, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(names)))))
-    subject_names = ("geno", "pheno", "fnc", "smri", "missing", "ancestry", "family")
+    subject_names = ("geno", "pheno", "fnc", "smri", "missing", "ancestry", "family", "latents")
     if subjects_seed is None:
         return rng, {name: rng[name] for name in subject_names}
     # the generator's seed enters too, so that one subjects_seed gives other subjects under another seed
@@ -603,24 +803,59 @@ def _write_phenotypes(tmp, ids, labels, age, sex, sites, n_sites):
 
 
 def _simulate_smri_into(
-    tmp, rngs, ids, resolution, z_smri, age, sites, n_sites, keep_volumes, site_effect, site_offset, sex_shift
+    tmp,
+    rngs,
+    ids,
+    resolution,
+    z_smri,
+    age,
+    sites,
+    n_sites,
+    keep_volumes,
+    site_effect,
+    site_offset,
+    sex_shift,
+    *,
+    arch=None,
+    latents=None,
+    labels=None,
 ):
     """``mask.nii.gz`` and one gray-matter map per subject in ``smri/``, with regions planted. Returns the
     template, affine, mask, regions, voxels and the sites' GM scales. ``rngs`` draws the sites' scales,
-    then the subjects' maps (the same generator twice, or two)."""
+    then the subjects' maps (the same generator twice, or two). Outside the legacy model each region has an
+    effect and a latent of its own, and its case-control d in the cohort is recorded."""
     rng_smri, rng_subjects = rngs
     tpl, affine = _smri.template(resolution)
     mask = tpl > _smri.MASK_THRESHOLD
-    regions = _smri.plant_regions(tpl, affine, mask)
-    region_weight = np.zeros(tpl.shape, dtype=np.float32)
-    for region in regions:
-        region_weight[region.pop("_voxels")] = 1.0
+    legacy = arch is None or arch.legacy
+    if legacy:
+        regions = _smri.plant_regions(tpl, affine, mask)
+        region_weight = np.zeros(tpl.shape, dtype=np.float32)
+        for region in regions:
+            region_weight[region.pop("_voxels")] = 1.0
+    else:
+        regions = _smri.plant_named_regions(tpl, affine, mask, arch.plant_atlas, _region_specs(arch))
+        if arch.plant_atlas != _architecture.TABLES_ATLAS:
+            overlaps = _smri.atlas_overlap(regions, affine, tpl.shape, _architecture.TABLES_ATLAS)
+            for region, overlap in zip(regions, overlaps):
+                region["overlap"] = {"atlas": _smri.ATLAS_NAMES[_architecture.TABLES_ATLAS], "regions": overlap}
+        grid = np.zeros(tpl.shape, dtype=np.int32)
+        for r, region in enumerate(regions):
+            grid[region.pop("_voxels")] = r + 1
+        region_weight = None
+        in_mask = grid[mask]
+        n_regions = len(regions)
+        counts = np.bincount(in_mask, minlength=n_regions + 1)
+        region_means = np.zeros((len(ids), n_regions))
+        effects = np.array([region["effect"] for region in regions])
+        scores = np.stack([latents[region["latent"]] for region in regions], axis=1)
     deviation = rng_smri.normal(0.0, _smri.SITE_SD, n_sites) if n_sites > 1 else np.zeros(1)
     site_scale = 1.0 + (deviation if site_effect is None else site_effect * deviation)
     (tmp / "mask.nii.gz").write_bytes(_smri.nifti_gz_bytes(mask.astype(np.uint8), affine))
     (tmp / "smri").mkdir()
     voxels = np.empty((len(ids), int(mask.sum())), dtype=np.float32) if keep_volumes else None
     for s in range(len(ids)):
+        reduction = None if legacy else np.r_[0.0, effects * scores[s]].astype(np.float32)[grid]
         vol = _smri.subject_volume(
             rng_subjects,
             tpl,
@@ -631,12 +866,65 @@ def _simulate_smri_into(
             site_scale[sites[s]],
             site_offset=site_offset[sites[s]],
             sex_shift=sex_shift[s],
+            reduction=reduction,
         )
         (tmp / "smri" / f"{ids[s]}.nii.gz").write_bytes(_smri.nifti_gz_bytes(vol, affine))
         if keep_volumes:
             voxels[s] = vol[mask]
+        if not legacy:
+            sums = np.bincount(in_mask, weights=vol[mask], minlength=n_regions + 1)
+            region_means[s] = sums[1:] / np.maximum(counts[1:], 1)
         del vol
+    if not legacy:
+        for r, region in enumerate(regions):
+            region["cohens_d"] = _cohens_d(region_means[:, r], labels) if region["n_voxels"] else None
     return tpl, affine, mask, regions, voxels, site_scale
+
+
+def _region_specs(arch):
+    """The regions to plant: name in the planting atlas, effect, latent and role."""
+    if arch.imaging_effects == "focal":
+        specs = [
+            {"region": name, "effect": _smri.REGION_EFFECT, "latent": "z_smri", "role": "main"}
+            for name in _smri.FOCAL_REGIONS[arch.plant_atlas]
+        ]
+    else:
+        column = 0 if arch.plant_atlas == "aal" else 1
+        specs = [
+            {"region": row[column], "effect": row[2], "latent": "z_smri", "role": "main"}
+            for row in _smri.SPREAD_REGIONS
+        ]
+    if arch.interactions > 0:
+        specs.append(
+            {
+                "region": _architecture.GXI_REGION[arch.plant_atlas],
+                "effect": _architecture.GXI_REGION_EFFECT,
+                "latent": "z_smri_x",
+                "role": "snp_x_smri",
+            }
+        )
+    return specs
+
+
+def _cohens_d(values, labels):
+    """Cohen's d of ``values``, cases (label 1) minus controls, pooled SD; None when a group is too small."""
+    a, b = values[labels == 1], values[labels == 0]
+    if len(a) < 2 or len(b) < 2:
+        return None
+    pooled = np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)
+    return round(float((a.mean() - b.mean()) / pooled), 4) if pooled > 0 else None
+
+
+def _auc(score, labels):
+    """Area under the ROC curve of ``score`` for ``labels`` (ties count one half)."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(score)
+    n1 = int(labels.sum())
+    n0 = len(labels) - n1
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    return float((ranks[labels == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def _write_cohort_toml(tmp, n_sites):
@@ -661,7 +949,7 @@ def _write_cohort_toml(tmp, n_sites):
     (tmp / "cohort.toml").write_text(toml)
 
 
-def _truth(snps, causal, signs, snp_scale, regions, edges, labels, weights, null, settings) -> dict:
+def _truth(snps, causal, per_sd, regions, edges, labels, weights, null, settings) -> dict:
     """What was planted and how the labels were drawn (``truth.json``)."""
     causal_rows = snps.iloc[causal]
     share, shares = settings["case_share"], settings["ancestry_case_shares"]
@@ -688,10 +976,10 @@ def _truth(snps, causal, signs, snp_scale, regions, edges, labels, weights, null
                     "a1": r.a1,
                     "maf": round(float(r.maf), 6),
                     # Liability change per SD of the A1 dosage (per allele: effect / sd).
-                    "effect": round(float(weights["snp"] * sign * snp_scale), 6),
+                    "effect": round(float(effect), 6),
                     "dosage_sd": round(float(np.sqrt(2 * r.maf * (1 - r.maf))), 6),
                 }
-                for r, sign in zip(causal_rows.itertuples(), signs)
+                for r, effect in zip(causal_rows.itertuples(), per_sd)
             ],
             "causal_blocks": [
                 {
@@ -722,7 +1010,172 @@ def _truth(snps, causal, signs, snp_scale, regions, edges, labels, weights, null
     return truth
 
 
-def _population_truth(freq, ancestry, labels, pairs, n_ancestries, fst, relative_share) -> dict:
+def _blocks_map_info(snps) -> dict:
+    """The block layout's SNP map, for ``truth.json`` (``architecture.snp_map``)."""
+    return {
+        "layout": "blocks",
+        "model": "LD blocks of geometric size (mean 15 SNPs), 2-8 kb per SNP, scattered along each chromosome; "
+        "latent haplotype chain inside a block (lag-1 correlation 0.95-0.985), blocks independent",
+        "mean_block_snps": _genotypes.MEAN_BLOCK_SIZE,
+        "n_segments": int(snps["block"].iloc[-1]) + 1,
+    }
+
+
+def _per_snp(arch, snps, causal, genetic, coef, total):
+    """Each causal SNP's effect per A1 allele and share of the liability variance (expected values)."""
+    p = snps["maf"].to_numpy()[causal]
+    if arch.genetic_architecture == "oligogenic":
+        # expected values (the cohort standardizes z_snp over its own subjects: its sample differs a little)
+        per_sd = coef["snp"]["coefficient"] * genetic["sign"] / np.sqrt(len(causal))
+        beta = per_sd / np.sqrt(2 * p * (1 - p))
+        variance = per_sd**2
+    else:
+        beta = coef["snp"]["coefficient"] / np.sqrt(arch.budget["snp"]) * genetic["beta"]
+        variance = beta**2 * 2 * p * (1 - p)
+    return beta, variance / total
+
+
+def _genetic_truth(arch, snps, causal, genetic, coef, total) -> dict:
+    """The genetic architecture (``truth.json`` ``architecture.genetic``)."""
+    beta, share = _per_snp(arch, snps, causal, genetic, coef, total)
+    out = {
+        "architecture": arch.genetic_architecture,
+        "n_causal": len(causal),
+        "variance_share": round(float(share.sum()), 6),
+        "snps": [
+            {
+                "snp": snps["snp"].iloc[i],
+                "role": str(role),
+                "maf": round(float(snps["maf"].iloc[i]), 6),
+                "beta_per_allele": round(float(b), 6),
+                "variance_explained": round(float(v), 8),
+            }
+            for i, role, b, v in zip(causal, genetic["role"], beta, share)
+        ],
+    }
+    if arch.genetic_architecture == "oligogenic":
+        out["model"] = (
+            "z_snp: signed sum of the standardized dosages of 5 causal SNPs (MAF >= 0.1, one per LD block), "
+            "standardized over the cohort; each SNP's expected share is a fifth of the SNP term's"
+        )
+    else:
+        out.update(
+            n_large=int(np.sum(genetic["role"] == "large")),
+            n_small=int(np.sum(genetic["role"] == "small")),
+            large_share_range=list(_architecture.LARGE_SHARE),
+            small_share_range=list(_architecture.SMALL_SHARE),
+            model="z_snp = sum_j beta_j (dosage_j - 2 p_j) / sqrt(budget snp), p_j the map's MAF; large SNPs (MAF >= "
+            f"{_architecture.MIN_MAF_LARGE}) with shares uniform in large_share_range, small SNPs (MAF >= "
+            f"{_architecture.MIN_MAF_SMALL}) log-uniform in small_share_range, both scaled by budget snp / "
+            f"{_architecture.REALISTIC_SNP_BUDGET} and the small ones rescaled so that the shares add up to the SNP "
+            "budget; one causal SNP per LD segment; beta_j = sign sqrt(share / (2 p (1 - p)))",
+        )
+    return out
+
+
+def _imaging_truth(arch) -> dict:
+    """How the imaging effects are laid out (``truth.json`` ``architecture.imaging``)."""
+    if arch.imaging_effects == "focal":
+        return {
+            "effects": "focal",
+            "smri": f"4 regions, GM x (1 - {_smri.REGION_EFFECT} z_smri)",
+            "fnc": f"6 edges, one per domain pair of {list(_fnc.PLANTED_DOMAIN_PAIRS)}, Fisher z +- "
+            f"{_fnc.EDGE_EFFECT} z_fnc",
+        }
+    return {
+        "effects": "spread",
+        "smri": f"{len(_smri.SPREAD_REGIONS)} regions, GM x (1 - effect z_smri), effects "
+        f"{min(r[2] for r in _smri.SPREAD_REGIONS)}-{max(r[2] for r in _smri.SPREAD_REGIONS)} (see smri_regions)",
+        "fnc": f"{_fnc.SPREAD_EDGE_SHARE:.0%} of the edges of each domain pair, Fisher z +- effect z_fnc, effects "
+        f"uniform in {list(_fnc.SPREAD_EDGE_EFFECT)} (see fnc_edges)",
+        "fnc_domain_pairs": [list(pair) for pair in _fnc.SPREAD_DOMAIN_PAIRS],
+    }
+
+
+def _interaction_truth(arch, coef, total, snps, modifier, regions, edges):
+    """The cross-modal interactions (``truth.json`` ``architecture.interactions``), None when off."""
+    if arch.interactions == 0:
+        return None
+    region = next(r for r in regions if r["role"] == "snp_x_smri")
+    row = snps.iloc[modifier]
+    return {
+        "strength": arch.interactions,
+        "snp_x_smri": {
+            "snp": row["snp"],
+            "chrom": row["chrom"],
+            "pos": int(row["pos"]),
+            "a1": row["a1"],
+            "maf": round(float(row["maf"]), 6),
+            "region": region["region"],
+            "latent": "z_smri_x",
+            "coefficient": round(coef["snp_x_smri"]["coefficient"], 6),
+            "variance_share": round(coef["snp_x_smri"]["variance"] / total, 6),
+            "model": "coefficient x dosage(A1) x z_smri_x: the region's GM (reduced by effect x z_smri_x) weighs on "
+            "the liability in carriers of A1 only, once per copy; the SNP has no other effect",
+        },
+        "fnc_given_smri": {
+            "edges": [[e["node_i"], e["node_j"]] for e in edges if e.get("role") == "fnc_given_smri"],
+            "latent": "z_fnc_x",
+            "deficit": f"z_smri > {_architecture.DEFICIT_Z:.4f} (the top third of the structural latent)",
+            "coefficient": round(coef["fnc_given_smri"]["coefficient"], 6),
+            "variance_share": round(coef["fnc_given_smri"]["variance"] / total, 6),
+            "model": "coefficient x 1{deficit} x z_fnc_x: the edges' connectivity (shifted by effect x z_fnc_x in "
+            "every subject) weighs on the liability only in subjects with a structural deficit",
+        },
+    }
+
+
+def _extend_truth(truth, arch, coef, snps, causal, genetic, modifier, edges, labels, fnc, total):
+    """Outside the legacy model: per-SNP shares and roles, the modifier SNP, the edges' case-control d, the
+    liability's terms (in place)."""
+    beta, share = _per_snp(arch, snps, causal, genetic, coef, total)
+    for entry, role, b, v in zip(truth["causal_snps"], genetic["role"], beta, share):
+        entry.update(role=str(role), beta_per_allele=round(float(b), 6), variance_explained=round(float(v), 8))
+    if modifier is not None:
+        r = snps.iloc[modifier]
+        truth["causal_snps"].append(
+            {
+                "snp": r["snp"],
+                "chrom": r["chrom"],
+                "pos": int(r["pos"]),
+                "block": int(r["block"]),
+                "a1": r["a1"],
+                "maf": round(float(r["maf"]), 6),
+                "effect": 0.0,
+                "dosage_sd": round(float(np.sqrt(2 * r["maf"] * (1 - r["maf"]))), 6),
+                "role": "modifier",
+                "beta_per_allele": 0.0,
+                "variance_explained": 0.0,
+                "interaction": "snp_x_smri (see architecture.interactions)",
+            }
+        )
+        block = snps["block"] == r["block"]
+        truth["causal_blocks"].append(
+            {
+                "block": int(r["block"]),
+                "chrom": r["chrom"],
+                "start": int(snps.loc[block, "pos"].min()),
+                "end": int(snps.loc[block, "pos"].max()),
+            }
+        )
+    for entry, edge in zip(truth["fnc_edges"], edges):
+        entry["cohens_d"] = _cohens_d(fnc[:, edge["i"], edge["j"]].astype(float), labels)
+    model = truth["label_model"]
+    model.update(
+        liability=_architecture.formula(arch),
+        noise_sd=round(coef["noise"]["coefficient"], 6),
+        coefficients={f"c_{k}": round(v["coefficient"], 6) for k, v in coef.items()},
+        z_smri="standard normal; planted regions with latent z_smri scaled by (1 - effect * z_smri)",
+        z_fnc="standard normal; planted edges with latent z_fnc shift by direction * effect * z_fnc (Fisher z)",
+    )
+    if arch.genetic_architecture == "polygenic":
+        model["z_snp"] = "polygenic score sum_j beta_j (dosage_j - 2 maf_j) / sqrt(budget snp), expected variance 1"
+    if arch.interactions > 0:
+        model["z_smri_x"] = "standard normal; the snp_x_smri region scaled by (1 - effect * z_smri_x)"
+        model["z_fnc_x"] = "standard normal; the fnc_given_smri edges shift by direction * effect * z_fnc_x"
+
+
+def _population_truth(freq, ancestry, labels, pairs, n_ancestries, fst, relative_share, layout="blocks") -> dict:
     """Ancestry groups and relatedness (``truth.json`` ``population``)."""
     groups = range(n_ancestries)
     structured = n_ancestries > 1
@@ -746,7 +1199,12 @@ def _population_truth(freq, ancestry, labels, pairs, n_ancestries, fst, relative
             "n_sibling_pairs": len(pairs),
             "model": "sibling pairs: the two siblings' four haplotypes serve as their parents' (one ancestry "
             "group); each sibling takes one haplotype of each parent, chosen afresh in every LD block "
-            "(recombination between blocks); expected kinship 0.25. Not marked in the .fam file.",
+            "(recombination between blocks); expected kinship 0.25. Not marked in the .fam file."
+            if layout == "blocks"
+            else "sibling pairs: the two siblings' four haplotypes serve as their parents' (one ancestry group); "
+            "each sibling takes one haplotype of each parent, chosen afresh in every "
+            f"{_genotypes.ARRAY_MEIOSIS_WINDOW_BP // 1_000_000} Mb window of a chromosome (a crossover with "
+            "probability 1/2 at each window edge); expected kinship 0.25. Not marked in the .fam file.",
         },
     }
 
