@@ -35,7 +35,7 @@ def parse_signal(text: str) -> dict:
 
 def _cmd_simulate(args) -> int:
     from .simulate import simulate_cohort
-    from .validation import check_number, check_seed
+    from .validation import check_number, check_option, check_seed
 
     # the options' own names in errors (the library names its parameters)
     check_number("--subjects", args.subjects, minimum=20, maximum=100_000, integer=True)
@@ -70,6 +70,19 @@ def _cmd_simulate(args) -> int:
     check_number("--sex-effect", args.sex_effect, minimum=-5, maximum=5)
     if args.subjects_seed is not None:
         check_seed("--subjects-seed", args.subjects_seed)
+    check_option("--preset", args.preset, ("easy", "realistic"))
+    for flag, allowed in (
+        ("--genetic-architecture", ("oligogenic", "polygenic")),
+        ("--snp-layout", ("blocks", "array")),
+        ("--imaging-effects", ("focal", "spread")),
+        ("--liability", ("linear", "nonlinear")),
+        ("--plant-atlas", ("aal", "harvard-oxford")),
+    ):
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None:
+            check_option(flag, value, allowed)
+    if args.interactions is not None:
+        check_number("--interactions", args.interactions, minimum=0, maximum=3)
 
     sim = simulate_cohort(
         args.out_dir,
@@ -88,6 +101,13 @@ def _cmd_simulate(args) -> int:
         site_effect=args.site_effect,
         sex_effect=args.sex_effect,
         subjects_seed=args.subjects_seed,
+        preset=args.preset,
+        genetic_architecture=args.genetic_architecture,
+        snp_layout=args.snp_layout,
+        imaging_effects=args.imaging_effects,
+        interactions=args.interactions,
+        liability=args.liability,
+        plant_atlas=args.plant_atlas,
         overwrite=args.overwrite,
         keep_volumes=False,
     )
@@ -112,6 +132,16 @@ def _cmd_simulate(args) -> int:
         structure.append(f"sex effect {args.sex_effect:g} SD on GM and FNC")
     if structure:
         print(f"  also: {', '.join(structure)} (see truth.json)")
+    switches = ("genetic_architecture", "snp_layout", "imaging_effects", "interactions", "liability", "plant_atlas")
+    if args.preset != "easy" or any(getattr(args, name) is not None for name in switches):
+        settings = truth["settings"]
+        interactions = f"interactions x{settings['interactions']:g}" if settings["interactions"] else "no interactions"
+        print(
+            f"  preset {settings['preset']}: {settings['genetic_architecture']} genetics, {settings['snp_layout']} "
+            f"SNP layout, {settings['imaging_effects']} imaging effects, {interactions}, {settings['liability']} "
+            f"liability, regions planted in {settings['plant_atlas']} (expected AUC of the noise-free liability "
+            f"{truth['architecture']['expected_auc']:.2f})"
+        )
     if args.subjects_seed is not None:
         print(
             f"  replication cohort: the generator of --seed {args.seed}, new subjects from --subjects-seed "
@@ -310,6 +340,52 @@ def build_parser() -> argparse.ArgumentParser:
         "SNP map, causal SNPs, planted edges and regions, ancestry frequencies, site effects); give the first "
         "cohort's other options",
     )
+    p.add_argument(
+        "--preset",
+        metavar="{easy,realistic}",
+        default="easy",
+        help="easy: the earlier simulator (few large effects); realistic: polygenic genetics on an array-like SNP "
+        "map, spread imaging effects of realistic size planted in Harvard-Oxford, cross-modal interactions, a "
+        "nonlinear liability. Sets the defaults of the switches below (default easy)",
+    )
+    p.add_argument(
+        "--genetic-architecture",
+        metavar="{oligogenic,polygenic}",
+        default=None,
+        help="5 causal SNPs, or 5 larger and up to 300 small ones (default: the preset's)",
+    )
+    p.add_argument(
+        "--snp-layout",
+        metavar="{blocks,array}",
+        default=None,
+        help="SNPs packed in LD blocks, or spread along each chromosome with LD decaying with distance "
+        "(default: the preset's)",
+    )
+    p.add_argument(
+        "--imaging-effects",
+        metavar="{focal,spread}",
+        default=None,
+        help="4 regions and 6 edges, or 12 regions and 30%% of the edges of six domain pairs (default: the preset's)",
+    )
+    p.add_argument(
+        "--interactions",
+        type=float,
+        default=None,
+        help="strength of the SNP x sMRI and FNC-given-structural-deficit terms, in [0, 3] (0: none; default: the "
+        "preset's, 0 for easy, 1 for realistic)",
+    )
+    p.add_argument(
+        "--liability",
+        metavar="{linear,nonlinear}",
+        default=None,
+        help="nonlinear: a thresholded structural term and a polygenic x FNC product (default: the preset's)",
+    )
+    p.add_argument(
+        "--plant-atlas",
+        metavar="{aal,harvard-oxford}",
+        default=None,
+        help="atlas whose regions are planted; tables read AAL by default (default: the preset's)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=_cmd_simulate)
 
@@ -352,7 +428,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ld-r2", type=float, help="merge neighbouring SNP windows in LD (r² >= this; default 0: off)")
     p.add_argument("--modalities", help="comma-separated subset of snp,fnc,smri (default all three)")
-    p.add_argument("--model", choices=["migtrans", "logistic", "svm", "mlp"], help="default migtrans")
+    p.add_argument(
+        "--model",
+        choices=["migtrans", "logistic", "svm", "mlp", "elasticnet", "late_fusion"],
+        help="default migtrans; baselines: logistic, svm, mlp (regularisation chosen on a validation split), "
+        "elasticnet (elastic-net logistic regression) and late_fusion (per-modality sparse models stacked on "
+        "their out-of-fold log-odds), both tuned by inner cross-validation of the training fold",
+    )
     p.add_argument("--device", help="auto (default), cpu or cuda[:i]")
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
     p.add_argument("--seed", type=int, help="random seed (default 0)")

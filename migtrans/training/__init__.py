@@ -11,6 +11,7 @@ from ._calibration import (
 from ._checkpoint import Run, fold_of_subjects, load_fold, load_state_dict, open_run
 from ._compare import compare_runs, format_comparison
 from ._config import TrainConfig, read_training_config
+from ._elasticnet import ElasticNetLogisticCV, LateFusion
 from ._folder import FoldFolder, RunFolder
 from ._loop import resolve_device
 from ._metrics import METRIC_COLUMNS, classification_metrics, metrics_table
@@ -18,6 +19,8 @@ from ._predict import PredictResult, align_cohort, load_external_cohort, predict
 from ._run import RunResult, build_model, permuted_run_labels, retrain, run_folds, train
 
 __all__ = [
+    "ElasticNetLogisticCV",
+    "LateFusion",
     "METRIC_COLUMNS",
     "FoldFolder",
     "Run",

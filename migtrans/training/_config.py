@@ -8,6 +8,7 @@ from ..exceptions import ParameterError
 from ..validation import check_device, check_number, check_seed
 
 MODALITIES = ("snp", "fnc", "smri")
+MODELS = ("migtrans", "logistic", "svm", "mlp", "elasticnet", "late_fusion")
 
 
 @dataclass
@@ -69,8 +70,9 @@ class TrainConfig:
         subjects train models and all are tested (docs/design-changes.md, "§5").
     val_fraction : float
         Share of each training fold held out (stratified) for early stopping (``select`` "val_loss" or
-        "val_auc") and for the baselines' choice of regularisation. With ``select="last"`` MIGTrans fits
-        on the whole training fold and holds nothing out.
+        "val_auc") and for the logistic, svm and mlp baselines' choice of regularisation. With
+        ``select="last"`` MIGTrans fits on the whole training fold and holds nothing out, and so do
+        "elasticnet" and "late_fusion", which tune by inner cross-validation instead.
     label_smoothing : float
     window_kb, max_snps_per_locus : float, int
         Locus partition of the SNPs (contiguous windows on a chromosome).
@@ -84,7 +86,11 @@ class TrainConfig:
     seed : int
         One seed reproduces folds, initialisation and batches.
     model : str
-        "migtrans" or a baseline: "logistic", "svm", "mlp".
+        "migtrans" or a baseline on the fold-standardised features: "logistic", "svm", "mlp" (regularisation
+        chosen on the validation split); "elasticnet" (elastic-net logistic regression, ``l1_ratio`` and ``C``
+        tuned by stratified inner cross-validation of the whole training fold) or "late_fusion" (one
+        elastic-net model per modality, tuned the same way, combined by a non-negative logistic stacker
+        trained on their inner out-of-fold log-odds); both in ``migtrans/training/_elasticnet.py``.
     """
 
     modalities: tuple = MODALITIES
@@ -136,8 +142,8 @@ class TrainConfig:
         check_seed("seed", self.seed)
         if self.select not in ("val_loss", "val_auc", "last"):
             raise ParameterError(f"select: expected val_loss, val_auc or last, found {self.select!r}")
-        if self.model not in ("migtrans", "logistic", "svm", "mlp"):
-            raise ParameterError(f"model: expected one of migtrans, logistic, svm, mlp, found {self.model!r}")
+        if self.model not in MODELS:
+            raise ParameterError(f"model: expected one of {', '.join(MODELS)}, found {self.model!r}")
         if self.fold_by not in ("label", "site"):
             raise ParameterError(f"fold_by: expected label or site, found {self.fold_by!r}")
         if self.adjust not in ("regress", "none"):

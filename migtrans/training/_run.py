@@ -35,11 +35,12 @@ from ..utils import (
     to_builtin,
     write_toml,
 )
-from ._baselines import fit_baseline, flatten_features
+from ._baselines import CV_TUNED, feature_blocks, fit_baseline, fit_cv_baseline, flatten_features
 from ._calibration import calibrate_folds, ensemble_temperature
 from ._checkpoint import fold_of_subjects, open_run, read_json, write_checksums
 from ._config import TrainConfig
 from ._distributed import close_distributed, init_distributed
+from ._elasticnet import inner_cv
 from ._folder import FoldFolder, RunFolder
 from ._loop import Progress, fit_fold, predict_logits, resolve_device
 from ._metrics import classification_metrics, metrics_table
@@ -99,7 +100,7 @@ def _resolved(cohort_path, out_dir, cfg, model_config) -> dict:
             "cohort_relative": os.path.relpath(cohort, out_dir),
             "migtrans_version": __version__,
             # whether each fold holds a validation split out of its training share (see _fold_split)
-            "validation_split": not (cfg.model == "migtrans" and cfg.select == "last"),
+            "validation_split": _holds_validation_split(cfg),
         },
         "train": cfg.to_dict(),
     }
@@ -201,6 +202,13 @@ def logit(prob) -> np.ndarray:
     return np.log(prob) - np.log1p(-prob)
 
 
+def _relative_groups(cohort):
+    """Family number of every subject when the genotype QC kept relatives (relatives = "keep"), else None."""
+    pairs = [] if cohort.qc is None else list(zip(cohort.qc.kinship_pairs["id1"], cohort.qc.kinship_pairs["id2"]))
+    kept_pairs = [(a, b) for a, b in pairs if a in set(cohort.subject_ids) and b in set(cohort.subject_ids)]
+    return related_groups(cohort.subject_ids, kept_pairs) if kept_pairs else None
+
+
 def _assign_folds(cohort, cfg) -> np.ndarray:
     """0-based test fold of every subject, or -1 for the explanation set (held out of every fold)."""
     if cfg.fold_by == "site":
@@ -211,9 +219,7 @@ def _assign_folds(cohort, cfg) -> np.ndarray:
         return site_folds(cohort.labels, cohort.site)
     # relatives kept by the genotype QC (relatives = "keep") share a fold: no model is tested on a relative
     # of a subject it trained on
-    pairs = [] if cohort.qc is None else list(zip(cohort.qc.kinship_pairs["id1"], cohort.qc.kinship_pairs["id2"]))
-    kept_pairs = [(a, b) for a, b in pairs if a in set(cohort.subject_ids) and b in set(cohort.subject_ids)]
-    groups = related_groups(cohort.subject_ids, kept_pairs) if kept_pairs else None
+    groups = _relative_groups(cohort)
     if groups is not None and cfg.explain_fraction:
         raise ParameterError(
             "explain_fraction: the cohort keeps related subjects (qc.relatives = keep), which an explanation set "
@@ -414,13 +420,20 @@ def retrain(run_dir, labels, out_dir, *, cohort=None, device=None, progress=Fals
         close_distributed(dist)
 
 
+def _holds_validation_split(cfg) -> bool:
+    return cfg.model not in CV_TUNED and not (cfg.model == "migtrans" and cfg.select == "last")
+
+
 def _fold_split(k, cohort, folds, cfg):
     """(test, fit, validation, explanation) rows of fold ``k`` (0-based). A MIGTrans fold that keeps its
-    last epoch fits on its whole training share (a validation split would only be monitored); early
-    stopping and the baselines' regularisation choice hold a stratified validation split out."""
+    last epoch fits on its whole training share (a validation split would only be monitored), and so do the
+    baselines tuned by inner cross-validation (elasticnet, late_fusion); early stopping and the other
+    baselines' regularisation choice hold a stratified validation split out."""
     test_idx = np.flatnonzero(folds == k)
     train_idx = np.flatnonzero((folds != k) & (folds >= 0))
-    if cfg.model == "migtrans" and cfg.select == "last":
+    if not _holds_validation_split(cfg):
+        if cfg.model in CV_TUNED:
+            inner_cv(cohort.labels[train_idx])  # every class fills two inner folds, checked before any fold runs
         return test_idx, train_idx, np.zeros(0, dtype=np.int64), np.flatnonzero(folds < 0)
     fit_idx, val_idx = inner_split(
         train_idx, cohort.labels, cohort.site, val_fraction=cfg.val_fraction, random_state=cfg.seed + k
@@ -491,6 +504,14 @@ def _train_into(out_dir, cohort, folds, loci, cfg, mcfg, resolved, resume, progr
     return RunResult(out_dir=out_dir, predictions=predictions, metrics=metrics)
 
 
+def _describe(chosen) -> str:
+    """One progress-line summary of a cross-validated baseline's choices."""
+    if "C" in chosen:
+        return f"l1_ratio {chosen['l1_ratio']:g}, C {chosen['C']:.3g}, {chosen['n_nonzero']} features"
+    weights = ", ".join(f"{m} {v['stacker_weight']:.2f}" for m, v in chosen.items() if isinstance(v, dict))
+    return f"stacker weights {weights}"
+
+
 def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
     start = time.perf_counter()
     test_idx, fit_idx, val_idx, held_idx = _fold_split(k, cohort, folds, cfg)
@@ -521,6 +542,26 @@ def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
         held_log_odds = log_odds[len(test_idx) :]
         info["best_epoch"] = best_epoch
         params = None
+    elif cfg.model in CV_TUNED:
+        bar.update(f"{label}: fitting {cfg.model} baseline (inner cross-validation)")
+        feats = lambda idx: flatten_features(prep.transform(cohort, idx, volumes=False))  # noqa: E731
+        arrays = prep.transform(cohort, fit_idx, volumes=False)
+        groups = _relative_groups(cohort)
+        decision, params, chosen = fit_cv_baseline(
+            cfg.model,
+            flatten_features(arrays),
+            cohort.labels[fit_idx],
+            feature_blocks(arrays),
+            groups=None if groups is None else groups[fit_idx],
+            seed=cfg.seed + k,
+        )
+        del arrays
+        log_odds = np.asarray(decision(feats(test_idx)), dtype=np.float64)
+        prob = 1 / (1 + np.exp(-log_odds))
+        held_log_odds = decision(feats(held_idx)) if len(held_idx) else np.zeros(0)
+        history, state = [], None
+        info["regularisation"] = chosen
+        bar.update(f"{label}: {cfg.model} done ({_describe(chosen)})", final=True)
     else:
         bar.update(f"{label}: fitting {cfg.model} baseline")
         feats = lambda idx: flatten_features(prep.transform(cohort, idx, volumes=False))  # noqa: E731
@@ -533,7 +574,8 @@ def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
         info["regularisation"] = chosen
         bar.update(f"{label}: {cfg.model} done (regularisation {chosen:g})", final=True)
     info["seconds"] = round(time.perf_counter() - start, 2)
-    test_log_odds = log_odds[: len(test_idx)] if cfg.model == "migtrans" else logit(prob)
+    # the exact log-odds where the model gives them (a probability saturates beyond about +-36)
+    test_log_odds = log_odds[: len(test_idx)] if cfg.model == "migtrans" or cfg.model in CV_TUNED else logit(prob)
 
     preds = pd.DataFrame(
         {
