@@ -32,7 +32,7 @@ from migtrans.utils import (
 from migtrans.validation import check_device, check_number, check_seed
 
 from .folder import ReportFolder
-from .page import make_figures, render_report
+from .page import make_figures, read_highlight, render_report
 
 FORMATS = ("png", "pdf", "svg")
 
@@ -42,8 +42,9 @@ def _say(progress, text):
         print(text, file=sys.stderr, flush=True)
 
 
-def check_options(*, n_permutations, n_steps, top_k, formats, atlas, genes, device, random_state):
+def check_options(*, n_permutations, n_steps, top_k, formats, atlas, genes, device, random_state, highlight=None):
     """Validate the report options before any work starts; returns the normalised formats."""
+    read_highlight(highlight)  # a missing or empty list fails now, not after the explanation
     # the upper bounds keep a typo from asking for days of work or more memory than any machine has
     check_number("permutations", n_permutations, minimum=1, maximum=1_000_000, integer=True)
     check_number("ig_steps", n_steps, minimum=2, maximum=4096, integer=True)
@@ -103,6 +104,7 @@ def _build(
     external_cohort=None,
     allow_missing_snps=False,
     tables_from=None,
+    highlight=None,
 ):
     start = time.perf_counter()
     run = open_run(run_dir)
@@ -162,10 +164,12 @@ def _build(
     build = cohort.spec.genotypes.build if "snp" in run.train.modalities else "GRCh37"
     with warnings.catch_warnings(record=True) as figure_warnings:
         warnings.simplefilter("always", UserWarning)
-        figures = make_figures(stage, run_summary, formats=formats, top_k=top_k, build=build)
+        figures = make_figures(stage, run_summary, formats=formats, top_k=top_k, build=build, highlight=highlight)
     collected += [str(w.message) for w in figure_warnings if issubclass(w.category, UserWarning)]
     _say(progress, "writing report.html")
-    path = render_report(stage, run_summary, figures, command=command, warnings=collected, top_k=top_k)
+    path = render_report(
+        stage, run_summary, figures, command=command, warnings=collected, top_k=top_k, highlight=highlight
+    )
     _say(progress, f"report built in {time.perf_counter() - start:.0f} s")
     return path
 
@@ -205,6 +209,7 @@ def explain_and_report(
     cohort=None,
     allow_missing_snps=False,
     tables_from=None,
+    highlight=None,
     progress=True,
     command=None,
 ) -> Path:
@@ -256,6 +261,9 @@ def explain_and_report(
         as they are, and only rebuild the tables (`explain.rebuild_tables`: another atlas, gene build,
         number of permutations or null), the figures and the report. It may be ``out_dir`` itself (with
         ``overwrite``). ``n_steps``, ``baseline`` and ``faithfulness`` are then those of the saved folder.
+    highlight : path or sequence of str, optional
+        SNP ids and gene symbols to mark in the Manhattan plot and list in the report (a text file, one per
+        line; `reports.page.read_highlight`).
     command : sequence of str, optional
         The command line, shown under Provenance.
 
@@ -274,6 +282,7 @@ def explain_and_report(
         genes=genes,
         device=device,
         random_state=random_state,
+        highlight=highlight,
     )
     run = open_run(run_dir)
     if run.train.model != "migtrans":
@@ -326,6 +335,7 @@ def explain_and_report(
             external_cohort=cohort,
             allow_missing_snps=allow_missing_snps,
             tables_from=tables_from,
+            highlight=highlight,
         )
 
     if tables_from is not None:

@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--genes", help="grch37, grch38 or a BED file (default: the cohort's build)")
     parser.add_argument(
+        "--highlight",
+        metavar="FILE",
+        help="SNP ids and gene symbols to mark in the Manhattan plot and list in the report (one per line)",
+    )
+    parser.add_argument(
         "--formats",
         default="png,pdf",
         help="figure formats, subset of png,pdf,svg (default png,pdf; PNG is always written)",
@@ -121,6 +126,8 @@ def _run(args, argv) -> int:
     if args.demo:
         if args.tables_only:
             raise ParameterError("--tables-only: the demo computes its attributions; leave --tables-only out")
+        if args.highlight:
+            raise ParameterError("--highlight: name SNPs of your own cohort's report, not of the simulated demo")
         if args.cohort or args.allow_missing_snps:
             raise ParameterError("--cohort: the demo explains its own simulated cohort; leave --cohort out")
         if args.run_dir:
@@ -138,6 +145,7 @@ def _run(args, argv) -> int:
             cohort=args.cohort,
             allow_missing_snps=args.allow_missing_snps,
             tables_from=(args.tables_from or args.out) if args.tables_only else None,
+            highlight=args.highlight,
             random_state=0 if args.seed is None else args.seed,
             **options,
         )

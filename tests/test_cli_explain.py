@@ -266,3 +266,19 @@ def test_tables_only_refuses_in_one_line(extra, words, baseline_run, tmp_path, c
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and words in err, err
     assert not (tmp_path / "r").exists()
+
+
+def test_highlight_marks_a_users_snps_and_a_missing_list_fails_first(baseline_run, report, tmp_path, capsys):
+    snps = pd.read_csv(report / "snps.csv", dtype={"snp": str})
+    wanted = tmp_path / "mine.txt"
+    wanted.write_text(f"# my candidates\n{snps['snp'].iloc[0]}\nNOT_A_GENE\n")
+    out = tmp_path / "hl"
+    argv = [str(baseline_run.out_dir), "--out", str(out), "--tables-only", "--from", str(report), *FAST]
+    assert cli.main([*argv, "--formats", "png", "--quiet", "--highlight", str(wanted)]) == 0
+    html = (out / "report.html").read_text()
+    assert "Highlighted SNPs" in html and snps["snp"].iloc[0] in html and "NOT_A_GENE" in html
+    missing = tmp_path / "none.txt"
+    assert cli.main([*argv[:2], str(tmp_path / "x"), *argv[3:], "--highlight", str(missing)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(missing) in err, err
+    assert not (tmp_path / "x").exists()

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.colors import to_rgba
 from scipy import stats
 
 from reports import (
@@ -34,6 +35,7 @@ from reports import (
 )
 from reports.plotting._connectome import node_order
 from reports.plotting._genome import CHROMOSOME_LENGTHS, normalise_chromosome
+from reports.plotting._genomics import MARKED
 from reports.plotting._labels import place_labels
 
 GRCH37 = CHROMOSOME_LENGTHS["GRCh37"]
@@ -293,6 +295,35 @@ def test_manhattan_labels_name_the_lead_snp_gene(rng):
     assert texts[0] in ("AC058822.1/LNX1", table.loc[18, "snp"])
     if table.loc[17, "locus"] != table.loc[18, "locus"]:
         assert texts == [table.loc[18, "snp"], "AC058822.1/LNX1"]
+
+
+def test_manhattan_highlight_marks_the_listed_snps_and_the_snps_of_listed_genes(rng):
+    table = snp_table(rng)
+    table.loc[[3, 20], "gene"] = ["APOE", "TOMM40;APOE"]  # a gene list holding a listed gene counts too
+    table.loc[20, "p_perm"] = np.nan  # marked, but has no point in the p_perm panel
+    listed = ["rs2_4", "apoe", "G9_1", "NOPE", "rs_missing"]
+    with pytest.warns(UserWarning, match=r"highlight: 2 of 5 names match .* not marked: NOPE, rs_missing"):
+        d = ManhattanDisplay.from_table(table, highlight=listed)
+    expected = table["snp"].isin(["rs2_4"]) | table.index.isin([3, 20]) | (table["gene"] == "G9_1")
+    assert d.highlighted == table.loc[expected, "snp"].tolist() and len(d.highlighted) == 6
+    assert d.highlight_unknown == ["NOPE", "rs_missing"] and d.highlight_found == ["rs2_4", "apoe", "G9_1"]
+    d.plot()
+    for ax, panel, marked in zip(d.axes_, d.panels, d.highlights_):
+        drawn = table[expected & table[panel.column].notna()]
+        x = d.axis.x(drawn["chrom"].map(normalise_chromosome), drawn["pos"])
+        points = np.c_[x, -np.log10(drawn[panel.column].to_numpy())]
+        assert sorted(map(tuple, np.asarray(marked.get_offsets()).round(6))) == sorted(map(tuple, points.round(6)))
+        assert tuple(marked.get_facecolor()[0]) == to_rgba(MARKED)
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert legend[-1] == f"highlighted ({len(drawn)} SNPs)"
+    assert [int(p.marked.sum()) for p in d.panels] == [5, 6]
+
+
+def test_manhattan_without_a_highlight_marks_nothing_and_draws_no_legend_entry(rng):
+    d = ManhattanDisplay.from_table(snp_table(rng)).plot()
+    assert d.highlight == () and d.highlighted == [] and d.highlights_ == [None, None]
+    assert all(p.marked is None for p in d.panels)
+    assert not any("highlighted" in t.get_text() for ax in d.axes_ for t in ax.get_legend().get_texts())
 
 
 # --- QQ and regional -----------------------------------------------------------------------------------------
@@ -787,6 +818,28 @@ def test_make_figures_warns_and_goes_on_when_a_table_is_unusable(tmp_path, rng):
     with pytest.warns(UserWarning, match="top_regions"):
         names = [r.name for r in make_figures(report, formats=("png",))]
     assert "top_regions" not in names and "smri_glass_brain" in names and "fnc_matrix" in names
+    assert plt.get_fignums() == []
+
+
+def test_make_figures_highlights_from_a_file_and_refuses_an_empty_one(tmp_path, rng):
+    from migtrans import ParameterError
+
+    report = tmp_path / "rep"
+    write_report(report, rng, modalities=("snp",), deletion=False)
+    listing = tmp_path / "list.txt"
+    listing.write_text("# my genes\nG1_0   # three SNPs\nrs2_4\n\nNOPE\n")
+    with pytest.warns(UserWarning, match="not marked: NOPE$"):
+        records = make_figures(report, formats=("png",), highlight=listing)
+    caption = next(r.caption for r in records if r.name == "manhattan")
+    assert "Orange diamonds: the 4 SNPs of the highlight list (3 names: G1_0, rs2_4)" in caption
+    assert "; 1 of them matches nothing in the table (see Warnings)." in caption
+    listing.write_text("# nothing but comments\n\n")
+    with pytest.raises(ParameterError, match=r"^highlight: .*found none in '.*list\.txt'$"):
+        make_figures(report, formats=("png",), highlight=listing)
+    with pytest.raises(ParameterError, match=r"could not read '.*nowhere\.txt'"):
+        make_figures(report, formats=("png",), highlight=tmp_path / "nowhere.txt")
+    with pytest.raises(ParameterError, match="empty list"):
+        make_figures(report, formats=("png",), highlight=[])
     assert plt.get_fignums() == []
 
 

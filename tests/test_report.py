@@ -1,9 +1,11 @@
-"""The self-contained HTML report: sections, inline images, no remote links, Methods from the actual settings,
-escaping of hostile names, absent tables and warnings found in the folders."""
+"""The self-contained HTML report: sections, inline images, interactive views, no remote links or loads, Methods
+from the actual settings, escaping of hostile names, absent tables, export files, the highlight list and warnings
+found in the folders."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -13,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from report_folder import ESCAPED, EVIL, N_SNPS, make_report_folder
+from test_interactive import REMOTE, SCRIPTS, write_attribution_map
 
 from migtrans import ParameterError
 from reports import SECTIONS, FigureFile, build_methods, render_report
@@ -26,12 +29,18 @@ class _Page(HTMLParser):
     def __init__(self):
         super().__init__()
         self.sections, self.imgs, self.hrefs, self.srcs, self.tables = [], [], [], [], {}
-        self._table = None
+        self.frames, self.csp = [], None
+        self._table, self._section = None, None
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if tag == "section":
             self.sections.append(a.get("id"))
+            self._section = a.get("id")
+        if tag == "iframe":
+            self.frames.append({**a, "section": self._section})
+        if tag == "meta" and a.get("http-equiv") == "Content-Security-Policy":
+            self.csp = a["content"]
         if tag == "img":
             self.imgs.append(a)
         if "href" in a:
@@ -51,6 +60,15 @@ def _parse(html: str) -> _Page:
     page = _Page()
     page.feed(html)
     return page
+
+
+def _outer(html: str) -> str:
+    """The page without the documents of its frames (an escaped srcdoc holds no raw double quote)."""
+    return re.sub(r'srcdoc="[^"]*"', 'srcdoc=""', html)
+
+
+def _script_sources(csp: str) -> list[str]:
+    return next(d for d in csp.split(";") if d.strip().startswith("script-src")).split()[1:]
 
 
 @pytest.fixture
@@ -96,8 +114,12 @@ def test_images_are_inline_png_data_uris_of_the_figure_files(report, folder):
 def test_no_network_links_and_local_links_resolve(report, folder):
     path, html = report
     page = _parse(html)
-    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, flags=re.I)
-    assert "@import" not in html and "url(" not in html
+    outer = _outer(html)
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", outer, flags=re.I)
+    assert "@import" not in outer and "url(" not in outer
+    # the views' documents load nothing either: no remote script, stylesheet or CSS url()
+    assert page.frames and all(REMOTE.search(f["srcdoc"]) is None for f in page.frames)
+    assert REMOTE.search(html) is None
     files = [h for h in page.hrefs if not h.startswith("#")]
     assert "../metrics.csv" in files and "snps.csv" in files and "figures/manhattan.pdf" in files
     assert "figures/manhattan.png" in files
@@ -310,9 +332,118 @@ def test_written_atomically_and_readable(folder):
     assert path.stat().st_mode & 0o044  # shared like the CSVs beside it, not private like a mkstemp file
 
 
-def test_report_stays_small(report):
-    path, _ = report
-    assert path.stat().st_size < 200_000
+def test_report_stays_small(folder):
+    report_dir, run_dir, figures = folder
+    static = render_report(report_dir, run_dir, figures, interactive=False).stat().st_size
+    assert static < 200_000
+    # both views (their JavaScript inline) add under 4.5 MB: the demo's ~4 MB of figures keeps it under 15 MB
+    write_attribution_map(report_dir)
+    full = render_report(report_dir, run_dir, figures)
+    assert len(_parse(full.read_text(encoding="utf-8")).frames) == 2
+    assert 3_000_000 < full.stat().st_size - static < 4_500_000
+
+
+def test_views_present_exactly_when_their_inputs_are(folder):
+    report_dir, run_dir, figures = folder
+    page = _parse(render_report(report_dir, run_dir, figures).read_text(encoding="utf-8"))
+    assert [f["section"] for f in page.frames] == ["connectome"]  # connections and nodes with MNI coordinates
+    write_attribution_map(report_dir)
+    html = render_report(report_dir, run_dir, figures).read_text(encoding="utf-8")
+    page = _parse(html)
+    assert [f["section"] for f in page.frames] == ["connectome", "morphology"]
+    assert all(f["sandbox"] == "allow-scripts" for f in page.frames)
+    assert "brainsprite(" in page.frames[1]["srcdoc"] and "connectomeInfo" in page.frames[0]["srcdoc"]
+    # below the section's static figures, above its tables
+    connectome = html[html.index('id="connectome"') : html.index('id="morphology"')]
+    assert connectome.index("<img") < connectome.index("<iframe") < connectome.index('id="table-connections"')
+    # the policy allows our script and exactly the views' scripts, by hash; eval only for plotly's 3-D view
+    sources = _script_sources(page.csp)
+    expected = {
+        "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
+        for f in page.frames
+        for s in SCRIPTS.findall(f["srcdoc"])
+    }
+    assert set(sources) - {"'unsafe-eval'"} - expected == {sources[0]} and expected <= set(sources)
+    assert "'unsafe-eval'" in sources and "'unsafe-inline'" not in sources
+    assert "default-src 'none'" in page.csp
+    # no view without its inputs, or when asked for none
+    for name in ("nodes.csv", "smri_attribution.nii.gz"):
+        (report_dir / name).unlink()
+    page = _parse(render_report(report_dir, run_dir, figures).read_text(encoding="utf-8"))
+    assert page.frames == [] and _script_sources(page.csp) == sources[:1]
+    write_attribution_map(report_dir)
+    assert _parse(render_report(report_dir, run_dir, figures, interactive=False).read_text("utf-8")).frames == []
+
+
+def test_an_unreadable_map_is_a_warning_not_a_failure(folder):
+    report_dir, run_dir, figures = folder
+    (report_dir / "smri_attribution.nii.gz").write_bytes(b"\x1f\x8b not gzip")
+    html = render_report(report_dir, run_dir, figures).read_text(encoding="utf-8")
+    warnings = html[html.index('id="warnings"') :]
+    assert "interactive sMRI slice viewer left out" in warnings
+    assert [f["section"] for f in _parse(html).frames] == ["connectome"]
+
+
+def test_export_files_are_linked_where_they_exist(folder):
+    report_dir, run_dir, figures = folder
+    html = render_report(report_dir, run_dir, figures, interactive=False).read_text(encoding="utf-8")
+    exports = ("association.tsv.gz", "association.tsv.gz-meta.yaml", "association_fuma.tsv.gz")
+    exports += ("nodes.node", "connections.edge")
+    assert not any(f'href="{name}"' in html for name in exports)
+    for name in exports:
+        (report_dir / name).write_bytes(b"x")
+    html = render_report(report_dir, run_dir, figures, interactive=False).read_text(encoding="utf-8")
+    genomics = html[html.index('id="genomics"') : html.index('id="connectome"')]
+    connectome = html[html.index('id="connectome"') : html.index('id="morphology"')]
+    for name in exports[:3]:
+        assert f'href="{name}"' in genomics and f'href="{name}"' not in connectome
+    for name in exports[3:]:
+        assert f'href="{name}"' in connectome and f'href="{name}"' not in genomics
+    assert "GWAS-SSF summary statistics" in genomics and "BrainNet Viewer edge file" in connectome
+    (report_dir / "association_fuma.tsv.gz").unlink()  # only those present
+    html = render_report(report_dir, run_dir, figures, interactive=False).read_text(encoding="utf-8")
+    assert 'href="association.tsv.gz"' in html and "association_fuma.tsv.gz" not in html
+
+
+def test_highlighted_snps_are_listed_and_unknown_names_warned(folder, tmp_path):
+    report_dir, run_dir, figures = folder
+    snps = pd.read_csv(report_dir / "snps.csv")
+    snps.loc[[4, 7, 8], "gene"] = ["APOE", "TOMM40;apoe", "BDNF"]
+    snps.to_csv(report_dir / "snps.csv", index=False)
+    listing = tmp_path / "highlight.txt"
+    listing.write_text("# candidates\nApoE\nrs11  # a SNP\n\nNOT_THERE\n")
+    html = render_report(report_dir, run_dir, figures, highlight=listing, interactive=False).read_text("utf-8")
+    rows = [r for r in _parse(html).tables["table-highlighted"] if r]
+    table = html[html.index('id="table-highlighted"') :]
+    table = table[: table.index("</table>")]
+    # the SNPs of APOE (any case, also in a gene list) and rs11, by rank; not BDNF's
+    assert len(rows) == 3 and re.findall(r"<td>(rs\d+)</td>", table) == ["rs4", "rs7", "rs11"]
+    assert "3 of 31 SNPs marked by the highlight list (3 names; found: ApoE, rs11)" in html
+    warnings = html[html.index('id="warnings"') :]
+    assert "highlight: 1 of 3 names match no SNP id or gene of snps.csv and are not marked: NOT_THERE" in warnings
+    # the same line from make_figures (passed in as a caller warning) is shown once
+    again = render_report(
+        report_dir,
+        run_dir,
+        figures,
+        highlight=["APOE", "NOT_THERE", "rs11"],
+        warnings=["highlight: 1 of 3 names match no SNP id or gene of snps.csv and are not marked: NOT_THERE"],
+        interactive=False,
+    ).read_text("utf-8")
+    assert again.count("are not marked: NOT_THERE") == 1
+    nothing = render_report(report_dir, run_dir, figures, highlight=["NOPE"], interactive=False).read_text()
+    assert "table-highlighted" not in nothing and "none of its 1 names is a SNP id or gene of snps.csv" in nothing
+    assert "table-highlighted" not in render_report(report_dir, run_dir, figures, interactive=False).read_text()
+
+
+@pytest.mark.parametrize("content", ["", "# only a comment\n\n   \n"])
+def test_an_empty_highlight_file_is_one_line_naming_it(folder, tmp_path, content):
+    listing = tmp_path / "genes.txt"
+    listing.write_text(content)
+    with pytest.raises(ParameterError, match=r"^highlight: .*found none in '.*genes\.txt'$"):
+        render_report(folder[0], folder[1], highlight=listing)
+    with pytest.raises(ParameterError, match=r"^highlight: .*could not read '.*missing\.txt' \(No such file"):
+        render_report(folder[0], folder[1], highlight=tmp_path / "missing.txt")
 
 
 def test_invalid_arguments(tmp_path, folder):

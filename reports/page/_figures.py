@@ -6,6 +6,7 @@ table is absent (a modality not in the model, a baseline run without training hi
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -211,12 +212,68 @@ def _snps_with_p(ctx):
     return snps if snps is not None and {"p_perm", "p_assoc"} & set(snps.columns) else None
 
 
+def read_highlight(highlight):
+    """The names of a highlight list: SNP ids and gene symbols to mark in the Manhattan plot.
+
+    Parameters
+    ----------
+    highlight : str, path-like, sequence of str or None
+        A text file, one SNP id or gene symbol per line (names on one line may also be separated by spaces or
+        commas; ``#`` starts a comment, blank lines are skipped), or the names themselves.
+
+    Returns
+    -------
+    list of str or None
+        The names in the order given, each once; None when ``highlight`` is None.
+
+    Raises
+    ------
+    ParameterError
+        When the file cannot be read or names nothing, or the list is empty.
+
+    Examples
+    --------
+    >>> read_highlight(["APOE", " rs429358 ", "APOE"])
+    ['APOE', 'rs429358']
+    """
+    if highlight is None:
+        return None
+    if isinstance(highlight, (str, os.PathLike)):
+        path = Path(highlight)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or type(error).__name__
+            raise ParameterError(
+                f"highlight: expected a text file of SNP ids or gene symbols, could not read {str(path)!r} ({reason})"
+            ) from None
+        names = [n for line in text.splitlines() for n in re.split(r"[\s,]+", line.split("#", 1)[0]) if n]
+        if not names:
+            raise ParameterError(
+                f"highlight: expected SNP ids or gene symbols, one per line, found none in {str(path)!r}"
+            )
+    else:
+        try:
+            names = [str(n).strip() for n in highlight if str(n).strip()]
+        except TypeError:
+            raise ParameterError(
+                f"highlight: expected a file or a list of SNP ids and gene symbols, found {type(highlight).__name__}"
+            ) from None
+        if not names:
+            raise ParameterError("highlight: expected at least one SNP id or gene symbol, found an empty list")
+    return list(dict.fromkeys(names))
+
+
 def _manhattan(ctx, opts):
     snps = _snps_with_p(ctx)
     if snps is None:
         return None
     d = ManhattanDisplay.from_table(
-        snps, build=opts["build"], n_permutations=ctx.n_permutations, n_labels=opts["n_labels"]
+        snps,
+        build=opts["build"],
+        n_permutations=ctx.n_permutations,
+        n_labels=opts["n_labels"],
+        highlight=opts["highlight"],
     )
     lines = []
     for p in d.panels:
@@ -239,6 +296,16 @@ def _manhattan(ctx, opts):
         + f"Labels: the gene of the lead SNP of the {opts['n_labels']} loci with the smallest p in each "
         "panel, whether or not they pass a line; red points pass the dashed line."
     )
+    if d.highlight:
+        found, unknown = d.highlight_found, d.highlight_unknown
+        verb = "matches" if len(unknown) == 1 else "match"
+        caption += (
+            f" Orange diamonds: the {len(d.highlighted)} SNPs of the highlight list ({len(d.highlight)} names"
+            + (f": {', '.join(found[:8])}{', ...' if len(found) > 8 else ''}" if found else "")
+            + "), the listed SNP ids and every SNP annotated to a listed gene"
+            + (f"; {len(unknown)} of them {verb} nothing in the table (see Warnings)" if unknown else "")
+            + "."
+        )
     return "Manhattan plot", d.plot(), caption, ctx.data(ReportFolder.file("snps"), ReportFolder.SETTINGS)
 
 
@@ -418,7 +485,7 @@ FIGURES = (
 )
 
 
-def make_figures(report_dir, run_dir=None, *, formats=("png", "pdf"), top_k=20, build="GRCh37"):
+def make_figures(report_dir, run_dir=None, *, formats=("png", "pdf"), top_k=20, build="GRCh37", highlight=None):
     """Draw every figure whose inputs exist into ``report_dir/figures``.
 
     Parameters
@@ -435,6 +502,10 @@ def make_figures(report_dir, run_dir=None, *, formats=("png", "pdf"), top_k=20, 
         Regions and connections drawn in the top-k figures.
     build : {"GRCh37", "GRCh38"}, default="GRCh37"
         Reference chromosome lengths of the Manhattan plot.
+    highlight : str, path-like, sequence of str or None
+        SNP ids and gene symbols to mark in the Manhattan plot (the listed SNPs and the SNPs annotated to the
+        listed genes): a text file, one per line, ``#`` comments allowed, or a list (see `read_highlight`).
+        Names found nowhere in ``snps.csv`` are a `UserWarning`; an unreadable or empty file a `ParameterError`.
 
     Returns
     -------
@@ -453,7 +524,8 @@ def make_figures(report_dir, run_dir=None, *, formats=("png", "pdf"), top_k=20, 
     ctx = _Context(report_dir, run_dir)
     if not ctx.report_dir.is_dir():
         raise ParameterError(f"report_dir: expected an explanation folder, found nothing at {str(ctx.report_dir)!r}")
-    opts = {"top_k": int(top_k), "build": build, "n_labels": 5}
+    # read before drawing: a bad list is the caller's error, not a figure to skip with a warning
+    opts = {"top_k": int(top_k), "build": build, "n_labels": 5, "highlight": read_highlight(highlight)}
     out = ctx.folder.figures
     records = []
     for section, name, builder in FIGURES:

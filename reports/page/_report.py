@@ -1,5 +1,6 @@
-"""The self-contained HTML report: one file with every figure inline (PNG as data: URIs), sortable top-k tables,
-the Methods text, provenance and warnings, linking the CSV and vector files that sit beside it."""
+"""The self-contained HTML report: one file with every figure inline (PNG as data: URIs), the interactive views
+(nilearn's, in sandboxed frames), sortable top-k tables, the Methods text, provenance and warnings, linking the CSV,
+vector and export files that sit beside it."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ from migtrans.utils import atomic_write_text
 from migtrans.validation import check_number
 
 from ..folder import ReportFolder, ReportInputs, load_inputs, rank_rule
+from ..plotting._genomics import highlight_mask, highlight_warning
 from ._figure import SECTIONS, FigureFile
+from ._figures import read_highlight
+from ._interactive import InteractiveView, make_views
 from ._methods import Methods, atlas_name, build_methods, gene_source, lambda_detail
 
 __all__ = ["render_report", "detect_warnings", "format_p", "section_id", "REPORT_FILE"]
@@ -133,8 +137,20 @@ class _Figure:
 
 
 @dataclass
+class _View:
+    id: str
+    title: str
+    caption: str
+    html: str
+    width: int
+    height: int
+    legend: list
+    links: list
+
+
+@dataclass
 class _Block:
-    kind: str  # "p", "note", "table", "figure", "summary", "methods", "kv", "warnings", "links", "details"
+    kind: str  # "p", "note", "table", "figure", "view", "summary", "methods", "kv", "warnings", "links", "details"
     value: object
     title: str = ""
 
@@ -443,6 +459,75 @@ def _figure_block(fig: FigureFile, report_dir: Path, index: int, problems: list)
         links.append(_file_link(d, report_dir, label))
     size = _png_size(data) or (None, None)
     return _Block("figure", _Figure(f"fig-{index}-{section_id(fig.name)}", fig.title, fig.caption, src, links, *size))
+
+
+def _view_block(view: InteractiveView, report_dir: Path, index: int) -> _Block:
+    links = [_file_link(d, report_dir) for d in view.data if (report_dir / d).is_file()]
+    return _Block(
+        "view",
+        _View(
+            f"view-{index}-{section_id(view.name)}",
+            view.title,
+            view.caption,
+            view.html,
+            view.width,
+            view.height,
+            list(view.legend),
+            links,
+        ),
+    )
+
+
+# The tables in community formats (`explain.write_exports`, docs/exports.md), by section: file and what it is.
+_EXPORTS = {
+    "Genomics": (
+        (ReportFolder.GWAS_SSF, "GWAS-SSF summary statistics of the classical association"),
+        (ReportFolder.GWAS_SSF_META, "their GWAS-SSF metadata"),
+        (ReportFolder.FUMA, "the same rows for FUMA / LocusZoom"),
+    ),
+    "Connectome": (
+        (ReportFolder.BRAINNET_NODES, "BrainNet Viewer node file"),
+        (ReportFolder.BRAINNET_EDGES, "BrainNet Viewer edge file"),
+    ),
+}
+
+
+def _export_links(section: str, report_dir: Path) -> list:
+    """Links to the export files of ``section`` that exist beside the report (none: no block)."""
+    present = [(name, what) for name, what in _EXPORTS[section] if (report_dir / name).is_file()]
+    if not present:
+        return []
+    return [_Block("links", [_file_link(name, report_dir, f"{name} ({what})") for name, what in present])]
+
+
+# Rows of the highlighted-SNPs table at most: a list of many genes could match thousands of SNPs.
+HIGHLIGHT_ROWS = 200
+
+
+def _highlight_blocks(inputs: ReportInputs, names, problems: list) -> list:
+    """The rows of ``snps.csv`` that the highlight list marks, by rank; names found nowhere go to Warnings."""
+    snps = inputs.tables.get("snps")
+    if snps is None:
+        problems.append(f"highlight: {len(names)} names given, but snps.csv is absent; nothing is marked")
+        return []
+    mask, unknown = highlight_mask(snps, names)
+    if unknown:
+        problems.append(highlight_warning(unknown, len(names)))
+    marked = _top(snps[mask], len(snps))
+    if not len(marked):
+        return [_Block("note", f"Highlight list: none of its {len(names)} names is a SNP id or gene of snps.csv.")]
+    shown = marked.head(HIGHLIGHT_ROWS)
+    found = [n for n in names if n not in set(unknown)]
+    note = (
+        f"{len(marked)} of {len(snps)} SNPs marked by the highlight list ({len(names)} names"
+        + (f"; found: {', '.join(found[:12])}{', ...' if len(found) > 12 else ''}" if found else "; none found")
+        + "): the listed SNP ids and every SNP annotated to a listed gene, by rank"
+        + (f"; the first {len(shown)} shown" if len(shown) < len(marked) else "")
+        + "."
+    )
+    columns = _TABLES["snps"][2]
+    links = [_file_link(ReportFolder.file("snps"), inputs.report_dir, f"{ReportFolder.file('snps')} (all rows)")]
+    return [_Block("table", _table("table-highlighted", "Highlighted SNPs", shown, columns, note=note, links=links))]
 
 
 def _performance(inputs: ReportInputs) -> list:
@@ -807,8 +892,11 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render_report(report_dir, run_dir=None, figures=(), *, command=None, warnings=(), top_k=20) -> Path:
-    """Write ``report.html``: one self-contained file (inline PNG figures, styles and script; no network).
+def render_report(
+    report_dir, run_dir=None, figures=(), *, command=None, warnings=(), top_k=20, highlight=None, interactive=True
+) -> Path:
+    """Write ``report.html``: one self-contained file (inline PNG figures, interactive views, styles and scripts;
+    nothing is fetched from the network).
 
     Parameters
     ----------
@@ -825,7 +913,14 @@ def render_report(report_dir, run_dir=None, figures=(), *, command=None, warning
     warnings : sequence of str
         Warnings collected by the caller; shown first under Warnings, before those found in the folders.
     top_k : int, default=20
-        Rows shown in each result table (the CSV behind it holds all).
+        Rows shown in each result table (the CSV behind it holds all), and connections in the 3-D connectome.
+    highlight : str, path-like, sequence of str or None
+        The Manhattan plot's highlight list (see `make_figures`): the Genomics section lists the SNPs it marks;
+        names found nowhere in ``snps.csv`` are a line under Warnings.
+    interactive : bool, default=True
+        Embed nilearn's interactive views, each in a sandboxed frame below the static figures: a 3-D connectome
+        of the top connections (Connectome, about 2.8 MB) and a slice viewer of ``smri_attribution.nii.gz``
+        (Morphology, about 0.7 MB), where their inputs exist. Their JavaScript is nilearn's packaged copy, inline.
 
     Returns
     -------
@@ -839,6 +934,7 @@ def render_report(report_dir, run_dir=None, figures=(), *, command=None, warning
     PosixPath('demo/run/explanations/report.html')
     """
     check_number("top_k", top_k, minimum=1, integer=True)
+    names = read_highlight(highlight)
     inputs = load_inputs(report_dir, run_dir)
     report_dir = inputs.report_dir
     methods = build_methods(report_dir, inputs=inputs)
@@ -854,6 +950,12 @@ def render_report(report_dir, run_dir=None, figures=(), *, command=None, warning
             by_section["Warnings"].append(block)
         else:
             by_section[fig.section].append(block)
+    views, view_problems = make_views(inputs, top_k=top_k) if interactive else ([], [])
+    problems += view_problems
+    for i, view in enumerate(views):
+        # below the static figures of the section, above its tables
+        by_section[view.section].append(_view_block(view, report_dir, i))
+    highlighted = _highlight_blocks(inputs, names, problems) if names else []
 
     all_warnings = list(dict.fromkeys([*map(str, warnings), *detect_warnings(inputs), *problems]))
     sections = {title: _Section(section_id(title), title) for title in SECTIONS}
@@ -863,6 +965,9 @@ def render_report(report_dir, run_dir=None, figures=(), *, command=None, warning
     for name in _TABLES:
         if name in inputs.tables:
             sections[_TABLES[name][0]].blocks.append(_table_block(name, inputs, top_k))
+    sections["Genomics"].blocks += highlighted
+    for title in _EXPORTS:
+        sections[title].blocks += _export_links(title, report_dir)
     if (report_dir / ReportFolder.SMRI_MAP).is_file():
         sections["Morphology"].blocks.append(
             _Block(
@@ -903,11 +1008,17 @@ def render_report(report_dir, run_dir=None, figures=(), *, command=None, warning
 
     env = _environment()
     script, style = (env.loader.get_source(env, name)[0] for name in ("report.js", "report.css"))
+    # The CSP allows exactly our script and the views' inline scripts (by their hashes; the sandboxed frames
+    # inherit the policy) and no other. plotly.js 1.x, in nilearn's 3-D view, compiles its WebGL array code with
+    # new Function: with that view only, 'unsafe-eval' lets those hashed scripts do so.
+    sources = ["'sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii") + "'"]
+    sources += [h for view in views for h in view.script_hashes]
+    sources += ["'unsafe-eval'"] if any(view.needs_eval for view in views) else []
     html = env.get_template("report.html.j2").render(
-        # our own static files, inserted verbatim; the CSP allows exactly this script (by its hash) and no other
+        # our own static files, inserted verbatim
         script=markupsafe.Markup(script),
         style=markupsafe.Markup(style),
-        script_hash="sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii"),
+        script_src=" ".join(dict.fromkeys(sources)),
         sections=[sections[t] for t in SECTIONS],
         n_warnings=len(all_warnings),
         title="MIGTrans explanation report",

@@ -5,6 +5,7 @@ offsets, plotting positions and the QQ confidence band)."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,8 @@ FWER_COLUMNS = {"p_perm": "p_fwer", "p_assoc": "p_fwer_assoc"}
 MODEL_COLORS = ("#1f3f73", "#6f9fd8")
 CLASSICAL_COLORS = ("#3c3c3c", "#a5a5a5")
 HIGHLIGHT = "#d62728"
+# SNPs of a user's highlight list: a colour none of the panels use, drawn as diamonds
+MARKED = "#f28e2b"
 
 
 def significance_threshold(p, p_fwer=None, *, alpha=0.05):
@@ -105,6 +108,56 @@ def gene_label(genes, fallback="", max_genes=2):
     return "/".join(names[:max_genes]) + ("/…" if len(names) > max_genes else "")
 
 
+def highlight_mask(snps, names):
+    """The rows of a SNP table named by a highlight list: by SNP id, or by a gene they are annotated to.
+
+    Parameters
+    ----------
+    snps : pandas.DataFrame
+        ``snp`` and/or ``gene`` (a ``;``-separated list per SNP); rows lacking both are never matched.
+    names : sequence of str
+        SNP ids and gene symbols, matched without regard to case.
+
+    Returns
+    -------
+    mask : ndarray of bool, shape (len(snps),)
+        Rows whose ``snp`` is listed or whose ``gene`` list holds a listed gene.
+    unknown : list of str
+        The names, as given, that match no SNP id and no gene of the table.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"snp": ["rs1", "rs2", "rs3"], "gene": ["APOE", "TOMM40;APOE", ""]})
+    >>> mask, unknown = highlight_mask(table, ["apoe", "rs3", "BDNF"])
+    >>> mask.tolist(), unknown
+    ([True, True, True], ['BDNF'])
+    """
+    wanted = {str(n).casefold() for n in names}
+    ids = snps["snp"].fillna("").astype(str).str.casefold() if "snp" in snps else pd.Series("", index=snps.index)
+    by_id = ids.isin(wanted).to_numpy()
+    genes = [
+        {g.strip().casefold() for g in v.split(";") if g.strip()} if isinstance(v, str) else set()
+        for v in (snps["gene"] if "gene" in snps else [None] * len(snps))
+    ]
+    by_gene = np.array([bool(g & wanted) for g in genes], dtype=bool)
+    found = set(ids[by_id]) | (set().union(*genes) & wanted if genes else set())
+    return by_id | by_gene, [n for n in names if str(n).casefold() not in found]
+
+
+def highlight_warning(unknown, n_names) -> str:
+    """The one line that reports names of a highlight list found nowhere in ``snps.csv``.
+
+    Examples
+    --------
+    >>> highlight_warning(["BDNF"], 3)
+    'highlight: 1 of 3 names match no SNP id or gene of snps.csv and are not marked: BDNF'
+    """
+    shown = ", ".join(map(str, unknown[:10])) + (f", ... ({len(unknown) - 10} more)" if len(unknown) > 10 else "")
+    return (
+        f"highlight: {len(unknown)} of {n_names} names match no SNP id or gene of snps.csv and are not marked: {shown}"
+    )
+
+
 @dataclass
 class ManhattanPanel:
     """The drawable content of one Manhattan panel (one p column)."""
@@ -124,6 +177,7 @@ class ManhattanPanel:
     label_logp: np.ndarray
     label_text: list
     floor: float = float("nan")
+    marked: np.ndarray | None = None  # points of the highlight list (aligned with x); None without a list
 
 
 class ManhattanDisplay(Display):
@@ -145,20 +199,39 @@ class ManhattanDisplay(Display):
         Rows without a usable chromosome or position (not drawn in any panel).
     figure_, axes_, ax_ : matplotlib objects
         Set by `plot`: the figure, the panel axes, and the first panel.
+    highlight : tuple of str
+        The highlight list given (SNP ids and gene symbols); empty without one.
+    highlighted : list of str
+        SNP ids (or row numbers, without a ``snp`` column) of the placed SNPs the list marks, in table order.
+    highlight_unknown : list of str
+        Names of the list that match no SNP id and no gene of the table (a `UserWarning` says so).
     labels_ : list of matplotlib.text.Text
         Set by `plot`: the locus labels of every panel.
+    highlights_ : list
+        Set by `plot`: per panel, the scatter of the highlighted SNPs (None where the panel has none).
     """
 
-    def __init__(self, panels, axis, n_unplaced=0, build="GRCh37"):
+    def __init__(self, panels, axis, n_unplaced=0, build="GRCh37", highlight=(), highlighted=(), unknown=()):
         self.panels = panels
         self.axis = axis
         self.n_unplaced = n_unplaced
         self.build = build
         self.n_dropped = {p.column: p.n_dropped for p in panels}
+        self.highlight = tuple(highlight)
+        self.highlighted = list(highlighted)
+        self.highlight_unknown = list(unknown)
 
     @classmethod
     def from_table(
-        cls, snps, *, columns=("p_perm", "p_assoc"), build="GRCh37", n_permutations=None, alpha=0.05, n_labels=5
+        cls,
+        snps,
+        *,
+        columns=("p_perm", "p_assoc"),
+        build="GRCh37",
+        n_permutations=None,
+        alpha=0.05,
+        n_labels=5,
+        highlight=None,
     ):
         """Read the per-SNP table (``snps.csv``).
 
@@ -181,10 +254,22 @@ class ManhattanDisplay(Display):
         n_labels : int, default=5
             Loci labelled per panel: those with the smallest p (ties by larger ``|stat|``), named by the gene of
             their lead SNP (or the SNP id).
+        highlight : sequence of str or None
+            SNP ids and gene symbols to mark (see `highlight_mask`): the listed SNPs and every SNP annotated to a
+            listed gene. Names found nowhere in the table are reported by a `UserWarning`, not an error.
 
         Returns
         -------
         ManhattanDisplay
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> snps = pd.DataFrame({"snp": [f"rs{i}" for i in range(9)], "chrom": ["1", "2", "3"] * 3,
+        ...                      "pos": np.arange(9) * 1000 + 1, "gene": ["A", "B", "C"] * 3,
+        ...                      "p_assoc": rng.uniform(size=9)})
+        >>> ManhattanDisplay.from_table(snps, highlight=["B", "rs0"]).highlighted
+        ['rs0', 'rs1', 'rs4', 'rs7']
         """
         check_columns(snps, ("chrom", "pos"), "snps table")
         present = [c for c in columns if c in snps.columns]
@@ -195,7 +280,13 @@ class ManhattanDisplay(Display):
         table["_pos"] = pd.to_numeric(table["pos"], errors="coerce")
         placed = (table["_chrom"] != "") & table["_pos"].notna()
         n_unplaced = int((~placed).sum())
+        names = [] if highlight is None else [str(n) for n in highlight]
+        marked_all, unknown = highlight_mask(table, names) if names else (np.zeros(len(table), bool), [])
+        if unknown:
+            warnings.warn(highlight_warning(unknown, len(names)), UserWarning, stacklevel=2)
+        marked = marked_all[placed.to_numpy()]
         table = table[placed].reset_index(drop=True)
+        highlighted = list(table["snp"][marked]) if "snp" in table else [str(i) for i in np.flatnonzero(marked)]
         axis = GenomeAxis.from_positions(table["_chrom"], table["_pos"], build=build)
         x_all = axis.x(table["_chrom"], table["_pos"])
         index_of = {c: i for i, c in enumerate(axis.chromosomes)}
@@ -242,9 +333,18 @@ class ManhattanDisplay(Display):
                     label_logp=-np.log10(p[leads]),
                     label_text=texts,
                     floor=1.0 / (n_permutations + 1) if column == "p_perm" and n_permutations else float("nan"),
+                    marked=marked[ok] if names else None,
                 )
             )
-        return cls(panels, axis, n_unplaced=n_unplaced, build=build)
+        return cls(
+            panels, axis, n_unplaced=n_unplaced, build=build, highlight=names, highlighted=highlighted, unknown=unknown
+        )
+
+    @property
+    def highlight_found(self):
+        """The names of the highlight list that mark at least one SNP of the table, as given."""
+        unknown = set(self.highlight_unknown)
+        return [n for n in self.highlight if n not in unknown]
 
     @property
     def tick_positions(self):
@@ -289,7 +389,7 @@ class ManhattanDisplay(Display):
         if len(axes) != n:
             raise ParameterError(f"ax: expected {n} axes (one per panel), found {len(axes)}")
         self.figure_, self.axes_, self.ax_ = axes[0].figure, axes, axes[0]
-        self.labels_ = []
+        self.labels_, self.highlights_ = [], []
         for ax, panel in zip(axes, self.panels):
             colors = np.array(MODEL_COLORS if panel.column == "p_perm" else CLASSICAL_COLORS)
             c = colors[panel.chrom_index % 2]
@@ -330,6 +430,34 @@ class ManhattanDisplay(Display):
                         lw=0.6,
                         ls="-.",
                         label=f"smallest attainable 1/(B+1) (p = {panel.floor:.2g})",
+                    )
+                )
+            marked = panel.marked if panel.marked is not None else np.zeros(panel.x.shape, bool)
+            self.highlights_.append(None)
+            if marked.any():
+                # the user's list on top of everything, and last in the legend (its names are in the caption)
+                self.highlights_[-1] = ax.scatter(
+                    panel.x[marked],
+                    panel.logp[marked],
+                    s=point_size * 6,
+                    c=MARKED,
+                    marker="D",
+                    edgecolors="k",
+                    linewidths=0.35,
+                    zorder=3,
+                    rasterized=True,
+                )
+                handles.append(
+                    Line2D(
+                        [],
+                        [],
+                        marker="D",
+                        ls="",
+                        color=MARKED,
+                        markeredgecolor="k",
+                        markeredgewidth=0.35,
+                        markersize=3.5,
+                        label=f"highlighted ({int(marked.sum())} SNPs)",
                     )
                 )
             top = np.nanmax([panel.logp.max() if panel.logp.size else 0.0, thr, sug, 1.0])
