@@ -47,7 +47,10 @@ def logistic_association(genotypes, labels, covariates=None, *, chunk=2048, max_
     >>> bool(res.loc[0, "p_assoc"] < 1e-4), bool(res.loc[1, "p_assoc"] > 1e-3)
     (True, True)
     """
-    g_all = np.asarray(genotypes, dtype=np.float64)
+    # float64 a chunk of SNPs at a time: a float64 copy of 500 x 500,000 dosages would be 2 GB
+    g_all = np.asarray(genotypes)
+    if g_all.dtype.kind != "f":
+        g_all = g_all.astype(np.float32 if g_all.dtype.itemsize <= 2 else np.float64)
     y = np.asarray(labels, dtype=np.float64)
     n, m = g_all.shape
     if y.shape != (n,) or not np.isin(y, (0, 1)).all():
@@ -59,7 +62,7 @@ def logistic_association(genotypes, labels, covariates=None, *, chunk=2048, max_
     n_obs = np.zeros(m, dtype=np.int64)
     allele_1 = np.zeros(m)  # counted alleles over the subjects with a call
     for start in range(0, m, chunk):
-        g = g_all[:, start : start + chunk].T  # (c, n)
+        g = np.asarray(g_all[:, start : start + chunk].T, dtype=np.float64)  # (c, n)
         present = ~np.isnan(g)
         g = np.where(present, g, 0.0)
         c = g.shape[0]
