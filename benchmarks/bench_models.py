@@ -96,11 +96,15 @@ def main(argv=None):
     parser.add_argument("--presets", default="easy,realistic")
     parser.add_argument("--sizes", default="300,600,1000")
     parser.add_argument("--only", help="run only the rows whose key contains this text")
+    parser.add_argument("--rows", help="comma-separated keys (preset/size[/null]/model) to run, in this order")
     parser.add_argument("--fresh", action="store_true")
     args = parser.parse_args(argv)
     path = RESULTS / "models.json"
     results = {} if args.fresh or not path.is_file() else json.loads(path.read_text())
     rows = plan(args.presets.split(","), [int(s) for s in args.sizes.split(",")])
+    if args.rows:  # a chosen order (the most informative rows first when time is short)
+        by_key = {key(*row): row for row in rows}
+        rows = [by_key[name] for name in args.rows.split(",")]
     for preset, n, null, model in rows:
         name = key(preset, n, null, model)
         if name in results or (args.only and args.only not in name):
