@@ -30,6 +30,7 @@ def latex_table(table: pd.DataFrame) -> str:
         "recall": "Recall",
         "f1": "F1",
         "roc_auc": "ROC AUC",
+        "brier": "Brier",
     }
     header = ["Run", "Model", "Modalities", *(names[m] for m in METRIC_COLUMNS)]
     lines = [
@@ -43,7 +44,9 @@ def latex_table(table: pd.DataFrame) -> str:
         for metric in METRIC_COLUMNS:
             mean, sd = row[f"{metric}_mean"], row[f"{metric}_sd"]
             cells.append(
-                f"{mean:.3f} $\\pm$ {sd:.3f}" if metric == "roc_auc" else f"{100 * mean:.1f} $\\pm$ {100 * sd:.1f}"
+                f"{mean:.3f} $\\pm$ {sd:.3f}"
+                if metric in ("roc_auc", "brier")
+                else f"{100 * mean:.1f} $\\pm$ {100 * sd:.1f}"
             )
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
