@@ -357,7 +357,12 @@ def _summary(inputs: ReportInputs) -> list:
             )
         )
     perf = []
-    for name, label in (("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"), ("roc_auc", "ROC AUC")):
+    for name, label in (
+        ("accuracy", "accuracy"),
+        ("balanced_accuracy", "balanced accuracy"),
+        ("roc_auc", "ROC AUC"),
+        ("brier", "Brier score"),
+    ):
         mean, sd = inputs.metric(name), inputs.metric(name, "sd")
         if mean is not None:
             perf.append(f"{label} {mean:.3f}" + (f" ± {sd:.3f}" if sd is not None else ""))
