@@ -70,6 +70,22 @@ def snps_per_chromosome(n_snps):
     return counts
 
 
+def _snp_table(rng, chrom, pos, maf, block) -> pd.DataFrame:
+    """The map's SNP table, each SNP given two distinct random alleles (drawn last, after the frequencies)."""
+    pair = rng.permuted(np.tile(np.arange(4), (len(pos), 1)), axis=1)[:, :2]
+    return pd.DataFrame(
+        {
+            "snp": [f"chr{c}_{p}" for c, p in zip(chrom, pos)],
+            "chrom": chrom.astype(str),
+            "pos": pos,
+            "a1": _BASES[pair[:, 0]],
+            "a2": _BASES[pair[:, 1]],
+            "maf": maf,
+            "block": block,
+        }
+    )
+
+
 def simulate_snp_map(rng, n_snps):
     """Draw the SNP table: positions, LD blocks, alleles, minor allele frequencies, block correlation.
 
@@ -114,18 +130,7 @@ def simulate_snp_map(rng, n_snps):
     rho = rng.uniform(*RHO_RANGE, size=n_blocks)[block]
     rho[block_start] = 0.0
 
-    pair = rng.permuted(np.tile(np.arange(4), (n_snps, 1)), axis=1)[:, :2]
-    snps = pd.DataFrame(
-        {
-            "snp": [f"chr{c}_{p}" for c, p in zip(chrom, pos)],
-            "chrom": chrom.astype(str),
-            "pos": pos,
-            "a1": _BASES[pair[:, 0]],
-            "a2": _BASES[pair[:, 1]],
-            "maf": maf,
-            "block": block,
-        }
-    )
+    snps = _snp_table(rng, chrom, pos, maf, block)
     return snps, rho
 
 
@@ -185,18 +190,7 @@ def simulate_array_map(rng, n_snps):
     smooth = MAF_RANGE[0] + (MAF_RANGE[1] - MAF_RANGE[0]) * beta_dist.ppf(norm.cdf(u), 0.9, 1.6)
     maf = np.clip(expit(logit(smooth) + rng.normal(0.0, ARRAY_MAF_JITTER, n_snps)), *MAF_RANGE)
 
-    pair = rng.permuted(np.tile(np.arange(4), (n_snps, 1)), axis=1)[:, :2]
-    snps = pd.DataFrame(
-        {
-            "snp": [f"chr{c}_{p}" for c, p in zip(chrom, pos)],
-            "chrom": chrom.astype(str),
-            "pos": pos,
-            "a1": _BASES[pair[:, 0]],
-            "a2": _BASES[pair[:, 1]],
-            "maf": maf,
-            "block": block,
-        }
-    )
+    snps = _snp_table(rng, chrom, pos, maf, block)
     info = {
         "layout": "array",
         "model": "positions uniform along each chromosome; latent haplotype chain with correlation exp(-m) between "
