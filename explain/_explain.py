@@ -140,19 +140,8 @@ def explain_run(
     )
     null_runs = None
     if n_permutations:  # the null is chosen, and B checked, before minutes of IG
-        key = null_key(
-            n_steps=n_steps,
-            baseline=baseline,
-            smoothgrad_samples=smoothgrad_samples,
-            noise_level=noise_level,
-            atlas=atlas,
-            random_state=random_state,
-            run=run_fingerprint(oof.run.path),
-        )
-        null_runs = gather_null_runs(oof.run.path, key)
-        null = choose_null(oof, null, null_runs.stats or None)
-        if null == "per_fold":
-            check_number_of_permutations(n_permutations, len(oof.folds))
+        ig = dict(n_steps=n_steps, baseline=baseline, smoothgrad_samples=smoothgrad_samples, noise_level=noise_level)
+        null, null_runs = _choose_tables_null(oof, null, n_permutations, ig, atlas, random_state)
     passes = _attribute(oof, baseline, ig_options, rollout_method, batch_size, random_state, progress)
     settings = {
         "run": str(run_record or oof.run.path),
@@ -244,19 +233,9 @@ def rebuild_tables(
         )
     oof = OutOfFold(run_dir, device="cpu", cohort=cohort, external=external is not None)
     random_state = s.get("random_state", 0) if random_state is None else random_state
-    key = null_key(
-        n_steps=s.get("n_steps"),
-        baseline=s.get("baseline"),
-        smoothgrad_samples=s.get("smoothgrad_samples", 0),
-        noise_level=s.get("noise_level"),
-        atlas=atlas,
-        random_state=random_state,
-        run=run_fingerprint(oof.run.path),
-    )
-    null_runs = gather_null_runs(oof.run.path, key)
-    scheme = choose_null(oof, null, null_runs.stats or None)
-    if scheme == "per_fold":
-        check_number_of_permutations(n_permutations, len(oof.folds))
+    ig = {k: s.get(k, default) for k, default in (("n_steps", None), ("baseline", None), ("smoothgrad_samples", 0))}
+    ig["noise_level"] = s.get("noise_level")
+    scheme, null_runs = _choose_tables_null(oof, null, n_permutations, ig, atlas, random_state)
     # the settings of the tables are made anew; those of the attributions are kept
     keep = {k: v for k, v in s.items() if k not in _TABLE_SETTINGS}
     keep["run"] = str(run_record or oof.run.path)
@@ -317,6 +296,17 @@ _TABLE_SETTINGS = (
     "n_pcs_requested",
     "n_pruned_snps",
 )
+
+
+def _choose_tables_null(oof, null, n_permutations, ig_options, atlas, random_state):
+    """(the tables' null, the matching retraining null runs found), B checked for a per-fold null: before any
+    minutes of work. Null runs match when made with the same IG options, atlas, seed and run."""
+    key = null_key(**ig_options, atlas=atlas, random_state=random_state, run=run_fingerprint(oof.run.path))
+    null_runs = gather_null_runs(oof.run.path, key)
+    scheme = choose_null(oof, null, null_runs.stats or None)
+    if scheme == "per_fold":
+        check_number_of_permutations(n_permutations, len(oof.folds))
+    return scheme, null_runs
 
 
 def _external_settings(oof, log_odds, alignment) -> dict:
