@@ -3,13 +3,14 @@ simulator's `easy` and `realistic` presets, with the same folds for every row.
 
 Rows (each a 5-fold cross-validated run with seed 1, so every model sees the same folds and preprocessing):
 
-- every size (300, 600, 1,000 subjects): MIGTrans on all three modalities, elastic-net logistic regression
-  (inner-CV tuned), and late fusion of per-modality sparse models stacked on out-of-fold scores;
+- every size (300, 600, 1,000 subjects): MIGTrans on all three modalities, without and with its elastic-net
+  prior (``linear_prior = true``), elastic-net logistic regression (inner-CV tuned), and late fusion of
+  per-modality sparse models stacked on out-of-fold scores;
 - 600 subjects: MIGTrans on one modality at a time, and the two ablations of what the transformer adds
   beyond its linear modality reads (reads only: ``modality_tokens = false``; tokens only:
   ``modality_reads = false``);
 - a null cohort (the `realistic` preset with labels independent of every feature, 600 subjects): MIGTrans,
-  elastic net and late fusion, which must stay at chance (0.5 +- 0.06).
+  elastic net and late fusion (and MIGTrans with its prior), which must stay at chance (0.5 +- 0.06).
 
 Results go to results/models.json after every row; a rerun skips the rows already there (``--fresh`` redoes
 them). Run: python benchmarks/bench_models.py [--presets easy,realistic] [--sizes 300,600,1000] [--only NAME]
@@ -32,6 +33,7 @@ ALL = ("snp", "fnc", "smri")
 # name -> (TrainConfig overrides, ModelConfig overrides)
 MODELS = {
     "migtrans": ({}, {}),
+    "migtrans_prior": ({}, {"linear_prior": True}),
     "elasticnet": ({"model": "elasticnet"}, {}),
     "late_fusion": ({"model": "late_fusion"}, {}),
     "migtrans_snp": ({"modalities": ("snp",)}, {}),
@@ -40,7 +42,7 @@ MODELS = {
     "migtrans_reads_only": ({}, {"modality_tokens": False}),
     "migtrans_tokens_only": ({}, {"modality_reads": False}),
 }
-EVERY_SIZE = ("migtrans", "elasticnet", "late_fusion")
+EVERY_SIZE = ("migtrans", "migtrans_prior", "elasticnet", "late_fusion")
 AT_600 = ("migtrans_snp", "migtrans_fnc", "migtrans_smri", "migtrans_reads_only", "migtrans_tokens_only")
 
 

@@ -229,18 +229,22 @@ class Preprocessor:
                 out["voxels"] = values
         return out
 
+    @property
+    def crop_mask(self) -> np.ndarray:
+        """The mask within its bounding box: where the masked voxels sit in the model's sMRI volume."""
+        (x0, x1), (y0, y1), (z0, z1) = self.bbox
+        return self.mask[x0:x1, y0:y1, z0:z1]
+
     def voxels_to_volumes(self, values) -> np.ndarray:
         """(n, V) masked values -> (n, X, Y, Z) volumes cropped to the mask's bounding box, 0 outside."""
-        (x0, x1), (y0, y1), (z0, z1) = self.bbox
-        crop = self.mask[x0:x1, y0:y1, z0:z1]
+        crop = self.crop_mask
         volumes = np.zeros((len(values), *crop.shape), dtype=np.float32)
         volumes[:, crop] = values
         return volumes
 
     def volumes_to_voxels(self, volumes) -> np.ndarray:
         """Inverse of `voxels_to_volumes` (used to map attributions back to the mask)."""
-        (x0, x1), (y0, y1), (z0, z1) = self.bbox
-        return np.asarray(volumes)[:, self.mask[x0:x1, y0:y1, z0:z1]]
+        return np.asarray(volumes)[:, self.crop_mask]
 
     # ---------------------------------------------------------------- save/load
     _ARRAYS = ("snp_mean", "snp_sd", "fnc_mean", "fnc_sd", "voxel_mean", "voxel_sd", "mask", "bbox")

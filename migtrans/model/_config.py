@@ -125,6 +125,12 @@ class ModelConfig:
         projection makes the projection scale-free, so weight decay / L2 cannot regularise it and
         the effective learning rate grows as the weights shrink; the pre-norm fusion blocks normalise
         their own inputs anyway.
+    linear_prior : bool, default=False
+        Add a fixed linear model's log-odds to the network's (`LinearPrior`): the trainer fits an
+        elastic-net logistic regression on each fold's fit subjects (tuned by inner cross-validation, as
+        ``--model elasticnet``), trains the network on its out-of-fold log-odds as an offset, and the
+        fitted model reads the same inputs at prediction. The head starts at zero, so the untrained
+        network is the elastic net, and early stopping can keep it (epoch 0).
     """
 
     modalities: tuple = MODALITIES
@@ -154,6 +160,7 @@ class ModelConfig:
     modality_reads: bool = True
     modality_tokens: bool = True
     token_norm: bool = False
+    linear_prior: bool = False
 
     def __post_init__(self):
         # Lists arrive from JSON/TOML; store tuples so configs compare and hash the same way.
@@ -227,7 +234,7 @@ class ModelConfig:
             fail("smri_cnn_channels", "a non-empty tuple of positive integers")
         if self.smri_backbone_weights is not None and not isinstance(self.smri_backbone_weights, str):
             fail("smri_backbone_weights", "a path string or None")
-        for name in ("smri_freeze_backbone", "modality_reads", "modality_tokens", "token_norm"):
+        for name in ("smri_freeze_backbone", "modality_reads", "modality_tokens", "token_norm", "linear_prior"):
             if not isinstance(getattr(self, name), bool):
                 fail(name, "True or False")
         if not self.modality_tokens and not self.modality_reads:

@@ -20,6 +20,7 @@ from ._encoders import (
     SpatialSequenceEncoder,
 )
 from ._fusion import FusionTransformer
+from ._prior import LinearPrior
 
 
 def _positive_int(name, value):
@@ -135,6 +136,12 @@ class MIGTrans(nn.Module):
             if config.modality_reads
             else {}
         )
+        # a fixed linear model's log-odds added to the network's (ModelConfig.linear_prior); with a zero head
+        # the untrained network is that linear model
+        self.prior = LinearPrior(self.input_shapes) if config.linear_prior else None
+        if self.prior is not None:
+            nn.init.zeros_(self.fusion.head.weight)
+            nn.init.zeros_(self.fusion.head.bias)
         self._attention = OrderedDict(self._name_attention())
 
     def _name_attention(self):
@@ -172,7 +179,7 @@ class MIGTrans(nn.Module):
             tokens[name] = encoders[name](x)
         return tokens
 
-    def forward(self, snp=None, fnc=None, smri=None):
+    def forward(self, snp=None, fnc=None, smri=None, prior_offset=None):
         """Logits for a batch.
 
         Parameters
@@ -183,6 +190,10 @@ class MIGTrans(nn.Module):
             FNC matrices.
         smri : torch.Tensor of shape (B, X, Y, Z), optional
             Cropped, standardised volumes (zeros outside the mask).
+
+        prior_offset : torch.Tensor of shape (B,), optional
+            With ``config.linear_prior``: the log-odds to add instead of the prior's own (the trainer passes
+            the linear model's out-of-fold log-odds of its fit subjects).
 
         Every modality in ``config.modalities`` is required; inputs of other modalities are ignored.
 
@@ -199,7 +210,11 @@ class MIGTrans(nn.Module):
                     raise ParameterError(f"{name}: the model was built with this modality, found no input")
                 self._check(name, inputs[name])
         reads = sum(read(inputs[m]) for m, read in self.reads.items()) if len(self.reads) else None
-        return self.fusion(tokens, cls_offset=reads)
+        logits = self.fusion(tokens, cls_offset=reads)
+        if self.prior is None:
+            return logits
+        offset = self.prior(inputs) if prior_offset is None else prior_offset.to(logits.dtype)
+        return logits + torch.stack([torch.zeros_like(offset), offset], dim=1)
 
     # --- attention access -------------------------------------------------------------------------
 

@@ -105,7 +105,8 @@ def _best_inner_auc(model) -> float:
     return float(np.nanmax(np.nanmean(model.cv_scores_, axis=2)))
 
 
-def _tuning(model) -> dict:
+def tuning_summary(model) -> dict:
+    """What an `ElasticNetLogisticCV` chose, for a fold's ``fold.json``."""
     return {
         "l1_ratio": model.l1_ratio_,
         "C": model.C_,
@@ -155,7 +156,7 @@ def fit_cv_baseline(kind, X, y, blocks, *, groups=None, seed=0):
     """
     if kind == "elasticnet":
         model = ElasticNetLogisticCV(random_state=seed).fit(X, y, groups)
-        params, chosen = _tuning_arrays(model), _tuning(model)
+        params, chosen = _tuning_arrays(model), tuning_summary(model)
     elif kind == "late_fusion":
         model = LateFusion(blocks, random_state=seed).fit(X, y, groups)
         params = {"stacker_coef": model.stacker_coef_, "stacker_intercept": np.atleast_1d(model.stacker_intercept_)}
@@ -164,7 +165,7 @@ def fit_cv_baseline(kind, X, y, blocks, *, groups=None, seed=0):
             member = model.estimators_[name]
             params.update(_tuning_arrays(member, f"{name}_"))
             params[f"{name}_coef"], params[f"{name}_intercept"] = member.coef_, member.intercept_
-            chosen[name] = {**_tuning(member), "stacker_weight": float(weight)}
+            chosen[name] = {**tuning_summary(member), "stacker_weight": float(weight)}
         chosen["stacker_intercept"] = float(model.stacker_intercept_)
     else:
         raise ValueError(f"not a cross-validated baseline: {kind!r}")

@@ -85,7 +85,9 @@ def predict_logits(model, provider, idx, batch_size, device, amp=False) -> np.nd
     return torch.cat(out).numpy() if out else np.empty((0, 2), np.float32)
 
 
-def fit_fold(model, provider, labels, fit_idx, val_idx, cfg, device, *, dist=None, progress=None, label=""):
+def fit_fold(
+    model, provider, labels, fit_idx, val_idx, cfg, device, *, dist=None, progress=None, label="", offsets=None
+):
     """Train ``model`` on ``fit_idx``; keep the weights of the epoch chosen by ``cfg.select``.
 
     Parameters
@@ -100,6 +102,10 @@ def fit_fold(model, provider, labels, fit_idx, val_idx, cfg, device, *, dist=Non
     device : torch.device
     dist : DistContext, optional
         Data-parallel context; each rank takes its share of every batch.
+    offsets : ndarray (n_subjects,), optional
+        For a model with a linear prior (`ModelConfig.linear_prior`): the prior's out-of-fold log-odds of
+        the fit subjects, used in training instead of its log-odds of data it was fitted on. The untrained
+        model (the prior alone) is then scored as epoch 0, a candidate of early stopping.
 
     Returns
     -------
@@ -124,6 +130,22 @@ def fit_fold(model, provider, labels, fit_idx, val_idx, cfg, device, *, dist=Non
     penalised = [p for name, p in model.named_parameters() if p.dim() >= 2 and "embedding" not in name]
     best_score, best_loss, best_state, best_epoch, waited = math.inf, math.inf, None, 0, 0
     history = []
+
+    def validate(row):
+        val_logits = predict_logits(model, provider, val_idx, cfg.batch_size * 2, device, amp)
+        val_t = torch.from_numpy(val_logits)
+        val_loss = float(F.cross_entropy(val_t, y_all[val_idx], label_smoothing=cfg.label_smoothing))
+        val_auc = classification_metrics(labels[val_idx], torch.softmax(val_t, dim=1)[:, 1].numpy())["roc_auc"]
+        row.update(val_loss=val_loss, val_auc=val_auc)
+        return val_loss, val_auc
+
+    if offsets is not None and len(val_idx) and cfg.select != "last":
+        row = {"epoch": 0, "train_loss": np.nan, "lr": 0.0}
+        val_loss, val_auc = validate(row)
+        history.append(row)
+        best_score = {"val_loss": val_loss, "val_auc": -np.nan_to_num(val_auc, nan=0.5)}[cfg.select]
+        best_loss = val_loss
+        best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         order = fit_idx[rng.permutation(len(fit_idx))]
@@ -134,6 +156,8 @@ def fit_fold(model, provider, labels, fit_idx, val_idx, cfg, device, *, dist=Non
                 continue
             batch = dist.shard(batch)
             inputs = to_tensors(provider(batch), device)
+            if offsets is not None:
+                inputs["prior_offset"] = torch.as_tensor(offsets[batch], dtype=torch.float32, device=device)
             target = y_all[batch].to(device)
             with torch.autocast(device_type=device.type, enabled=amp):
                 logits = net(**inputs)
@@ -154,12 +178,7 @@ def fit_fold(model, provider, labels, fit_idx, val_idx, cfg, device, *, dist=Non
         row = {"epoch": epoch, "train_loss": total / max(seen, 1), "lr": optimizer.param_groups[0]["lr"]}
         val_loss = val_auc = np.nan
         if len(val_idx):  # none when the fold fits on its whole training share (select="last")
-            val_logits = predict_logits(model, provider, val_idx, cfg.batch_size * 2, device, amp)
-            val_t = torch.from_numpy(val_logits)
-            val_loss = float(F.cross_entropy(val_t, y_all[val_idx], label_smoothing=cfg.label_smoothing))
-            val_prob = torch.softmax(val_t, dim=1)[:, 1].numpy()
-            val_auc = classification_metrics(labels[val_idx], val_prob)["roc_auc"]
-            row.update(val_loss=val_loss, val_auc=val_auc)
+            val_loss, val_auc = validate(row)
         history.append(row)
         progress.update(
             f"{label} epoch {epoch:3d}/{cfg.epochs} train loss {total / max(seen, 1):.3f}"

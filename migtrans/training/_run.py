@@ -35,12 +35,19 @@ from ..utils import (
     to_builtin,
     write_toml,
 )
-from ._baselines import CV_TUNED, feature_blocks, fit_baseline, fit_cv_baseline, flatten_features
+from ._baselines import (
+    CV_TUNED,
+    feature_blocks,
+    fit_baseline,
+    fit_cv_baseline,
+    flatten_features,
+    tuning_summary,
+)
 from ._calibration import calibrate_folds, ensemble_temperature
 from ._checkpoint import fold_of_subjects, open_run, read_json, write_checksums
 from ._config import TrainConfig
 from ._distributed import close_distributed, init_distributed
-from ._elasticnet import inner_cv
+from ._elasticnet import ElasticNetLogisticCV, inner_cv
 from ._folder import FoldFolder, RunFolder
 from ._loop import Progress, fit_fold, predict_logits, resolve_device
 from ._metrics import classification_metrics, metrics_table
@@ -504,6 +511,26 @@ def _train_into(out_dir, cohort, folds, loci, cfg, mcfg, resolved, resume, progr
     return RunResult(out_dir=out_dir, predictions=predictions, metrics=metrics)
 
 
+def fit_linear_prior(model, cohort, prep, fit_idx, *, seed=0):
+    """Fit the elastic net of ``model.prior`` on the fit subjects (inner cross-validation, as ``--model
+    elasticnet``) and copy it into the model.
+
+    Returns the out-of-fold log-odds of the fit subjects (an array over every cohort row, NaN elsewhere: what
+    the network trains against, since the prior's log-odds of data it was fitted on are over-confident) and
+    what was chosen, for ``fold.json``."""
+    arrays = prep.transform(cohort, fit_idx, volumes=False)
+    groups = _relative_groups(cohort)
+    net = ElasticNetLogisticCV(random_state=seed).fit(
+        flatten_features(arrays), cohort.labels[fit_idx], None if groups is None else groups[fit_idx]
+    )
+    model.prior.set_linear(
+        net.coef_[0], net.intercept_[0], feature_blocks(arrays), prep.crop_mask if "voxels" in arrays else None
+    )
+    offsets = np.full(cohort.n_subjects, np.nan)
+    offsets[fit_idx] = net.oof_decision_
+    return offsets, tuning_summary(net)
+
+
 def _describe(chosen) -> str:
     """One progress-line summary of a cross-validated baseline's choices."""
     if "C" in chosen:
@@ -531,8 +558,23 @@ def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
         model = build_model(mcfg, cohort, prep, loci).to(device)
         provider = lambda idx: prep.transform(cohort, idx)  # noqa: E731
         fold_cfg = TrainConfig.from_dict({**cfg.to_dict(), "seed": cfg.seed + k})
+        offsets = None
+        if mcfg.linear_prior:
+            bar.update(f"{label}: fitting the elastic-net prior (inner cross-validation)")
+            offsets, info["linear_prior"] = fit_linear_prior(model, cohort, prep, fit_idx, seed=cfg.seed + k)
+            bar.update(f"{label}: elastic-net prior {_describe(info['linear_prior'])}", final=True)
         state, history, best_epoch = fit_fold(
-            model, provider, cohort.labels, fit_idx, val_idx, fold_cfg, device, dist=dist, progress=bar, label=label
+            model,
+            provider,
+            cohort.labels,
+            fit_idx,
+            val_idx,
+            fold_cfg,
+            device,
+            dist=dist,
+            progress=bar,
+            label=label,
+            offsets=offsets,
         )
         logits = predict_logits(
             model, provider, np.concatenate([test_idx, held_idx]), cfg.batch_size * 2, device, cfg.amp

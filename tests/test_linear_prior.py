@@ -1,0 +1,111 @@
+"""`ModelConfig.linear_prior`: the elastic net inside MIGTrans. The untrained network is the elastic net fitted
+on the fold's fit subjects; the network trains on its out-of-fold log-odds; runs with it train, predict and
+explain."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from migtrans.data import load_cohort
+from migtrans.loci import run_loci
+from migtrans.model import ModelConfig
+from migtrans.model._prior import LinearPrior
+from migtrans.preprocess import Preprocessor
+from migtrans.training import TrainConfig, train
+from migtrans.training._baselines import feature_blocks, flatten_features
+from migtrans.training._elasticnet import ElasticNetLogisticCV
+from migtrans.training._folder import RunFolder
+from migtrans.training._run import build_model, fit_linear_prior
+
+from conftest import TINY_MODEL, TINY_TRAIN
+
+
+def test_prior_reads_the_linear_model_from_every_modality(rng):
+    shapes = {"snp": (5,), "fnc": (4, 4), "smri": (2, 3, 2)}
+    crop = rng.random((2, 3, 2)) > 0.4
+    arrays = {
+        "snp": rng.standard_normal((6, 5)),
+        "fnc": rng.standard_normal((6, 4, 4)),
+        "voxels": rng.standard_normal((6, int(crop.sum()))),
+    }
+    arrays["fnc"] = arrays["fnc"] + arrays["fnc"].transpose(0, 2, 1)  # symmetric, as FNC is
+    X = flatten_features(arrays)
+    coef = rng.standard_normal(X.shape[1])
+    prior = LinearPrior(shapes)
+    prior.set_linear(coef, -0.3, feature_blocks(arrays), crop)
+    volumes = np.zeros((6, *crop.shape))
+    volumes[:, crop] = arrays["voxels"]
+    inputs = {"snp": arrays["snp"], "fnc": arrays["fnc"], "smri": volumes}
+    got = prior({k: torch.from_numpy(v).double() for k, v in inputs.items()}).numpy()
+    np.testing.assert_allclose(got, X.astype(np.float64) @ coef - 0.3, rtol=1e-5, atol=1e-5)
+    assert not list(prior.parameters())  # buffers: no optimiser or weight decay moves them
+
+
+def test_prior_refuses_weights_that_do_not_fit():
+    prior = LinearPrior({"smri": (2, 2, 2)})
+    with pytest.raises(Exception, match="voxel weights"):
+        prior.set_linear(np.ones(3), 0.0, {"smri": slice(0, 3)}, np.ones((2, 2, 2), bool))
+
+
+def test_untrained_network_is_the_elastic_net_and_trains_on_out_of_fold_log_odds(sim_cohort):
+    cohort = load_cohort(sim_cohort.toml_path)
+    fit_idx, test_idx = np.arange(0, 30), np.arange(30, 40)
+    prep = Preprocessor().fit(cohort, fit_idx, ("snp", "fnc", "smri"))
+    loci = run_loci(cohort)
+    config = ModelConfig(**TINY_MODEL, linear_prior=True)
+    model = build_model(config, cohort, prep, loci).eval()
+    offsets, chosen = fit_linear_prior(model, cohort, prep, fit_idx, seed=4)
+    # an independent fit with the same inner folds
+    arrays = prep.transform(cohort, fit_idx, volumes=False)
+    net = ElasticNetLogisticCV(random_state=4).fit(flatten_features(arrays), cohort.labels[fit_idx])
+    assert chosen["C"] == net.C_ and chosen["l1_ratio"] == net.l1_ratio_
+    np.testing.assert_allclose(offsets[fit_idx], net.oof_decision_)
+    assert np.isnan(np.delete(offsets, fit_idx)).all()
+    # the zero head: the untrained model's log-odds are the elastic net's on unseen subjects
+    inputs = {k: torch.from_numpy(v) for k, v in prep.transform(cohort, test_idx).items()}
+    with torch.no_grad():
+        logits = model(**inputs).numpy()
+    expected = net.decision_function(flatten_features(prep.transform(cohort, test_idx, volumes=False)))
+    np.testing.assert_allclose(logits[:, 1] - logits[:, 0], expected, rtol=1e-4, atol=1e-4)
+    # a given offset replaces the prior's own log-odds
+    with torch.no_grad():
+        given = model(**inputs, prior_offset=torch.full((len(test_idx),), 2.0)).numpy()
+    np.testing.assert_allclose(given[:, 1] - given[:, 0], 2.0, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def prior_run(sim_cohort, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "prior"
+    # early stopping on a validation split: the prior alone (epoch 0) is one of the candidates
+    config = TrainConfig(**TINY_TRAIN, select="val_auc")
+    return train(sim_cohort.toml_path, out, config, {**TINY_MODEL, "linear_prior": True}, progress=False)
+
+
+def test_a_run_with_the_prior_records_it_and_scores_the_prior_alone_as_epoch_0(prior_run):
+    folder = RunFolder(prior_run.out_dir)
+    for k in (1, 2):
+        fold = folder.fold(k)
+        info = json.loads(fold.info.read_text())
+        assert {"l1_ratio", "C", "n_nonzero", "inner_auc"} <= set(info["linear_prior"])
+        history = pd.read_csv(fold.history)
+        assert history["epoch"].iloc[0] == 0 and np.isfinite(history["val_auc"].iloc[0])
+        assert 0 <= info["best_epoch"] <= TINY_TRAIN["epochs"]
+    assert json.loads(folder.resolved.read_text())["model"]["linear_prior"] is True
+
+
+def test_a_run_with_the_prior_is_explained_completely(prior_run):
+    from explain import explain_run
+
+    attributions = explain_run(prior_run.out_dir, out_dir=False, n_steps=16, faithfulness=False, device="cpu")
+    subjects = attributions.subjects
+    # integrated gradients account for the log-odds, the prior's linear part included
+    assert np.median(subjects["ig_relative_delta"]) < 0.05
+    predictions = pd.read_csv(prior_run.out_dir / "predictions.csv", dtype={"subject_id": str}).set_index("subject_id")
+    np.testing.assert_allclose(
+        subjects.set_index("subject_id")["log_odds"], predictions.loc[subjects["subject_id"], "log_odds"], atol=1e-4
+    )
