@@ -34,6 +34,8 @@ ALL = ("snp", "fnc", "smri")
 MODELS = {
     "migtrans": ({}, {}),
     "migtrans_prior": ({}, {"linear_prior": True}),
+    # the prior with early stopping on a validation split, the prior alone (epoch 0) one of the candidates
+    "migtrans_prior_stop": ({"select": "val_auc"}, {"linear_prior": True}),
     "elasticnet": ({"model": "elasticnet"}, {}),
     "late_fusion": ({"model": "late_fusion"}, {}),
     "migtrans_snp": ({"modalities": ("snp",)}, {}),
@@ -42,7 +44,7 @@ MODELS = {
     "migtrans_reads_only": ({}, {"modality_tokens": False}),
     "migtrans_tokens_only": ({}, {"modality_reads": False}),
 }
-EVERY_SIZE = ("migtrans", "migtrans_prior", "elasticnet", "late_fusion")
+EVERY_SIZE = ("migtrans", "migtrans_prior", "migtrans_prior_stop", "elasticnet", "late_fusion")
 AT_600 = ("migtrans_snp", "migtrans_fnc", "migtrans_smri", "migtrans_reads_only", "migtrans_tokens_only")
 
 

@@ -171,6 +171,19 @@ def test_methods_names_the_actual_settings(report, folder):
     assert "B = 123 permutations" in html and "d_model = 48" in html
 
 
+def test_methods_describe_the_linear_prior_only_when_the_model_had_one(folder):
+    import dataclasses
+
+    report_dir, run_dir, _ = folder
+    inputs = load_inputs(report_dir, run_dir)
+    sentence = "An elastic-net logistic regression, fitted on each fold's training subjects"
+    assert sentence not in build_methods(report_dir, run_dir, inputs=inputs).text
+    config = {**inputs.config, "model": {**inputs.model, "linear_prior": True}}
+    with_prior = dataclasses.replace(inputs, config=config)
+    text = build_methods(report_dir, run_dir, inputs=with_prior).text
+    assert sentence in text and "out-of-fold log-odds" in text
+
+
 def test_methods_name_only_the_aggregations_of_the_tables_present(folder):
     report_dir, run_dir, _ = folder
     text = build_methods(report_dir, run_dir).text

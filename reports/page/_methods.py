@@ -291,6 +291,14 @@ def _model_sentences(inputs: ReportInputs, cite) -> list[str]:
                 "features is summed rather than averaged by attention; attention rollout does not see this "
                 "path, integrated gradients do."
             )
+        if model.get("linear_prior"):
+            out.append(
+                "An elastic-net logistic regression, fitted on each fold's training subjects (l1 ratio and "
+                "penalty chosen by inner 5-fold cross-validation), added its log-odds to the network's; the "
+                "network's head started at zero and it was trained on the elastic net's inner out-of-fold "
+                "log-odds of its training subjects, so that it learned what the linear model missed. "
+                "Integrated gradients include this linear part; attention rollout does not."
+            )
     return out
 
 
