@@ -13,14 +13,10 @@ import torch
 
 from migtrans.data import load_cohort
 from migtrans.loci import run_loci
-from migtrans.model import ModelConfig
-from migtrans.model._prior import LinearPrior
+from migtrans.model import LinearPrior, ModelConfig
 from migtrans.preprocess import Preprocessor
-from migtrans.training import TrainConfig, train
+from migtrans.training import ElasticNetLogisticCV, RunFolder, TrainConfig, build_model, fit_linear_prior, train
 from migtrans.training._baselines import feature_blocks, flatten_features
-from migtrans.training._elasticnet import ElasticNetLogisticCV
-from migtrans.training._folder import RunFolder
-from migtrans.training._run import build_model, fit_linear_prior
 
 from conftest import TINY_MODEL, TINY_TRAIN
 

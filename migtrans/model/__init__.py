@@ -3,5 +3,6 @@
 from ._attention import Attention
 from ._config import ModelConfig
 from ._migtrans import MIGTrans
+from ._prior import LinearPrior
 
-__all__ = ["Attention", "MIGTrans", "ModelConfig"]
+__all__ = ["Attention", "LinearPrior", "MIGTrans", "ModelConfig"]

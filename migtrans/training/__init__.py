@@ -16,7 +16,7 @@ from ._folder import FoldFolder, RunFolder
 from ._loop import resolve_device
 from ._metrics import METRIC_COLUMNS, classification_metrics, metrics_table
 from ._predict import PredictResult, align_cohort, load_external_cohort, predict, prediction_qc
-from ._run import RunResult, build_model, permuted_run_labels, retrain, run_folds, train
+from ._run import RunResult, build_model, fit_linear_prior, permuted_run_labels, retrain, run_folds, train
 
 __all__ = [
     "ElasticNetLogisticCV",
@@ -34,6 +34,7 @@ __all__ = [
     "classification_metrics",
     "compare_runs",
     "fold_of_subjects",
+    "fit_linear_prior",
     "fit_temperature",
     "format_comparison",
     "load_external_cohort",
