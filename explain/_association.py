@@ -216,6 +216,7 @@ def trend_permutation_test(
     random_state=0,
     perm_chunk=512,
     snp_chunk=1024,
+    memory_mb=256,
 ):
     """Max-T permutation test of the per-SNP trend (score) statistic of dosage, for genome-wide FWER.
 
@@ -249,6 +250,11 @@ def trend_permutation_test(
         Permutations and SNPs per block. A block's results (perm_chunk x snp_chunk) stay in the CPU cache
         while they are centred, compared and maximised: the defaults ran 1.4x faster than whole-genome
         blocks on this project's benchmark (docs/benchmarks.md).
+    memory_mb : float
+        Bound on the working copies of the SNPs (float32 dosages, calls, residuals, about 32 bytes per
+        subject and SNP): the genome is tested in blocks of that many SNPs (a multiple of ``snp_chunk``)
+        against the same permutations, so no copy of the whole genotype matrix is made. The p-values do not
+        depend on it, the statistics only to rounding.
 
     Returns
     -------
@@ -269,89 +275,43 @@ def trend_permutation_test(
 
     from ._permutation import PermutationResult, bh_fdr, check_design, permuted_labels
 
-    g = np.asarray(genotypes, dtype=np.float32)
-    n, m = g.shape
+    genotypes = np.asarray(genotypes)  # a float32 matrix is read in place, a block of SNPs at a time
+    n, m = genotypes.shape
     y, strata = check_design(labels, n, n_permutations, strata)
     y = y.astype(np.int8)
-    missing = np.isnan(g)
-    filled = np.where(missing, np.float32(0), g)
-    calls = filled.astype(np.int8)
-    if not np.array_equal(calls, filled) or calls.min() < 0 or calls.max() > 2:
-        raise ParameterError("genotypes: the trend permutation test needs hard calls 0, 1, 2 (or NaN)")
-    groups = [np.flatnonzero(strata == s) for s in np.unique(strata)]
-    n1_s = np.array([int(y[rows].sum()) for rows in groups])
-    n_s = np.array([len(rows) for rows in groups])
-    # per stratum: observed calls, their total and mean (the imputed value of a missing call)
-    count_s = np.stack([n_s[k] - missing[rows].sum(axis=0) for k, rows in enumerate(groups)])
-    total_s = np.stack([calls[rows].sum(axis=0, dtype=np.int64) for rows in groups])
-    mean_s = total_s / np.maximum(count_s, 1)
-    if covariates is None:
-        residual = None
-        squares = np.stack([(filled[rows].astype(np.float64) ** 2).sum(axis=0) for rows in groups])
-        ss_s = np.maximum(squares - count_s * mean_s**2, 0)
-    else:
-        residual = _residualised(filled, missing, mean_s, groups, covariates)
-        ss_s = np.stack([(residual[rows].astype(np.float64) ** 2).sum(axis=0) for rows in groups])
-    scale = np.sqrt((n1_s * (n_s - n1_s) / n_s**2) @ ss_s)
-    scale = np.where(scale > 1e-12, scale, np.nan)
-
-    def blocks(matrix):
-        # contiguous SNP blocks: the matrix kernels read their operands as dense row-major matrices
-        return [torch.from_numpy(np.ascontiguousarray(matrix[:, s : s + snp_chunk])) for s in range(0, m, snp_chunk)]
-
-    starts = range(0, m, snp_chunk)
-    if residual is None:
-        # numerator = S - sum_s (n1_s - M_s) mean_s, with S the case sum of the observed calls and M_s the
-        # cases of stratum s with a missing call: exact integers combined by the same float64 operations
-        # for the observed and the permuted labels, so equal case sums stay equal numerators
-        call_blocks = blocks(calls)
-        stratum_missing = [
-            [block if block.any() else None for block in blocks(missing & (strata == s)[:, None])]
-            for s in np.unique(strata)
-        ]
-        mean_t = torch.from_numpy(mean_s)
-        constant = torch.from_numpy(n1_s.astype(np.float64) @ mean_s)
-
-        def signed_d(Y, k):
-            cols = slice(starts[k], starts[k] + call_blocks[k].shape[1])
-            d = torch._int_mm(Y, call_blocks[k]).double().sub_(constant[cols])
-            for s, per_block in enumerate(stratum_missing):
-                if per_block[k] is not None:
-                    d.add_(torch._int_mm(Y, per_block[k].to(torch.int8)).double().mul_(mean_t[s, cols]))
-            return d
-
-        # rationally equal numerators from different (S, M_s) differ by float64 rounding: count them as ties
-        tolerance = 1e-9
-    else:
-        residual_blocks = blocks(residual)
-
-        def signed_d(Y, k):
-            return (Y.float() @ residual_blocks[k]).double()
-
-        tolerance = 1e-5
-
+    design = _TrendDesign(y, strata, covariates)
+    # every block of SNPs meets the same permutations: B x n labels are small, the SNPs are not
+    rng = np.random.default_rng(random_state)
+    permutations = [
+        torch.from_numpy(np.ascontiguousarray(Y)) for Y in permuted_labels(y, strata, n_permutations, rng, perm_chunk)
+    ]
     # a fresh 2-D copy: the integer kernel misreads a size-1 axis with stride 0 (as numpy makes for y[None, :])
     y_row = torch.from_numpy(y[None, :].copy())
-    d_obs = torch.cat([signed_d(y_row, k)[0] for k in range(len(starts))])
-    weight = torch.from_numpy(np.where(np.isfinite(scale), 1 / np.where(np.isfinite(scale), scale, 1), 0))
-    observed = np.where(np.isfinite(scale), d_obs.numpy() / np.where(np.isfinite(scale), scale, 1), np.nan)
-    observed_d = d_obs.abs() * (1 - tolerance)
-    threshold = (observed_d * weight).numpy()
-    exceed = torch.zeros(m, dtype=torch.int64)
-    max_null = np.empty(n_permutations)
-    done = 0
-    rng = np.random.default_rng(random_state)
-    for Y in permuted_labels(y, strata, n_permutations, rng, perm_chunk):
-        Y = torch.from_numpy(np.ascontiguousarray(Y))
-        block_max = torch.zeros(Y.shape[0], dtype=torch.float64)
-        for k in range(len(starts)):
-            d = signed_d(Y, k).abs_()
-            cols = slice(starts[k], starts[k] + d.shape[1])
-            exceed[cols] += (d >= observed_d[cols]).sum(dim=0)
-            block_max = torch.maximum(block_max, (d * weight[cols]).max(dim=1).values)
-        max_null[done : done + Y.shape[0]] = block_max.numpy()
-        done += Y.shape[0]
-    exceed = exceed.numpy()
+    observed, threshold = np.empty(m), np.empty(m)
+    exceed = np.zeros(m, dtype=np.int64)
+    max_null = np.zeros(n_permutations)
+    block = max(1, int(memory_mb * 2**20 / (32 * n)) // snp_chunk) * snp_chunk
+    for start in range(0, m, block):
+        snps = slice(start, min(start + block, m))
+        part = _TrendBlock(genotypes[:, snps], design, snp_chunk)
+        d_obs = torch.cat([part.signed_d(y_row, k)[0] for k in range(len(part.chunks))])
+        finite = np.isfinite(part.scale)
+        weight = torch.from_numpy(np.where(finite, 1 / np.where(finite, part.scale, 1), 0))
+        observed[snps] = np.where(finite, d_obs.numpy() / np.where(finite, part.scale, 1), np.nan)
+        observed_d = d_obs.abs() * (1 - part.tolerance)
+        threshold[snps] = (observed_d * weight).numpy()
+        block_exceed = torch.zeros(len(observed_d), dtype=torch.int64)
+        done = 0
+        for Y in permutations:
+            block_max = torch.zeros(Y.shape[0], dtype=torch.float64)
+            for k, cols in enumerate(part.chunks):
+                d = part.signed_d(Y, k).abs_()
+                block_exceed[cols] += (d >= observed_d[cols]).sum(dim=0)
+                block_max = torch.maximum(block_max, (d * weight[cols]).max(dim=1).values)
+            rows = slice(done, done + Y.shape[0])
+            max_null[rows] = np.maximum(max_null[rows], block_max.numpy())
+            done += Y.shape[0]
+        exceed[snps] = block_exceed.numpy()
     valid = np.isfinite(observed)
     p_perm = np.where(valid, (exceed + 1) / (n_permutations + 1), np.nan)
     n_ge = n_permutations - np.searchsorted(np.sort(max_null), threshold, side="left")
@@ -366,23 +326,108 @@ def trend_permutation_test(
     )
 
 
-def _residualised(filled, missing, mean_s, groups, covariates, chunk=4096):
-    """Dosages (missing calls at their stratum's mean) minus their least-squares fit on the strata and the
-    covariates, float32 (n, m)."""
+class _TrendDesign:
+    """What every block of SNPs of `trend_permutation_test` shares: the labels, the strata and their case
+    counts, and the basis of the strata and covariates that dosages are residualised on (None without
+    covariates)."""
+
+    def __init__(self, y, strata, covariates):
+        self.y, self.strata = y, strata
+        self.names = np.unique(strata)
+        self.groups = [np.flatnonzero(strata == s) for s in self.names]
+        self.n1_s = np.array([int(y[rows].sum()) for rows in self.groups])
+        self.n_s = np.array([len(rows) for rows in self.groups])
+        self.stratum_of = np.empty(len(y), dtype=np.int64)
+        for k, rows in enumerate(self.groups):
+            self.stratum_of[rows] = k
+        self.basis = None if covariates is None else self._basis(covariates)
+
+    def _basis(self, covariates):
+        n = len(self.y)
+        C = np.asarray(covariates, dtype=np.float64).reshape(n, -1)
+        if not np.isfinite(C).all():
+            raise ParameterError("covariates: the trend test needs finite numeric covariates for every subject")
+        indicators = np.zeros((n, len(self.groups)))
+        for k, rows in enumerate(self.groups):
+            indicators[rows, k] = 1.0
+        Q, _ = np.linalg.qr(np.column_stack([indicators, C - C.mean(axis=0)]))
+        return Q
+
+
+class _TrendBlock:
+    """One block of SNPs of `trend_permutation_test`: its scale (the statistic's standard deviation under
+    permutation, NaN where it cannot vary) and the numerator of any labels, a chunk of ``snp_chunk`` SNPs
+    at a time (`signed_d`). Every quantity is per SNP, so a block's equal the whole genome's."""
+
+    def __init__(self, genotypes, design: _TrendDesign, snp_chunk):
+        import torch
+
+        g = np.asarray(genotypes, dtype=np.float32)
+        b = g.shape[1]
+        missing = np.isnan(g)
+        filled = np.where(missing, np.float32(0), g)
+        calls = filled.astype(np.int8)
+        if not np.array_equal(calls, filled) or calls.min() < 0 or calls.max() > 2:
+            raise ParameterError("genotypes: the trend permutation test needs hard calls 0, 1, 2 (or NaN)")
+        groups, n1_s, n_s = design.groups, design.n1_s, design.n_s
+        # per stratum: observed calls, their total and mean (the imputed value of a missing call)
+        count_s = np.stack([n_s[k] - missing[rows].sum(axis=0) for k, rows in enumerate(groups)])
+        total_s = np.stack([calls[rows].sum(axis=0, dtype=np.int64) for rows in groups])
+        mean_s = total_s / np.maximum(count_s, 1)
+        if design.basis is None:
+            residual = None
+            squares = np.stack([(filled[rows].astype(np.float64) ** 2).sum(axis=0) for rows in groups])
+            ss_s = np.maximum(squares - count_s * mean_s**2, 0)
+        else:
+            residual = _residualised(filled, missing, mean_s, design.stratum_of, design.basis)
+            ss_s = np.stack([(residual[rows].astype(np.float64) ** 2).sum(axis=0) for rows in groups])
+        scale = np.sqrt((n1_s * (n_s - n1_s) / n_s**2) @ ss_s)
+        self.scale = np.where(scale > 1e-12, scale, np.nan)
+        self.chunks = [slice(s, min(s + snp_chunk, b)) for s in range(0, b, snp_chunk)]
+
+        def blocks(matrix):
+            # contiguous SNP chunks: the matrix kernels read their operands as dense row-major matrices
+            return [torch.from_numpy(np.ascontiguousarray(matrix[:, cols])) for cols in self.chunks]
+
+        self._residual = None if residual is None else blocks(residual)
+        if residual is None:
+            # numerator = S - sum_s (n1_s - M_s) mean_s, with S the case sum of the observed calls and M_s the
+            # cases of stratum s with a missing call: exact integers combined by the same float64 operations
+            # for the observed and the permuted labels, so equal case sums stay equal numerators
+            self._calls = blocks(calls)
+            self._stratum_missing = [
+                [chunk if chunk.any() else None for chunk in blocks(missing & (design.strata == s)[:, None])]
+                for s in design.names
+            ]
+            self._mean = torch.from_numpy(mean_s)
+            self._constant = torch.from_numpy(n1_s.astype(np.float64) @ mean_s)
+            # rationally equal numerators from different (S, M_s) differ by float64 rounding: count them as ties
+            self.tolerance = 1e-9
+        else:
+            self.tolerance = 1e-5
+
+    def signed_d(self, Y, k):
+        """The numerator (case sum of the centred dosages) of chunk ``k`` for each row of labels ``Y``,
+        float64 (rows of Y, SNPs of the chunk)."""
+        import torch
+
+        if self._residual is not None:
+            return (Y.float() @ self._residual[k]).double()
+        cols = self.chunks[k]
+        d = torch._int_mm(Y, self._calls[k]).double().sub_(self._constant[cols])
+        for s, per_chunk in enumerate(self._stratum_missing):
+            if per_chunk[k] is not None:
+                d.add_(torch._int_mm(Y, per_chunk[k].to(torch.int8)).double().mul_(self._mean[s, cols]))
+        return d
+
+
+def _residualised(filled, missing, mean_s, stratum_of, basis, chunk=4096):
+    """Dosages (missing calls at their stratum's mean) minus their least-squares fit on the orthonormal
+    ``basis`` of the strata and the covariates, float32 (n, m)."""
     n, m = filled.shape
-    C = np.asarray(covariates, dtype=np.float64).reshape(n, -1)
-    if not np.isfinite(C).all():
-        raise ParameterError("covariates: the trend test needs finite numeric covariates for every subject")
-    indicators = np.zeros((n, len(groups)))
-    for k, rows in enumerate(groups):
-        indicators[rows, k] = 1.0
-    Q, _ = np.linalg.qr(np.column_stack([indicators, C - C.mean(axis=0)]))
-    stratum_of = np.empty(n, dtype=np.int64)
-    for k, rows in enumerate(groups):
-        stratum_of[rows] = k
     out = np.empty((n, m), dtype=np.float32)
     for s in range(0, m, chunk):
         block = filled[:, s : s + chunk].astype(np.float64)
         block = np.where(missing[:, s : s + chunk], mean_s[stratum_of, s : s + chunk], block)
-        out[:, s : s + chunk] = block - Q @ (Q.T @ block)
+        out[:, s : s + chunk] = block - basis @ (basis.T @ block)
     return out

@@ -4,6 +4,8 @@ each came from; saved as NPY/CSV/JSON/NIfTI (never pickles) so explaining and re
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from migtrans.exceptions import RunError
-from migtrans.utils import atomic_write_text, to_builtin
+from migtrans.utils import atomic_write_text, shareable, to_builtin
 
 from ._exports import write_exports
 from ._folder import ExplanationFolder
@@ -31,7 +33,8 @@ class Attributions:
         ``label`` (1 = positive), ``prob_positive``, ``log_odds``, ``ig_delta``, ``ig_relative_delta``,
         and the rollout share of each modality (``rollout_share_<modality>``).
     snp : ndarray (n, m) or None
-        IG attribution of each SNP (standardised dosage input).
+        IG attribution of each SNP (standardised dosage input). This and ``smri``, when large, are memory
+        maps (of `explain_run`'s temporary files, or of the saved folder, by `load`).
     fnc : ndarray (n, K, K) or None
         IG attribution of each edge, symmetric: entry (i, j) = (j, i) = the edge's whole attribution.
     smri : ndarray (n, V) or None
@@ -96,7 +99,7 @@ class Attributions:
         for name in _ARRAYS:
             value = getattr(self, name)
             if value is not None:
-                np.save(files.array(name), np.asarray(value, dtype=np.float32), allow_pickle=False)
+                _save_array(files.array(name), np.asarray(value, dtype=np.float32))
         if self.mask is not None:
             nib.save(nib.Nifti1Image(self.mask.astype(np.uint8), self.affine), files.mask)
             if self.smri is not None:
@@ -137,3 +140,18 @@ class Attributions:
         }
         tables = {name: optional.pop(name) for name in (*files.RESULT_TABLES, *files.COHORT_TABLES) if name in optional}
         return cls(subjects=subjects, mask=mask, affine=affine, settings=settings, tables=tables, **optional, **arrays)
+
+
+def _save_array(path: Path, values: np.ndarray) -> None:
+    """``np.save`` through a temporary file and a rename. ``values`` may be mapped from the very file it
+    replaces (tables rebuilt in place), which must not be truncated under the map; and a contiguous array,
+    mapped or not, is written straight from its pages (``tofile``), never copied whole into memory."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.save(handle, values, allow_pickle=False)
+        shareable(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -4,14 +4,16 @@ faithfulness checks."""
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from migtrans.exceptions import ParameterError
+from migtrans.exceptions import MigtransError, ParameterError
 
 from ._attributions import Attributions
 from ._faithfulness import deletion_curve, modality_ablation
@@ -111,6 +113,12 @@ def explain_run(
     Attributions
         With ``settings`` recording every choice, ``faithfulness`` tables attached as attributes
         ``ablation`` and ``deletion`` when computed.
+
+    Notes
+    -----
+    The per-subject SNP and voxel attributions are summed in temporary files under ``TMPDIR`` when over
+    64 MiB (500 subjects x 500,000 SNPs take 1 GB): set ``TMPDIR`` to a disk with room, not a memory-backed
+    file system. The returned arrays are maps of those files, whose space is freed with the arrays.
     """
     if rollout_method not in ("gradient", "attention"):
         raise ParameterError(f"rollout_method: expected 'gradient' or 'attention', found {rollout_method!r}")
@@ -221,7 +229,9 @@ def rebuild_tables(
     Attributions
     """
     start = time.perf_counter()
-    saved = Attributions.load(source, mmap=False)
+    # memory-mapped: the tables read each modality a block at a time (`Attributions.save` may then write
+    # over ``source`` itself, a file at a time through a rename)
+    saved = Attributions.load(source)
     s = dict(saved.settings)
     if s.get("method") != "integrated_gradients":
         raise ParameterError(f"{source}: no saved attributions of migtrans-explain here (settings.json lacks them)")
@@ -331,9 +341,9 @@ def _attribute(oof, baseline, ig_options, rollout_method, batch_size, random_sta
     (weight 1) or, for an explanation set, every fold model (weight 1/k, the ensemble mean)."""
     cohort, n, mods = oof.cohort, len(oof.rows), oof.modalities
     ig = {
-        "snp": np.zeros((n, cohort.genotypes.shape[1]), np.float32) if "snp" in mods else None,
+        "snp": _accumulator((n, cohort.genotypes.shape[1])) if "snp" in mods else None,
         "fnc": np.zeros((n, *cohort.fnc.shape[1:]), np.float32) if "fnc" in mods else None,
-        "smri": np.zeros((n, cohort.voxels.shape[1]), np.float32) if "smri" in mods else None,
+        "smri": _accumulator((n, cohort.voxels.shape[1])) if "smri" in mods else None,
     }
     roll = {m: None for m in mods}
     shares = np.zeros((n, len(mods)))
@@ -368,9 +378,40 @@ def _attribute(oof, baseline, ig_options, rollout_method, batch_size, random_sta
                 if roll[m] is None:
                     roll[m] = np.zeros((n, values.shape[1]), np.float32)
                 roll[m][pos] += weight * values
+    for values in ig.values():
+        if isinstance(values, np.memmap):
+            values.flush()  # written out: the kernel may now drop its pages instead of swapping
     # completeness of the explained function (one model, or the ensemble mean): |delta| / |f(x) - f(baseline)|
     rel = np.abs(delta) / np.maximum(np.abs(attr_sum - delta), 1e-12)
     return dict(ig=ig, roll=roll, shares=shares, log_odds=log_odds, delta=delta, rel=rel)
+
+
+#: per-subject IG arrays larger than this (MiB) are summed in a file-backed map rather than in memory
+ON_DISK_MB = 64
+
+
+def _accumulator(shape) -> np.ndarray:
+    """A zeroed float32 array to sum attributions into: in memory when small; otherwise mapped from a
+    temporary file under TMPDIR, so that 500 x 500,000 SNPs (1 GB) and as many voxels are held as pages the
+    kernel can write out and drop, not as anonymous memory. The file has no name once made: its space is
+    freed with the array, even when the process is killed."""
+    size = 4 * int(np.prod(shape))
+    if size <= ON_DISK_MB * 2**20:
+        return np.zeros(shape, np.float32)
+    with tempfile.TemporaryFile(prefix="migtrans-ig-") as handle:
+        try:
+            # claim the space now: a full disk under a map is a SIGBUS mid-run, not an error
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(handle.fileno(), 0, size)
+            else:  # macOS: a sparse file
+                handle.truncate(size)
+        except OSError as exc:
+            raise MigtransError(
+                f"{tempfile.gettempdir()}: no room for {size / 2**20:.0f} MiB of integrated gradients kept on "
+                f"disk while they are summed ({exc.strerror}); set TMPDIR to a folder with room"
+            ) from None
+        # the map keeps the file open after the handle closes; the file reads as zeros
+        return np.memmap(handle, dtype=np.float32, mode="r+", shape=shape)
 
 
 def _assemble(oof, passes, settings) -> Attributions:
@@ -390,11 +431,10 @@ def _assemble(oof, passes, settings) -> Attributions:
     )
     for j, m in enumerate(mods):
         subjects[f"rollout_share_{m}"] = passes["shares"][:, j]
-    total = sum(np.abs(ig[m].reshape(n, -1)).sum(axis=1, dtype=np.float64) for m in mods)
+    absolute = {m: _abs_row_sums(ig[m].reshape(n, -1)) for m in mods}
+    total = sum(absolute[m] for m in mods)
     for m in mods:
-        subjects[f"ig_abs_share_{m}"] = np.abs(ig[m].reshape(n, -1)).sum(axis=1, dtype=np.float64) / np.maximum(
-            total, 1e-12
-        )
+        subjects[f"ig_abs_share_{m}"] = absolute[m] / np.maximum(total, 1e-12)
     return Attributions(
         subjects=subjects,
         snp=ig["snp"],
@@ -407,6 +447,13 @@ def _assemble(oof, passes, settings) -> Attributions:
         affine=cohort.affine if "smri" in mods else None,
         settings=settings,
     )
+
+
+def _abs_row_sums(X, memory_mb=16) -> np.ndarray:
+    """Sum of |x| over each row, in float64, a block of rows at a time: ``np.abs`` of a whole modality would
+    be a dense copy of it. Each row's sum is numpy's for the whole matrix, whatever the block."""
+    rows = max(1, int(memory_mb * 2**20 // max(1, 4 * X.shape[1])))
+    return np.concatenate([np.abs(X[s : s + rows]).sum(axis=1, dtype=np.float64) for s in range(0, len(X), rows)])
 
 
 def _add_faithfulness(attributions, oof, baseline, deletion_fractions, random_state) -> None:

@@ -70,6 +70,15 @@ def _feature_setter(modality, prep, features):
     return apply
 
 
+def _mean_abs(values) -> np.ndarray:
+    """``np.abs(values).mean(axis=0)`` one subject at a time (a dense copy of |values| would be 1 GB at 500,000 SNPs),
+    summed in the order numpy sums over the first axis, so the ranking is the same to the bit."""
+    total = np.abs(values[0])
+    for row in values[1:]:
+        total += np.abs(row)
+    return np.true_divide(total, np.intp(len(values)), out=total, casting="unsafe")
+
+
 def deletion_curve(
     oof, attributions, modality, *, fractions=DEFAULT_FRACTIONS, n_random=3, baseline="mean", random_state=0
 ) -> pd.DataFrame:
@@ -81,7 +90,7 @@ def deletion_curve(
     ``auc_random_sd``.
     """
     values = attributions.edges() if modality == "fnc" else np.asarray(getattr(attributions, modality))
-    importance = np.abs(values).mean(axis=0)
+    importance = _mean_abs(values)
     order = np.argsort(-importance, kind="stable")
     n_features = len(order)
     labels = oof.labels

@@ -233,8 +233,35 @@ def permutation_test(
     >>> round(float(res.contrast[0]), 1), round(float(x[y == 1].mean() - x[y == 0].mean()), 1)
     (1.0, 7.0)
     """
+    return _permutation_test(
+        X,
+        None,
+        labels,
+        strata=strata,
+        n_permutations=n_permutations,
+        random_state=random_state,
+        perm_chunk=perm_chunk,
+        memory_mb=memory_mb,
+        dtype=dtype,
+    )
+
+
+def _permutation_test(
+    X,
+    rows,
+    labels,
+    *,
+    strata=None,
+    n_permutations=1000,
+    random_state=0,
+    perm_chunk=250,
+    memory_mb=256,
+    dtype=np.float64,
+) -> PermutationResult:
+    """`permutation_test` of ``X[rows]`` (every row: None), which reads ``X`` a block of features at a time:
+    a fold's rows of 500,000 SNPs are never copied whole."""
     X = np.asarray(X)
-    n, f = X.shape
+    n, f = (X.shape[0] if rows is None else len(rows)), X.shape[1]
     y, strata = check_design(labels, n, n_permutations, strata)
     rng = np.random.default_rng(random_state)
     # every block of features meets the same permutations: B x n labels are small, the features are not
@@ -245,7 +272,8 @@ def permutation_test(
     # per stratum two products plus a few temporaries of (features x permutations) float64
     feat_chunk = max(1, int(memory_mb * 2**20 / (8 * max(1, perm_chunk) * 6)))
     for block in _feature_blocks(n, f, memory_mb):
-        parts, observed[block], contrast[block], valid[block] = _design(X[:, block], y, strata, dtype)
+        columns = X[:, block] if rows is None else X[:, block][rows]
+        parts, observed[block], contrast[block], valid[block] = _design(columns, y, strata, dtype)
         parts = [s for s in parts if s.informative]
         abs_obs = np.where(valid[block], np.abs(observed[block]), np.inf)
         done = 0
@@ -342,11 +370,12 @@ def per_fold_test(X, labels, folds, *, strata=None, n_permutations=1000, random_
     names = np.unique(folds)
     p, p_fwer = [], []
     for k, fold in enumerate(names):
-        rows = folds == fold
+        rows = np.flatnonzero(folds == fold)
         if y[rows].min() == y[rows].max():
             raise ParameterError(f"fold {fold}: its held-out subjects hold one class only, nothing to permute")
-        res = permutation_test(
-            X[rows],
+        res = _permutation_test(
+            X,
+            rows,
             y[rows],
             strata=strata[rows],
             n_permutations=n_permutations,
@@ -369,7 +398,7 @@ def per_fold_test(X, labels, folds, *, strata=None, n_permutations=1000, random_
     )
 
 
-def retraining_p(stat, null_stats) -> tuple[np.ndarray, np.ndarray]:
+def retraining_p(stat, null_stats, *, chunk=16384) -> tuple[np.ndarray, np.ndarray]:
     """p-values of observed statistics against the same statistics from B_r null runs.
 
     Parameters
@@ -379,6 +408,8 @@ def retraining_p(stat, null_stats) -> tuple[np.ndarray, np.ndarray]:
     null_stats : array (B_r, f)
         The statistic of each feature in each null run (models trained on permuted labels, explained and
         contrasted by the permuted labels); NaN counts as 0.
+    chunk : int
+        Features compared at once (bounds the float64 copies of the null statistics).
 
     Returns
     -------
@@ -392,15 +423,25 @@ def retraining_p(stat, null_stats) -> tuple[np.ndarray, np.ndarray]:
     ([0.5, 0.5], [0.5, 0.75])
     """
     stat = np.asarray(stat, dtype=np.float64)
-    null = np.abs(np.nan_to_num(np.asarray(null_stats, dtype=np.float64), nan=0.0, posinf=np.inf, neginf=np.inf))
-    if null.ndim != 2 or null.shape[1] != len(stat):
-        raise ParameterError(f"null_stats: expected (null runs, {len(stat)}) statistics, found shape {null.shape}")
+    null_stats = np.asarray(null_stats)
+    if null_stats.ndim != 2 or null_stats.shape[1] != len(stat):
+        raise ParameterError(
+            f"null_stats: expected (null runs, {len(stat)}) statistics, found shape {null_stats.shape}"
+        )
     valid = ~np.isnan(stat)
     obs = np.abs(np.where(valid, stat, np.inf))
-    B = null.shape[0]
-    exceed = (null >= obs * (1 - 1e-9)).sum(axis=0)
+    B = null_stats.shape[0]
+    exceed = np.zeros(len(stat), dtype=np.int64)
+    # the family is the features testable in the observed data; every |statistic| is >= 0
+    largest = np.zeros(B)
+    # a block of features at a time: 99 null runs of 500,000 SNPs are 400 MB, and each copy as much again
+    for start in range(0, len(stat), chunk):
+        cols = slice(start, start + chunk)
+        null = np.nan_to_num(np.asarray(null_stats[:, cols], dtype=np.float64), nan=0.0, posinf=np.inf, neginf=np.inf)
+        null = np.abs(null, out=null)
+        exceed[cols] = (null >= obs[cols] * (1 - 1e-9)).sum(axis=0)
+        if valid[cols].any():
+            largest = np.maximum(largest, null[:, valid[cols]].max(axis=1))
     p = np.where(valid, (exceed + 1) / (B + 1), np.nan)
-    # the family is the features testable in the observed data
-    largest = null[:, valid].max(axis=1) if valid.any() else np.zeros(B)
     p_fwer = np.where(valid, max_t_p(obs, largest), np.nan)
     return p, p_fwer

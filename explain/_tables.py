@@ -122,8 +122,30 @@ def feature_matrices(oof, attributions, atlas="aal") -> dict:
         out["nodes"] = np.asarray(attributions.fnc).sum(axis=2, dtype=np.float64)
     if attributions.smri is not None:
         voxel_label, names = atlas_regions_in_mask(atlas, attributions.mask, attributions.affine)
-        X = np.asarray(attributions.smri)
-        out["regions"] = np.column_stack([X[:, voxel_label == v].sum(axis=1, dtype=np.float64) for v in names])
+        out["regions"] = _region_sums(attributions.smri, voxel_label, list(names))
+    return out
+
+
+def _region_sums(X, voxel_label, regions, *, memory_mb=64) -> np.ndarray:
+    """Per-subject sum of each region's voxels, (n, regions) float64.
+
+    One pass over blocks of subjects (rows), each sorted by region once: ``X`` is typically a memory map of
+    every voxel, which gathering each region's voxels across all subjects would read once per region. A
+    region's sum is numpy's pairwise sum of its voxels in float64, in mask order, whatever the block.
+    """
+    order = np.argsort(voxel_label, kind="stable")
+    sorted_labels = voxel_label[order]
+    bounds = [
+        (np.searchsorted(sorted_labels, v, side="left"), np.searchsorted(sorted_labels, v, side="right"))
+        for v in regions
+    ]
+    out = np.empty((len(X), len(regions)))
+    # a block's float32 rows gathered in region order, and their float64 copy
+    rows = max(1, int(memory_mb * 2**20 // max(1, 12 * len(order))))
+    for s in range(0, len(X), rows):
+        block = np.take(X[s : s + rows], order, axis=1).astype(np.float64)
+        for j, (start, stop) in enumerate(bounds):
+            out[s : s + rows, j] = block[:, start:stop].sum(axis=1)
     return out
 
 

@@ -176,6 +176,90 @@ def test_optional_parts_are_saved_and_loaded_by_attributions_itself(explained):
     assert bare.ablation is None and bare.deletion is None and bare.tables == {}
 
 
+@pytest.mark.parametrize("run", ["baseline_run", "explanation_set_run"])
+def test_large_attributions_are_summed_on_disk_to_the_same_values_and_files(run, request, monkeypatch, tmp_path):
+    """Over `ON_DISK_MB` the SNP and voxel IG arrays are summed in maps of unnamed temporary files under
+    TMPDIR: the same values, subject shares and saved files as in memory, and no file left behind."""
+    import tempfile
+
+    from explain import _explain
+
+    oof = OutOfFold(request.getfixturevalue(run).out_dir, device="cpu")
+    options = dict(n_steps=8, internal_batch_size=None, smoothgrad_samples=0, noise_level=None)
+
+    def attributions():
+        passes = _explain._attribute(oof, "mean", options, "gradient", 16, 0, False)
+        return passes["ig"], _explain._assemble(oof, passes, {})
+
+    memory, in_memory = attributions()
+    assert not any(isinstance(values, np.memmap) for values in memory.values())
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setattr(_explain, "ON_DISK_MB", 0)
+    disk, on_disk = attributions()
+    assert isinstance(disk["snp"], np.memmap) and isinstance(disk["smri"], np.memmap)
+    assert not isinstance(disk["fnc"], np.memmap)  # small: in memory whatever the size
+    for m in ("snp", "fnc", "smri"):
+        np.testing.assert_array_equal(disk[m], memory[m])
+    pd.testing.assert_frame_equal(on_disk.subjects, in_memory.subjects, check_exact=True)
+    assert list(scratch.iterdir()) == []  # the files have no name: nothing to clean up, even after a kill
+    written = {name: folder for name, folder in (("memory", tmp_path / "a"), ("disk", tmp_path / "b"))}
+    in_memory.save(written["memory"])
+    on_disk.save(written["disk"])
+    for name in ("snp.npy", "fnc.npy", "smri.npy", "subjects.csv", "smri_attribution.nii.gz"):
+        assert (written["disk"] / name).read_bytes() == (written["memory"] / name).read_bytes(), name
+    assert list(scratch.iterdir()) == [] and not list(written["disk"].glob(".*.tmp"))
+
+
+def test_large_attributions_are_saved_over_the_files_they_are_mapped_from(explained, tmp_path):
+    """Tables rebuilt in place save a loaded folder's memory maps over their own files: each is written
+    aside and renamed over the old one, never truncated under its map."""
+    import shutil
+
+    _, out = explained
+    folder = tmp_path / "copy"
+    shutil.copytree(out, folder)
+    loaded = Attributions.load(folder)
+    assert isinstance(loaded.snp, np.memmap)
+    loaded.save(folder)
+    for name in ("snp.npy", "fnc.npy", "smri.npy"):
+        assert (folder / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_abs_shares_and_deletion_ranking_read_a_block_of_subjects_at_a_time_to_the_same_bits():
+    from explain._explain import _abs_row_sums
+    from explain._faithfulness import _mean_abs
+
+    rng = np.random.default_rng(2)
+    X = (rng.standard_normal((203, 10_007)) * rng.lognormal(0, 3, 10_007)).astype(np.float32)
+    np.testing.assert_array_equal(_abs_row_sums(X, memory_mb=0.1), np.abs(X).sum(axis=1, dtype=np.float64))
+    np.testing.assert_array_equal(_mean_abs(X), np.abs(X).mean(axis=0))
+
+
+def test_region_sums_in_one_pass_equal_a_sum_per_region(tmp_path):
+    """Regions are summed a block of subjects at a time from one sort of the voxels by region: equal to
+    gathering each region's voxels (to float64 rounding: numpy's pairwise sums are blocked differently),
+    and the same to the bit whatever the block."""
+    from explain._tables import _region_sums
+
+    rng = np.random.default_rng(3)
+    n, V = 37, 5003
+    voxel_label = rng.integers(0, 12, V)  # 0 and 11: voxels outside every named region
+    voxel_label[17] = 40  # a region of one voxel
+    regions = [*range(1, 11), 40]
+    X = np.lib.format.open_memmap(tmp_path / "smri.npy", mode="w+", dtype=np.float32, shape=(n, V))
+    X[:] = rng.standard_normal((n, V)) * rng.lognormal(0, 2, V)
+    X.flush()
+    gathered = np.column_stack([X[:, voxel_label == v].sum(axis=1, dtype=np.float64) for v in regions])
+    whole = _region_sums(X, voxel_label, regions)
+    blocks = _region_sums(X, voxel_label, regions, memory_mb=0.2)
+    assert 0.2 * 2**20 < 12 * V * n  # the small budget does split the subjects
+    np.testing.assert_allclose(whole, gathered, rtol=1e-13, atol=0)
+    np.testing.assert_array_equal(blocks, whole)
+    np.testing.assert_array_equal(whole[:, -1], X[:, 17])
+
+
 def test_faithfulness_tables(explained):
     attributions, out = explained
     ablation = pd.read_csv(out / "ablation.csv")

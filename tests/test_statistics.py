@@ -252,6 +252,9 @@ def test_retraining_p_counts_null_runs_at_least_as_extreme():
     # max-T over the testable features of each null run (NaN counts as 0; feature 2 is not in the family):
     # 1.2, 3.0, 0.5, 2.5
     np.testing.assert_allclose(p_fwer[[0, 1, 3]], [(2 + 1) / 5, (3 + 1) / 5, (4 + 1) / 5])
+    # the same a feature at a time (the null statistics are compared in blocks of features)
+    for got, whole in zip(retraining_p(stat, null, chunk=1), (p, p_fwer)):
+        np.testing.assert_array_equal(got, whole)
 
 
 def test_bh_is_nan_safe_and_matches_statsmodels(rng):
@@ -422,6 +425,52 @@ def test_trend_max_t_with_covariates_equals_a_brute_force_loop(rng):
     null = np.abs(np.array([_stratified_trend(g, p, strata, pcs) for p in perms]))
     np.testing.assert_allclose(res.stat, observed, rtol=1e-5)
     np.testing.assert_array_equal(res.p_perm, ((null >= np.abs(observed) * (1 - 1e-5)).sum(0) + 1) / (B + 1))
+
+
+@pytest.mark.parametrize("covariates", [False, True])
+def test_trend_max_t_a_block_of_snps_at_a_time_equals_the_whole_genome_and_a_brute_force_loop(covariates, monkeypatch):
+    """The genome is tested in blocks of SNPs (no whole-genome copy of dosages, calls or residuals) against
+    the same permutations: with missing calls, two strata and several blocks, p-values and max-T equal
+    one block's and an explicit loop's."""
+    from explain import _association, trend_permutation_test
+
+    rng = np.random.default_rng(8)
+    n, m, B = 90, 53, 59
+    y = rng.permutation(np.repeat([0, 1], [49, 41]))
+    strata = rng.integers(0, 2, n)
+    g = rng.binomial(2, rng.uniform(0.1, 0.5, m), size=(n, m)).astype(float)
+    g[rng.random((n, m)) < 0.05] = np.nan
+    g[:, :3] = rng.binomial(2, 0.2 + 0.3 * y[:, None], size=(n, 3))  # associated, and no missing call
+    pcs = rng.standard_normal((n, 2)) if covariates else None
+    blocks = []
+
+    class Counted(_association._TrendBlock):
+        def __init__(self, genotypes, *args):
+            blocks.append(genotypes.shape[1])
+            super().__init__(genotypes, *args)
+
+    monkeypatch.setattr(_association, "_TrendBlock", Counted)
+    options = dict(strata=strata, covariates=pcs, n_permutations=B, random_state=4, perm_chunk=13, snp_chunk=7)
+    whole = trend_permutation_test(g, y, **options)
+    assert blocks == [m]
+    blocks.clear()
+    parts = trend_permutation_test(g, y, **options, memory_mb=0.001)
+    assert blocks == [7] * 7 + [4]
+    np.testing.assert_array_equal(parts.p_perm, whole.p_perm)
+    np.testing.assert_array_equal(parts.p_fwer, whole.p_fwer)
+    np.testing.assert_allclose(parts.stat, whole.stat, rtol=1e-12)
+    np.testing.assert_allclose(parts.max_null, whole.max_null, rtol=1e-12)
+
+    tolerance = 1e-5 if covariates else 1e-9
+    observed = _stratified_trend(g, y, strata, pcs)
+    perms = np.concatenate(list(permuted_labels(y, strata, B, np.random.default_rng(4), 13)))
+    null = np.abs(np.array([_stratified_trend(g, p, strata, pcs) for p in perms]))
+    # with covariates the products are float32: a statistic near 0 is only close in absolute terms
+    np.testing.assert_allclose(parts.stat, observed, rtol=1e-5 if covariates else 1e-10, atol=1e-6 if covariates else 0)
+    edge = np.abs(observed) * (1 - tolerance)
+    np.testing.assert_array_equal(parts.p_perm, ((null >= edge).sum(0) + 1) / (B + 1))
+    np.testing.assert_array_equal(parts.p_fwer, ((null.max(1)[:, None] >= edge).sum(0) + 1) / (B + 1))
+    assert (parts.p_fwer[:3] < 0.05).all()
 
 
 @pytest.mark.parametrize("covariates", [False, True])
