@@ -105,3 +105,30 @@ def test_a_run_with_the_prior_is_explained_completely(prior_run):
     np.testing.assert_allclose(
         subjects.set_index("subject_id")["log_odds"], predictions.loc[subjects["subject_id"], "log_odds"], atol=1e-4
     )
+
+
+def test_validation_scores_the_prior_by_its_out_of_fold_log_odds(sim_cohort):
+    from sklearn.metrics import roc_auc_score
+
+    from migtrans.training._loop import fit_fold
+
+    cohort = load_cohort(sim_cohort.toml_path)
+    fit_idx, val_idx = np.arange(0, 28), np.arange(28, 40)
+    prep = Preprocessor().fit(cohort, fit_idx, ("snp", "fnc", "smri"))
+    model = build_model(ModelConfig(**TINY_MODEL, linear_prior=True), cohort, prep, run_loci(cohort))
+    share = np.arange(40)
+    offsets, _ = fit_linear_prior(model, cohort, prep, share, seed=1)
+    config = TrainConfig(**{**TINY_TRAIN, "epochs": 1}, select="val_auc")
+    _, history, _ = fit_fold(
+        model,
+        lambda idx: prep.transform(cohort, idx),
+        cohort.labels,
+        fit_idx,
+        val_idx,
+        config,
+        torch.device("cpu"),
+        offsets=offsets,
+    )
+    # epoch 0 is the prior alone, scored by the inner model that did not see each validation subject
+    assert history[0]["epoch"] == 0
+    assert history[0]["val_auc"] == pytest.approx(roc_auc_score(cohort.labels[val_idx], offsets[val_idx]))

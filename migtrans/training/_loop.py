@@ -74,12 +74,16 @@ def shrink_reads(model, step):
 
 
 @torch.no_grad()
-def predict_logits(model, provider, idx, batch_size, device, amp=False) -> np.ndarray:
-    """Logits (n, 2) for rows ``idx`` in eval mode."""
+def predict_logits(model, provider, idx, batch_size, device, amp=False, offsets=None) -> np.ndarray:
+    """Logits (n, 2) for rows ``idx`` in eval mode (``offsets``: the linear prior's log-odds to use, per
+    cohort row, as in `fit_fold`)."""
     model.eval()
     out = []
     for start in range(0, len(idx), batch_size):
-        inputs = to_tensors(provider(idx[start : start + batch_size]), device)
+        batch = idx[start : start + batch_size]
+        inputs = to_tensors(provider(batch), device)
+        if offsets is not None:
+            inputs["prior_offset"] = torch.as_tensor(offsets[batch], dtype=torch.float32, device=device)
         with torch.autocast(device_type=device.type, enabled=amp and device.type == "cuda"):
             out.append(model(**inputs).float().cpu())
     return torch.cat(out).numpy() if out else np.empty((0, 2), np.float32)
@@ -104,8 +108,9 @@ def fit_fold(
         Data-parallel context; each rank takes its share of every batch.
     offsets : ndarray (n_subjects,), optional
         For a model with a linear prior (`ModelConfig.linear_prior`): the prior's out-of-fold log-odds of
-        the fit subjects, used in training instead of its log-odds of data it was fitted on. The untrained
-        model (the prior alone) is then scored as epoch 0, a candidate of early stopping.
+        the fit and validation subjects (it was fitted on both), used instead of its log-odds of data it was
+        fitted on, in training and in validation. The untrained model (the prior alone) is then scored as
+        epoch 0, a candidate of early stopping.
 
     Returns
     -------
@@ -132,7 +137,7 @@ def fit_fold(
     history = []
 
     def validate(row):
-        val_logits = predict_logits(model, provider, val_idx, cfg.batch_size * 2, device, amp)
+        val_logits = predict_logits(model, provider, val_idx, cfg.batch_size * 2, device, amp, offsets)
         val_t = torch.from_numpy(val_logits)
         val_loss = float(F.cross_entropy(val_t, y_all[val_idx], label_smoothing=cfg.label_smoothing))
         val_auc = classification_metrics(labels[val_idx], torch.softmax(val_t, dim=1)[:, 1].numpy())["roc_auc"]

@@ -512,12 +512,12 @@ def _train_into(out_dir, cohort, folds, loci, cfg, mcfg, resolved, resume, progr
 
 
 def fit_linear_prior(model, cohort, prep, fit_idx, *, seed=0):
-    """Fit the elastic net of ``model.prior`` on the fit subjects (inner cross-validation, as ``--model
+    """Fit the elastic net of ``model.prior`` on the rows ``fit_idx`` (inner cross-validation, as ``--model
     elasticnet``) and copy it into the model.
 
-    Returns the out-of-fold log-odds of the fit subjects (an array over every cohort row, NaN elsewhere: what
-    the network trains against, since the prior's log-odds of data it was fitted on are over-confident) and
-    what was chosen, for ``fold.json``."""
+    Returns the inner out-of-fold log-odds of those rows (an array over every cohort row, NaN elsewhere: what
+    the network trains and is validated against, since the prior's log-odds of data it was fitted on are
+    over-confident) and what was chosen, for ``fold.json``."""
     arrays = prep.transform(cohort, fit_idx, volumes=False)
     groups = _relative_groups(cohort)
     net = ElasticNetLogisticCV(random_state=seed).fit(
@@ -561,7 +561,10 @@ def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
         offsets = None
         if mcfg.linear_prior:
             bar.update(f"{label}: fitting the elastic-net prior (inner cross-validation)")
-            offsets, info["linear_prior"] = fit_linear_prior(model, cohort, prep, fit_idx, seed=cfg.seed + k)
+            # on the whole training share, as --model elasticnet; the validation subjects are scored by the
+            # inner model that did not see them
+            share = np.sort(np.concatenate([fit_idx, val_idx]))
+            offsets, info["linear_prior"] = fit_linear_prior(model, cohort, prep, share, seed=cfg.seed + k)
             bar.update(f"{label}: elastic-net prior {_describe(info['linear_prior'])}", final=True)
         state, history, best_epoch = fit_fold(
             model,
