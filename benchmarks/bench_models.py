@@ -13,7 +13,9 @@ Rows (each a 5-fold cross-validated run with seed 1, so every model sees the sam
   elastic net and late fusion (and MIGTrans with its prior), which must stay at chance (0.5 +- 0.06).
 
 Results go to results/models.json after every row; a rerun skips the rows already there (``--fresh`` redoes
-them). Run: python benchmarks/bench_models.py [--presets easy,realistic] [--sizes 300,600,1000] [--only NAME]
+them). ``--cohort-seed S`` draws every cohort again with seed S (rows keyed ``.../seedS/...``), for the
+cohort-to-cohort variation. Run: python benchmarks/bench_models.py [--presets easy,realistic]
+[--sizes 300,600,1000] [--only NAME] [--rows KEYS] [--cohort-seed S]
 """
 
 from __future__ import annotations
@@ -60,26 +62,27 @@ def plan(presets, sizes):
     return rows
 
 
-def key(preset, n, null, model):
-    return f"{preset}/{n}{'/null' if null else ''}/{model}"
+def key(preset, n, null, model, seed=1):
+    """The row's name in results/models.json; cohorts drawn with another seed than 1 carry it."""
+    return f"{preset}/{n}{'/null' if null else ''}{f'/seed{seed}' if seed != 1 else ''}/{model}"
 
 
-def cohort(preset, n, null):
-    folder = SCRATCH / "models" / f"{preset}-{n}{'-null' if null else ''}"
+def cohort(preset, n, null, seed=1):
+    folder = SCRATCH / "models" / f"{preset}-{n}{'-null' if null else ''}{f'-seed{seed}' if seed != 1 else ''}"
     toml = folder / "cohort.toml"
     if not toml.is_file():
         shutil.rmtree(folder, ignore_errors=True)
-        simulate_cohort(folder, n_subjects=n, n_snps=5000, seed=1, preset=preset, null=null, keep_volumes=False)
+        simulate_cohort(folder, n_subjects=n, n_snps=5000, seed=seed, preset=preset, null=null, keep_volumes=False)
     return toml
 
 
-def run_row(preset, n, null, model):
+def run_row(preset, n, null, model, seed=1):
     train_over, model_over = MODELS[model]
-    out = SCRATCH / "models" / "runs" / key(preset, n, null, model).replace("/", "-")
+    out = SCRATCH / "models" / "runs" / key(preset, n, null, model, seed).replace("/", "-")
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
     result = train(
-        cohort(preset, n, null),
+        cohort(preset, n, null, seed),
         out,
         TrainConfig(seed=1, device="cpu", **train_over),
         ModelConfig(**model_over) if model_over else None,
@@ -102,6 +105,9 @@ def main(argv=None):
     parser.add_argument("--only", help="run only the rows whose key contains this text")
     parser.add_argument("--rows", help="comma-separated keys (preset/size[/null]/model) to run, in this order")
     parser.add_argument("--fresh", action="store_true")
+    parser.add_argument(
+        "--cohort-seed", type=int, default=1, help="simulate the cohorts with this seed (another draw of each)"
+    )
     args = parser.parse_args(argv)
     path = RESULTS / "models.json"
     results = {} if args.fresh or not path.is_file() else json.loads(path.read_text())
@@ -110,10 +116,10 @@ def main(argv=None):
         by_key = {key(*row): row for row in rows}
         rows = [by_key[name] for name in args.rows.split(",")]
     for preset, n, null, model in rows:
-        name = key(preset, n, null, model)
+        name = key(preset, n, null, model, args.cohort_seed)
         if name in results or (args.only and args.only not in name):
             continue
-        results[name] = run_row(preset, n, null, model)
+        results[name] = run_row(preset, n, null, model, args.cohort_seed)
         print(name, results[name], flush=True)
         RESULTS.mkdir(exist_ok=True)
         path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
