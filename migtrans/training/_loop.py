@@ -29,6 +29,15 @@ def to_tensors(arrays: dict, device) -> dict:
     return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device, non_blocking=True) for k, v in arrays.items()}
 
 
+def _batch_inputs(provider, batch, device, offsets=None) -> dict:
+    """The model's keyword inputs for cohort rows ``batch``, with the linear prior's given log-odds
+    (``offsets``, per cohort row; see `fit_fold`) when there are any."""
+    inputs = to_tensors(provider(batch), device)
+    if offsets is not None:
+        inputs["prior_offset"] = torch.as_tensor(offsets[batch], dtype=torch.float32, device=device)
+    return inputs
+
+
 class Progress:
     """One status line per fold, rewritten in place on a terminal; plain lines otherwise."""
 
@@ -81,9 +90,7 @@ def predict_logits(model, provider, idx, batch_size, device, amp=False, offsets=
     out = []
     for start in range(0, len(idx), batch_size):
         batch = idx[start : start + batch_size]
-        inputs = to_tensors(provider(batch), device)
-        if offsets is not None:
-            inputs["prior_offset"] = torch.as_tensor(offsets[batch], dtype=torch.float32, device=device)
+        inputs = _batch_inputs(provider, batch, device, offsets)
         with torch.autocast(device_type=device.type, enabled=amp and device.type == "cuda"):
             out.append(model(**inputs).float().cpu())
     return torch.cat(out).numpy() if out else np.empty((0, 2), np.float32)
@@ -160,9 +167,7 @@ def fit_fold(
             if len(batch) < dist.world_size:  # every rank needs a share; all ranks skip together
                 continue
             batch = dist.shard(batch)
-            inputs = to_tensors(provider(batch), device)
-            if offsets is not None:
-                inputs["prior_offset"] = torch.as_tensor(offsets[batch], dtype=torch.float32, device=device)
+            inputs = _batch_inputs(provider, batch, device, offsets)
             target = y_all[batch].to(device)
             with torch.autocast(device_type=device.type, enabled=amp):
                 logits = net(**inputs)
