@@ -4,11 +4,16 @@ simulator's `easy` and `realistic` presets, with the same folds for every row.
 Rows (each a 5-fold cross-validated run with seed 1, so every model sees the same folds and preprocessing):
 
 - every size (300, 600, 1,000 subjects): MIGTrans on all three modalities, without and with its elastic-net
-  prior (``linear_prior = true``), elastic-net logistic regression (inner-CV tuned), and late fusion of
+  prior (``linear_prior = true``; trained 12 epochs, early-stopped, or with the network's weight fitted on a
+  validation split), elastic-net logistic regression (inner-CV tuned), and late fusion of
   per-modality sparse models stacked on out-of-fold scores;
 - 600 subjects: MIGTrans on one modality at a time, and the two ablations of what the transformer adds
   beyond its linear modality reads (reads only: ``modality_tokens = false``; tokens only:
   ``modality_reads = false``);
+- ``easy_x3``: the `easy` preset with the cross-modal interactions at their largest (``interactions=3``: the
+  genotype-by-region and connectome-given-structure terms each carry 2.25 units of liability variance against
+  1 for each modality's main effect), where a model that combines modalities has the most to gain over a
+  linear one (issue 19's "+3 points on cohorts with cross-modal interactions");
 - a null cohort (the `realistic` preset with labels independent of every feature, 600 subjects): MIGTrans,
   elastic net and late fusion (and MIGTrans with its prior), which must stay at chance (0.5 +- 0.06).
 
@@ -38,6 +43,8 @@ MODELS = {
     "migtrans_prior": ({}, {"linear_prior": True}),
     # the prior with early stopping on a validation split, the prior alone (epoch 0) one of the candidates
     "migtrans_prior_stop": ({"select": "val_auc"}, {"linear_prior": True}),
+    # the prior with the network's log-odds weighted by a factor fitted on a validation split (stacking)
+    "migtrans_prior_weight": ({"network_weight": "validation"}, {"linear_prior": True}),
     "elasticnet": ({"model": "elasticnet"}, {}),
     "late_fusion": ({"model": "late_fusion"}, {}),
     "migtrans_snp": ({"modalities": ("snp",)}, {}),
@@ -46,8 +53,23 @@ MODELS = {
     "migtrans_reads_only": ({}, {"modality_tokens": False}),
     "migtrans_tokens_only": ({}, {"modality_reads": False}),
 }
-EVERY_SIZE = ("migtrans", "migtrans_prior", "migtrans_prior_stop", "elasticnet", "late_fusion")
+EVERY_SIZE = (
+    "migtrans",
+    "migtrans_prior",
+    "migtrans_prior_stop",
+    "migtrans_prior_weight",
+    "elasticnet",
+    "late_fusion",
+)
 AT_600 = ("migtrans_snp", "migtrans_fnc", "migtrans_smri", "migtrans_reads_only", "migtrans_tokens_only")
+
+
+# scenario -> simulate_cohort arguments; a scenario that is not a preset of the simulator sets switches of one
+SCENARIOS = {
+    "easy": {"preset": "easy"},
+    "realistic": {"preset": "realistic"},
+    "easy_x3": {"preset": "easy", "interactions": 3.0},
+}
 
 
 def plan(presets, sizes):
@@ -72,7 +94,8 @@ def cohort(preset, n, null, seed=1):
     toml = folder / "cohort.toml"
     if not toml.is_file():
         shutil.rmtree(folder, ignore_errors=True)
-        simulate_cohort(folder, n_subjects=n, n_snps=5000, seed=seed, preset=preset, null=null, keep_volumes=False)
+        settings = SCENARIOS[preset]
+        simulate_cohort(folder, n_subjects=n, n_snps=5000, seed=seed, null=null, keep_volumes=False, **settings)
     return toml
 
 

@@ -132,3 +132,77 @@ def test_validation_scores_the_prior_by_its_out_of_fold_log_odds(sim_cohort):
     # epoch 0 is the prior alone, scored by the inner model that did not see each validation subject
     assert history[0]["epoch"] == 0
     assert history[0]["val_auc"] == pytest.approx(roc_auc_score(cohort.labels[val_idx], offsets[val_idx]))
+
+
+def test_network_weight_is_the_constrained_maximum_likelihood_on_validation(sim_cohort):
+    import statsmodels.api as sm
+
+    from migtrans.training import fit_network_weight
+
+    cohort = load_cohort(sim_cohort.toml_path)
+    fit_idx, val_idx = np.arange(0, 28), np.arange(28, 40)
+    prep = Preprocessor().fit(cohort, fit_idx, ("snp", "fnc", "smri"))
+    model = build_model(ModelConfig(**TINY_MODEL, linear_prior=True), cohort, prep, run_loci(cohort)).eval()
+    offsets, _ = fit_linear_prior(model, cohort, prep, np.arange(40), seed=1)
+    inputs = {k: torch.from_numpy(v) for k, v in prep.transform(cohort, val_idx).items()}
+    y = cohort.labels[val_idx]
+    torch.manual_seed(0)
+    torch.nn.init.normal_(model.fusion.head.weight, std=0.5)
+    with torch.no_grad():
+        logits = model(**inputs, prior_offset=torch.zeros(len(val_idx))).double().numpy()
+    network = logits[:, 1] - logits[:, 0]
+    # the prior's own out-of-fold log-odds (a random network does not help them: the weight goes to 0), and
+    # log-odds that take away part of the network's, so that the best weight lies inside (0, 1)
+    interior = offsets.copy()
+    slope = sm.GLM(y, network[:, None], family=sm.families.Binomial(), offset=0.2 * offsets[val_idx]).fit().params[0]
+    interior[val_idx] = 0.2 * offsets[val_idx] - (0.5 - slope) * network
+    for case, given in (("prior", offsets), ("interior", interior)):
+        # independent reference: the unconstrained maximum-likelihood slope of a logistic model with the given
+        # log-odds as offset (statsmodels), clipped to [0, 1] (the likelihood is concave in the weight)
+        glm = sm.GLM(y, network[:, None], family=sm.families.Binomial(), offset=given[val_idx]).fit()
+        expected = float(np.clip(glm.params[0], 0.0, 1.0))
+        if case == "interior":
+            assert 0.05 < expected < 0.95
+        weight = fit_network_weight(
+            model, lambda idx: prep.transform(cohort, idx), cohort.labels, val_idx, given, 8, torch.device("cpu")
+        )
+        assert weight == pytest.approx(expected, abs=1e-4)
+        assert float(model.prior.network_weight) == pytest.approx(weight)
+    # with the weight at 0 the model is its prior alone, whatever the network says
+    model.prior.network_weight.fill_(0.0)
+    with torch.no_grad():
+        logits = model(**inputs).numpy()
+    expected = model.prior({k: v for k, v in inputs.items()}).numpy()
+    np.testing.assert_allclose(logits[:, 1] - logits[:, 0], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_model_saved_before_the_network_weight_loads_with_weight_one():
+    prior = LinearPrior({"snp": (3,)})
+    state = prior.state_dict()
+    del state["network_weight"]
+    fresh = LinearPrior({"snp": (3,)})
+    fresh.network_weight.fill_(0.25)
+    fresh.load_state_dict(state)  # strict: nothing reported missing
+    assert float(fresh.network_weight) == 1.0
+
+
+def test_a_run_fits_the_network_weight_on_its_validation_split(sim_cohort, tmp_path):
+    from migtrans.exceptions import ParameterError
+    from migtrans.training import load_state_dict
+
+    config = TrainConfig(**{**TINY_TRAIN, "epochs": 2}, network_weight="validation")
+    with pytest.raises(ParameterError, match="linear_prior = true"):
+        train(sim_cohort.toml_path, tmp_path / "refused", config, TINY_MODEL, progress=False)
+    assert not (tmp_path / "refused").exists()
+    run = train(sim_cohort.toml_path, tmp_path / "run", config, {**TINY_MODEL, "linear_prior": True}, progress=False)
+    folder = RunFolder(run.out_dir)
+    for k in (1, 2):
+        fold = folder.fold(k)
+        info = json.loads(fold.info.read_text())
+        assert 0.0 <= info["network_weight"] <= 1.0
+        assert info["val_subjects"]  # held out for the weight, although the last epoch is kept
+        assert not set(info["val_subjects"]) & set(info["train_subjects"])
+        saved = load_state_dict(fold.model)
+        assert float(saved["prior.network_weight"]) == pytest.approx(info["network_weight"])
+    with pytest.raises(ParameterError, match="network_weight"):
+        TrainConfig(network_weight="learned")

@@ -182,6 +182,11 @@ def test_methods_describe_the_linear_prior_only_when_the_model_had_one(folder):
     with_prior = dataclasses.replace(inputs, config=config)
     text = build_methods(report_dir, run_dir, inputs=with_prior).text
     assert sentence in text and "out-of-fold log-odds" in text
+    assert "weighted by a factor in [0, 1]" not in text and "to weigh the network" not in text
+    train = {**inputs.train, "select": "last", "network_weight": "validation"}
+    weighed = dataclasses.replace(with_prior, config={**config, "train": train})
+    text = build_methods(report_dir, run_dir, inputs=weighed).text
+    assert "weighted by a factor in [0, 1]" in text and "held out (stratified) to weigh the network" in text
 
 
 def test_methods_name_only_the_aggregations_of_the_tables_present(folder):

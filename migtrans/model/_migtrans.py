@@ -214,7 +214,7 @@ class MIGTrans(nn.Module):
         if self.prior is None:
             return logits
         offset = self.prior(inputs) if prior_offset is None else prior_offset.to(logits.dtype)
-        return logits + torch.stack([torch.zeros_like(offset), offset], dim=1)
+        return self.prior.combine(logits, offset)
 
     # --- attention access -------------------------------------------------------------------------
 

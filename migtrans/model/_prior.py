@@ -15,7 +15,9 @@ class LinearPrior(nn.Module):
     The trainer fits an elastic-net logistic regression on the fold's fit subjects and copies its
     coefficients here (`set_linear`); the transformer's logits are added to this log-odds, so the network
     learns what the linear model misses and starts, with a zero head, as the linear model itself. The weights
-    are buffers: saved with the model, never touched by the optimiser or weight decay.
+    are buffers: saved with the model, never touched by the optimiser or weight decay. So is
+    ``network_weight``, the weight of the network's log-odds in the sum (1 unless the trainer fits it on
+    subjects the network did not train on, `TrainConfig.network_weight`).
 
     Parameters
     ----------
@@ -38,6 +40,7 @@ class LinearPrior(nn.Module):
         for name, shape in input_shapes.items():
             self.register_buffer(f"weight_{name}", torch.zeros(int(np.prod(shape))))
         self.register_buffer("bias", torch.zeros(()))
+        self.register_buffer("network_weight", torch.ones(()))
         self.shapes = {name: tuple(shape) for name, shape in input_shapes.items()}
 
     def set_linear(self, coef, intercept, blocks: dict, crop_mask=None) -> None:
@@ -68,6 +71,15 @@ class LinearPrior(nn.Module):
                 raise ParameterError(f"linear prior: {name} has {full.size} weights for an input of shape {shape}")
             getattr(self, f"weight_{name}").copy_(torch.from_numpy(np.ascontiguousarray(full).ravel()))
         self.bias.fill_(float(intercept))
+
+    def combine(self, logits, offset) -> torch.Tensor:
+        """The network's ``logits`` (B, 2), weighted by ``network_weight``, plus the log-odds ``offset`` (B,)."""
+        return logits * self.network_weight.to(logits.dtype) + torch.stack([torch.zeros_like(offset), offset], dim=1)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # models saved before the network's weight existed added the network's log-odds in full
+        state_dict.setdefault(prefix + "network_weight", torch.ones(()))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, inputs: dict) -> torch.Tensor:
         """Log-odds (B,) of the inputs (each (B, *shape))."""

@@ -13,7 +13,7 @@ from ._compare import compare_runs, format_comparison
 from ._config import TrainConfig, read_training_config
 from ._elasticnet import ElasticNetLogisticCV, LateFusion
 from ._folder import FoldFolder, RunFolder
-from ._loop import resolve_device
+from ._loop import fit_network_weight, resolve_device
 from ._metrics import METRIC_COLUMNS, classification_metrics, metrics_table
 from ._predict import PredictResult, align_cohort, load_external_cohort, predict, prediction_qc
 from ._run import RunResult, build_model, fit_linear_prior, permuted_run_labels, retrain, run_folds, train
@@ -35,6 +35,7 @@ __all__ = [
     "compare_runs",
     "fold_of_subjects",
     "fit_linear_prior",
+    "fit_network_weight",
     "fit_temperature",
     "format_comparison",
     "load_external_cohort",

@@ -49,7 +49,7 @@ from ._config import TrainConfig
 from ._distributed import close_distributed, init_distributed
 from ._elasticnet import ElasticNetLogisticCV, inner_cv
 from ._folder import FoldFolder, RunFolder
-from ._loop import Progress, fit_fold, predict_logits, resolve_device
+from ._loop import Progress, fit_fold, fit_network_weight, predict_logits, resolve_device
 from ._metrics import classification_metrics, metrics_table
 
 
@@ -283,6 +283,11 @@ def _train(cohort_path, out_dir, cfg, model_config, resume, overwrite, progress,
     if not resume:
         prepare_out_dir(out_dir, overwrite, option="--out", kind="run")
     mcfg = _model_config(cfg, model_config) if cfg.model == "migtrans" else None
+    if cfg.network_weight != "fixed" and not (mcfg is not None and mcfg.linear_prior):
+        raise ParameterError(
+            f"network_weight={cfg.network_weight!r} weighs the network against its linear prior: it needs "
+            "--model migtrans with linear_prior = true"
+        )
     device = resolve_device(cfg.device)
 
     # Everything is validated before the first byte is written.
@@ -428,7 +433,9 @@ def retrain(run_dir, labels, out_dir, *, cohort=None, device=None, progress=Fals
 
 
 def _holds_validation_split(cfg) -> bool:
-    return cfg.model not in CV_TUNED and not (cfg.model == "migtrans" and cfg.select == "last")
+    if cfg.model == "migtrans":
+        return cfg.select != "last" or cfg.network_weight != "fixed"
+    return cfg.model not in CV_TUNED
 
 
 def _fold_split(k, cohort, folds, cfg):
@@ -579,6 +586,12 @@ def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
             label=label,
             offsets=offsets,
         )
+        if cfg.network_weight == "validation":
+            info["network_weight"] = fit_network_weight(
+                model, provider, cohort.labels, val_idx, offsets, cfg.batch_size * 2, device, cfg.amp
+            )
+            state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            bar.update(f"{label}: network weight {info['network_weight']:.3f} on the prior", final=True)
         logits = predict_logits(
             model, provider, np.concatenate([test_idx, held_idx]), cfg.batch_size * 2, device, cfg.amp
         )

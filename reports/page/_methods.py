@@ -299,6 +299,13 @@ def _model_sentences(inputs: ReportInputs, cite) -> list[str]:
                 "log-odds of its training subjects, so that it learned what the linear model missed. "
                 "Integrated gradients include this linear part; attention rollout does not."
             )
+            if (train or {}).get("network_weight") == "validation":
+                out.append(
+                    "The network's log-odds were then weighted by a factor in [0, 1], fitted in each fold by "
+                    "maximum likelihood on validation subjects that neither the network nor the elastic net "
+                    "had trained on (stacking), so that a network adding only noise to the linear model "
+                    "counted little; fold.json records each fold's factor."
+                )
     return out
 
 
@@ -334,6 +341,12 @@ def _training_sentences(inputs: ReportInputs) -> list[str]:
         if select == "last" and (inputs.config.get("run") or {}).get("validation_split") is False:
             held = (
                 f"Every fold trained on its whole training share for a fixed budget of "
+                f"{_num(train.get('epochs'))} epochs and kept the last epoch's weights"
+            )
+        elif select == "last" and train.get("network_weight") == "validation":
+            held = (
+                f"In each training fold, {share}% of subjects were held out (stratified) to weigh the network "
+                f"against the linear model (below); every fold trained for a fixed budget of "
                 f"{_num(train.get('epochs'))} epochs and kept the last epoch's weights"
             )
         elif select == "last":
