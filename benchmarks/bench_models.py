@@ -5,15 +5,17 @@ Rows (each a 5-fold cross-validated run with seed 1, so every model sees the sam
 
 - every size (300, 600, 1,000 subjects): MIGTrans on all three modalities, without and with its elastic-net
   prior (``linear_prior = true``; trained 12 epochs, early-stopped, or with the network's weight fitted on a
-  validation split), elastic-net logistic regression (inner-CV tuned), and late fusion of
-  per-modality sparse models stacked on out-of-fold scores;
-- 600 subjects: MIGTrans on one modality at a time, and the two ablations of what the transformer adds
+  validation split), elastic-net logistic regression (inner-CV tuned), late fusion of per-modality
+  sparse models stacked on out-of-fold scores, and MIGTrans on one modality at a time;
+- 600 subjects: the two ablations of what the transformer adds
   beyond its linear modality reads (reads only: ``modality_tokens = false``; tokens only:
   ``modality_reads = false``);
-- ``easy_x3``: the `easy` preset with the cross-modal interactions at their largest (``interactions=3``: the
-  genotype-by-region and connectome-given-structure terms each carry 2.25 units of liability variance against
-  1 for each modality's main effect), where a model that combines modalities has the most to gain over a
-  linear one (issue 19's "+3 points on cohorts with cross-modal interactions");
+- ``easy_x3`` (600, 1,000, 2,000 subjects): the `easy` preset with the cross-modal interactions at their
+  largest (``interactions=3``: the genotype-by-region and connectome-given-structure terms each carry 2.25
+  units of liability variance against 1 for each modality's main effect), where a model that combines
+  modalities has the most to gain over a linear one (issue 19's "+3 points on cohorts with cross-modal
+  interactions"; bench_interactions.py gives an oracle's bound);
+- the learning curves beyond 1,000 subjects (``--sizes 2000``);
 - a null cohort (the `realistic` preset with labels independent of every feature, 600 subjects): MIGTrans,
   elastic net and late fusion (and MIGTrans with its prior), which must stay at chance (0.5 +- 0.06).
 
@@ -32,26 +34,29 @@ import time
 
 from migtrans.model import ModelConfig
 from migtrans.simulate import simulate_cohort
-from migtrans.training import TrainConfig, train
+from migtrans.training import RunFolder, TrainConfig, train
 
 from _common import RESULTS, SCRATCH
 
 ALL = ("snp", "fnc", "smri")
+# Every MIGTrans row names its prior settings, so that a row means the same model whatever the defaults are:
+# the network alone (the default until session 11), and the network with its elastic-net prior.
+ALONE = ({"network_weight": "fixed"}, {"linear_prior": False})
 # name -> (TrainConfig overrides, ModelConfig overrides)
 MODELS = {
-    "migtrans": ({}, {}),
-    "migtrans_prior": ({}, {"linear_prior": True}),
+    "migtrans": ALONE,
+    "migtrans_prior": ({"network_weight": "fixed"}, {"linear_prior": True}),
     # the prior with early stopping on a validation split, the prior alone (epoch 0) one of the candidates
-    "migtrans_prior_stop": ({"select": "val_auc"}, {"linear_prior": True}),
+    "migtrans_prior_stop": ({"select": "val_auc", "network_weight": "fixed"}, {"linear_prior": True}),
     # the prior with the network's log-odds weighted by a factor fitted on a validation split (stacking)
     "migtrans_prior_weight": ({"network_weight": "validation"}, {"linear_prior": True}),
     "elasticnet": ({"model": "elasticnet"}, {}),
     "late_fusion": ({"model": "late_fusion"}, {}),
-    "migtrans_snp": ({"modalities": ("snp",)}, {}),
-    "migtrans_fnc": ({"modalities": ("fnc",)}, {}),
-    "migtrans_smri": ({"modalities": ("smri",)}, {}),
-    "migtrans_reads_only": ({}, {"modality_tokens": False}),
-    "migtrans_tokens_only": ({}, {"modality_reads": False}),
+    "migtrans_snp": ({**ALONE[0], "modalities": ("snp",)}, ALONE[1]),
+    "migtrans_fnc": ({**ALONE[0], "modalities": ("fnc",)}, ALONE[1]),
+    "migtrans_smri": ({**ALONE[0], "modalities": ("smri",)}, ALONE[1]),
+    "migtrans_reads_only": (ALONE[0], {**ALONE[1], "modality_tokens": False}),
+    "migtrans_tokens_only": (ALONE[0], {**ALONE[1], "modality_reads": False}),
 }
 EVERY_SIZE = (
     "migtrans",
@@ -61,7 +66,8 @@ EVERY_SIZE = (
     "elasticnet",
     "late_fusion",
 )
-AT_600 = ("migtrans_snp", "migtrans_fnc", "migtrans_smri", "migtrans_reads_only", "migtrans_tokens_only")
+SINGLES = ("migtrans_snp", "migtrans_fnc", "migtrans_smri")
+AT_600 = ("migtrans_reads_only", "migtrans_tokens_only")
 
 
 # scenario -> simulate_cohort arguments; a scenario that is not a preset of the simulator sets switches of one
@@ -76,7 +82,7 @@ def plan(presets, sizes):
     rows = []
     for preset in presets:
         for n in sizes:
-            rows += [(preset, n, False, m) for m in EVERY_SIZE]
+            rows += [(preset, n, False, m) for m in EVERY_SIZE + SINGLES]
             if n == 600:
                 rows += [(preset, n, False, m) for m in AT_600]
     if "realistic" in presets:
@@ -117,6 +123,10 @@ def run_row(preset, n, null, model, seed=1):
         if metric in metrics.columns:
             row[metric] = round(float(metrics.loc["mean", metric]), 4)
             row[f"{metric}_sd"] = round(float(metrics.loc["sd", metric]), 4)
+    folder = RunFolder(out)
+    weights = [json.loads(folder.fold(k).info.read_text()).get("network_weight") for k in range(1, 6)]
+    if any(w is not None for w in weights):  # the network's weight on the prior, per fold
+        row["network_weight"] = [round(w, 3) for w in weights]
     shutil.rmtree(out, ignore_errors=True)
     return row
 

@@ -342,7 +342,7 @@ def relevance_rollout(model, inputs, *, target=1, method="gradient", batch_size=
     >>> from migtrans.model import MIGTrans, ModelConfig
     >>> _ = torch.manual_seed(0)
     >>> cfg = ModelConfig(modalities=("fnc", "smri"), d_model=8, n_heads=2, smri_cnn_channels=(4,),
-    ...                   smri_downsample=1)
+    ...                   smri_downsample=1, linear_prior=False)
     >>> model = MIGTrans(cfg, n_nodes=5, volume_shape=(7, 8, 9))
     >>> result = relevance_rollout(model, {"fnc": torch.randn(3, 5, 5), "smri": torch.randn(3, 7, 8, 9)})
     >>> result.fnc.shape, result.smri.shape, result.modalities

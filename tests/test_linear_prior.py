@@ -53,7 +53,7 @@ def test_untrained_network_is_the_elastic_net_and_trains_on_out_of_fold_log_odds
     fit_idx, test_idx = np.arange(0, 30), np.arange(30, 40)
     prep = Preprocessor().fit(cohort, fit_idx, ("snp", "fnc", "smri"))
     loci = run_loci(cohort)
-    config = ModelConfig(**TINY_MODEL, linear_prior=True)
+    config = ModelConfig(**{**TINY_MODEL, "linear_prior": True})
     model = build_model(config, cohort, prep, loci).eval()
     offsets, chosen = fit_linear_prior(model, cohort, prep, fit_idx, seed=4)
     # an independent fit with the same inner folds
@@ -115,7 +115,7 @@ def test_validation_scores_the_prior_by_its_out_of_fold_log_odds(sim_cohort):
     cohort = load_cohort(sim_cohort.toml_path)
     fit_idx, val_idx = np.arange(0, 28), np.arange(28, 40)
     prep = Preprocessor().fit(cohort, fit_idx, ("snp", "fnc", "smri"))
-    model = build_model(ModelConfig(**TINY_MODEL, linear_prior=True), cohort, prep, run_loci(cohort))
+    model = build_model(ModelConfig(**{**TINY_MODEL, "linear_prior": True}), cohort, prep, run_loci(cohort))
     share = np.arange(40)
     offsets, _ = fit_linear_prior(model, cohort, prep, share, seed=1)
     config = TrainConfig(**{**TINY_TRAIN, "epochs": 1}, select="val_auc")
@@ -142,7 +142,7 @@ def test_network_weight_is_the_constrained_maximum_likelihood_on_validation(sim_
     cohort = load_cohort(sim_cohort.toml_path)
     fit_idx, val_idx = np.arange(0, 28), np.arange(28, 40)
     prep = Preprocessor().fit(cohort, fit_idx, ("snp", "fnc", "smri"))
-    model = build_model(ModelConfig(**TINY_MODEL, linear_prior=True), cohort, prep, run_loci(cohort)).eval()
+    model = build_model(ModelConfig(**{**TINY_MODEL, "linear_prior": True}), cohort, prep, run_loci(cohort)).eval()
     offsets, _ = fit_linear_prior(model, cohort, prep, np.arange(40), seed=1)
     inputs = {k: torch.from_numpy(v) for k, v in prep.transform(cohort, val_idx).items()}
     y = cohort.labels[val_idx]
@@ -186,15 +186,13 @@ def test_a_model_saved_before_the_network_weight_loads_with_weight_one():
     assert float(fresh.network_weight) == 1.0
 
 
-def test_a_run_fits_the_network_weight_on_its_validation_split(sim_cohort, tmp_path):
-    from migtrans.exceptions import ParameterError
-    from migtrans.training import load_state_dict
+def test_a_run_fits_the_network_weight_on_its_validation_split_by_default(sim_cohort, tmp_path):
+    from migtrans.training import load_state_dict, open_run
 
-    config = TrainConfig(**{**TINY_TRAIN, "epochs": 2}, network_weight="validation")
-    with pytest.raises(ParameterError, match="linear_prior = true"):
-        train(sim_cohort.toml_path, tmp_path / "refused", config, TINY_MODEL, progress=False)
-    assert not (tmp_path / "refused").exists()
-    run = train(sim_cohort.toml_path, tmp_path / "run", config, {**TINY_MODEL, "linear_prior": True}, progress=False)
+    config = TrainConfig(**{**TINY_TRAIN, "epochs": 2})
+    assert config.network_weight == "validation" and ModelConfig().linear_prior
+    defaults = {k: v for k, v in TINY_MODEL.items() if k != "linear_prior"}
+    run = train(sim_cohort.toml_path, tmp_path / "run", config, defaults, progress=False)
     folder = RunFolder(run.out_dir)
     for k in (1, 2):
         fold = folder.fold(k)
@@ -204,5 +202,37 @@ def test_a_run_fits_the_network_weight_on_its_validation_split(sim_cohort, tmp_p
         assert not set(info["val_subjects"]) & set(info["train_subjects"])
         saved = load_state_dict(fold.model)
         assert float(saved["prior.network_weight"]) == pytest.approx(info["network_weight"])
-    with pytest.raises(ParameterError, match="network_weight"):
+    assert json.loads(folder.resolved.read_text())["run"]["validation_split"] is True
+    assert open_run(run.out_dir).config["model"]["linear_prior"] is True
+    # without a prior there is no weight, and nothing is held out for one
+    alone = train(
+        sim_cohort.toml_path, tmp_path / "alone", config, {**TINY_MODEL, "linear_prior": False}, progress=False
+    )
+    info = json.loads(RunFolder(alone.out_dir).fold(1).info.read_text())
+    assert "network_weight" not in info and not info["val_subjects"]
+    with pytest.raises(Exception, match="network_weight"):
         TrainConfig(network_weight="learned")
+
+
+def test_a_run_from_before_the_prior_opens_without_it(sim_cohort, tmp_path):
+    """Its config has neither `linear_prior` nor `network_weight`: it had no prior, and its network counted in
+    full; retraining it (null runs) must do the same."""
+    from migtrans.training import load_fold, open_run
+    from migtrans.training._checkpoint import write_checksums
+
+    folder = tmp_path / "old"
+    config = TrainConfig(**{**TINY_TRAIN, "epochs": 1}, network_weight="fixed")
+    train(sim_cohort.toml_path, folder, config, {**TINY_MODEL, "linear_prior": False}, progress=False)
+    config = (folder / "config.toml").read_text()
+    for line in ('network_weight = "fixed"\n', "linear_prior = false\n"):
+        assert line in config
+        config = config.replace(line, "")
+    (folder / "config.toml").write_text(config)
+    resolved = json.loads((folder / ".resolved.json").read_text())
+    del resolved["train"]["network_weight"], resolved["model"]["linear_prior"]
+    (folder / ".resolved.json").write_text(json.dumps(resolved, sort_keys=True))
+    write_checksums(folder)
+    run = open_run(folder)
+    assert run.train.network_weight == "fixed" and run.config["model"]["linear_prior"] is False
+    model, _, _ = load_fold(run, 1, load_cohort(sim_cohort.toml_path))
+    assert model.prior is None

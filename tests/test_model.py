@@ -27,6 +27,7 @@ def small_config(**overrides):
         n_fusion_layers=2,
         smri_downsample=1,
         n_slice_attention_layers=2,
+        linear_prior=False,  # the network itself (its zero-initialised head would hide it); the prior has its tests
     )
     values.update(overrides)
     return ModelConfig(**values)

@@ -28,6 +28,7 @@ def build(loci, modalities=("snp", "fnc", "smri"), seed=0, **overrides):
         dropout=0.0,
         smri_downsample=1,
         n_fusion_layers=2,
+        linear_prior=False,  # the network: its zero-initialised head with a prior would make every relevance 0
     )
     values.update(overrides)
     table, index = loci

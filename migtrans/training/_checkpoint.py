@@ -221,7 +221,10 @@ def open_run(path) -> Run:
         # a run trained before covariate adjustment existed adjusted nothing: say so, or retraining it (null
         # runs) would take today's default and differ from the run it is a null for
         # (and one from before calibration reported its models' raw probabilities)
-        cfg = TrainConfig.from_dict({"adjust": "none", "calibrate": "none", **config["train"]})
+        # (and one from before the linear prior's network weight added the network's log-odds in full)
+        cfg = TrainConfig.from_dict(
+            {"adjust": "none", "calibrate": "none", "network_weight": "fixed", **config["train"]}
+        )
         if cfg.model == "migtrans":
             from ..model import ModelConfig
 
@@ -255,6 +258,9 @@ def open_run(path) -> Run:
     for k in range(1, cfg.n_folds + 1):
         if folder.fold(k).history.is_file():
             read_run_csv(folder.fold(k).history, ("epoch",))
+    if isinstance(config.get("model"), dict):
+        # a model trained before the linear prior existed had none (it is on by default today)
+        config = {**config, "model": {"linear_prior": False, **config["model"]}}
     return Run(path=path, config=config, train=cfg, n_folds=cfg.n_folds)
 
 

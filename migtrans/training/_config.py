@@ -63,12 +63,14 @@ class TrainConfig:
         the lowest validation loss / highest validation AUC (early stopping with ``patience``). On the
         demo cohort the validation split (about 36 subjects) is too small to choose an epoch well:
         early stopping on its loss stopped before the model had learned anything.
-    network_weight : {"fixed", "validation"}
-        With a linear prior (`migtrans.model.ModelConfig.linear_prior`): how much of the network's log-odds is
-        added to the prior's. ``"fixed"``: all of it. ``"validation"``: a weight in [0, 1] fitted by maximum
+    network_weight : {"validation", "fixed"}
+        With a linear prior (`migtrans.model.ModelConfig.linear_prior`, on by default): how much of the network's
+        log-odds is added to the prior's. ``"validation"`` (the default): a weight in [0, 1] fitted by maximum
         likelihood on the fold's validation split (``val_fraction``, held out for it; the network never trained
         on it and the prior's log-odds there are inner out-of-fold), so that a network that only adds noise to
-        the linear model is given little weight (stacking; 0 is the elastic net alone).
+        the linear model is given little weight (stacking; 0 is the elastic net alone). ``"fixed"``: all of it,
+        and with ``select="last"`` the fold fits on its whole training share. Without a prior there is no
+        weight and nothing is held out for it. Runs trained before it existed read back as ``"fixed"``.
     explain_fraction : float
         Share of subjects, in [0, 0.5], held out of every training fold as an **explanation set**
         (stratified by label x site), explained by the ensemble of the fold models. 0 (the default)
@@ -77,8 +79,8 @@ class TrainConfig:
     val_fraction : float
         Share of each training fold held out (stratified) for early stopping (``select`` "val_loss" or
         "val_auc"), for the network's weight on the linear prior (``network_weight="validation"``) and for the
-        logistic, svm and mlp baselines' choice of regularisation. With ``select="last"`` and a fixed network
-        weight MIGTrans fits on the whole training fold and holds nothing out, and so do "elasticnet" and
+        logistic, svm and mlp baselines' choice of regularisation. With ``select="last"`` and no weight to fit
+        MIGTrans fits on the whole training fold and holds nothing out, and so do "elasticnet" and
         "late_fusion", which tune by inner cross-validation instead.
     label_smoothing : float
     window_kb, max_snps_per_locus : float, int
@@ -111,7 +113,7 @@ class TrainConfig:
     warmup_epochs: int = 2
     patience: int = 8
     select: str = "last"
-    network_weight: str = "fixed"
+    network_weight: str = "validation"
     explain_fraction: float = 0.0
     val_fraction: float = 0.15
     label_smoothing: float = 0.1
@@ -150,8 +152,8 @@ class TrainConfig:
         check_seed("seed", self.seed)
         if self.select not in ("val_loss", "val_auc", "last"):
             raise ParameterError(f"select: expected val_loss, val_auc or last, found {self.select!r}")
-        if self.network_weight not in ("fixed", "validation"):
-            raise ParameterError(f"network_weight: expected fixed or validation, found {self.network_weight!r}")
+        if self.network_weight not in ("validation", "fixed"):
+            raise ParameterError(f"network_weight: expected validation or fixed, found {self.network_weight!r}")
         if self.model not in MODELS:
             raise ParameterError(f"model: expected one of {', '.join(MODELS)}, found {self.model!r}")
         if self.fold_by not in ("label", "site"):

@@ -107,7 +107,7 @@ def _resolved(cohort_path, out_dir, cfg, model_config) -> dict:
             "cohort_relative": os.path.relpath(cohort, out_dir),
             "migtrans_version": __version__,
             # whether each fold holds a validation split out of its training share (see _fold_split)
-            "validation_split": _holds_validation_split(cfg),
+            "validation_split": _holds_validation_split(cfg, model_config),
         },
         "train": cfg.to_dict(),
     }
@@ -283,11 +283,6 @@ def _train(cohort_path, out_dir, cfg, model_config, resume, overwrite, progress,
     if not resume:
         prepare_out_dir(out_dir, overwrite, option="--out", kind="run")
     mcfg = _model_config(cfg, model_config) if cfg.model == "migtrans" else None
-    if cfg.network_weight != "fixed" and not (mcfg is not None and mcfg.linear_prior):
-        raise ParameterError(
-            f"network_weight={cfg.network_weight!r} weighs the network against its linear prior: it needs "
-            "--model migtrans with linear_prior = true"
-        )
     device = resolve_device(cfg.device)
 
     # Everything is validated before the first byte is written.
@@ -304,7 +299,7 @@ def _train(cohort_path, out_dir, cfg, model_config, resume, overwrite, progress,
     if resume:
         _check_resume(out_dir, resolved)
     for k in range(cfg.n_folds):  # every fold's validation split too, so that no fold fails halfway
-        _fold_split(k, cohort, folds, cfg)
+        _fold_split(k, cohort, folds, cfg, mcfg)
     loci = cfg.loci(cohort) if "snp" in cfg.modalities else None
 
     previous = None
@@ -392,10 +387,11 @@ def retrain(run_dir, labels, out_dir, *, cohort=None, device=None, progress=Fals
     labels = np.asarray(labels)
     if labels.shape != (cohort.n_subjects,) or not np.isin(labels, (0, 1)).all():
         raise ParameterError(f"labels: expected {cohort.n_subjects} values in {{0, 1}}, found shape {labels.shape}")
+    mcfg = _model_config(run.train, run.config.get("model")) if run.train.model == "migtrans" else None
     if (
         run.train.model == "migtrans"
         and run.train.select == "last"
-        and run.config["run"].get("validation_split") is not False
+        and run.config["run"].get("validation_split") != _holds_validation_split(run.train, mcfg)
     ):
         # runs from before folds fitted their whole training share held 15% out: not the pipeline of today
         raise RunError(
@@ -404,7 +400,6 @@ def retrain(run_dir, labels, out_dir, *, cohort=None, device=None, progress=Fals
         )
     relabelled = dataclasses.replace(cohort, labels=labels.astype(np.int8))
     cfg = run.train if device is None else TrainConfig.from_dict({**run.train.to_dict(), "device": device})
-    mcfg = _model_config(cfg, run.config.get("model")) if cfg.model == "migtrans" else None
     out_dir = Path(out_dir).expanduser().absolute()
     prepare_out_dir(out_dir, False, option="out_dir", kind="run")
     folds = run_folds(run, cohort)
@@ -432,20 +427,21 @@ def retrain(run_dir, labels, out_dir, *, cohort=None, device=None, progress=Fals
         close_distributed(dist)
 
 
-def _holds_validation_split(cfg) -> bool:
+def _holds_validation_split(cfg, mcfg) -> bool:
     if cfg.model == "migtrans":
-        return cfg.select != "last" or cfg.network_weight != "fixed"
+        return cfg.select != "last" or (mcfg.linear_prior and cfg.network_weight == "validation")
     return cfg.model not in CV_TUNED
 
 
-def _fold_split(k, cohort, folds, cfg):
+def _fold_split(k, cohort, folds, cfg, mcfg=None):
     """(test, fit, validation, explanation) rows of fold ``k`` (0-based). A MIGTrans fold that keeps its
-    last epoch fits on its whole training share (a validation split would only be monitored), and so do the
-    baselines tuned by inner cross-validation (elasticnet, late_fusion); early stopping and the other
-    baselines' regularisation choice hold a stratified validation split out."""
+    last epoch fits on its whole training share (a validation split would only be monitored) unless it
+    weighs its network against its linear prior there, and so do the baselines tuned by inner
+    cross-validation (elasticnet, late_fusion); early stopping and the other baselines' regularisation choice
+    hold a stratified validation split out."""
     test_idx = np.flatnonzero(folds == k)
     train_idx = np.flatnonzero((folds != k) & (folds >= 0))
-    if not _holds_validation_split(cfg):
+    if not _holds_validation_split(cfg, mcfg):
         if cfg.model in CV_TUNED:
             inner_cv(cohort.labels[train_idx])  # every class fills two inner folds, checked before any fold runs
         return test_idx, train_idx, np.zeros(0, dtype=np.int64), np.flatnonzero(folds < 0)
@@ -548,7 +544,7 @@ def _describe(chosen) -> str:
 
 def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
     start = time.perf_counter()
-    test_idx, fit_idx, val_idx, held_idx = _fold_split(k, cohort, folds, cfg)
+    test_idx, fit_idx, val_idx, held_idx = _fold_split(k, cohort, folds, cfg, mcfg)
     # Preprocessing sees the fit subjects only: validation and test subjects stay unseen.
     prep = Preprocessor().fit(cohort, fit_idx, cfg.modalities, adjust=cfg.adjust)
     label = f"fold {k + 1}/{cfg.n_folds}"
@@ -586,7 +582,7 @@ def _train_fold(k, cohort, folds, loci, cfg, mcfg, device, dist, bar, out_dir):
             label=label,
             offsets=offsets,
         )
-        if cfg.network_weight == "validation":
+        if mcfg.linear_prior and cfg.network_weight == "validation":
             info["network_weight"] = fit_network_weight(
                 model, provider, cohort.labels, val_idx, offsets, cfg.batch_size * 2, device, cfg.amp
             )

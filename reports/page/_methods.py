@@ -343,7 +343,7 @@ def _training_sentences(inputs: ReportInputs) -> list[str]:
                 f"Every fold trained on its whole training share for a fixed budget of "
                 f"{_num(train.get('epochs'))} epochs and kept the last epoch's weights"
             )
-        elif select == "last" and train.get("network_weight") == "validation":
+        elif select == "last" and train.get("network_weight") == "validation" and inputs.model.get("linear_prior"):
             held = (
                 f"In each training fold, {share}% of subjects were held out (stratified) to weigh the network "
                 f"against the linear model (below); every fold trained for a fixed budget of "
