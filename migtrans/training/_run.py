@@ -433,7 +433,7 @@ def _holds_validation_split(cfg, mcfg) -> bool:
     return cfg.model not in CV_TUNED
 
 
-def _fold_split(k, cohort, folds, cfg, mcfg=None):
+def _fold_split(k, cohort, folds, cfg, mcfg):
     """(test, fit, validation, explanation) rows of fold ``k`` (0-based). A MIGTrans fold that keeps its
     last epoch fits on its whole training share (a validation split would only be monitored) unless it
     weighs its network against its linear prior there, and so do the baselines tuned by inner
