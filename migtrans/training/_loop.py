@@ -140,7 +140,8 @@ def fit_fold(
         ``provider(idx) -> dict`` of float32 arrays (the fold's preprocessing applied).
     labels : ndarray of int
     fit_idx, val_idx : ndarray of int
-        Subjects fitted, and subjects scored after every epoch (may be empty with ``select="last"``).
+        Subjects fitted, and subjects scored after every epoch under early stopping (with ``select="last"``
+        they are not used here: empty, or kept for `fit_network_weight`).
     cfg : TrainConfig
     device : torch.device
     dist : DistContext, optional
@@ -155,7 +156,7 @@ def fit_fold(
     -------
     best_state : dict of CPU tensors
     history : list of dict
-        Per-epoch train loss, learning rate and, with validation subjects, validation loss and AUC.
+        Per-epoch train loss, learning rate and, under early stopping, validation loss and AUC.
     """
     from ._metrics import classification_metrics
 
@@ -183,7 +184,10 @@ def fit_fold(
         row.update(val_loss=val_loss, val_auc=val_auc)
         return val_loss, val_auc
 
-    if offsets is not None and len(val_idx) and cfg.select != "last":
+    # validation subjects are scored after every epoch only to choose one; with select="last" they are there
+    # for the network's weight on its prior (`fit_network_weight`), scored once after training
+    monitor = bool(len(val_idx)) and cfg.select != "last"
+    if offsets is not None and monitor:
         row = {"epoch": 0, "train_loss": np.nan, "lr": 0.0}
         val_loss, val_auc = validate(row)
         history.append(row)
@@ -219,12 +223,12 @@ def fit_fold(
             seen += len(batch)
         row = {"epoch": epoch, "train_loss": total / max(seen, 1), "lr": optimizer.param_groups[0]["lr"]}
         val_loss = val_auc = np.nan
-        if len(val_idx):  # none when the fold fits on its whole training share (select="last")
+        if monitor:
             val_loss, val_auc = validate(row)
         history.append(row)
         progress.update(
             f"{label} epoch {epoch:3d}/{cfg.epochs} train loss {total / max(seen, 1):.3f}"
-            + (f" val loss {val_loss:.3f} val AUC {val_auc:.3f}" if len(val_idx) else "")
+            + (f" val loss {val_loss:.3f} val AUC {val_auc:.3f}" if monitor else "")
         )
         # lower is better for every criterion; AUC is NaN when the split holds one class
         score = {"val_loss": val_loss, "val_auc": -np.nan_to_num(val_auc, nan=0.5), "last": -epoch}[cfg.select]
@@ -236,8 +240,7 @@ def fit_fold(
             if waited >= cfg.patience:
                 break
     progress.update(
-        f"{label} done: kept epoch {best_epoch} ({cfg.select})"
-        + (f", val loss {best_loss:.3f}" if len(val_idx) else ""),
+        f"{label} done: kept epoch {best_epoch} ({cfg.select})" + (f", val loss {best_loss:.3f}" if monitor else ""),
         final=True,
     )
     model.load_state_dict(best_state)

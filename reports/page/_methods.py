@@ -302,9 +302,9 @@ def _model_sentences(inputs: ReportInputs, cite) -> list[str]:
             if (train or {}).get("network_weight") == "validation":
                 out.append(
                     "The network's log-odds were then weighted by a factor in [0, 1], fitted in each fold by "
-                    "maximum likelihood on validation subjects that neither the network nor the elastic net "
-                    "had trained on (stacking), so that a network adding only noise to the linear model "
-                    "counted little; fold.json records each fold's factor."
+                    "maximum likelihood on held-out validation subjects the network had not trained on, with "
+                    "the elastic net's inner out-of-fold log-odds for them (stacking), so that a network adding "
+                    "only noise to the linear model counted little; fold.json records each fold's factor."
                 )
     return out
 
@@ -346,7 +346,7 @@ def _training_sentences(inputs: ReportInputs) -> list[str]:
         elif select == "last" and train.get("network_weight") == "validation" and inputs.model.get("linear_prior"):
             held = (
                 f"In each training fold, {share}% of subjects were held out (stratified) to weigh the network "
-                f"against the linear model (below); every fold trained for a fixed budget of "
+                f"against the elastic net (above); every fold trained for a fixed budget of "
                 f"{_num(train.get('epochs'))} epochs and kept the last epoch's weights"
             )
         elif select == "last":
