@@ -74,28 +74,42 @@ def planted_features(cohort, truth):
     return main, modifier, modified, conditional, structural
 
 
-def cross_validate(features, labels, folds, products):
-    accuracy, auc = [], []
-    main, modifier, modified, conditional, structural = features
-    for k in range(int(folds.max()) + 1):
-        train, test = folds != k, folds == k
-        X = main
-        if products:
-            deficit = (structural > np.quantile(structural[train], DEFICIT_QUANTILE)).astype(np.float64)
-            gm = (modified - modified[train].mean()) / modified[train].std()
-            X = np.column_stack([main, modifier * gm, deficit[:, None] * conditional, deficit])
-        mean, sd = X[train].mean(0), X[train].std(0)
-        X = (X - mean) / np.where(sd > 0, sd, 1.0)
-        model = LogisticRegression(C=1.0, max_iter=5000).fit(X[train], labels[train])
-        score = model.decision_function(X[test])
-        accuracy.append(float(((score > 0) == labels[test]).mean()))
-        auc.append(float(roc_auc_score(labels[test], score)))
+def _products(features, train):
+    """(deficit indicator, interaction products): the modifier's dosage x the modified region's grey matter
+    (standardised on the training rows) and each conditional edge x the deficit (the structural score above
+    its training-fold 2/3 quantile)."""
+    _, modifier, modified, conditional, structural = features
+    deficit = (structural > np.quantile(structural[train], DEFICIT_QUANTILE)).astype(np.float64)
+    gm = (modified - modified[train].mean()) / modified[train].std()
+    return deficit, np.column_stack([modifier * gm, deficit[:, None] * conditional])
+
+
+def _summary(accuracy, auc) -> dict:
+    """Mean and SD over the folds, as bench_models.py reports them."""
     return {
         "accuracy": round(float(np.mean(accuracy)), 4),
         "accuracy_sd": round(float(np.std(accuracy, ddof=1)), 4),
         "roc_auc": round(float(np.mean(auc)), 4),
         "roc_auc_sd": round(float(np.std(auc, ddof=1)), 4),
     }
+
+
+def cross_validate(features, labels, folds, products):
+    accuracy, auc = [], []
+    main = features[0]
+    for k in range(int(folds.max()) + 1):
+        train, test = folds != k, folds == k
+        X = main
+        if products:
+            deficit, extra = _products(features, train)
+            X = np.column_stack([main, extra, deficit])
+        mean, sd = X[train].mean(0), X[train].std(0)
+        X = (X - mean) / np.where(sd > 0, sd, 1.0)
+        model = LogisticRegression(C=1.0, max_iter=5000).fit(X[train], labels[train])
+        score = model.decision_function(X[test])
+        accuracy.append(float(((score > 0) == labels[test]).mean()))
+        auc.append(float(roc_auc_score(labels[test], score)))
+    return _summary(accuracy, auc)
 
 
 def _flatten(arrays):
@@ -109,16 +123,13 @@ def elastic_net(cohort, features, folds, products):
     """The elastic net of ``--model elasticnet`` (fold-fitted preprocessing, inner-CV tuned, seed 1 + fold),
     with the interaction products as extra (fold-standardised) columns when ``products``."""
     accuracy, auc = [], []
-    _, modifier, modified, conditional, structural = features
     for k in range(int(folds.max()) + 1):
         train, test = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
         prep = Preprocessor().fit(cohort, train, ("snp", "fnc", "smri"), adjust="regress")
         X_train = _flatten(prep.transform(cohort, train, volumes=False))
         X_test = _flatten(prep.transform(cohort, test, volumes=False))
         if products:
-            deficit = (structural > np.quantile(structural[train], DEFICIT_QUANTILE)).astype(np.float64)
-            gm = (modified - modified[train].mean()) / modified[train].std()
-            extra = np.column_stack([modifier * gm, deficit[:, None] * conditional])
+            _, extra = _products(features, train)
             mean, sd = extra[train].mean(0), extra[train].std(0)
             extra = (extra - mean) / np.where(sd > 0, sd, 1.0)
             X_train = np.column_stack([X_train, extra[train]]).astype(np.float32)
@@ -127,12 +138,7 @@ def elastic_net(cohort, features, folds, products):
         score = net.decision_function(X_test)
         accuracy.append(float(((score > 0) == cohort.labels[test]).mean()))
         auc.append(float(roc_auc_score(cohort.labels[test], score)))
-    return {
-        "accuracy": round(float(np.mean(accuracy)), 4),
-        "accuracy_sd": round(float(np.std(accuracy, ddof=1)), 4),
-        "roc_auc": round(float(np.mean(auc)), 4),
-        "roc_auc_sd": round(float(np.std(auc, ddof=1)), 4),
-    }
+    return _summary(accuracy, auc)
 
 
 def main(argv=None):
